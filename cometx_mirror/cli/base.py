@@ -1,0 +1,72 @@
+"""The click group and the shared pieces every command uses."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from ..store.lock import LockedError
+from ..store.mirror import Mirror, MirrorError
+from ..store.objects import ObjectError
+from ..store.refs import RefError
+
+DEFAULT_MIRROR = "./.cometx-mirror"
+
+
+class CliError(click.ClickException):
+    """An expected failure: printed as one line, exit code 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# Library exceptions that are the user's or the environment's doing, not bugs.
+EXPECTED = (MirrorError, ObjectError, RefError, LockedError, OSError)
+
+
+def expected_errors(fn):
+    """Turn expected library exceptions into one-line CLI errors."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except EXPECTED as e:
+            raise CliError(_one_line(e)) from None
+        except KeyboardInterrupt:
+            raise CliError("interrupted; what was stored is kept, run the command again to finish") from None
+    return wrapper
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+mirror_option = click.option(
+    "--mirror", "mirror_path", envvar="COMETX_MIRROR", default=DEFAULT_MIRROR, show_default=True,
+    type=click.Path(file_okay=False), help="The mirror folder (or $COMETX_MIRROR).")
+
+
+def open_mirror(path: str, create: bool = False) -> Mirror:
+    return Mirror.init(path) if create else Mirror.open(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cometx-mirror")
+def main() -> None:
+    """A Git-like, content-addressed local mirror of Comet, W&B and Neptune experiments.
+
+    \b
+    fetch   download into the mirror (only what changed since the last fetch)
+    ls      browse workspaces, projects, experiments and resources
+    query   run read-only SQL over the index
+    push    copy mirrored experiments into a Comet instance, skipping what is there
+    """
+    os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+    os.environ.setdefault("COMET_DISABLE_ANNOUNCEMENT", "true")

@@ -1,0 +1,215 @@
+"""Content-addressed, immutable objects (like git's loose objects, restic's blobs).
+
+An object's id is the xxh3-128 hex digest of its *uncompressed* bytes, so the
+same content always lands on the same name whatever codec stored it.  A file on
+disk is a small header followed by the body:
+
+    b"CXM1" | codec (1 byte: 0 raw, 1 zstd) | raw length (u64 LE) | body
+
+zstd bodies carry the frame checksum; reads also re-hash, so damage is caught
+twice.  Writes stream into tmp/, fsync, then rename into objects/ab/<id>: a
+reader sees a whole object or none, and a published object is never rewritten.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import xxhash
+import zstandard
+
+MAGIC = b"CXM1"
+HEADER = struct.Struct("<4sBQ")
+CODEC_RAW, CODEC_ZSTD = 0, 1
+CHUNK = 1 << 20
+ZSTD_LEVEL = 3
+# Bodies that shrink by less than this are stored raw: media and checkpoints
+# gain nothing from zstd and cost CPU on every read.
+MIN_GAIN = 1.05
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ObjectError(Exception):
+    """An object is missing, damaged or malformed."""
+
+
+def hash_bytes(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+
+
+def _pays_to_compress(sample: bytes) -> bool:
+    if len(sample) < 64:
+        return False
+    return len(sample) / max(1, len(_compressor().compress(sample))) >= MIN_GAIN
+
+
+class ObjectStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+
+    # -- paths -------------------------------------------------------------
+    def path(self, object_id: str) -> Path:
+        if not _ID_RE.match(object_id or ""):
+            raise ObjectError(f"malformed object id {object_id!r}")
+        return self.objects / object_id[:2] / object_id[2:]
+
+    def exists(self, object_id: str) -> bool:
+        return self.path(object_id).is_file()
+
+    def ids(self) -> Iterator[str]:
+        if not self.objects.is_dir():
+            return
+        for fan in sorted(self.objects.iterdir()):
+            if fan.is_dir() and len(fan.name) == 2:
+                for f in sorted(fan.iterdir()):
+                    oid = fan.name + f.name
+                    if _ID_RE.match(oid):
+                        yield oid
+
+    # -- writing -----------------------------------------------------------
+    def put_bytes(self, data: bytes) -> str:
+        return self.put_stream(io.BytesIO(data))[0]
+
+    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
+        with open(path, "rb") as f:
+            return self.put_stream(f)
+
+    def put_stream(self, stream: BinaryIO | Iterable[bytes],
+                   expected_size: int | None = None) -> tuple[str, int]:
+        """Store everything read from `stream`; return (object id, raw size).
+
+        `stream` is a binary file or an iterable of byte chunks (a download).
+        With `expected_size`, a short or long body raises ObjectError and
+        nothing is published.
+        """
+        chunks = _chunks(stream)
+        first = next(chunks, b"")
+        codec = CODEC_ZSTD if _pays_to_compress(first[:65536]) else CODEC_RAW
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
+        try:
+            hasher, size = xxhash.xxh3_128(), 0
+            with os.fdopen(fd, "wb") as out:
+                out.write(HEADER.pack(MAGIC, codec, 0))
+                sink = (_compressor().stream_writer(out, closefd=False)
+                        if codec == CODEC_ZSTD else out)
+                for chunk in _prepend(first, chunks):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    sink.write(chunk)
+                if codec == CODEC_ZSTD:
+                    sink.flush(zstandard.FLUSH_FRAME)
+                    sink.close()
+                out.seek(0)
+                out.write(HEADER.pack(MAGIC, codec, size))
+                out.flush()
+                os.fsync(out.fileno())
+            if expected_size is not None and size != expected_size:
+                raise ObjectError(f"expected {expected_size} bytes, got {size}")
+            object_id = hasher.hexdigest()
+            self._publish(tmp_name, object_id, size)
+            return object_id, size
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+    def _publish(self, tmp_name: str, object_id: str, size: int) -> None:
+        final = self.path(object_id)
+        if final.exists():
+            if self.raw_size(object_id) != size:   # a hash collision or a damaged object
+                raise ObjectError(f"object {object_id} exists with another size")
+            os.utime(final)  # freshen, so a concurrent gc's grace period spares it
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_name, 0o444)
+        os.replace(tmp_name, final)
+        _fsync_dir(final.parent)
+
+    # -- reading -----------------------------------------------------------
+    def _header(self, f: BinaryIO, object_id: str) -> tuple[int, int]:
+        head = f.read(HEADER.size)
+        if len(head) != HEADER.size:
+            raise ObjectError(f"object {object_id} is truncated")
+        magic, codec, size = HEADER.unpack(head)
+        if magic != MAGIC or codec not in (CODEC_RAW, CODEC_ZSTD):
+            raise ObjectError(f"object {object_id} has a bad header")
+        return codec, size
+
+    def raw_size(self, object_id: str) -> int:
+        try:
+            with open(self.path(object_id), "rb") as f:
+                return self._header(f, object_id)[1]
+        except FileNotFoundError:
+            raise ObjectError(f"object {object_id} is missing") from None
+
+    def open(self, object_id: str) -> BinaryIO:
+        """A streaming reader of the object's raw bytes (not verified: see read_chunks)."""
+        try:
+            f = open(self.path(object_id), "rb")
+        except FileNotFoundError:
+            raise ObjectError(f"object {object_id} is missing") from None
+        codec, _ = self._header(f, object_id)
+        if codec == CODEC_RAW:
+            return f
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=True)
+
+    def read_chunks(self, object_id: str) -> Iterator[bytes]:
+        """Yield the raw bytes in chunks; raise ObjectError at the end if they don't hash to the id."""
+        hasher, size = xxhash.xxh3_128(), 0
+        expected = self.raw_size(object_id)
+        try:
+            with self.open(object_id) as r:
+                while chunk := r.read(CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    yield chunk
+        except zstandard.ZstdError as e:
+            raise ObjectError(f"object {object_id} is corrupt: {e}") from None
+        if size != expected or hasher.hexdigest() != object_id:
+            raise ObjectError(f"object {object_id} is corrupt: content does not match its id")
+
+    def get_bytes(self, object_id: str) -> bytes:
+        return b"".join(self.read_chunks(object_id))
+
+    def check(self, object_id: str) -> None:
+        """Re-read and re-hash one object; raise ObjectError when it is damaged."""
+        for _ in self.read_chunks(object_id):
+            pass
+
+    def stored_size(self, object_id: str) -> int:
+        return self.path(object_id).stat().st_size
+
+
+def _chunks(stream) -> Iterator[bytes]:
+    if hasattr(stream, "read"):
+        while chunk := stream.read(CHUNK):
+            yield chunk
+    else:
+        for chunk in stream:
+            if chunk:
+                yield chunk
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
