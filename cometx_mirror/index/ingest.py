@@ -1,0 +1,172 @@
+"""Writing model objects into the index through Arrow tables.
+
+Per-row INSERTs run at ~600 rows/s in DuckDB; an INSERT ... SELECT from an
+Arrow table runs at millions.  Each entity is replaced whole: delete its rows,
+insert the new ones, in one transaction the caller opens.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import duckdb
+import pyarrow as pa
+
+from .. import model
+
+TEXT_INLINE_LIMIT = 4 << 20   # texts up to this size are also kept inline for SQL
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+TS = pa.timestamp("ms")
+STR, I64, F64, BOOL, STRS = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string())
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[pa.DataType, list]]) -> None:
+    arrays = {name: pa.array(values, type=typ) for name, (typ, values) in columns.items()}
+    n = len(next(iter(arrays.values())))
+    if n == 0:
+        return
+    arrow_rows = pa.table(arrays)  # noqa: F841  (read by DuckDB's replacement scan)
+    names = ", ".join(arrays)
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM arrow_rows")
+
+
+def _rows(table_spec: dict[str, pa.DataType], rows: Iterable[tuple]) -> dict[str, tuple[pa.DataType, list]]:
+    cols: dict[str, list] = {name: [] for name in table_spec}
+    for row in rows:
+        for name, value in zip(table_spec, row):
+            cols[name].append(value)
+    return {name: (typ, cols[name]) for name, typ in table_spec.items()}
+
+
+def delete_experiment(con: duckdb.DuckDBPyConnection, exp_id: str) -> None:
+    from .schema import EXPERIMENT_TABLES
+    for table in EXPERIMENT_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE exp_id = ?", [exp_id])
+
+
+def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, manifest_id: str,
+                      texts_content: dict[str, str | None] | None = None) -> None:
+    """Replace every row of `exp`; `texts_content` maps object id -> decoded text to inline."""
+    eid = exp.id
+    delete_experiment(con, eid)
+    _insert(con, "experiments", _rows(
+        {"exp_id": STR, "source": STR, "workspace": STR, "project": STR, "experiment_key": STR,
+         "name": STR, "created_at": TS, "started_at": TS, "ended_at": TS, "updated_at": TS,
+         "state": STR, "archived": BOOL, "manifest_id": STR, "extra": STR},
+        [(eid, exp.source, exp.workspace, exp.project, exp.key, exp.name, exp.created_at,
+          exp.started_at, exp.ended_at, exp.updated_at, exp.state, exp.archived, manifest_id,
+          _json(exp.extra or None))]))
+    _insert(con, "params", _rows(
+        {"exp_id": STR, "name": STR, "value": STR, "raw": STR, "origin": STR},
+        ((eid, p.name, p.value, _json(p.raw), p.source) for p in exp.params)))
+    _insert(con, "others", _rows(
+        {"exp_id": STR, "name": STR, "value": STR, "raw": STR, "timestamp": TS},
+        ((eid, o.name, o.value, _json(o.raw), o.timestamp) for o in exp.others)))
+    _insert(con, "tags", _rows({"exp_id": STR, "tag": STR}, ((eid, t) for t in exp.tags)))
+    _insert(con, "system_details", _rows(
+        {"exp_id": STR, "name": STR, "value": STR},
+        ((eid, k, _json(v)) for k, v in sorted(exp.system.items()))))
+    content = texts_content or {}
+    _insert(con, "texts", _rows(
+        {"exp_id": STR, "kind": STR, "name": STR, "object_id": STR, "size": I64, "content": STR},
+        ((eid, t.kind, t.name, t.object_id, t.size, content.get(t.object_id)) for t in exp.texts)))
+    _insert(con, "assets", _rows(
+        {"exp_id": STR, "asset_id": STR, "file_name": STR, "type": STR, "step": I64, "epoch": I64,
+         "context": STR, "metadata": STR, "object_id": STR, "size": I64, "remote": BOOL, "link": STR,
+         "checksum": STR, "created_at": TS, "extra": STR},
+        ((eid, a.asset_id, a.file_name, a.type, a.step, a.epoch, a.context, _json(a.metadata),
+          a.object_id, a.size, a.remote, a.link, a.checksum, a.created_at, _json(a.extra or None))
+         for a in exp.assets)))
+    m = exp.metrics
+    _insert(con, "metrics", {
+        "exp_id": (STR, [eid] * len(m)), "name": (STR, m.name), "step": (I64, m.step),
+        "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
+        "context": (STR, m.context)})
+
+
+def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: str,
+                            workspace: str, name: str) -> None:
+    if kind == "project":
+        con.execute("DELETE FROM projects WHERE source=? AND workspace=? AND project=?",
+                    [source, workspace, name])
+    elif kind == "artifact":
+        for table, col in (("artifacts", "name"), ("artifact_versions", "artifact"),
+                           ("artifact_files", "artifact")):
+            con.execute(f"DELETE FROM {table} WHERE source=? AND workspace=? AND {col}=?",
+                        [source, workspace, name])
+    elif kind == "registry_model":
+        con.execute("DELETE FROM registry_models WHERE source=? AND workspace=? AND name=?",
+                    [source, workspace, name])
+        con.execute("DELETE FROM registry_versions WHERE source=? AND workspace=? AND model=?",
+                    [source, workspace, name])
+    elif kind == "panel":
+        con.execute("DELETE FROM panels WHERE source=? AND workspace=? AND panel_id=?",
+                    [source, workspace, name])
+
+
+def ingest_project(con, p: model.Project, manifest_id: str) -> None:
+    delete_workspace_entity(con, "project", p.source, p.workspace, p.name)
+    _insert(con, "projects", _rows(
+        {"source": STR, "workspace": STR, "project": STR, "description": STR, "notes": STR,
+         "public": BOOL, "created_at": TS, "manifest_id": STR, "extra": STR},
+        [(p.source, p.workspace, p.name, p.description, p.notes, p.public, p.created_at,
+          manifest_id, _json(p.extra or None))]))
+
+
+def ingest_artifact(con, a: model.Artifact, manifest_id: str) -> None:
+    delete_workspace_entity(con, "artifact", a.source, a.workspace, a.name)
+    _insert(con, "artifacts", _rows(
+        {"source": STR, "workspace": STR, "name": STR, "type": STR, "project": STR,
+         "description": STR, "tags": STRS, "metadata": STR, "manifest_id": STR, "extra": STR},
+        [(a.source, a.workspace, a.name, a.type, a.project, a.description, list(a.tags),
+          _json(a.metadata), manifest_id, _json(a.extra or None))]))
+    _insert(con, "artifact_versions", _rows(
+        {"source": STR, "workspace": STR, "artifact": STR, "version": STR, "aliases": STRS,
+         "tags": STRS, "metadata": STR, "state": STR, "created_at": TS, "experiment_key": STR,
+         "extra": STR},
+        ((a.source, a.workspace, a.name, v.version, list(v.aliases), list(v.tags), _json(v.metadata),
+          v.state, v.created_at, v.experiment_key, _json(v.extra or None)) for v in a.versions)))
+    _insert(con, "artifact_files", _rows(
+        {"source": STR, "workspace": STR, "artifact": STR, "version": STR, "path": STR, "size": I64,
+         "object_id": STR, "remote": BOOL, "link": STR, "checksum": STR, "metadata": STR},
+        ((a.source, a.workspace, a.name, v.version, f.path, f.size, f.object_id, f.remote, f.link,
+          f.checksum, _json(f.metadata)) for v in a.versions for f in v.files)))
+
+
+def ingest_registry_model(con, m: model.RegistryModel, manifest_id: str) -> None:
+    delete_workspace_entity(con, "registry_model", m.source, m.workspace, m.name)
+    _insert(con, "registry_models", _rows(
+        {"source": STR, "workspace": STR, "name": STR, "description": STR, "notes": STR,
+         "public": BOOL, "tags": STRS, "manifest_id": STR, "extra": STR},
+        [(m.source, m.workspace, m.name, m.description, m.notes, m.public, list(m.tags),
+          manifest_id, _json(m.extra or None))]))
+    _insert(con, "registry_versions", _rows(
+        {"source": STR, "workspace": STR, "model": STR, "version": STR, "stages": STRS,
+         "status": STR, "tags": STRS, "comment": STR, "experiment_key": STR, "created_at": TS,
+         "object_id": STR, "size": I64, "extra": STR},
+        ((m.source, m.workspace, m.name, v.version, list(v.stages), v.status, list(v.tags),
+          v.comment, v.experiment_key, v.created_at, v.object_id, v.size, _json(v.extra or None))
+         for v in m.versions)))
+
+
+def ingest_panel(con, p: model.Panel, manifest_id: str) -> None:
+    delete_workspace_entity(con, "panel", p.source, p.workspace, p.panel_id)
+    _insert(con, "panels", _rows(
+        {"source": STR, "workspace": STR, "panel_id": STR, "name": STR, "kind": STR,
+         "object_id": STR, "size": I64, "manifest_id": STR, "extra": STR},
+        [(p.source, p.workspace, p.panel_id, p.name, p.kind, p.object_id, p.size, manifest_id,
+          _json(p.extra or None))]))
+
+
+def record_snapshot(con, snapshot_id: str, ref: str, parent: str | None, time_s: float,
+                    source: str, origin: str, scope: str, n_manifests: int, stats: dict) -> None:
+    con.execute("DELETE FROM snapshots WHERE snapshot_id = ?", [snapshot_id])
+    con.execute("INSERT INTO snapshots VALUES (?, ?, ?, make_timestamp(?), ?, ?, ?, ?, ?)",
+                [snapshot_id, ref, parent, int(time_s * 1_000_000), source, origin, scope, n_manifests, _json(stats)])

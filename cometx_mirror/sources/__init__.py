@@ -1,0 +1,50 @@
+"""Sources: one module per vendor (comet, wandb, neptune).
+
+A source module provides
+  - ``fetch(mirror, path, options, commit) -> None``: download what `path` names,
+    store raw payloads as objects, write one manifest object per entity, and call
+    ``commit(ref, origin, scope, manifests, stats)`` once per scope it covered;
+  - normalizers registered with ``@normalizer("<source>-<what>/<version>")`` that turn a
+    manifest (and the raw objects it names) into the common model.  They are pure:
+    ``reindex`` re-runs them on the stored manifests and must get identical rows.
+
+Manifests are dicts with at least ``type`` ("experiment", "project", "artifact",
+"registry_model", "panel"), ``normalizer``, ``source``, ``workspace``; labels in a
+snapshot are "<type>/<workspace>/<...>/<key>" and unique within a source.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+_NORMALIZERS: dict[str, Callable[[Any, dict], Any]] = {}
+
+
+class SourceError(Exception):
+    """A source could not be read: one clear line for the user, no secrets in it."""
+
+
+def normalizer(name: str):
+    def register(fn):
+        _NORMALIZERS[name] = fn
+        return fn
+    return register
+
+
+def get_normalizer(name: str) -> Callable[[Any, dict], Any]:
+    if name not in _NORMALIZERS:
+        module = name.split("/")[0].split("-")[0]
+        try:
+            importlib.import_module(f"{__name__}.{module}")
+        except ImportError:
+            pass
+    try:
+        return _NORMALIZERS[name]
+    except KeyError:
+        raise SourceError(f"no normalizer {name!r} in this version of cometx-mirror") from None
+
+
+def load_source(name: str):
+    if name not in ("comet", "wandb", "neptune"):
+        raise SourceError(f"unknown source {name!r} (comet, wandb or neptune)")
+    return importlib.import_module(f"{__name__}.{name}")

@@ -1,0 +1,45 @@
+"""Running a fetch: lock the mirror, let the source download, commit its snapshots.
+
+The source module (see sources/__init__.py) does the talking to the vendor and
+writes objects and manifests; this layer owns what makes a fetch a snapshot:
+the write lock, the snapshot + ref update per scope, and the index refresh.
+
+    source.fetch(mirror, path, options, commit) -> FetchResult | None
+
+`commit(ref, origin, scope, manifests, stats)` may be called once per scope as
+soon as that scope is complete, so an interrupted fetch keeps what it finished.
+"""
+from __future__ import annotations
+
+from ..sources import load_source
+from ..store.mirror import Mirror
+from . import indexer
+from .options import FetchOptions, FetchResult
+
+
+def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions) -> FetchResult:
+    source = load_source(source_name)
+    if options.list_only:
+        return source.fetch(mirror, path, options, _no_commit) or FetchResult()
+    committed: list[str] = []
+
+    def commit(ref: str, origin: str, scope: str, manifests: dict[str, str],
+               stats: dict | None = None) -> str:
+        previous = mirror.refs.get(ref)
+        if previous and mirror.snapshot(previous).manifests == manifests:
+            return previous          # nothing changed in this scope: no new snapshot
+        snapshot_id = mirror.commit_snapshot(ref, source_name, origin, scope, manifests, stats,
+                                             message=f"fetch {source_name} {scope}")
+        committed.append(snapshot_id)
+        indexer.refresh(mirror)
+        return snapshot_id
+
+    with mirror.write_lock(f"fetch {source_name}"):
+        indexer.refresh(mirror)      # catch up after an earlier crash
+        result = source.fetch(mirror, path, options, commit) or FetchResult()
+    result.snapshots = committed
+    return result
+
+
+def _no_commit(*args, **kwargs):
+    raise RuntimeError("--list does not commit")

@@ -1,0 +1,135 @@
+"""Keeping the DuckDB index in step with the refs.
+
+The index records which manifest it ingested for every label; `refresh`
+normalizes and ingests only labels whose manifest changed, and drops labels no
+ref names any more.  Because it compares against the refs each time, an index
+left behind by a crash catches up on the next write, and `reindex` is just a
+refresh into an empty file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .. import model
+from ..index import ingest
+from ..index.db import open_write
+from ..sources import get_normalizer
+from ..store import faultpoint
+from ..store.mirror import Mirror
+
+BATCH = 25   # entities normalized per write-connection, so readers get a turn
+
+
+@dataclass
+class Entity:
+    label: str
+    manifest_id: str
+    obj: object            # a model object
+    texts: dict            # object id -> inline text
+
+
+def _texts_content(mirror: Mirror, exp: model.Experiment) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for t in exp.texts:
+        if t.kind == "git_patch" or t.size is None or t.size > ingest.TEXT_INLINE_LIMIT:
+            continue
+        try:
+            out[t.object_id] = mirror.objects.get_bytes(t.object_id).decode("utf-8")
+        except UnicodeDecodeError:
+            out[t.object_id] = None
+    return out
+
+
+def _normalize(mirror: Mirror, label: str, manifest_id: str) -> Entity:
+    manifest = mirror.get_json(manifest_id)
+    obj = get_normalizer(manifest["normalizer"])(mirror, manifest)
+    texts = _texts_content(mirror, obj) if isinstance(obj, model.Experiment) else {}
+    return Entity(label, manifest_id, obj, texts)
+
+
+def _identity(obj) -> tuple[str, str, str, str]:
+    """(type, source, workspace, entity) as kept in the manifests table."""
+    if isinstance(obj, model.Experiment):
+        return "experiment", obj.source, obj.workspace, obj.id
+    if isinstance(obj, model.Project):
+        return "project", obj.source, obj.workspace, obj.name
+    if isinstance(obj, model.Artifact):
+        return "artifact", obj.source, obj.workspace, obj.name
+    if isinstance(obj, model.RegistryModel):
+        return "registry_model", obj.source, obj.workspace, obj.name
+    if isinstance(obj, model.Panel):
+        return "panel", obj.source, obj.workspace, obj.panel_id
+    raise TypeError(f"normalizer returned {type(obj).__name__}")
+
+
+_INGEST = {
+    model.Experiment: ingest.ingest_experiment, model.Project: ingest.ingest_project,
+    model.Artifact: ingest.ingest_artifact, model.RegistryModel: ingest.ingest_registry_model,
+    model.Panel: ingest.ingest_panel,
+}
+
+
+def _drop(con, kind: str, source: str, workspace: str, entity: str) -> None:
+    if kind == "experiment":
+        ingest.delete_experiment(con, entity)
+    else:
+        ingest.delete_workspace_entity(con, kind, source, workspace, entity)
+
+
+def _write_batch(mirror: Mirror, entities: list[Entity]) -> None:
+    with open_write(mirror.index_path) as con:
+        for e in entities:
+            kind, source, workspace, entity = _identity(e.obj)
+            con.execute("BEGIN")
+            old = con.execute("SELECT type, source, workspace, entity FROM manifests WHERE label = ?",
+                              [e.label]).fetchone()
+            if old and old[3] != entity:   # the label now names another entity: drop the old rows
+                _drop(con, *old)
+            if isinstance(e.obj, model.Experiment):
+                ingest.ingest_experiment(con, e.obj, e.manifest_id, e.texts)
+            else:
+                _INGEST[type(e.obj)](con, e.obj, e.manifest_id)
+            con.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?, ?, ?, ?, ?)",
+                        [e.label, e.manifest_id, kind, source, workspace, entity])
+            con.execute("COMMIT")
+            faultpoint.hit("after_index_entity")
+
+
+def _sync_snapshots(mirror: Mirror, con) -> None:
+    known = {r[0] for r in con.execute("SELECT snapshot_id FROM snapshots").fetchall()}
+    for snap in mirror.history():
+        if snap.id not in known:
+            ingest.record_snapshot(con, snap.id, snap.ref, snap.parent, snap.time, snap.source,
+                                   snap.origin, snap.scope, len(snap.manifests), snap.stats)
+
+
+def refresh(mirror: Mirror) -> int:
+    """Bring the index up to the refs; return how many entities were (re)ingested."""
+    current = mirror.current_manifests()
+    with open_write(mirror.index_path) as con:
+        indexed = dict(con.execute("SELECT label, manifest_id FROM manifests").fetchall())
+        gone = [label for label in indexed if label not in current]
+        for label in gone:
+            row = con.execute("SELECT type, source, workspace, entity FROM manifests WHERE label = ?",
+                              [label]).fetchone()
+            con.execute("BEGIN")
+            _drop(con, *row)
+            con.execute("DELETE FROM manifests WHERE label = ?", [label])
+            con.execute("COMMIT")
+        _sync_snapshots(mirror, con)
+    todo = sorted(label for label, mid in current.items() if indexed.get(label) != mid)
+    for start in range(0, len(todo), BATCH):
+        batch = [_normalize(mirror, label, current[label]) for label in todo[start:start + BATCH]]
+        _write_batch(mirror, batch)
+    return len(todo)
+
+
+def rebuild(mirror: Mirror) -> int:
+    """Throw the index away and build it again from the refs alone."""
+    for suffix in ("", ".wal"):
+        try:
+            os.unlink(str(mirror.index_path) + suffix)
+        except FileNotFoundError:
+            pass
+    return refresh(mirror)

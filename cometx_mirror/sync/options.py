@@ -1,0 +1,42 @@
+"""What a fetch was asked to do, and what it did."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FetchOptions:
+    api_key: str | None = None          # never stored; sources resolve their own defaults
+    url: str | None = None              # server override (Comet url_override, W&B base url, ...)
+    resources: tuple[str, ...] = ()     # empty = all
+    ignore: tuple[str, ...] = ()
+    filename: str | None = None
+    asset_type: str | None = None
+    query: str | None = None
+    use_name: bool = False
+    parallel: int = 4
+    ask: bool = False
+    sync: str = "all"
+    quick: bool = False
+    fetch_remote: bool = False
+    list_only: bool = False
+    debug: bool = False
+    progress: Any = None                # a callable(event: str, **info) or None
+
+
+@dataclass
+class FetchResult:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    objects_written: int = 0
+    bytes_written: int = 0
+    requests: int = 0
+    snapshots: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)     # one line each
+    listing: list[dict] = field(default_factory=list)   # for --list
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
