@@ -1,0 +1,111 @@
+"""Small helpers shared by the offline and online W&B readers."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import xxhash
+
+SOURCE = "wandb"
+OFFLINE_ORIGIN = "offline"
+DEFAULT_PROJECT = "uncategorized"    # what W&B calls a run logged without a project
+OFFLINE_WORKSPACE = "offline"        # offline runs often carry no entity
+
+# W&B bookkeeping keys that are not user data.
+INTERNAL_KEYS = ("_wandb",)
+HISTORY_AXES = ("_step", "_timestamp", "_runtime")
+
+
+def exp_label(workspace: str, project: str, run_id: str) -> str:
+    return f"experiment/{workspace}/{project}/{run_id}"
+
+
+def artifact_label(workspace: str, project: str, name: str) -> str:
+    # W&B artifact collections live in a project, so the project is part of the label.
+    return f"artifact/{workspace}/{project}/{name}"
+
+
+def value_str(value: Any) -> str | None:
+    """The string Comet shows for a logged value."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def flatten(tree: dict, prefix: str = "", stop=None) -> list[tuple[str, Any]]:
+    """Nested dicts to dotted names, as Comet shows nested parameters ("optimizer.lr").
+
+    `stop(value)` returning True keeps a dict whole (W&B media objects).
+    """
+    out: list[tuple[str, Any]] = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not (stop and stop(value)):
+            out.extend(flatten(value, name + ".", stop))
+        else:
+            out.append((name, value))
+    return out
+
+
+def is_media(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("_type"), str)
+
+
+def iso_ms(text: str | None) -> int | None:
+    """An ISO-8601 time from W&B (with or without 'Z', often without a zone) to epoch ms."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)   # W&B server times are UTC without a suffix
+    return int(dt.timestamp() * 1000)
+
+
+def b64md5_to_hex(digest: str | None) -> str | None:
+    if not digest:
+        return None
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def store_file(mirror, path: str | os.PathLike) -> tuple[str, int]:
+    """Store a file, skipping the write when its object exists already.
+
+    Hashing first costs one extra read of new files but makes re-reading an
+    unchanged folder write nothing at all.
+    """
+    hasher, size = xxhash.xxh3_128(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+    object_id = hasher.hexdigest()
+    if mirror.objects.exists(object_id):
+        return object_id, size
+    return mirror.objects.put_file(path)
+
+
+def store_bytes(mirror, data: bytes) -> dict:
+    object_id = xxhash.xxh3_128(data).hexdigest()
+    if not mirror.objects.exists(object_id):
+        object_id = mirror.objects.put_bytes(data)
+    return {"object": object_id, "size": len(data)}
+
+
+def store_json(mirror, value: Any) -> dict:
+    from ...store import canonical
+    return store_bytes(mirror, canonical.dumps(value))

@@ -1,0 +1,330 @@
+"""W&B manifests → the common model.  Pure functions of (mirror objects, manifest).
+
+Both readers reduce a run to the same `RunState`; one mapping (`to_experiment`)
+turns that into an Experiment, so offline and online runs index identically.
+The mapping is documented in docs/wandb.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment, Metrics, Other, Param, Text
+from .. import normalizer
+from .common import (HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media, iso_ms,
+                     value_str)
+from .records import fold
+
+
+@dataclass
+class RunState:
+    run: dict                                   # id name group job_type notes tags host state times ...
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    history: Iterable[dict] = ()                # rows as W&B logged them (_step, _timestamp in s)
+    system: Iterable[dict] = ()                 # {"_timestamp_ms": int, "<key>": value}
+    metadata: dict = field(default_factory=dict)  # wandb-metadata.json / environment records
+
+
+# Files W&B writes about the run itself: mapped to texts/system/params, not kept as assets.
+SPECIAL_FILES = {
+    "output.log": "output",
+    "requirements.txt": "requirements",
+    "diff.patch": "git_patch",
+}
+BOOKKEEPING_FILES = {"wandb-metadata.json", "wandb-summary.json", "config.yaml", "wandb-events.jsonl",
+                     "wandb-history.jsonl", "wandb-resume.json"}
+
+_EXT_TYPES = {
+    "image": (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".svg"),
+    "audio": (".wav", ".mp3", ".flac", ".ogg", ".m4a"),
+    "video": (".mp4", ".webm", ".mov", ".avi"),
+    "html": (".html", ".htm"),
+    "notebook": (".ipynb",),
+    "source_code": (".py",),
+}
+
+
+def asset_type(path: str) -> str:
+    """The Comet asset type for a file under a W&B run's files/."""
+    low = path.lower()
+    if low.endswith(".table.json") or low.startswith(("media/table/", "media/joined-table/",
+                                                      "media/partitioned-table/")):
+        return "dataframe"
+    if low.startswith("media/images/"):
+        return "image"
+    if low.startswith("media/audio/"):
+        return "audio"
+    if low.startswith("media/videos/"):
+        return "video"
+    if low.startswith("media/html/"):
+        return "html"
+    if low.startswith("code/"):
+        return "notebook" if low.endswith(".ipynb") else "source_code"
+    for kind, exts in _EXT_TYPES.items():
+        if low.endswith(exts):
+            return kind
+    return "asset"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    if value in ("NaN", "nan", "Infinity", "-Infinity", "inf", "-inf"):
+        return float(value.replace("Infinity", "inf"))
+    return None
+
+
+def _epoch(row: dict) -> int | None:
+    value = row.get("epoch")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def _params(config: dict) -> list[Param]:
+    out = []
+    for key in sorted(config):
+        if key in INTERNAL_KEYS:
+            continue
+        value = config[key]
+        for name, leaf in (flatten({key: value}) if isinstance(value, dict) else [(key, value)]):
+            out.append(Param(name=name, value=value_str(leaf), raw=leaf))
+    return out
+
+
+def _others(state: RunState) -> list[Other]:
+    out = []
+    for name, value in flatten(state.summary, stop=is_media):
+        if name.split(".")[0].startswith("_") or is_media(value):
+            continue
+        out.append(Other(name=name, value=value_str(value), raw=value))
+    run = state.run
+    for field_name in ("group", "job_type", "notes", "sweep_id", "host", "exit_code", "user"):
+        value = run.get(field_name)
+        if value not in (None, ""):
+            out.append(Other(name=f"wandb.{field_name}", value=value_str(value), raw=value))
+    return sorted(out, key=lambda o: o.name)
+
+
+def _metrics(state: RunState) -> tuple[Metrics, dict[str, dict]]:
+    """History rows and system samples as metric points; also where each media file was logged."""
+    metrics = Metrics()
+    media: dict[str, dict] = {}
+    for row in state.history:
+        step = row.get("_step")
+        step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+        ts = row.get("_timestamp")
+        ts = int(ts * 1000) if isinstance(ts, (int, float)) and math.isfinite(ts) else None
+        epoch = _epoch(row)
+        for name, value in flatten(row, stop=is_media):
+            if name in HISTORY_AXES:
+                continue
+            if is_media(value):
+                path = value.get("path")
+                if isinstance(path, str) and path not in media:
+                    media[path] = {"key": name, "step": step, "timestamp": ts, "media": value}
+                continue
+            number = _number(value)
+            if number is not None:
+                metrics.add(name, number, step=step, epoch=epoch, timestamp=ts)
+    for sample in state.system:
+        ts = sample.get("_timestamp_ms")
+        for key in sorted(sample):
+            if key.startswith("_"):
+                continue
+            number = _number(sample[key])
+            if number is not None:
+                name = key[len("system."):] if key.startswith("system.") else key
+                metrics.add(f"sys.{name}", number, timestamp=ts)
+    return metrics, media
+
+
+def _assets(files: dict, media: dict) -> tuple[list[Asset], list[Text]]:
+    assets, texts = [], []
+    for path in sorted(files):
+        entry = files[path]
+        if path in SPECIAL_FILES:
+            texts.append(Text(kind=SPECIAL_FILES[path], object_id=entry["object"], size=entry["size"],
+                              name=path))
+            continue
+        if path in BOOKKEEPING_FILES:
+            continue
+        logged = media.get(path, {})
+        meta = None
+        if logged:
+            info = logged["media"]
+            meta = {"wandb_key": logged["key"], "wandb_type": info.get("_type")}
+            for k in ("caption", "width", "height", "format", "ncols", "nrows", "sha256"):
+                if k in info:
+                    meta[k] = info[k]
+        md5 = entry.get("md5")
+        assets.append(Asset(
+            asset_id=path, file_name=path, type=asset_type(path), size=entry["size"],
+            object_id=entry["object"], step=logged.get("step"), metadata=meta,
+            checksum=f"md5:{md5}" if md5 else None, created_at=logged.get("timestamp"),
+            extra={"wandb_path": path, **({"updated_at": entry["updated_at"]} if entry.get("updated_at") else {})}))
+    return assets, texts
+
+
+def _system(metadata: dict) -> dict[str, Any]:
+    """wandb-metadata.json / environment records, flattened, with Comet's names added."""
+    system = {name: value for name, value in flatten(metadata) if value not in (None, "", [], {})}
+    aliases = {"hostname": "host", "os": "os", "python_version": "python", "python_exe": "executable",
+               "user": "username", "cpu_count": "cpu_count", "gpu_count": "gpu_count"}
+    for comet_name, wandb_name in aliases.items():
+        if metadata.get(wandb_name) not in (None, ""):
+            system[comet_name] = metadata[wandb_name]
+    if metadata.get("program"):
+        system["command"] = " ".join([str(metadata["program"])] + [str(a) for a in metadata.get("args") or []])
+    return system
+
+
+def to_experiment(manifest: dict, state: RunState, files: dict, texts: dict) -> Experiment:
+    run = state.run
+    metrics, media = _metrics(state)
+    assets, file_texts = _assets(files, media)
+    all_texts = list(file_texts)
+    have = {t.kind for t in all_texts}
+    for kind in sorted(texts):                  # texts the reader derived (notes, output without output.log)
+        if kind not in have:
+            all_texts.append(Text(kind=kind, object_id=texts[kind]["object"], size=texts[kind]["size"]))
+    return Experiment(
+        source=SOURCE, workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"],
+        name=run.get("name") or manifest["key"], created_at=run.get("created_at"),
+        started_at=run.get("started_at"), ended_at=run.get("ended_at"), updated_at=run.get("updated_at"),
+        state=run.get("state"), params=_params(state.config), others=_others(state),
+        tags=list(run.get("tags") or []), system=_system(state.metadata), texts=all_texts,
+        assets=assets, metrics=metrics,
+        extra={k: run[k] for k in ("group", "job_type", "sweep_id", "producer", "user", "url")
+               if run.get(k) not in (None, "")})
+
+
+# -- offline ------------------------------------------------------------------
+
+def offline_state(mirror, manifest: dict) -> RunState:
+    log = fold(mirror.objects.get_bytes(manifest["log"]["object"]), manifest.get("log_name", "run.wandb"))
+    run = dict(log.run)
+    start = run.get("start_time")
+    if log.exit is not None:
+        state = "finished" if log.exit["exit_code"] == 0 else "failed"
+        ended = max(x for x in (log.last_time_ms, (start or 0) + 1000 * int(log.exit["runtime"] or 0))
+                    if x is not None) if start or log.last_time_ms else None
+    else:
+        state, ended = "running", None
+    run.update(state=state, created_at=start, started_at=start, ended_at=ended,
+               updated_at=log.last_time_ms, producer=log.producer,
+               exit_code=log.exit["exit_code"] if log.exit else None)
+    metadata = dict(log.environment)
+    if not metadata and "wandb-metadata.json" in manifest.get("files", {}):
+        metadata = _json_object(mirror, manifest["files"]["wandb-metadata.json"])
+    summary = log.summary
+    if not summary and "wandb-summary.json" in manifest.get("files", {}):
+        summary = _json_object(mirror, manifest["files"]["wandb-summary.json"])
+    return RunState(run=run, config=log.config, summary=summary, history=log.history,
+                    system=log.system, metadata=metadata)
+
+
+def _json_object(mirror, entry: dict) -> dict:
+    try:
+        value = json.loads(mirror.objects.get_bytes(entry["object"]))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@normalizer("wandb-offline/1")
+def normalize_offline(mirror, manifest: dict) -> Experiment:
+    state = offline_state(mirror, manifest)
+    return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
+
+
+# -- online -------------------------------------------------------------------
+
+def _json_field(value: Any) -> Any:
+    """W&B sends config/summaryMetrics/systemMetrics as JSON strings."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {}
+    return value or {}
+
+
+def _unwrap_config(config: dict) -> dict:
+    # The server wraps each config value as {"value": v, "desc": ...}.
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+            value = value["value"]
+        out[key] = value
+    return out
+
+
+def _jsonl_rows(mirror, pages: list[dict]) -> Iterable[dict]:
+    for page in pages:
+        for line in mirror.objects.get_bytes(page["object"]).splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
+def online_state(mirror, manifest: dict) -> RunState:
+    node = mirror.get_json(manifest["run"]["object"])
+    heartbeat = iso_ms(node.get("heartbeatAt"))
+    created = iso_ms(node.get("createdAt"))
+    state = node.get("state")
+    user = node.get("user") or {}
+    run = {"id": node.get("name"), "name": node.get("displayName"), "group": node.get("group"),
+           "job_type": node.get("jobType"), "notes": node.get("notes"), "tags": node.get("tags") or [],
+           "sweep_id": node.get("sweepName"), "user": user.get("username") or user.get("name"),
+           "state": state, "created_at": created, "started_at": created,
+           "ended_at": heartbeat if state not in (None, "running", "pending") else None,
+           "updated_at": heartbeat, "url": manifest.get("url")}
+    files = manifest.get("files", {})
+    metadata = _json_object(mirror, files["wandb-metadata.json"]) if "wandb-metadata.json" in files else {}
+    if metadata.get("host"):
+        run["host"] = metadata["host"]
+    system_rows = []
+    for row in _jsonl_rows(mirror, manifest.get("system", [])):
+        ts = row.get("_timestamp")
+        row = dict(row)
+        row["_timestamp_ms"] = int(ts * 1000) if isinstance(ts, (int, float)) else None
+        system_rows.append(row)
+    return RunState(run=run, config=_unwrap_config(_json_field(node.get("config"))),
+                    summary=_json_field(node.get("summaryMetrics")),
+                    history=_jsonl_rows(mirror, manifest.get("history", [])), system=system_rows,
+                    metadata=metadata)
+
+
+@normalizer("wandb-online/1")
+def normalize_online(mirror, manifest: dict) -> Experiment:
+    state = online_state(mirror, manifest)
+    return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
+
+
+# -- artifacts ----------------------------------------------------------------
+
+@normalizer("wandb-artifact/1")
+def normalize_artifact(mirror, manifest: dict) -> Artifact:
+    """Artifact manifests carry the versions already extracted (from records or API nodes)."""
+    versions = []
+    for v in manifest.get("versions", []):
+        files = [ArtifactFile(path=f["path"], size=f.get("size"), object_id=f.get("object"),
+                              remote=bool(f.get("ref")), link=f.get("ref"),
+                              checksum=(f"md5:{b64md5_to_hex(f.get('digest'))}"
+                                        if b64md5_to_hex(f.get("digest")) else None))
+                 for f in sorted(v.get("files", []), key=lambda f: f["path"])]
+        versions.append(ArtifactVersion(
+            version=v["version"], aliases=list(v.get("aliases", [])), tags=list(v.get("tags", [])),
+            metadata=v.get("metadata"), state=v.get("state"), created_at=v.get("created_at"),
+            experiment_key=v.get("run"), files=files,
+            extra={k: v[k] for k in ("digest", "used_by") if v.get(k)}))
+    return Artifact(source=SOURCE, workspace=manifest["workspace"], project=manifest.get("project"),
+                    name=manifest["name"], type=manifest.get("artifact_type"),
+                    description=manifest.get("description"), metadata=None, versions=versions)
+
+

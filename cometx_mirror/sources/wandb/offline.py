@@ -1,0 +1,220 @@
+"""Fetching W&B run folders from disk (`wandb/`, `offline-run-*`, `run-*`).
+
+Per run we store the raw `.wandb` record log, every file under `files/`
+(symlinks followed: `wandb.save` links to the original), texts W&B keeps only in
+the log (notes; console output when there is no output.log), and the staged
+artifact files that still exist.  The manifest names those objects; the
+normalizer re-reads the log, so `reindex` can re-run the mapping.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import SourceError
+from .common import (DEFAULT_PROJECT, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes, store_file,
+                     store_json)
+from .records import CorruptLog, fold
+
+RUN_DIR_RE = re.compile(r"^(offline-)?run-\d{8}_\d{6}-[A-Za-z0-9_-]+$")
+
+
+def _log_file(folder: Path) -> Path | None:
+    logs = sorted(folder.glob("run-*.wandb"))
+    return logs[0] if logs else None
+
+
+def find_run_dirs(path: str) -> list[Path]:
+    """The run folders under PATH: PATH itself, PATH/*, or PATH/wandb/*."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    if root.is_file():
+        if root.suffix == ".wandb":
+            return [root.parent]
+        raise SourceError(f"{path} is not a W&B folder (expected a wandb/ or run folder)")
+    if _log_file(root):
+        return [root]
+    found, seen = [], set()
+    for base in (root, root / "wandb"):
+        if not base.is_dir():
+            continue
+        for child in sorted(base.iterdir()):
+            # `latest-run` is a symlink to a folder listed anyway
+            if child.is_symlink() or not child.is_dir() or not RUN_DIR_RE.match(child.name):
+                continue
+            real = child.resolve()
+            if real not in seen and _log_file(child):
+                seen.add(real)
+                found.append(child)
+    if not found:
+        raise SourceError(f"{path} is not a W&B folder: no run-*.wandb under it "
+                          "(give a wandb/ folder or one offline-run-*/run-* folder)")
+    return found
+
+
+@dataclass
+class OfflineRun:
+    folder: Path
+    workspace: str
+    project: str
+    run_id: str
+    start: int
+    manifest: dict
+    artifacts: list[dict] = field(default_factory=list)
+
+
+def _store_files(mirror, folder: Path, errors: list[str]) -> dict:
+    files: dict = {}
+    base = folder / "files"
+    if not base.is_dir():
+        return files
+    for dirpath, _dirs, names in os.walk(base, followlinks=True):
+        for name in sorted(names):
+            full = Path(dirpath) / name
+            rel = full.relative_to(base).as_posix()
+            try:
+                object_id, size = store_file(mirror, full)
+            except FileNotFoundError:
+                errors.append(f"{folder.name}/files/{rel}: broken link, not stored")
+                continue
+            files[rel] = {"object": object_id, "size": size}
+    return dict(sorted(files.items()))
+
+
+def read_run(mirror, folder: Path, errors: list[str]) -> OfflineRun:
+    """Store one run folder's raw data and build its manifest (raises CorruptLog)."""
+    log_path = _log_file(folder)
+    data = log_path.read_bytes()
+    log = fold(data, f"{folder.name}/{log_path.name}")
+    run = log.run
+    run_id = run.get("id") or log_path.stem[len("run-"):]
+    workspace = run.get("entity") or OFFLINE_WORKSPACE
+    project = run.get("project") or DEFAULT_PROJECT
+    texts = {}
+    if run.get("notes"):
+        texts["notes"] = store_bytes(mirror, run["notes"].encode("utf-8"))
+    files = _store_files(mirror, folder, errors)
+    if "output.log" not in files and log.output:
+        # wandb <= 0.17 wrote no output.log: keep the console chunks as one text
+        texts["output"] = store_bytes(mirror, "".join(line for _, _, line in log.output).encode("utf-8"))
+    manifest = {
+        "type": "experiment", "normalizer": "wandb-offline/1", "source": SOURCE,
+        "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,
+        "log_name": log_path.name, "log": store_bytes(mirror, data), "files": files, "texts": texts,
+    }
+    artifacts = []
+    for a in log.artifacts:
+        entries = []
+        for e in a["files"]:
+            entry = {"path": e["path"], "digest": e["digest"], "size": e["size"], "ref": e["ref"]}
+            local = e.get("local_path")
+            if local and os.path.isfile(local):    # staged copies vanish once synced or cleaned
+                entry["object"], _ = store_file(mirror, local)
+            entries.append(entry)
+        artifacts.append({k: a[k] for k in ("name", "type", "digest", "aliases", "description", "metadata")}
+                         | {"files": entries})
+    return OfflineRun(folder, workspace, project, run_id, run.get("start_time") or 0, manifest, artifacts)
+
+
+def merge_artifacts(mirror, previous: dict[str, dict], runs: list[OfflineRun]) -> dict[str, dict]:
+    """Number artifact versions as W&B would: per collection, in logging order, one per digest.
+
+    Versions already in the mirror keep their numbers; `latest` is on the newest.
+    """
+    from .common import artifact_label
+    out = {label: dict(m, versions=[dict(v) for v in m["versions"]]) for label, m in previous.items()}
+    for run in sorted(runs, key=lambda r: (r.start, r.run_id)):
+        for a in run.artifacts:
+            label = artifact_label(run.workspace, run.project, a["name"])
+            m = out.setdefault(label, {
+                "type": "artifact", "normalizer": "wandb-artifact/1", "source": SOURCE,
+                "workspace": run.workspace, "project": run.project, "name": a["name"], "versions": []})
+            m["artifact_type"] = a["type"]
+            if a.get("description"):
+                m["description"] = a["description"]
+            version = next((v for v in m["versions"] if v["digest"] == a["digest"]), None)
+            if version is None:
+                version = {"version": f"v{len(m['versions'])}", "digest": a["digest"], "aliases": [],
+                           "metadata": a["metadata"], "run": run.run_id, "created_at": run.start or None,
+                           "state": "PENDING", "files": a["files"]}
+                m["versions"].append(version)
+            else:   # the same content logged again: fill in files whose staged copy we now have
+                have = {f["path"]: f for f in version["files"]}
+                for f in a["files"]:
+                    if f.get("object") and not have.get(f["path"], {}).get("object"):
+                        have[f["path"]] = f
+                version["files"] = sorted(have.values(), key=lambda f: f["path"])
+            for alias in a["aliases"]:
+                if alias != "latest" and alias not in version["aliases"]:
+                    for other in m["versions"]:     # an alias names one version at a time
+                        if alias in other["aliases"]:
+                            other["aliases"].remove(alias)
+                    version["aliases"].append(alias)
+    for m in out.values():
+        for v in m["versions"]:
+            v["aliases"] = sorted(a for a in v["aliases"] if a != "latest")
+        if m["versions"]:
+            m["versions"][-1]["aliases"] = ["latest"] + m["versions"][-1]["aliases"]
+    return out
+
+
+def fetch_offline(mirror, path: str, options, commit, result) -> None:
+    from ...store.refs import ref_part
+    from .common import OFFLINE_ORIGIN
+    folders = find_run_dirs(path)
+    runs: list[OfflineRun] = []
+    for folder in folders:
+        try:
+            runs.append(read_run(mirror, folder, result.errors))
+        except CorruptLog as e:
+            result.failed += 1
+            result.errors.append(str(e))
+            _progress(options, "error", message=str(e))
+        except OSError as e:
+            result.failed += 1
+            result.errors.append(f"{folder.name}: {e.strerror or e}")
+    if options.list_only:
+        result.listing.extend({"source": SOURCE, "workspace": r.workspace, "project": r.project,
+                               "key": r.run_id, "folder": r.folder.name} for r in runs)
+        return
+    scopes: dict[tuple[str, str], list[OfflineRun]] = {}
+    for run in runs:
+        scopes.setdefault((run.workspace, run.project), []).append(run)
+    for (workspace, project), scope_runs in sorted(scopes.items()):
+        ref = "/".join([SOURCE, OFFLINE_ORIGIN, ref_part(workspace), ref_part(project)])
+        previous = _previous_manifests(mirror, ref)
+        # Offline folders are partial views: runs not seen this time stay in the snapshot.
+        manifests = dict(previous)
+        for run in scope_runs:
+            label = exp_label(workspace, project, run.run_id)
+            manifest_id = store_json(mirror, run.manifest)["object"]
+            _count(result, previous.get(label), manifest_id)
+            manifests[label] = manifest_id
+        prev_artifacts = {label: mirror.get_json(mid) for label, mid in previous.items()
+                          if label.startswith("artifact/")}
+        for label, m in merge_artifacts(mirror, prev_artifacts, scope_runs).items():
+            manifests[label] = store_json(mirror, m)["object"]
+        stats = {"runs": len(scope_runs), "errors": len(result.errors)}
+        commit(ref, OFFLINE_ORIGIN, f"{workspace}/{project}", dict(sorted(manifests.items())), stats)
+
+
+def _previous_manifests(mirror, ref: str) -> dict[str, str]:
+    snapshot_id = mirror.refs.get(ref)
+    return dict(mirror.snapshot(snapshot_id).manifests) if snapshot_id else {}
+
+
+def _count(result, previous_id: str | None, manifest_id: str) -> None:
+    if previous_id is None:
+        result.new += 1
+    elif previous_id == manifest_id:
+        result.unchanged += 1
+    else:
+        result.changed += 1
+
+
+def _progress(options, event: str, **info) -> None:
+    if callable(getattr(options, "progress", None)):
+        options.progress(event, **info)

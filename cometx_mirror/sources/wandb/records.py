@@ -1,0 +1,251 @@
+"""Reader for W&B transaction logs (`run-<id>.wandb`) and folding them into run state.
+
+Framing (checked byte for byte against wandb 0.17 to 0.31): a 7-byte file header
+(b":W&B", uint16 LE 0xBEE1, uint8 version 0), then LevelDB-log blocks of 32 KiB.
+Each chunk has a 7-byte header <uint32 crc, uint16 length, uint8 type>; type is
+FULL=1, FIRST=2, MIDDLE=3, LAST=4; fewer than 7 bytes left in a block are zero
+padding.  Unlike LevelDB, the checksum is plain zlib CRC-32 of the type byte
+followed by the payload (no crc32c, no masking): that is what wandb writes.
+Each reassembled payload is one `wandb_internal_pb2.Record`.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+BLOCK = 32768
+HEADER = 7
+FILE_HEADER = struct.Struct("<4sHB")
+CHUNK_HEADER = struct.Struct("<IHB")
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+class CorruptLog(Exception):
+    """A damaged record log; `offset` is the byte offset of the bad chunk."""
+
+    def __init__(self, name: str, offset: int, reason: str):
+        super().__init__(f"{name}: corrupt W&B record log at byte {offset} ({reason})")
+        self.name, self.offset, self.reason = name, offset, reason
+
+
+def _crc(kind: int, payload: bytes) -> int:
+    return zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
+
+
+def iter_payloads(buf: bytes, name: str = "run.wandb") -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, payload) for each logical record.
+
+    A short chunk header or payload at the very end is a torn tail (a live run
+    mid-flush, or a crash) and ends the scan quietly; anything else that does not
+    check out raises CorruptLog with the offset.
+    """
+    if len(buf) < HEADER:
+        raise CorruptLog(name, 0, "shorter than the file header")
+    ident, magic, version = FILE_HEADER.unpack_from(buf, 0)
+    if ident != b":W&B" or magic != 0xBEE1:
+        raise CorruptLog(name, 0, "not a W&B record log")
+    if version != 0:
+        raise CorruptLog(name, 6, f"unknown log version {version}")
+    pos, pending, pending_at = HEADER, None, 0
+    end = len(buf)
+    while pos < end:
+        left = BLOCK - pos % BLOCK
+        if left < HEADER:                    # block trailer: zero padding
+            pos += left
+            continue
+        if pos + HEADER > end:
+            return                           # torn tail
+        crc, length, kind = CHUNK_HEADER.unpack_from(buf, pos)
+        if crc == 0 and length == 0 and kind == 0:
+            if not any(buf[pos:min(end, pos + left)]):
+                pos += left                  # zero-filled rest of a block (preallocated)
+                continue
+            raise CorruptLog(name, pos, "empty chunk header before data")
+        if kind not in (FULL, FIRST, MIDDLE, LAST) or HEADER + length > left:
+            raise CorruptLog(name, pos, f"bad chunk header (type {kind}, length {length})")
+        payload = buf[pos + HEADER:pos + HEADER + length]
+        if len(payload) < length:
+            return                           # torn tail
+        if _crc(kind, payload) != crc:
+            raise CorruptLog(name, pos, "checksum mismatch")
+        at, pos = pos, pos + HEADER + length
+        if kind == FULL:
+            if pending is not None:
+                raise CorruptLog(name, at, "record starts inside a fragmented record")
+            yield at, payload
+        elif kind == FIRST:
+            if pending is not None:
+                raise CorruptLog(name, at, "record starts inside a fragmented record")
+            pending, pending_at = bytearray(payload), at
+        elif pending is None:
+            raise CorruptLog(name, at, "continuation chunk without a first chunk")
+        else:
+            pending += payload
+            if kind == LAST:
+                yield pending_at, bytes(pending)
+                pending = None
+
+
+def _pb():
+    # Imported lazily: pulling in wandb costs ~1 s and only readers need it.
+    from wandb.proto import wandb_internal_pb2
+    return wandb_internal_pb2
+
+
+def iter_records(buf: bytes, name: str = "run.wandb") -> Iterator[tuple[int, Any]]:
+    pb = _pb()
+    for offset, payload in iter_payloads(buf, name):
+        record = pb.Record()
+        try:
+            record.ParseFromString(payload)
+        except Exception:
+            raise CorruptLog(name, offset, "record is not a protobuf Record") from None
+        yield offset, record
+
+
+# -- folding ------------------------------------------------------------------
+
+def _key_path(item) -> list[str]:
+    """wandb-core writes `nested_key`; the legacy Python writer (<= 0.20) wrote `key`."""
+    return list(item.nested_key) if len(item.nested_key) else [item.key]
+
+
+def _loads(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text          # kept rather than dropped: NaN spellings differ between writers
+
+
+def _history_value(item) -> Any:
+    which = item.WhichOneof("value") if item.DESCRIPTOR.oneofs_by_name.get("value") else None
+    if which == "none":
+        return None
+    if which in ("boolean", "integer", "number", "text"):
+        return getattr(item, which)
+    if which == "json":
+        return _loads(item.json)
+    return _loads(item.value_json)
+
+
+def _put(target: dict, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        nxt = target.get(part)
+        if not isinstance(nxt, dict):
+            nxt = target[part] = {}
+        target = nxt
+    target[path[-1]] = value
+
+
+def _drop(target: dict, path: list[str]) -> None:
+    for part in path[:-1]:
+        target = target.get(part)
+        if not isinstance(target, dict):
+            return
+    target.pop(path[-1], None)
+
+
+def _ts_ms(ts) -> int | None:
+    """A protobuf Timestamp to epoch ms (None when unset)."""
+    if not ts.seconds and not ts.nanos:
+        return None
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+@dataclass
+class RunLog:
+    """What a record log says about a run, folded in record order."""
+    producer: str | None = None
+    run: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    system: list[dict] = field(default_factory=list)     # {"_timestamp_ms": int, key: value}
+    files: list[str] = field(default_factory=list)
+    artifacts: list[dict] = field(default_factory=list)
+    used_artifacts: list[dict] = field(default_factory=list)
+    output: list[tuple[str, int | None, str]] = field(default_factory=list)
+    environment: dict = field(default_factory=dict)
+    exit: dict | None = None
+    last_time_ms: int | None = None
+    records: int = 0
+
+    def _seen(self, ms: int | None) -> None:
+        if ms is not None and (self.last_time_ms is None or ms > self.last_time_ms):
+            self.last_time_ms = ms
+
+
+def fold(buf: bytes, name: str = "run.wandb") -> RunLog:
+    from google.protobuf.json_format import MessageToDict
+    log = RunLog()
+    for _, rec in iter_records(buf, name):
+        kind = rec.WhichOneof("record_type")
+        log.records += 1
+        if kind is None:
+            continue
+        r = getattr(rec, kind)
+        if kind == "header":
+            log.producer = r.version_info.producer or None
+        elif kind == "run":
+            start = _ts_ms(r.start_time)
+            log.run = {"id": r.run_id, "entity": r.entity, "project": r.project,
+                       "name": r.display_name, "group": r.run_group, "job_type": r.job_type,
+                       "notes": r.notes, "tags": list(r.tags), "host": r.host,
+                       "start_time": start, "sweep_id": r.sweep_id, "resumed": r.resumed,
+                       "starting_step": r.starting_step}
+            if r.HasField("git"):
+                log.run["git"] = {"remote_url": r.git.remote_url, "commit": r.git.commit}
+            log._seen(start)
+            for it in r.config.update:
+                _put(log.config, _key_path(it), _loads(it.value_json))
+            for it in r.summary.update:
+                _put(log.summary, _key_path(it), _loads(it.value_json))
+        elif kind in ("config", "summary"):
+            target = log.config if kind == "config" else log.summary
+            for it in r.update:
+                _put(target, _key_path(it), _loads(it.value_json))
+            for it in r.remove:
+                _drop(target, _key_path(it))
+        elif kind == "history":
+            row: dict = {}
+            for it in r.item:
+                _put(row, _key_path(it), _history_value(it))
+            if "_step" not in row and r.HasField("step"):
+                row["_step"] = r.step.num
+            if isinstance(row.get("_timestamp"), (int, float)):
+                log._seen(int(row["_timestamp"] * 1000))
+            log.history.append(row)
+        elif kind == "stats":
+            ms = _ts_ms(r.timestamp)
+            sample = {it.key: _loads(it.value_json) for it in r.item}
+            sample["_timestamp_ms"] = ms
+            log._seen(ms)
+            log.system.append(sample)
+        elif kind == "files":
+            for f in r.files:
+                if f.path not in log.files:
+                    log.files.append(f.path)
+        elif kind == "artifact":
+            log.artifacts.append({
+                "name": r.name, "type": r.type, "digest": r.digest, "aliases": list(r.aliases),
+                "description": r.description or None,
+                "metadata": _loads(r.metadata) if r.metadata else None,
+                "files": [{"path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref or None,
+                           "local_path": e.local_path or None} for e in r.manifest.contents]})
+        elif kind == "use_artifact":
+            log.used_artifacts.append({"id": r.id, "type": r.type, "name": r.name})
+        elif kind in ("output_raw", "output"):
+            stream = "stderr" if r.output_type == 0 else "stdout"
+            ms = _ts_ms(r.timestamp)
+            log._seen(ms)
+            log.output.append((stream, ms, r.line))
+        elif kind == "environment":
+            log.environment.update(MessageToDict(r, preserving_proto_field_name=False))
+        elif kind == "exit":
+            log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
+    return log
