@@ -1,0 +1,131 @@
+"""The fetch loop shared by every Neptune format.
+
+A reader lists `RunSource`s grouped by (workspace, project). For each run the
+driver asks the reader to store its raw payloads (each part / op-log segment
+its own object, so unchanged ones dedupe) and return the raw manifest. When
+that equals the previous fetch's (same `raw_digest`), the previous manifest is
+reused and nothing is written; otherwise the run is folded and mapped once, so
+the derived objects (stdout text, series files) exist before the manifest that
+names them. One run failing never stops the others.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ...store import canonical
+from ...store.objects import ObjectError, hash_bytes
+from ...store.refs import ref_part
+from ...sync.options import FetchResult
+from . import mapping
+
+
+@dataclass
+class RunSource:
+    workspace: str
+    project: str
+    key: str
+    store: Callable[[Any, dict | None], dict]   # (mirror, previous manifest) -> raw manifest
+    fold: Callable[[Any, dict], mapping.RunData]  # (mirror, manifest) -> RunData
+
+    @property
+    def label(self) -> str:
+        return f"experiment/{self.workspace}/{self.project}/{self.key}"
+
+
+def store_file(mirror, path: Path, previous: dict | None) -> dict:
+    """Store one file; reuse the previous object when size and mtime are unchanged."""
+    st = path.stat()
+    if previous and previous.get("size") == st.st_size and previous.get("mtime_ns") == st.st_mtime_ns \
+            and previous.get("object_id") and mirror.objects.exists(previous["object_id"]):
+        return dict(previous)
+    object_id, size = mirror.objects.put_file(path)
+    return {"object_id": object_id, "size": size, "mtime_ns": st.st_mtime_ns}
+
+
+def _previous_manifests(mirror, ref: str) -> dict[str, str]:
+    snapshot_id = mirror.refs.get(ref)
+    return mirror.snapshot(snapshot_id).manifests if snapshot_id else {}
+
+
+def _load(mirror, manifest_id: str | None) -> dict | None:
+    if not manifest_id:
+        return None
+    try:
+        return mirror.get_json(manifest_id)
+    except ObjectError:
+        return None
+
+
+def _progress(options, event: str, **info) -> None:
+    if getattr(options, "progress", None):
+        options.progress(event, **info)
+
+
+def fetch_runs(mirror, origin: str, runs: list[RunSource], options, commit,
+               result: FetchResult | None = None, notes: list[str] | None = None) -> FetchResult:
+    result = result or FetchResult()
+    scopes: dict[tuple[str, str], list[RunSource]] = defaultdict(list)
+    for run in runs:
+        scopes[(run.workspace, run.project)].append(run)
+    for (workspace, project), scope_runs in sorted(scopes.items()):
+        ref = f"neptune/{ref_part(origin)}/{ref_part(workspace)}/{ref_part(project)}"
+        previous = _previous_manifests(mirror, ref)
+        manifests: dict[str, str] = {}
+        errors: list[str] = []
+        artifacts: dict[str, list[dict]] = defaultdict(list)
+        counts = {"new": 0, "changed": 0, "unchanged": 0, "failed": 0}
+        for run in sorted(scope_runs, key=lambda r: r.key):
+            _progress(options, "experiment", key=run.key, scope=f"{workspace}/{project}")
+            old_id = previous.get(run.label)
+            try:
+                manifest_id, manifest, status = _fetch_run(mirror, run, old_id)
+            except Exception as e:   # one clear line per broken run; the others go on
+                counts["failed"] += 1
+                errors.append(f"{run.key}: {e}")
+                if old_id:          # keep what the last fetch had rather than drop the run
+                    manifests[run.label] = old_id
+                continue
+            counts[status] += 1
+            manifests[run.label] = manifest_id
+            errors.extend(f"{run.key}: {msg}" for msg in manifest.get("errors", []))
+            for art in manifest.get("artifacts", []):
+                artifacts[art["path"]].append({"version": art["version"], "experiment_key": run.key,
+                                               "files": art["files"]})
+        for path, versions in sorted(artifacts.items()):
+            label = f"artifact/{workspace}/{mapping.artifact_name(project, path)}"
+            manifests[label] = mirror.put_json(mapping.artifact_manifest(workspace, project, path, versions))
+        stats = {"runs": len(scope_runs), **counts, "errors": errors, "notes": list(notes or [])}
+        commit(ref, origin, f"{workspace}/{project}", manifests, stats)
+        result.new += counts["new"]
+        result.changed += counts["changed"]
+        result.unchanged += counts["unchanged"]
+        result.failed += counts["failed"]
+        result.errors.extend(errors)
+        for e in errors:
+            _progress(options, "error", message=e)
+    return result
+
+
+def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, str]:
+    old = _load(mirror, old_id)
+    raw = run.store(mirror, old)
+    digest = hash_bytes(canonical.dumps(raw))
+    if old and old.get("raw_digest") == digest:
+        return old_id, old, "unchanged"
+    data = run.fold(mirror, raw)
+    _, blobs = mapping.to_experiment(data)
+    for blob in blobs.values():
+        mirror.objects.put_bytes(blob)
+    manifest = dict(raw, raw_digest=digest)
+    if data.artifacts:
+        manifest["artifacts"] = [{"path": p, "version": mapping.artifact_version(files), "files": files}
+                                 for p, files in sorted(data.artifacts.items())]
+    return mirror.put_json(manifest), manifest, ("changed" if old else "new")
+
+
+def rel(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root).replace(os.sep, "/")

@@ -1,0 +1,261 @@
+"""neptune-exporter output: `<data>/<project dir>/<run>_part_<n>.parquet` + `<files>/<project dir>/...`.
+
+A run is complete once `<run>_part_0.parquet` exists (the exporter renames
+part 0 last); runs without it are skipped with a note and picked up by a later
+fetch. Each part's rows are re-encoded as canonical columnar JSON in chunks of
+CHUNK_ROWS (never the parquet bytes: pyarrow writes its version into the
+footer), so an unchanged part always yields the same objects.
+"""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ...store import canonical
+from . import mapping
+from .driver import RunSource, rel, store_file
+
+ORIGIN = "exporter"
+NORMALIZER = "neptune-exporter/1"
+CHUNK_ROWS = 50_000
+PART_RE = re.compile(r"^(?P<run>.+)_part_(?P<n>\d+)\.parquet$")
+FILE_TYPES = ("file", "file_series", "file_set", "artifact")
+
+
+# -- layout ------------------------------------------------------------------------
+def _has_parts(d: Path) -> bool:
+    return d.is_dir() and any(PART_RE.match(p.name) for p in d.iterdir() if p.is_file())
+
+
+def locate(path: Path) -> tuple[list[Path], Path] | None:
+    """(project dirs, files root) when `path` holds exporter output, else None.
+
+    Accepts the export root (with data/ and files/), the data root, or one project dir.
+    """
+    path = Path(path)
+    candidates = [(path / "data", path / "files"), (path, path.parent / "files")]
+    for data_root, files_root in candidates:
+        if data_root.is_dir():
+            projects = sorted(d for d in data_root.iterdir() if _has_parts(d))
+            if projects:
+                return projects, files_root
+    if _has_parts(path):
+        return [path], path.parent.parent / "files"
+    return None
+
+
+def _run_parts(project_dir: Path) -> dict[str, list[tuple[int, Path]]]:
+    runs: dict[str, list[tuple[int, Path]]] = {}
+    for p in project_dir.iterdir():
+        m = PART_RE.match(p.name)
+        if m and p.is_file():
+            runs.setdefault(m["run"], []).append((int(m["n"]), p))
+    return {k: sorted(v) for k, v in runs.items()}
+
+
+def _identity(parts: list[tuple[int, Path]]) -> tuple[str, str]:
+    """(project_id, run_id) from the first readable part."""
+    last_error = None
+    for _, p in parts:
+        try:
+            t = pq.ParquetFile(p).read_row_group(0, columns=["project_id", "run_id"])
+            if t.num_rows:
+                return t.column("project_id")[0].as_py(), t.column("run_id")[0].as_py()
+        except Exception as e:   # truncated or not parquet
+            last_error = f"{p.parent.name}/{p.name}: unreadable parquet part ({_short(e)})"
+    raise ValueError(last_error or f"{parts[0][1].parent.name}: run has no rows")
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def split_project(project_id: str) -> tuple[str, str]:
+    ws, _, proj = project_id.partition("/")
+    return (ws, proj) if proj else ("neptune", ws)
+
+
+# -- encoding ------------------------------------------------------------------------
+def _encode_batch(batch: pa.RecordBatch) -> bytes:
+    cols = {}
+    for name in batch.schema.names:
+        col = batch.column(name)
+        if pa.types.is_decimal(col.type):
+            col = pc.cast(col, pa.string())          # exact decimal text, e.g. "1.500000"
+        elif pa.types.is_timestamp(col.type):
+            col = pc.cast(col, pa.int64())           # epoch ms (the schema's unit)
+        cols[name] = col.to_pylist()
+    return canonical.dumps({"rows": batch.num_rows, "columns": cols})
+
+
+def _encode_part(mirror, path: Path) -> dict:
+    pf = pq.ParquetFile(path)
+    chunks, rows, file_paths = [], 0, set()
+    for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
+        chunks.append(mirror.objects.put_bytes(_encode_batch(batch)))
+        rows += batch.num_rows
+        if "file_value" in batch.schema.names:
+            for v in batch.column("file_value").to_pylist():
+                if v and v.get("path"):
+                    file_paths.add(v["path"])
+    return {"rows": rows, "chunks": chunks, "file_paths": sorted(file_paths)}
+
+
+def _store_files(mirror, files_root: Path, project_dir: str, recorded: list[str],
+                 old_files: dict) -> tuple[dict, list[str]]:
+    files, missing = {}, []
+    for rp in recorded:
+        base = next((b for b in (files_root / project_dir / rp, files_root / rp) if b.exists()), None)
+        if base is None:
+            missing.append(rp)
+            continue
+        targets = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
+        for f in targets:
+            key = rp if f == base else f"{rp}/{rel(f, base)}"
+            files[key] = store_file(mirror, f, old_files.get(key))
+    return files, missing
+
+
+def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
+    found = locate(path)
+    if not found:
+        return []
+    project_dirs, files_root = found
+    out = []
+    for project_dir in project_dirs:
+        for prefix, parts in sorted(_run_parts(project_dir).items()):
+            if parts[0][0] != 0:
+                notes.append(f"{project_dir.name}/{prefix}: unfinished export (no part_0), skipped")
+                continue
+            try:
+                project_id, run_id = _identity(parts)
+            except ValueError as e:
+                errors.append(str(e))
+                continue
+            ws, proj = split_project(project_id)
+            out.append(RunSource(ws, proj, run_id, _storer(project_dir, prefix, files_root, project_id, run_id),
+                                 fold))
+    return out
+
+
+def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, run_id: str):
+    def store(mirror, old: dict | None) -> dict:
+        old = old or {}
+        old_parts = {p["file"]: p for p in old.get("parts", [])}
+        parts, errors, recorded = [], [], set()
+        for n, p in _run_parts(project_dir).get(prefix, []):
+            st = p.stat()
+            prev = old_parts.get(p.name)
+            if prev and prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns \
+                    and all(mirror.objects.exists(c) for c in prev.get("chunks", [])):
+                entry = prev
+            else:
+                try:
+                    entry = {"file": p.name, "part": n, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                             **_encode_part(mirror, p)}
+                except Exception as e:   # truncated part: name it, keep the readable ones
+                    errors.append(f"{project_dir.name}/{p.name}: unreadable parquet part ({_short(e)})")
+                    continue
+            parts.append(entry)
+            recorded.update(entry["file_paths"])
+        files, missing = _store_files(mirror, files_root, project_dir.name, sorted(recorded),
+                                      old.get("files", {}))
+        errors += [f"missing file {project_dir.name}/{m}" for m in missing]
+        ws, proj = split_project(project_id)
+        return {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
+                "workspace": ws, "project": proj, "project_id": project_id, "key": run_id,
+                "project_dir": project_dir.name, "run_prefix": prefix, "parts": parts, "files": files,
+                "missing": missing, "errors": errors}
+    return store
+
+
+# -- folding ------------------------------------------------------------------------------
+def _step(s: str | None):
+    if s is None:
+        return None
+    d = Decimal(s)
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def _float(v):
+    return float(v) if isinstance(v, str) else v   # canonical JSON keeps NaN/inf as strings
+
+
+def iter_rows(mirror, manifest: dict):
+    for part in sorted(manifest["parts"], key=lambda p: p["part"]):
+        for chunk in part["chunks"]:
+            data = mirror.get_json(chunk)
+            cols = data["columns"]
+            names = list(cols)
+            for i in range(data["rows"]):
+                yield {n: cols[n][i] for n in names}
+
+
+def fold(mirror, manifest: dict) -> mapping.RunData:
+    run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
+    files = manifest.get("files", {})
+    for row in iter_rows(mirror, manifest):
+        path, kind = row["attribute_path"], row["attribute_type"]
+        ts = row.get("timestamp")
+        run.seen(ts)
+        if kind in mapping.ATOMIC_TYPES:
+            value = {"float": _float(row.get("float_value")), "int": row.get("int_value"),
+                     "bool": row.get("bool_value"), "string": row.get("string_value"),
+                     "datetime": row.get("datetime_value"),
+                     "string_set": row.get("string_set_value")}[kind]
+            if kind == "string_set":
+                value = sorted(value or [])
+            run.attrs[path] = (kind, value)
+        elif kind == "float_series":
+            run.add_point(path, kind, _step(row["step"]), ts, _float(row.get("float_value")))
+        elif kind == "string_series":
+            run.add_point(path, kind, _step(row["step"]), ts, row.get("string_value"))
+        elif kind == "histogram_series":
+            h = row.get("histogram_value") or {}
+            run.add_point(path, kind, _step(row["step"]), ts,
+                          {"type": h.get("type"), "edges": [_float(x) for x in h.get("edges") or []],
+                           "values": [_float(x) for x in h.get("values") or []]})
+        elif kind in FILE_TYPES:
+            _fold_file(mirror, run, files, path, kind, row)
+        else:
+            run.extra.setdefault("unmapped", []).append({"path": path, "type": kind})
+    return run
+
+
+def _fold_file(mirror, run: mapping.RunData, files: dict, path: str, kind: str, row: dict) -> None:
+    recorded = (row.get("file_value") or {}).get("path")
+    step = _step(row.get("step"))
+    if recorded is None:
+        return
+    if kind == "artifact":
+        entry = files.get(recorded)
+        listing = json.loads(mirror.objects.get_bytes(entry["object_id"])) if entry else []
+        run.artifacts[path] = [_artifact_file(f) for f in listing]
+        return
+    if kind == "file_set":
+        prefix = recorded + "/"
+        for key in sorted(k for k in files if k.startswith(prefix)):
+            e = files[key]
+            run.add_file(path, kind, mapping.FileRef(key[len(prefix):], e["object_id"], e["size"]))
+        return
+    e = files.get(recorded)
+    name = recorded.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1] if kind == "file" and "." in name else None
+    ref = mapping.FileRef(name if kind == "file_series" else "", e and e["object_id"], e and e["size"],
+                          step=step, ext=ext, timestamp=row.get("timestamp"),
+                          missing=None if e else recorded)
+    run.add_file(path, kind, ref)
+
+
+def _artifact_file(dto: dict) -> dict:
+    """neptune 1.x ArtifactFileData DTO: filePath, fileHash, type, size, metadata."""
+    meta = dto.get("metadata") or {}
+    return {"path": dto.get("filePath"), "size": dto.get("size"),
+            "checksum": f"neptune:{dto['fileHash']}" if dto.get("fileHash") else None,
+            "link": meta.get("location"), "metadata": {"type": dto.get("type"), **meta}}

@@ -1,0 +1,277 @@
+"""Neptune run → common model: the one mapping every Neptune format goes through.
+
+Each reader (exporter parquet, 1.x op logs, neptune-scale SQLite) folds its raw
+payloads into a `RunData`; `to_experiment` turns that into a model.Experiment.
+Derived bytes (the stdout text, a string series as JSON lines, a histogram
+series, inline images) are returned alongside so the fetch can store them: they
+are pure functions of the raw objects, so `reindex` recomputes the same ids.
+The rules are documented in docs/neptune.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ... import model
+from ...store import canonical
+from ...store.objects import hash_bytes
+
+SOURCE = "neptune"
+
+# First path component that marks an attribute as configuration (→ params).
+CONFIG_NAMESPACES = frozenset({"parameters", "params", "param", "hyperparameters", "hparams",
+                               "config", "configs", "cfg", "args", "arguments", "hyperparams"})
+ATOMIC_TYPES = ("float", "int", "bool", "string", "datetime", "string_set")
+
+_IMAGE_EXT = {"png", "jpg", "jpeg", "gif", "bmp", "svg", "webp", "tif", "tiff"}
+_AUDIO_EXT = {"wav", "mp3", "flac", "ogg", "m4a"}
+_VIDEO_EXT = {"mp4", "webm", "avi", "mov", "mkv"}
+
+
+@dataclass
+class FileRef:
+    """One stored file of a file / file_set / file_series attribute."""
+    name: str                  # file name relative to the attribute ("" for a plain file)
+    object_id: str | None
+    size: int | None
+    step: float | None = None
+    ext: str | None = None
+    timestamp: int | None = None
+    missing: str | None = None  # the recorded location, when the bytes were not found
+
+
+@dataclass
+class RunData:
+    workspace: str
+    project: str
+    key: str
+    created_at: int | None = None
+    attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)   # path -> (type, value)
+    series: dict[str, dict] = field(default_factory=dict)   # path -> {"type", "points": [[step, ts, value]]}
+    files: dict[str, dict] = field(default_factory=dict)    # path -> {"type", "refs": [FileRef]}
+    artifacts: dict[str, list[dict]] = field(default_factory=dict)  # path -> files list
+    extra: dict[str, Any] = field(default_factory=dict)
+    last_time: int | None = None
+    blobs: dict[str, bytes] = field(default_factory=dict)   # inline contents (1.x UploadFileContent)
+
+    def add_point(self, path: str, kind: str, step, ts, value) -> None:
+        self.series.setdefault(path, {"type": kind, "points": []})["points"].append([step, ts, value])
+
+    def add_file(self, path: str, kind: str, ref: FileRef) -> None:
+        self.files.setdefault(path, {"type": kind, "refs": []})["refs"].append(ref)
+
+    def seen(self, ts: int | None) -> None:
+        if ts is not None and (self.last_time is None or ts > self.last_time):
+            self.last_time = ts
+
+
+# -- value helpers -------------------------------------------------------------
+def iso_ms(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def to_ms(value: Any) -> int | None:
+    """Epoch ms from a datetime, an ISO string, epoch seconds (float) or ms (int)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return int(round(value.timestamp() * 1000))
+    if isinstance(value, str):
+        return to_ms(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    if isinstance(value, float):
+        return int(round(value * 1000))
+    return int(value)
+
+
+def int_step(step: Any) -> int | None:
+    """Comet steps are integers; Neptune 3 allows decimals, which are floored (exact value kept raw)."""
+    if step is None:
+        return None
+    s = float(step)
+    return int(math.floor(s)) if math.isfinite(s) else None
+
+
+def value_text(kind: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "datetime":
+        return iso_ms(value)
+    if kind == "string_set":
+        return canonical.dumps(sorted(value)).decode()
+    if kind == "float":
+        return repr(float(value))
+    return str(value)
+
+
+def asset_type(name: str, ext: str | None = None) -> str:
+    base = name.rsplit("/", 1)[-1]
+    if not ext and "." in base:
+        ext = base.rsplit(".", 1)[-1]
+    ext = (ext or "").lower()
+    if ext in _IMAGE_EXT:
+        return "image"
+    if ext in _AUDIO_EXT:
+        return "audio"
+    if ext in _VIDEO_EXT:
+        return "video"
+    return "asset"
+
+
+def _asset_id(*parts: Any) -> str:
+    return hash_bytes(canonical.dumps(list(parts)))[:24]
+
+
+# -- the mapping --------------------------------------------------------------
+def _is_config(path: str) -> bool:
+    return path.split("/", 1)[0] in CONFIG_NAMESPACES
+
+
+def _monitoring_text(path: str) -> str | None:
+    parts = path.split("/")
+    if parts[0] == "monitoring" and parts[-1] in ("stdout", "stderr"):
+        return "output" if parts[-1] == "stdout" else "stderr"
+    return None
+
+
+def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes]]:
+    blobs: dict[str, bytes] = dict(run.blobs)
+
+    def blob(data: bytes) -> str:
+        oid = hash_bytes(data)
+        blobs[oid] = data
+        return oid
+
+    attrs = run.attrs
+    get = lambda p: attrs.get(p, (None, None))[1]   # noqa: E731
+    exp = model.Experiment(source=SOURCE, workspace=run.workspace, project=run.project, key=run.key)
+    exp.name = get("sys/name") or None
+    exp.created_at = get("sys/creation_time") if attrs.get("sys/creation_time", ("",))[0] == "datetime" \
+        else run.created_at
+    if exp.created_at is None:
+        exp.created_at = run.created_at
+    exp.started_at = exp.created_at
+    mod = get("sys/modification_time")
+    exp.updated_at = mod if isinstance(mod, int) else run.last_time
+    exp.tags = sorted(get("sys/tags") or [])
+    exp.archived = bool(get("sys/archived") or get("sys/trashed"))
+    state = get("sys/state")
+    if get("sys/failed"):
+        exp.state = "crashed"
+    elif state:
+        exp.state = {"Active": "running", "Inactive": "finished"}.get(state, str(state).lower())
+    exp.extra = dict(run.extra)
+
+    for path in sorted(attrs):
+        kind, value = attrs[path]
+        text = value_text(kind, value)
+        raw = sorted(value) if kind == "string_set" else value
+        if path.startswith(("sys/", "monitoring/")):   # run and process details
+            exp.system[path] = raw
+        elif _is_config(path):
+            exp.params.append(model.Param(name=path, value=text, raw={"type": kind, "value": raw}))
+        else:
+            exp.others.append(model.Other(name=path, value=text, raw={"type": kind, "value": raw}))
+
+    for path in sorted(run.series):
+        s = run.series[path]
+        kind, points = s["type"], s["points"]
+        if kind == "float_series":
+            for step, ts, value in points:
+                exp.metrics.add(path, None if value is None else float(value), step=int_step(step),
+                                timestamp=ts)
+        elif kind == "string_series":
+            text_kind = _monitoring_text(path)
+            if text_kind:   # console capture: the chunks as written, concatenated
+                data = "".join(str(v) for _, _, v in points if v is not None).encode("utf-8")
+                exp.texts.append(model.Text(kind=text_kind, object_id=blob(data), size=len(data),
+                                            name=path))
+            else:
+                data = b"".join(canonical.dumps({"step": st, "timestamp": ts, "value": v}) + b"\n"
+                                for st, ts, v in points)
+                exp.assets.append(model.Asset(
+                    asset_id=_asset_id("string_series", path), file_name=path + ".jsonl",
+                    type="text-sample", size=len(data), object_id=blob(data),
+                    metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
+        elif kind == "histogram_series":
+            data = canonical.dumps([{"step": st, "timestamp": ts, **(v or {})} for st, ts, v in points])
+            exp.assets.append(model.Asset(
+                asset_id=_asset_id("histogram_series", path), file_name=path + ".json",
+                type="histogram_combined_3d", size=len(data), object_id=blob(data),
+                metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
+        elif kind == "image_series":   # 1.x LogImages: inline base64 PNGs
+            for i, (step, ts, value) in enumerate(points):
+                data = value["bytes"]
+                name = value.get("name") or f"{int_step(step)}"
+                exp.assets.append(model.Asset(
+                    asset_id=_asset_id("image_series", path, i), file_name=f"{path}/{name}.png",
+                    type="image", size=len(data), object_id=blob(data), step=int_step(step),
+                    created_at=ts,
+                    metadata={"neptune_path": path, "neptune_type": "file_series",
+                              "description": value.get("description"), "neptune_step": step}))
+
+    for path in sorted(run.files):
+        entry = run.files[path]
+        kind = entry["type"]
+        for ref in entry["refs"]:
+            if kind == "file":
+                file_name = path + (f".{ref.ext}" if ref.ext else "")
+            elif kind == "file_series":
+                file_name = f"{path}/{ref.name}"
+            else:
+                file_name = f"{path}/{ref.name}"
+            typ = "source_code" if path == "source_code/files" else asset_type(file_name, ref.ext)
+            meta = {"neptune_path": path, "neptune_type": kind}
+            if ref.step is not None:
+                meta["neptune_step"] = ref.step
+            if ref.missing:
+                meta["missing"] = ref.missing
+            exp.assets.append(model.Asset(
+                asset_id=_asset_id(kind, path, ref.name, ref.step), file_name=file_name, type=typ,
+                size=ref.size, object_id=ref.object_id, step=int_step(ref.step),
+                created_at=ref.timestamp, metadata=meta))
+
+    if run.artifacts:
+        exp.extra["artifacts"] = {p: artifact_version(files) for p, files in sorted(run.artifacts.items())}
+    return exp, blobs
+
+
+# -- artifacts ------------------------------------------------------------------
+def artifact_version(files: list[dict]) -> str:
+    """Neptune names an artifact version by a hash of its files list; we hash our canonical copy."""
+    return hash_bytes(canonical.dumps(sorted(files, key=lambda f: f.get("path") or "")))[:16]
+
+
+def artifact_name(project: str, path: str) -> str:
+    return f"{project}/{path}"
+
+
+def artifact_manifest(workspace: str, project: str, path: str,
+                      versions: list[dict]) -> dict:
+    """One manifest per (project, attribute path); versions come from every run that tracked it."""
+    return {"type": "artifact", "normalizer": "neptune-artifact/1", "source": SOURCE,
+            "workspace": workspace, "project": project, "path": path,
+            "versions": sorted(versions, key=lambda v: (v["version"], v["experiment_key"]))}
+
+
+def to_artifact(manifest: dict) -> model.Artifact:
+    art = model.Artifact(source=SOURCE, workspace=manifest["workspace"], project=manifest["project"],
+                         name=artifact_name(manifest["project"], manifest["path"]), type="neptune-artifact",
+                         metadata={"neptune_path": manifest["path"]})
+    for v in manifest["versions"]:
+        files = [model.ArtifactFile(path=f.get("path") or "", size=f.get("size"),
+                                    object_id=f.get("object_id"), remote=f.get("object_id") is None,
+                                    link=f.get("link"), checksum=f.get("checksum"),
+                                    metadata=f.get("metadata"))
+                 for f in v["files"]]
+        art.versions.append(model.ArtifactVersion(version=v["version"], experiment_key=v["experiment_key"],
+                                                  files=files))
+    return art

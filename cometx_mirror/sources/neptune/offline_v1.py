@@ -1,0 +1,252 @@
+"""neptune 1.x offline/async queues: `.neptune/{offline,async}/run__<uuid>__<pid>__<rand>/data-<N>.log`.
+
+Each line is one JSON operation `{"obj": {"type", "path", ...}, "version", "at"}`.
+The logs only grow, so they are kept as segments of SEGMENT_LINES raw lines:
+new operations add new segments (and rewrite at most the last one). Uploaded
+files are read from the paths the op recorded (the client does not copy them);
+missing ones are reported, not fatal. Offline runs have no `sys/id`: the key is
+the container UUID, and the project (not recorded either) comes from
+NEPTUNE_PROJECT, else DEFAULT_PROJECT.
+"""
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import os
+import re
+from pathlib import Path
+
+from . import mapping
+from .driver import RunSource, store_file
+
+ORIGIN = "offline"
+NORMALIZER = "neptune-offline/1"
+SEGMENT_LINES = 2000
+DEFAULT_PROJECT = "offline/offline"
+RUN_DIR_RE = re.compile(r"^(?P<type>[a-z_]+)__(?P<uuid>[0-9a-fA-F-]{36})(__.*)?$")
+LOG_RE = re.compile(r"^data-(\d+)\.log$")
+
+
+def _is_run_dir(d: Path) -> bool:
+    return d.is_dir() and RUN_DIR_RE.match(d.name) is not None and any(d.glob("data-*.log"))
+
+
+def locate(path: Path) -> list[Path]:
+    """Container dirs under PATH, PATH/.neptune or PATH/{offline,async} (or PATH itself)."""
+    path = Path(path)
+    if _is_run_dir(path):
+        return [path]
+    found = []
+    for base in (path, path / "offline", path / "async", path / ".neptune" / "offline",
+                 path / ".neptune" / "async"):
+        if base.is_dir():
+            found += [d for d in sorted(base.iterdir()) if _is_run_dir(d)]
+    return found
+
+
+def project_from_env() -> tuple[str, str]:
+    ws, _, proj = (os.environ.get("NEPTUNE_PROJECT") or DEFAULT_PROJECT).partition("/")
+    return ws, proj or "default"
+
+
+def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
+    ws, proj = project_from_env()
+    out = []
+    for d in locate(path):
+        m = RUN_DIR_RE.match(d.name)
+        if m["type"] != "run":
+            notes.append(f"{d.name}: a {m['type']} container, not a run; skipped")
+            continue
+        out.append(RunSource(ws, proj, m["uuid"], _storer(d, ws, proj, m["uuid"]), fold))
+    return out
+
+
+# -- storing -----------------------------------------------------------------------------------
+def _log_files(run_dir: Path) -> list[Path]:
+    logs = [p for p in run_dir.iterdir() if LOG_RE.match(p.name)]
+    return sorted(logs, key=lambda p: int(LOG_RE.match(p.name)[1]))
+
+
+def _parse(line: bytes):
+    try:
+        rec = json.loads(line)
+        op = rec["obj"]
+        if not isinstance(op.get("type"), str) or not isinstance(op.get("path"), list):
+            raise ValueError("no type/path")
+        return rec
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _storer(run_dir: Path, ws: str, proj: str, key: str):
+    def store(mirror, old: dict | None) -> dict:
+        old_files = (old or {}).get("files", {})
+        errors, logs, ops = [], [], []
+        meta_bytes = (run_dir / "metadata.json").read_bytes() if (run_dir / "metadata.json").exists() else b""
+        for log in _log_files(run_dir):
+            lines = log.read_bytes().splitlines(keepends=True)
+            if lines and not lines[-1].endswith(b"\n") and _parse(lines[-1]) is None:
+                lines.pop()   # a torn tail: the writer is mid-line; the next fetch gets it whole
+            for i, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                rec = _parse(line)
+                if rec is None:
+                    errors.append(f"{run_dir.name}/{log.name} line {i}: malformed operation, skipped")
+                else:
+                    ops.append(rec["obj"])
+            segments = [mirror.objects.put_bytes(b"".join(lines[s:s + SEGMENT_LINES]))
+                        for s in range(0, len(lines), SEGMENT_LINES)]
+            logs.append({"file": log.name, "lines": len(lines), "segments": segments})
+        files, globs, tracked, missing = {}, {}, {}, []
+
+        def keep(recorded: str, actual: Path, attr: str) -> None:
+            if actual.is_file():
+                files[recorded] = store_file(mirror, actual, old_files.get(recorded))
+            elif recorded not in missing:
+                missing.append(recorded)
+                errors.append(f"missing file {recorded} (uploaded as {attr})")
+
+        for op in ops:
+            attr = "/".join(op["path"])
+            if op["type"] == "UploadFile":
+                if op.get("file_path"):
+                    keep(op["file_path"], Path(op["file_path"]), attr)
+                elif op.get("tmp_file_name"):
+                    rec = f"upload_path/{op['tmp_file_name']}"
+                    keep(rec, run_dir / "upload_path" / op["tmp_file_name"], attr)
+            elif op["type"] == "UploadFileSet":
+                for g in op.get("file_globs") or []:
+                    matches = sorted(p for p in glob.glob(g, recursive=True) if os.path.isfile(p))
+                    globs[g] = matches
+                    if not matches:
+                        errors.append(f"no file matches {g} (uploaded as {attr})")
+                    for p in matches:
+                        keep(p, Path(p), attr)
+            elif op["type"] == "TrackFilesToArtifact":
+                for entry in op.get("entries") or []:
+                    tracked[entry[0]] = _listing(entry[0])
+        return {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
+                "workspace": ws, "project": proj, "key": key, "run_dir": run_dir.name,
+                "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs, "files": files,
+                "globs": globs, "tracked": tracked, "missing": missing, "errors": errors}
+    return store
+
+
+def _listing(location: str) -> list[dict]:
+    """What a TrackFilesToArtifact entry names: tracked (not uploaded) files, with their sizes."""
+    p = Path(location)
+    if p.is_file():
+        return [{"path": p.name, "size": p.stat().st_size, "link": location}]
+    if p.is_dir():
+        return [{"path": f.relative_to(p).as_posix(), "size": f.stat().st_size, "link": str(f)}
+                for f in sorted(p.rglob("*")) if f.is_file()]
+    return [{"path": location.rsplit("/", 1)[-1], "size": None, "link": location}]
+
+
+# -- folding -------------------------------------------------------------------------------------
+def iter_ops(mirror, manifest: dict):
+    for log in manifest["logs"]:
+        for seg in log["segments"]:
+            for line in mirror.objects.get_bytes(seg).splitlines():
+                rec = _parse(line) if line.strip() else None
+                if rec is not None:
+                    yield rec
+
+
+def _file_set_names(paths: list[str]) -> dict[str, str]:
+    """Names inside a file set: paths relative to the matched files' common folder."""
+    if not paths:
+        return {}
+    root = os.path.commonpath([os.path.dirname(p) for p in paths])
+    return {p: os.path.relpath(p, root).replace(os.sep, "/") for p in paths}
+
+
+def fold(mirror, manifest: dict) -> mapping.RunData:
+    meta = json.loads(mirror.objects.get_bytes(manifest["metadata"]) or b"{}")
+    run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"],
+                          created_at=mapping.to_ms(meta.get("createdAt")))
+    run.extra["neptune_offline"] = {k: meta.get(k) for k in ("mode", "containerType", "neptuneClientVersion",
+                                                            "structureVersion")}
+    files, globs = manifest.get("files", {}), manifest.get("globs", {})
+    sets: dict[str, set] = {}
+    next_step: dict[str, float] = {}
+    for rec in iter_ops(mirror, manifest):
+        op, t = rec["obj"], rec["obj"]["type"]
+        path = "/".join(op["path"])
+        run.seen(mapping.to_ms(rec.get("at")))
+        if t.startswith("Assign") and t != "AssignArtifact":
+            kind = t[len("Assign"):].lower()
+            run.attrs[path] = (kind, op.get("value"))
+        elif t in ("AddStrings", "RemoveStrings", "ClearStringSet"):
+            s = sets.setdefault(path, set())
+            if t == "AddStrings":
+                s.update(op.get("values") or [])
+            elif t == "RemoveStrings":
+                s.difference_update(op.get("values") or [])
+            else:
+                s.clear()
+            run.attrs[path] = ("string_set", sorted(s))
+        elif t in ("LogFloats", "LogStrings", "LogImages"):
+            kind = {"LogFloats": "float_series", "LogStrings": "string_series", "LogImages": "image_series"}[t]
+            for v in op.get("values") or []:
+                # no step: the server numbers points in order, last step + 1 (from 0)
+                step = v.get("step")
+                if step is None:
+                    step = next_step.get(path, 0)
+                next_step[path] = step + 1
+                value = v.get("value")
+                if t == "LogImages":
+                    value = {"bytes": base64.b64decode(value["data"]), "name": value.get("name"),
+                             "description": value.get("description")}
+                run.add_point(path, kind, step, mapping.to_ms(v.get("ts")), value)
+        elif t in ("ClearFloatLog", "ClearStringLog", "ClearImageLog"):
+            run.series.pop(path, None)
+            next_step.pop(path, None)
+        elif t == "ConfigFloatSeries":
+            run.extra.setdefault("series_config", {})[path] = {k: op.get(k) for k in ("min", "max", "unit")}
+        elif t == "UploadFile":
+            recorded = op.get("file_path") or f"upload_path/{op.get('tmp_file_name')}"
+            e = files.get(recorded)
+            run.files[path] = {"type": "file", "refs": [mapping.FileRef(
+                "", e and e["object_id"], e and e["size"], ext=op.get("ext") or None,
+                missing=None if e else recorded)]}
+        elif t == "UploadFileContent":
+            data = base64.b64decode(op.get("file_content") or "")
+            oid = mapping.hash_bytes(data)
+            run.blobs[oid] = data
+            run.files[path] = {"type": "file", "refs": [mapping.FileRef("", oid, len(data),
+                                                                        ext=op.get("ext") or None)]}
+        elif t == "UploadFileSet":
+            entry = run.files.setdefault(path, {"type": "file_set", "refs": []})
+            if op.get("reset") not in (False, "False"):
+                entry["refs"] = []
+            matched = [p for g in op.get("file_globs") or [] for p in globs.get(g, [])]
+            names = _file_set_names(matched)
+            have = {r.name for r in entry["refs"]}
+            for p in matched:
+                if p in files and names[p] not in have:
+                    entry["refs"].append(mapping.FileRef(names[p], files[p]["object_id"], files[p]["size"]))
+                    have.add(names[p])
+        elif t == "DeleteFiles":
+            gone = set(op.get("file_paths") or [])
+            if path in run.files:
+                run.files[path]["refs"] = [r for r in run.files[path]["refs"] if r.name not in gone]
+        elif t == "TrackFilesToArtifact":
+            listing = run.artifacts.setdefault(path, [])
+            for location, dest in op.get("entries") or []:
+                for f in manifest.get("tracked", {}).get(location, []):
+                    name = f"{dest.rstrip('/')}/{f['path']}" if dest else f["path"]
+                    listing.append({"path": name, "size": f["size"], "link": f["link"]})
+        elif t == "AssignArtifact":
+            run.extra.setdefault("artifact_hashes", {})[path] = op.get("hash")
+        elif t == "ClearArtifact":
+            run.artifacts.pop(path, None)
+        elif t == "DeleteAttribute":
+            for d in (run.attrs, run.series, run.files, run.artifacts):
+                d.pop(path, None)
+        else:
+            unhandled = run.extra.setdefault("unhandled_ops", {})
+            unhandled[t] = unhandled.get(t, 0) + 1
+    return run

@@ -1,0 +1,210 @@
+"""neptune-scale offline queues: `.neptune/<project>_<run_id>_<ns>/run_operations.sqlite3`.
+
+`run_operations` rows hold protobuf `Run` (operation_type 1, CREATE_RUN) or
+`UpdateRunSnapshot` (0) messages. They are kept as segments of SEGMENT_OPS
+operations by sequence id ([seq, timestamp ms, type, base64 blob] rows as
+canonical JSON), so new operations only add segments. Files named in
+`file_upload_requests` are read from their source paths.
+"""
+from __future__ import annotations
+
+import base64
+import sqlite3
+from pathlib import Path
+
+from . import mapping
+from .driver import RunSource, store_file
+
+ORIGIN = "scale-offline"
+NORMALIZER = "neptune-scale/1"
+DB_NAME = "run_operations.sqlite3"
+SEGMENT_OPS = 1000
+CREATE_RUN, UPDATE_SNAPSHOT = 1, 0
+
+
+def locate(path: Path) -> list[Path]:
+    path = Path(path)
+    if path.is_file() and path.name == DB_NAME:
+        return [path]
+    found = []
+    for base in (path, path / ".neptune"):
+        if (base / DB_NAME).is_file():
+            found.append(base / DB_NAME)
+        if base.is_dir():
+            found += sorted(d / DB_NAME for d in base.iterdir() if (d / DB_NAME).is_file())
+    return sorted(set(found))
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    # read-only: the client may still be writing to it
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+
+def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
+    out = []
+    for db in locate(path):
+        try:
+            with _connect(db) as con:
+                version, project, run_id = con.execute(
+                    "SELECT version, project, run_id FROM metadata ORDER BY id LIMIT 1").fetchone()
+        except (sqlite3.Error, TypeError) as e:
+            errors.append(f"{db.parent.name}/{db.name}: not a readable neptune-scale queue ({e})")
+            continue
+        ws, _, proj = project.partition("/")
+        out.append(RunSource(ws, proj or "default", run_id, _storer(db, version, project, run_id), fold))
+    return out
+
+
+def _messages():
+    from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2   # heavy import: only when needed
+    return common_pb2
+
+
+def _decode(typ: int, blob: bytes):
+    pb = _messages()
+    msg = pb.Run() if typ == CREATE_RUN else pb.UpdateRunSnapshot()
+    msg.ParseFromString(blob)
+    return msg
+
+
+def _storer(db: Path, version: str, project: str, run_id: str):
+    def store(mirror, old: dict | None) -> dict:
+        old_files = (old or {}).get("files", {})
+        errors, segments, files, missing = [], {}, {}, []
+        with _connect(db) as con:
+            for seq, ts, typ, blob in con.execute(
+                    "SELECT sequence_id, timestamp, operation_type, operation FROM run_operations "
+                    "ORDER BY sequence_id"):
+                try:
+                    _decode(typ, blob)
+                except Exception:
+                    errors.append(f"{db.parent.name}/{db.name} operation {seq}: malformed protobuf, skipped")
+                segments.setdefault(seq // SEGMENT_OPS, []).append(
+                    [seq, ts, typ, base64.b64encode(blob).decode()])
+            uploads = [list(r) for r in con.execute(
+                "SELECT source_path, destination, mime_type, size_bytes, is_temporary "
+                "FROM file_upload_requests ORDER BY id")]
+            op_errors = [list(r) for r in con.execute(
+                "SELECT timestamp, error_type, error_details, sequence_id FROM operation_errors "
+                "ORDER BY error_id")]
+        for source, dest, _mime, _size, _tmp in uploads:
+            if Path(source).is_file():
+                files[dest] = store_file(mirror, Path(source), old_files.get(dest))
+            else:
+                missing.append(source)
+                errors.append(f"missing file {source} (for {dest})")
+        return {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
+                "workspace": project.partition("/")[0], "project": project.partition("/")[2] or "default",
+                "key": run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": version,
+                "segments": [mirror.put_json(segments[k]) for k in sorted(segments)],
+                "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
+                "errors": errors}
+    return store
+
+
+# -- folding ------------------------------------------------------------------------------------
+def _ts_ms(ts) -> int | None:
+    if ts is None or (ts.seconds == 0 and ts.nanos == 0):
+        return None
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+def _value(v) -> tuple[str, object] | None:
+    which = v.WhichOneof("value")
+    if which == "float64":
+        return "float", v.float64
+    if which == "int64":
+        return "int", v.int64
+    if which == "bool":
+        return "bool", v.bool
+    if which == "string":
+        return "string", v.string
+    if which == "timestamp":
+        return "datetime", _ts_ms(v.timestamp)
+    if which == "string_set":
+        return "string_set", sorted(v.string_set.values)
+    if which == "file_ref":
+        return "file", {"path": v.file_ref.path, "size": v.file_ref.size_bytes, "mime": v.file_ref.mime_type}
+    if which == "histogram":
+        h = v.histogram
+        kind = h.WhichOneof("values") if h.DESCRIPTOR.oneofs else None
+        values = list(h.densities.values) if kind == "densities" else list(h.counts.values)
+        return "histogram", {"type": kind or "counts", "edges": list(h.bin_edges), "values": values}
+    return None
+
+
+def _step(step) -> int | float:
+    s = step.whole + step.micro / 1_000_000
+    return int(s) if step.micro == 0 else s
+
+
+def _file_ref(files: dict, ref: dict, step=None, ts=None) -> mapping.FileRef:
+    e = files.get(ref["path"])
+    name = ref["path"].rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1] if "." in name else None
+    return mapping.FileRef(name if step is not None else "", e and e["object_id"],
+                           e["size"] if e else ref.get("size"), step=step, ext=ext, timestamp=ts,
+                           missing=None if e else ref["path"])
+
+
+def fold(mirror, manifest: dict) -> mapping.RunData:
+    run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
+    files = manifest.get("files", {})
+    sets: dict[str, set] = {}
+    previews = 0
+    for seg in manifest["segments"]:
+        for seq, row_ts, typ, b64 in mirror.get_json(seg):
+            try:
+                msg = _decode(typ, base64.b64decode(b64))
+            except Exception:
+                continue    # reported at fetch time
+            if typ == CREATE_RUN:
+                run.created_at = _ts_ms(msg.creation_time) or row_ts
+                if msg.experiment_id:
+                    run.attrs["sys/name"] = ("string", msg.experiment_id)
+                run.extra["family"] = msg.family or None
+                if msg.HasField("fork_point"):
+                    fp = msg.fork_point
+                    run.extra["fork"] = {"parent_project": fp.parent_project, "parent_run_id": fp.parent_run_id,
+                                         "step": _step(fp.step)}
+                continue
+            ts = _ts_ms(msg.timestamp) or row_ts
+            run.seen(ts)
+            for path, v in sorted(msg.assign.items()):
+                kv = _value(v)
+                if kv is None:
+                    continue
+                if kv[0] == "file":
+                    run.files[path] = {"type": "file", "refs": [_file_ref(files, kv[1], ts=ts)]}
+                else:
+                    run.attrs[path] = kv
+            for path, mod in sorted(msg.modify_sets.items()):
+                s = sets.setdefault(path, set(run.attrs.get(path, ("", []))[1] or []))
+                for value, action in sorted(mod.string.values.items()):
+                    if action == 1:
+                        s.add(value)
+                    elif action == 2:
+                        s.discard(value)
+                run.attrs[path] = ("string_set", sorted(s))
+            if msg.append and msg.HasField("preview") and msg.preview.is_preview:
+                previews += len(msg.append)   # superseded by the final point
+                continue
+            step = _step(msg.step)
+            for path, v in sorted(msg.append.items()):
+                kv = _value(v)
+                if kv is None:
+                    continue
+                kind, value = kv
+                if kind == "file":
+                    run.add_file(path, "file_series", _file_ref(files, value, step=step, ts=ts))
+                else:
+                    series = {"float": "float_series", "int": "float_series", "string": "string_series",
+                              "histogram": "histogram_series"}.get(kind)
+                    if series:
+                        run.add_point(path, series, step, ts, float(value) if series == "float_series" else value)
+    if previews:
+        run.extra["preview_points_skipped"] = previews
+    if manifest.get("operation_errors"):
+        run.extra["operation_errors"] = len(manifest["operation_errors"])
+    return run
+
