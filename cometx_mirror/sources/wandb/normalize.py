@@ -294,7 +294,10 @@ def online_state(mirror, manifest: dict) -> RunState:
         row = dict(row)
         row["_timestamp_ms"] = int(ts * 1000) if isinstance(ts, (int, float)) else None
         system_rows.append(row)
-    return RunState(run=run, config=_unwrap_config(_json_field(node.get("config"))),
+    config = _json_field(node.get("config"))
+    # wandb.Api unwraps {"value": v, "desc": ...} itself and keeps the wrapped form in rawconfig
+    config = config if "rawconfig" in node else _unwrap_config(config)
+    return RunState(run=run, config=config,
                     summary=_json_field(node.get("summaryMetrics")),
                     history=_jsonl_rows(mirror, manifest.get("history", [])), system=system_rows,
                     metadata=metadata)
