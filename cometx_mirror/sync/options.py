@@ -23,6 +23,7 @@ class FetchOptions:
     list_only: bool = False
     debug: bool = False
     progress: Any = None                # a callable(event: str, **info) or None
+    confirm: Any = None                 # a callable(question) -> bool, for --ask
 
 
 @dataclass

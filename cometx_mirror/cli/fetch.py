@@ -1,0 +1,80 @@
+"""`fetch`: download from Comet, W&B or Neptune into the mirror."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..index.db import IndexUnavailable
+from ..net.http import HttpError
+from ..sources import SourceError
+from ..sync.fetch import run_fetch
+from ..sync.options import FetchOptions
+from .base import CliError, expected_errors, main, mirror_option, open_mirror
+from .progress import Progress
+
+
+@main.command()
+@click.argument("path", required=False, default="")
+@click.argument("resources", nargs=-1)
+@mirror_option
+@click.option("--from", "source", type=click.Choice(["comet", "wandb", "neptune"]), default="comet",
+              show_default=True, help="Where to fetch from.")
+@click.option("--api-key", help="API key (default: found the way the vendor's SDK finds it).")
+@click.option("--url-override", "url", help="Server URL (Comet url_override, W&B base URL, Neptune URL).")
+@click.option("-i", "--ignore", multiple=True, help="Resources to skip (or `experiments`).")
+@click.option("--filename", help="Only assets whose name ends with this; nothing else is downloaded.")
+@click.option("--asset-type", help="Only assets of this type.")
+@click.option("--query", help='A Comet query, e.g. \'Metric("loss") < 0.5 & Tag("best")\'.')
+@click.option("-u", "--use-name", is_flag=True, help="Show experiment names instead of keys in --list.")
+@click.option("-j", "--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Parallel downloads.")
+@click.option("-f", "--ask", is_flag=True, help="Ask before fetching several experiments.")
+@click.option("--sync", type=click.Choice(["all", "experiment", "project", "workspace"]), default="all",
+              show_default=True, help="Skip what the mirror already has at this level (`all`: fetch what changed).")
+@click.option("--quick", is_flag=True, help="Trust the project listing: skip projects that did not change.")
+@click.option("--fetch-remote", is_flag=True, help="Also download remote (http/https) assets.")
+@click.option("--list", "list_only", is_flag=True, help="List what PATH holds instead of fetching.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--debug", is_flag=True, help="Stop at the first error, with its traceback.")
+@expected_errors
+def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, asset_type, query,
+          use_name, parallel, ask, sync, quick, fetch_remote, list_only, as_json, debug) -> None:
+    """Fetch PATH into the mirror; each fetch is a snapshot, and only what changed is downloaded.
+
+    \b
+    Comet paths:  WORKSPACE[/PROJECT[/EXPERIMENT]], WORKSPACE/artifacts[/NAME[/VERSION]],
+                  WORKSPACE/model-registry[/NAME[/VERSION]], WORKSPACE/panels[/NAME]
+    W&B:          ENTITY[/PROJECT[/RUN]] online, or a wandb/ or run folder
+    Neptune:      an exporter folder, a .neptune folder, or WORKSPACE[/PROJECT] on a server
+    RESOURCES (Comet): assets html metadata metrics others parameters project run system
+    """
+    mirror = open_mirror(mirror_path, create=not list_only)
+    progress = Progress(enabled=sys.stderr.isatty() and not as_json)
+    options = FetchOptions(api_key=api_key, url=url, resources=tuple(resources), ignore=tuple(ignore),
+                           filename=filename, asset_type=asset_type, query=query, use_name=use_name,
+                           parallel=parallel, ask=ask, sync=sync, quick=quick, fetch_remote=fetch_remote,
+                           list_only=list_only, debug=debug, progress=progress.event,
+                           confirm=lambda q: click.confirm(q, default=True))
+    try:
+        with progress:
+            result = run_fetch(mirror, source, path, options)
+    except (SourceError, HttpError, IndexUnavailable) as e:
+        if debug:
+            raise
+        raise CliError(" ".join(str(e).split())) from None
+    if list_only:
+        for row in result.listing:
+            click.echo(json.dumps(row) if as_json else row.get("path") or row.get("workspace"))
+        return
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        click.echo(f"{result.new} new, {result.changed} changed, {result.unchanged} unchanged, "
+                   f"{result.failed} failed; {result.objects_written} objects "
+                   f"({result.bytes_written:,} bytes) in {result.requests} requests")
+        for line in result.errors:
+            click.echo(f"error: {line}", err=True)
+    if result.failed or result.errors:
+        sys.exit(1)

@@ -1,0 +1,154 @@
+"""An HTTP client that retries what is worth retrying and counts what it sends.
+
+Requests are the cost a server charges, so every attempt is counted.  Retried:
+429 (honouring Retry-After), 500/502/503/504, connection resets, timeouts and
+bodies cut short (urllib3 enforces Content-Length); each retry waits with
+exponential backoff and full jitter.  Not retried: other 4xx, which are answers.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import requests
+from requests.adapters import HTTPAdapter
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+             requests.exceptions.ContentDecodingError)
+
+
+class HttpError(Exception):
+    """A request failed for good; `status` is None when the server was never reached."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class RetryableBody(Exception):
+    """Raised by a body consumer to ask for the request to be sent again."""
+
+
+class HttpClient:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None, *, retries: int = 6,
+                 backoff: float = 0.25, max_backoff: float = 20.0, timeout: float = 120.0,
+                 pool_size: int = 16, redact: tuple[str, ...] = ()):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self._redact = tuple(r for r in redact if r)
+        self.session = requests.Session()
+        self.session.headers.update(headers or {})
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._lock = threading.Lock()
+        self.sent = 0            # every attempt, retries included
+        self.retried = 0
+
+    def _count(self, retried: bool = False) -> None:
+        with self._lock:
+            self.sent += 1
+            if retried:
+                self.retried += 1
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + path.lstrip("/")
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._redact:
+            text = text.replace(secret, "***")
+        return text
+
+    def _wait(self, attempt: int, response: requests.Response | None) -> None:
+        delay = None
+        if response is not None and response.status_code == 429:
+            try:
+                delay = float(response.headers.get("Retry-After", ""))
+            except ValueError:
+                delay = None
+        if delay is None:
+            delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** attempt)))
+        time.sleep(min(delay, self.max_backoff * 3))
+
+    def call(self, method: str, path: str, consume: Callable[[requests.Response], Any] | None = None,
+             ok: tuple[int, ...] = (200,), stream: bool = False, **kwargs) -> Any:
+        """Send a request, retrying transient failures; return consume(response) (or the response).
+
+        `consume` runs inside the retry loop, so a body cut short while being read is retried too.
+        """
+        url = self.url(path)
+        kwargs.setdefault("timeout", self.timeout)
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            self._count(retried=attempt > 0)
+            response = None
+            try:
+                response = self.session.request(method, url, stream=stream, **kwargs)
+                if response.status_code in RETRY_STATUS:
+                    last = f"HTTP {response.status_code}"
+                    response.close()
+                    if attempt < self.retries:
+                        self._wait(attempt, response)
+                        continue
+                    break
+                if response.status_code not in ok:
+                    raise HttpError(self._describe(method, url, response), response.status_code,
+                                    _body(response))
+                return consume(response) if consume else response
+            except TRANSIENT as e:
+                last = type(e).__name__
+            except RetryableBody as e:
+                last = str(e) or "bad body"
+            finally:
+                if stream and response is not None and consume is not None:
+                    response.close()
+            if attempt < self.retries:
+                self._wait(attempt, None)
+        raise HttpError(self._scrub(f"{method} {_path_of(url)} failed after {self.retries + 1} attempts "
+                                    f"({last})"), None)
+
+    def _describe(self, method: str, url: str, response: requests.Response) -> str:
+        return self._scrub(f"{method} {_path_of(url)} answered HTTP {response.status_code}")
+
+    def get_json(self, path: str, params: dict | None = None, **kwargs) -> Any:
+        return self.call("GET", path, consume=_json_body, params=params, **kwargs)
+
+    def post_json(self, path: str, payload: Any = None, params: dict | None = None,
+                  ok: tuple[int, ...] = (200, 201), **kwargs) -> Any:
+        return self.call("POST", path, consume=_json_body, params=params, json=payload, ok=ok, **kwargs)
+
+    def get_bytes(self, path: str, params: dict | None = None, **kwargs) -> bytes:
+        return self.call("GET", path, consume=lambda r: r.content, params=params, **kwargs)
+
+    def stream(self, path: str, consume: Callable[[Iterator[bytes]], Any],
+               params: dict | None = None, **kwargs) -> Any:
+        """GET and hand the body, in chunks, to `consume`; a cut body is retried from the start."""
+        return self.call("GET", path, consume=lambda r: consume(r.iter_content(1 << 20)),
+                         params=params, stream=True, **kwargs)
+
+
+def _path_of(url: str) -> str:
+    return requests.utils.urlparse(url).path
+
+
+def _body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]
+
+
+def _json_body(response: requests.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        # A truncated or garbled JSON body is a transport fault, not an answer.
+        raise RetryableBody("unparsable JSON body") from None

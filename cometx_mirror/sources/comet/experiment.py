@@ -1,0 +1,258 @@
+"""Fetching one Comet experiment into objects and a manifest, spending few requests.
+
+A new experiment costs one request per resource (tags, parameters, others,
+metrics, system details, html, code, output, graph, git metadata, git patch,
+asset list) plus one per asset.  An experiment whose listing entry (end time,
+duration, running, archived...) is unchanged costs only tags, parameters and
+others — the three things the REST API can change after a run ends — and
+everything else is carried over from the previous manifest.  Asset bytes are
+keyed by Comet's asset id, which names immutable content: a known id is never
+downloaded again.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from ...store import canonical
+from ...store.mirror import Mirror
+from ...store.objects import ObjectError
+from ...net.http import RetryableBody
+from .reader import CometReader
+
+NORMALIZER = "comet-experiment/1"
+
+# Resource groups as cometx names them -> the per-experiment resources they cover.
+GROUPS = {
+    "metadata": ("tags",),
+    "parameters": ("parameters",),
+    "others": ("others",),
+    "metrics": ("metrics",),
+    "system": ("system",),
+    "html": ("html",),
+    "run": ("code", "output", "graph", "git_metadata", "git_patch"),
+    "assets": ("asset_list",),
+}
+ALWAYS_CHECKED = ("tags", "parameters", "others")     # the API may change these after the end
+ENDPOINTS = {
+    "tags": "experiment/tags", "parameters": "experiment/parameters",
+    "others": "experiment/log-other", "metrics": "experiment/metrics/get-all",
+    "system": "experiment/system-details", "html": "experiment/html", "code": "experiment/code",
+    "output": "experiment/output", "graph": "experiment/graph",
+    "git_metadata": "experiment/git/metadata", "asset_list": "experiment/asset/list",
+}
+# JSON field holding a text resource, so the text itself is an object `cat` can stream.
+TEXT_FIELDS = {"html": "html", "code": "code", "output": "output", "graph": "graph"}
+
+
+@dataclass
+class AssetFilter:
+    filename: str | None = None
+    asset_type: str | None = None
+    fetch_remote: bool = False
+
+    def wants(self, asset: dict) -> bool:
+        if self.filename and not str(asset.get("fileName", "")).endswith(self.filename):
+            return False
+        if self.asset_type and (asset.get("type") or "asset") != self.asset_type:
+            return False
+        return True
+
+
+@dataclass
+class ExperimentFetch:
+    """What fetching one experiment produced."""
+    manifest_id: str
+    status: str                      # "new" | "changed" | "unchanged"
+    objects: int = 0
+    bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class AssetCache:
+    """origin/assetId -> object id, appended as assets land, so a fetch killed before its
+    manifest was written does not download those assets again.  Only a cache: entries
+    whose object is gone are ignored."""
+
+    def __init__(self, mirror: Mirror, origin: str):
+        self.path = mirror.root / "cache" / "comet-assets.jsonl"
+        self.origin = origin
+        self.mirror = mirror
+        self._lock = threading.Lock()
+        self._map: dict[str, tuple[str, int]] = {}
+        try:
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self._map[row["k"]] = (row["o"], row["s"])
+                except (ValueError, KeyError):
+                    continue   # a torn last line after a crash
+        except FileNotFoundError:
+            pass
+
+    def get(self, asset_key: str) -> tuple[str, int] | None:
+        hit = self._map.get(f"{self.origin}/{asset_key}")
+        return hit if hit and self.mirror.objects.exists(hit[0]) else None
+
+    def put(self, asset_key: str, object_id: str, size: int) -> None:
+        key = f"{self.origin}/{asset_key}"
+        with self._lock:
+            self._map[key] = (object_id, size)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"k": key, "o": object_id, "s": size}) + "\n")
+
+
+class ExperimentFetcher:
+    def __init__(self, mirror: Mirror, reader: CometReader, cache: AssetCache,
+                 asset_pool: ThreadPoolExecutor, wanted: set[str], asset_filter: AssetFilter):
+        self.mirror = mirror
+        self.reader = reader
+        self.cache = cache
+        self.asset_pool = asset_pool
+        self.wanted = wanted              # resource names to (re)fetch, see GROUPS
+        self.asset_filter = asset_filter
+
+    def _put(self, data: bytes, counter: ExperimentFetch) -> dict:
+        object_id = self.mirror.objects.put_bytes(data)
+        counter.objects += 1
+        counter.bytes += len(data)
+        return {"object": object_id, "size": len(data)}
+
+    def fetch(self, listing: dict, workspace: str, project: str, previous: dict | None) -> ExperimentFetch:
+        key = listing["experimentKey"]
+        out = ExperimentFetch("", "new" if previous is None else "unchanged")
+        metadata = self._put(canonical.dumps(listing), out)
+        listing_changed = previous is None or previous.get("metadata", {}).get("object") != metadata["object"]
+        resources = dict(previous.get("resources", {})) if previous else {}
+        texts = dict(previous.get("texts", {})) if previous else {}
+        for name in ENDPOINTS.keys() | {"git_patch"}:
+            if name not in self.wanted:
+                continue
+            if not listing_changed and name not in ALWAYS_CHECKED and name in resources:
+                continue
+            if name == "git_patch":
+                raw = self.reader.experiment_bytes("experiment/git/patch", key)
+                resources[name] = self._put(raw, out)
+                if raw.startswith(b"PK"):       # a zip holding git_diff.patch; otherwise "no patch"
+                    texts["git_patch"] = dict(resources[name])
+                else:
+                    texts.pop("git_patch", None)
+                continue
+            params = {"type": "all"} if name == "asset_list" else {}
+            body = self.reader.experiment_json(ENDPOINTS[name], key, **params)
+            resources[name] = self._put(canonical.dumps(body), out)
+            if name in TEXT_FIELDS:
+                text = (body or {}).get(TEXT_FIELDS[name]) or ""
+                if text:
+                    texts[name] = self._put(text.encode("utf-8"), out)
+                else:
+                    texts.pop(name, None)
+            if name == "git_metadata":
+                if any((body or {}).values()):
+                    texts["git_metadata"] = dict(resources[name])
+                else:
+                    texts.pop("git_metadata", None)
+            if name == "system":
+                packages = (body or {}).get("installedPackages") or []
+                if packages:
+                    texts["requirements"] = self._put("\n".join(packages).encode() + b"\n", out)
+                else:
+                    texts.pop("requirements", None)
+
+        assets = dict(previous.get("assets", {})) if previous else {}
+        if "asset_list" in resources:
+            assets = self._fetch_assets(key, resources["asset_list"]["object"], assets, out)
+
+        manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": "comet",
+                    "origin": self.reader.creds.origin, "workspace": workspace, "project": project,
+                    "key": key, "metadata": metadata, "resources": resources, "texts": texts,
+                    "assets": assets}
+        out.manifest_id = self.mirror.put_json(manifest)
+        if previous is not None and canonical.dumps(previous) != canonical.dumps(manifest):
+            out.status = "changed"
+        return out
+
+    def _fetch_assets(self, key: str, list_object: str, known: dict, out: ExperimentFetch) -> dict:
+        listing = canonical.loads(self.mirror.objects.get_bytes(list_object)).get("assets", [])
+        assets: dict[str, dict] = {}
+        jobs = {}
+        for asset in listing:
+            asset_id = asset.get("assetId")
+            if not asset_id:
+                continue
+            prior = known.get(asset_id)
+            if prior and self.mirror.objects.exists(prior["object"]):
+                assets[asset_id] = prior
+                continue
+            cached = self.cache.get(asset_id)
+            if cached:
+                assets[asset_id] = {"object": cached[0], "size": cached[1]}
+                continue
+            if not self.asset_filter.wants(asset):
+                continue
+            if asset.get("remote"):
+                if self.asset_filter.fetch_remote and str(asset.get("link", "")).startswith(("http://", "https://")):
+                    jobs[asset_id] = self.asset_pool.submit(self._download_remote, asset)
+                continue
+            jobs[asset_id] = self.asset_pool.submit(self._download, key, asset)
+        for asset_id, job in jobs.items():
+            try:
+                object_id, size = job.result()
+            except Exception as e:   # one asset failing leaves the others and the experiment intact
+                out.errors.append(f"asset {asset_id}: {e}")
+                continue
+            assets[asset_id] = {"object": object_id, "size": size}
+            out.objects += 1
+            out.bytes += size
+        return assets
+
+    def _download(self, key: str, asset: dict) -> tuple[str, int]:
+        expected = asset.get("fileSize")
+
+        def store(chunks):
+            try:
+                return self.mirror.objects.put_stream(chunks, expected_size=expected)
+            except ObjectError as e:   # short body: a transport fault, fetch it again
+                raise RetryableBody(str(e)) from None
+
+        object_id, size = self.reader.stream_asset(store, asset["assetId"], experiment_key=key)
+        self.cache.put(asset["assetId"], object_id, size)
+        return object_id, size
+
+    def _download_remote(self, asset: dict) -> tuple[str, int]:
+        with requests.get(asset["link"], stream=True, timeout=120) as r:
+            r.raise_for_status()
+            object_id, size = self.mirror.objects.put_stream(r.iter_content(1 << 20))
+        self.cache.put(asset["assetId"], object_id, size)
+        return object_id, size
+
+
+# Finer names cometx also accepts, inside the groups above.
+SUBRESOURCES = {"code": ("code",), "git": ("git_metadata", "git_patch"), "output": ("output",),
+                "graph": ("graph",), "requirements": ("system",)}
+
+
+def _expand(name: str) -> tuple[str, ...]:
+    return GROUPS.get(name) or SUBRESOURCES.get(name) or ()
+
+
+def wanted_resources(chosen: tuple[str, ...], ignore: tuple[str, ...]) -> set[str]:
+    """Per-experiment resources to fetch; `chosen` empty means all of them."""
+    names: set[str] = set()
+    for name in chosen or tuple(GROUPS):
+        names.update(_expand(name))
+    for name in ignore:
+        names.difference_update(_expand(name))
+    return names
+
+
+def load_json(mirror: Mirror, ref: dict | None) -> Any:
+    if not ref:
+        return None
+    return canonical.loads(mirror.objects.get_bytes(ref["object"]))
