@@ -1,0 +1,215 @@
+"""The HTTP layer: a ThreadingHTTPServer, request parsing, auth, faults, accounting,
+and the admin endpoints (`/_admin/...`) that tests and benchmarks read.
+
+Keep-alive HTTP/1.1, exact `Content-Type: application/json` on JSON answers (the
+SDK rejects anything else, even a charset suffix).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+from urllib.parse import parse_qsl, urlsplit
+
+from . import handlers_clientlib, handlers_read, handlers_registry, handlers_write  # noqa: F401 (register routes)
+from .accounting import Accounting
+from .faults import Faults, FaultSpecError
+from .routing import Request, Response, decode_body, find_route
+from .state import ApiError, State
+
+MAX_BODY = 8 << 30
+
+
+class CometServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+    def __init__(self, address, state: State, faults: Faults, accounting: Accounting) -> None:
+        self.state = state
+        self.faults = faults
+        self.accounting = accounting
+        super().__init__(address, Handler)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CometServer
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - stdlib signature
+        pass  # the accounting log replaces stderr noise (and never shows keys)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    # ----- one request ------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        started = time.perf_counter()
+        url = urlsplit(self.path)
+        path = url.path
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        raw = self._read_body()
+        if path.startswith("/_admin/"):
+            self._admin(method, path, query, raw)
+            return
+        decision = self.server.faults.decide(path)
+        if decision.latency_s > 0:
+            time.sleep(decision.latency_s)
+        action = decision.action
+        if action is not None and action.kind in ("429", "500", "502", "503"):
+            response = _status_fault(action)
+        else:
+            response = self._handle(method, path, query, raw)
+        cut = action.kind if action is not None and action.kind in ("reset", "truncate") else None
+        sent = self._send(response, cut)
+        self.server.accounting.record(
+            method, path, query, response.status, len(raw), sent,
+            (time.perf_counter() - started) * 1000, decision.fired)
+
+    def _handle(self, method: str, path: str, query: dict, raw: bytes) -> Response:
+        state = self.server.state
+        family, found, path_args = find_route(method, path)
+        try:
+            if found is None:
+                raise ApiError(404, f"no such endpoint: {method} {path}")
+            req = Request(method=method, path=path, query=query, headers=self.headers,
+                          body=decode_body(raw, self.headers), base_url=self._base_url(),
+                          state=state, path_args=path_args)
+            if found.auth:
+                req.user = state.user_for_key(req.api_key())
+                if req.user is None:
+                    raise _auth_error(family)
+            result = found.fn(req)
+            return result if isinstance(result, Response) else Response(body=result)
+        except ApiError as e:
+            return Response(status=e.status, body=e.body())
+        except Exception as e:  # a handler bug must answer 500, not kill the connection
+            return Response(status=500, body={"msg": f"internal error: {type(e).__name__}: {e}"})
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
+        return f"http://{host}"
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, response: Response, cut: Optional[str] = None) -> int:
+        chunks, length = response.encoded()
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(length))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        sent = 0
+        if cut:
+            # Send half the body (at least nothing more than claimed), then break the connection.
+            budget = length // 2
+            for chunk in chunks:
+                piece = chunk[:max(0, budget - sent)]
+                if piece:
+                    self.wfile.write(piece)
+                    sent += len(piece)
+                if sent >= budget:
+                    break
+            self.wfile.flush()
+            self._break_connection(rst=(cut == "reset"))
+            return sent
+        try:
+            for chunk in chunks:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        return sent
+
+    def _break_connection(self, rst: bool) -> None:
+        self.close_connection = True
+        try:
+            if rst:
+                # SO_LINGER with timeout 0 makes close() send RST instead of FIN.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                self.connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    # ----- admin ------------------------------------------------------------------------
+
+    def _admin(self, method: str, path: str, query: dict, raw: bytes) -> None:
+        srv = self.server
+        name = path[len("/_admin/"):].strip("/")
+        try:
+            if name == "counters" and method == "GET":
+                body = srv.accounting.counters()
+            elif name == "requests" and method == "GET":
+                body = {"requests": srv.accounting.requests(int(query.get("since", 0)))}
+            elif name == "reset" and method == "POST":
+                srv.accounting.reset()
+                body = {"ok": True}
+            elif name == "faults" and method == "GET":
+                body = srv.faults.describe()
+            elif name == "faults" and method in ("POST", "PUT"):
+                text = raw.decode("utf-8")
+                if text.strip().startswith("{"):
+                    text = json.loads(text).get("spec", "")
+                srv.faults.set(text)
+                body = srv.faults.describe()
+            elif name == "health":
+                body = {"ok": True}
+            else:
+                raise ApiError(404, f"no such admin endpoint: {method} {path}")
+            response = Response(body=body)
+        except FaultSpecError as e:
+            response = Response(status=400, body={"msg": str(e)})
+        except ApiError as e:
+            response = Response(status=e.status, body=e.body())
+        self._send(response)
+
+
+def _auth_error(family: Optional[str]) -> ApiError:
+    # REST answers 401 (SDK: Unauthorized); ingestion answers 400 + 90212 (SDK: InvalidAPIKey).
+    if family == "clientlib":
+        return ApiError(400, "Invalid API key", 90212)
+    return ApiError(401, "Invalid API key")
+
+
+def _status_fault(rule) -> Response:
+    status = int(rule.kind)
+    headers = {"Retry-After": str(int(rule.retry_after) if rule.retry_after == int(rule.retry_after)
+                                  else rule.retry_after)} if status == 429 else {}
+    return Response(status=status, body={"msg": f"injected fault {status}", "code": status}, headers=headers)
+
+
+def serve_in_thread(server: CometServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                              name="comet-server", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,65 @@
+"""Content-addressed byte storage for uploaded files (assets, patches, panel zips).
+
+In memory by default; with a folder, each blob is a file named by its sha256, so
+identical uploads (a dataset logged by ten experiments) are stored once and
+survive restarts.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from typing import Iterator, Optional
+
+CHUNK = 1 << 16
+
+
+class BlobStore:
+    def __init__(self, folder: Optional[str] = None) -> None:
+        self._folder = folder
+        self._mem: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+
+    def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if self._folder is None:
+            with self._lock:
+                self._mem.setdefault(digest, data)
+            return digest
+        path = self._path(digest)
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            # Write beside the target, then rename: a crash never leaves half a blob.
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return digest
+
+    def size(self, digest: str) -> int:
+        if self._folder is None:
+            return len(self._mem[digest])
+        return os.path.getsize(self._path(digest))
+
+    def get(self, digest: str) -> bytes:
+        return b"".join(self.iter(digest))
+
+    def iter(self, digest: str) -> Iterator[bytes]:
+        """Yield the blob in chunks, so large downloads are streamed."""
+        if self._folder is None:
+            data = self._mem[digest]
+            for i in range(0, len(data), CHUNK):
+                yield data[i:i + CHUNK]
+            return
+        with open(self._path(digest), "rb") as f:
+            while True:
+                chunk = f.read(CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+    def _path(self, digest: str) -> str:
+        return os.path.join(self._folder, digest[:2], digest)

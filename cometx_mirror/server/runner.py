@@ -1,0 +1,102 @@
+"""Starting and stopping the server from Python (tests, benchmarks, the `serve` command)."""
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Iterable, Optional
+
+from .accounting import Accounting
+from .app import CometServer, serve_in_thread
+from .faults import Faults
+from .state import DEFAULT_USERS, State, User
+
+
+class ServerHandle:
+    """A running server.  `url` is the root (http://127.0.0.1:PORT); point the SDK at
+    `clientlib_url` through `env()`."""
+
+    def __init__(self, server: CometServer, state: State, faults: Faults, accounting: Accounting) -> None:
+        self._server = server
+        self._thread = serve_in_thread(server)
+        self.state = state
+        self.faults = faults
+        self.accounting = accounting
+        host, port = server.server_address[:2]
+        self.host, self.port = host, port
+        self.url = f"http://{host}:{port}"
+        self.clientlib_url = f"{self.url}/clientlib/"
+
+    @property
+    def users(self) -> list[User]:
+        return self.state.users
+
+    @property
+    def api_key(self) -> str:
+        """The first user's key."""
+        return self.state.users[0].api_key
+
+    @property
+    def workspace(self) -> str:
+        return self.state.users[0].default_workspace
+
+    def env(self, user: Optional[User] = None) -> dict:
+        """The COMET_* variables that point the real SDK at this server."""
+        user = user or self.state.users[0]
+        return {"COMET_URL_OVERRIDE": self.clientlib_url, "COMET_API_KEY": user.api_key,
+                "COMET_WORKSPACE": user.default_workspace}
+
+    def counters(self) -> dict:
+        return self.accounting.counters()
+
+    def requests(self, since: int = 0) -> list[dict]:
+        return self.accounting.requests(since)
+
+    def reset_counters(self) -> None:
+        self.accounting.reset()
+
+    def set_faults(self, spec: Optional[str]) -> None:
+        self.faults.set(spec)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        self.state.close()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0, data_dir: Optional[str] = None,
+                 latency_ms: float = 0, faults: Optional[str] = None,
+                 users: Iterable[User] = DEFAULT_USERS) -> ServerHandle:
+    """Start a server in a background thread; port 0 picks a free port."""
+    state = State(users=list(users), data_dir=data_dir)
+    state.start_saver()
+    fault_rules = Faults(faults, latency_ms=latency_ms)
+    accounting = Accounting()
+    server = CometServer((host, port), state, fault_rules, accounting)
+    return ServerHandle(server, state, fault_rules, accounting)
+
+
+# ----- reading a server in another process (benchmarks) -----------------------------------
+
+def admin_get(url: str, name: str) -> dict:
+    """GET /_admin/<name> of a server at root `url` (counters, requests, faults)."""
+    with urllib.request.urlopen(f"{url.rstrip('/')}/_admin/{name}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def admin_set_faults(url: str, spec: str) -> dict:
+    req = urllib.request.Request(f"{url.rstrip('/')}/_admin/faults", data=spec.encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def admin_reset(url: str) -> dict:
+    req = urllib.request.Request(f"{url.rstrip('/')}/_admin/reset", data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
