@@ -7,10 +7,15 @@ import sys
 
 import click
 
+from ..index.db import IndexUnavailable
+from ..index.queries import NotFound, QueryError
+from ..sources import SourceError
 from ..store.lock import LockedError
 from ..store.mirror import Mirror, MirrorError
 from ..store.objects import ObjectError
 from ..store.refs import RefError
+from ..sync.browse import NotStored
+from ..sync.gc import GcRefused
 
 DEFAULT_MIRROR = "./.cometx-mirror"
 
@@ -23,7 +28,8 @@ class CliError(click.ClickException):
 
 
 # Library exceptions that are the user's or the environment's doing, not bugs.
-EXPECTED = (MirrorError, ObjectError, RefError, LockedError, OSError)
+EXPECTED = (MirrorError, ObjectError, RefError, LockedError, OSError, IndexUnavailable, SourceError,
+            QueryError, NotFound, NotStored, GcRefused)
 
 
 def expected_errors(fn):

@@ -1,9 +1,16 @@
 """Read-side and housekeeping commands: init, ls, query, log, show, cat, export, verify, gc, reindex."""
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
-from .base import expected_errors, main, mirror_option, open_mirror
+from ..sync import browse, housekeeping
+from ..sync import export as export_lib
+from ..sync import gc as gc_lib
+from ..sync import verify as verify_lib
+from . import output
+from .base import CliError, expected_errors, main, mirror_option, open_mirror
 
 
 @main.command()
@@ -13,3 +20,165 @@ def init(mirror_path: str) -> None:
     """Create an empty mirror (fetch creates one too)."""
     mirror = open_mirror(mirror_path, create=True)
     click.echo(f"mirror ready at {mirror.root}")
+
+
+@main.command("ls")
+@click.argument("path", required=False, default="")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@mirror_option
+@expected_errors
+def ls_cmd(path: str, as_json: bool, mirror_path: str) -> None:
+    """List workspaces, projects, experiments or one experiment's resources.
+
+    \b
+    PATH is WORKSPACE[/PROJECT[/EXPERIMENT_KEY_OR_NAME]].
+    """
+    listing = browse.ls(open_mirror(mirror_path), path)
+    if as_json:
+        output.print_json_rows(listing.result.columns, listing.result.rows)
+    elif listing.level in ("workspaces", "resources"):
+        output.print_table(listing.result.columns, listing.result.rows)
+    else:
+        output.print_table(listing.result.columns, listing.result.rows)
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of rows.")
+@mirror_option
+@expected_errors
+def query(sql: str, as_csv: bool, as_json: bool, mirror_path: str) -> None:
+    """Run one read-only SQL statement over the index.
+
+    \b
+    Tables: workspaces, projects, experiments, params, metrics, others, tags,
+    system_details, texts, assets, artifacts, artifact_versions, artifact_files,
+    registry_models, registry_versions, panels, snapshots, manifests, push_ledger.
+    Example: cometx-mirror query "SELECT name, max(value) FROM metrics GROUP BY name"
+    """
+    result = browse.query(open_mirror(mirror_path), sql)
+    if as_json:
+        output.print_json_rows(result.columns, result.rows)
+    elif as_csv:
+        output.print_csv(result.columns, result.rows)
+    else:
+        output.print_table(result.columns, result.rows)
+
+
+@main.command()
+@click.option("-n", "--limit", type=int, default=None, help="Show at most N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@mirror_option
+@expected_errors
+def log(limit: int | None, as_json: bool, mirror_path: str) -> None:
+    """Snapshots, newest first (every ref move in the reflog)."""
+    entries = browse.log(open_mirror(mirror_path), limit)
+    if as_json:
+        click.echo(output.to_json(entries))
+        return
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e["time"] or 0, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        what = e.get("error") or f"{e['manifests']} manifests"
+        click.echo(f"{e['snapshot']}  {when}  {e['ref']}  {e['message']}  ({what})")
+
+
+@main.command()
+@click.argument("exp")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@mirror_option
+@expected_errors
+def show(exp: str, as_json: bool, mirror_path: str) -> None:
+    """Summarize one experiment: WORKSPACE/PROJECT/KEY, a key, a name or a key prefix."""
+    summary = browse.show(open_mirror(mirror_path), exp)
+    if as_json:
+        click.echo(output.to_json(summary))
+        return
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        click.echo(f"{key.ljust(width)}  {output._cell(value)}")
+
+
+@main.command()
+@click.argument("exp")
+@click.argument("name")
+@mirror_option
+@expected_errors
+def cat(exp: str, name: str, mirror_path: str) -> None:
+    """Write a resource (html, code, output, git_patch, ...) or an asset to stdout.
+
+    NAME is a text resource kind or name, an asset id or an asset file name.
+    """
+    chunks = browse.cat(open_mirror(mirror_path), exp, name)
+    out = click.get_binary_stream("stdout")
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()
+
+
+@main.command("export")
+@click.argument("path")
+@click.argument("directory", type=click.Path(file_okay=False))
+@mirror_option
+@expected_errors
+def export_cmd(path: str, directory: str, mirror_path: str) -> None:
+    """Write WORKSPACE[/PROJECT[/EXP]] into DIRECTORY in cometx's download layout."""
+    report = export_lib.export(open_mirror(mirror_path), path, directory)
+    click.echo(f"exported {report.experiments} experiments, {report.projects} projects: "
+               f"{report.files} files, {report.bytes} bytes"
+               + (f" ({report.skipped_remote} remote assets not stored)" if report.skipped_remote else ""))
+
+
+@main.command()
+@click.option("--read-data", is_flag=True, help="Also re-read and rehash every object.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@mirror_option
+@expected_errors
+def verify(read_data: bool, as_json: bool, mirror_path: str) -> None:
+    """Check the mirror: refs, snapshots, manifests, objects and the index. Exit 1 on errors."""
+    report = verify_lib.verify(open_mirror(mirror_path), read_data=read_data)
+    if as_json:
+        click.echo(output.to_json(report.as_dict()))
+    else:
+        for line in report.info:
+            click.echo(line)
+        for line in report.warnings:
+            click.echo(f"warning: {line}")
+        for line in report.errors:
+            click.echo(f"error: {line}", err=True)
+        if read_data:
+            click.echo(f"read {report.objects_checked} objects ({report.bytes_checked} bytes)")
+        click.echo("no errors were found" if report.ok else f"{len(report.errors)} errors found")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--grace", default="24h", show_default=True,
+              help="Keep unreferenced objects younger than this (e.g. 24h, 30m, 0).")
+@click.option("--dry-run", is_flag=True, help="Report what would go; delete nothing.")
+@mirror_option
+@expected_errors
+def gc(grace: str, dry_run: bool, mirror_path: str) -> None:
+    """Remove objects no ref or reflog entry reaches, and stale tmp files."""
+    try:
+        seconds = gc_lib.parse_duration(grace)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--grace") from None
+    report = gc_lib.gc(open_mirror(mirror_path), grace=seconds, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{report.referenced} referenced objects kept; {verb} {len(report.swept)} unreferenced "
+               f"objects ({report.swept_bytes} bytes) and {len(report.tmp_removed)} tmp files; "
+               f"{report.kept_young} unreferenced objects are inside the grace period")
+
+
+@main.command()
+@mirror_option
+@expected_errors
+def reindex(mirror_path: str) -> None:
+    """Rebuild the index from the refs alone."""
+    n = housekeeping.reindex(open_mirror(mirror_path))
+    click.echo(f"reindexed {n} entities")
+
+
+__all__ = ["CliError"]

@@ -21,6 +21,14 @@ class IndexUnavailable(Exception):
     """The index cannot be opened: busy, damaged or too new."""
 
 
+class IndexBusy(IndexUnavailable):
+    """A writer holds the index (DuckDB's file lock) longer than we waited."""
+
+
+class IndexDamaged(IndexUnavailable):
+    """The index file is not a readable DuckDB database: rebuild it from the refs."""
+
+
 def _is_lock_error(e: Exception) -> bool:
     return "lock" in str(e).lower() and isinstance(e, duckdb.IOException)
 
@@ -39,13 +47,14 @@ def _connect(path: Path, read_only: bool, wait: float, **config) -> duckdb.DuckD
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as e:
             if not _is_lock_error(e):
-                raise IndexUnavailable(f"cannot open the index {path.name}: {str(e).splitlines()[0]}") from None
+                raise IndexDamaged(f"cannot open the index {path.name}: {str(e).splitlines()[0]} "
+                                   "(run `cometx-mirror reindex` to rebuild it)") from None
             if time.monotonic() >= deadline:
-                raise IndexUnavailable(_busy_message(e)) from None
+                raise IndexBusy(_busy_message(e)) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         except duckdb.Error as e:
-            raise IndexUnavailable(f"cannot open the index {path.name}: {str(e).splitlines()[0]} "
+            raise IndexDamaged(f"cannot open the index {path.name}: {str(e).splitlines()[0]} "
                               "(run `cometx-mirror reindex` to rebuild it)") from None
 
 

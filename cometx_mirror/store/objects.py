@@ -127,10 +127,15 @@ class ObjectStore:
     def _publish(self, tmp_name: str, object_id: str, size: int) -> None:
         final = self.path(object_id)
         if final.exists():
-            if self.raw_size(object_id) != size:   # a hash collision or a damaged object
-                raise ObjectError(f"object {object_id} exists with another size")
-            os.utime(final)  # freshen, so a concurrent gc's grace period spares it
-            return
+            if self._looks_whole(object_id, size):
+                try:
+                    os.utime(final)  # freshen, so a concurrent gc's grace period spares it
+                except PermissionError:
+                    pass             # another user's object: it is whole, that is enough
+                return
+            # The copy on disk is damaged (truncated, zero-length, bad header):
+            # the bytes we just hashed are the right ones, so they replace it.
+            # This is how a later fetch heals a damaged store.
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_name, 0o444)
         os.replace(tmp_name, final)
@@ -189,6 +194,23 @@ class ObjectStore:
 
     def stored_size(self, object_id: str) -> int:
         return self.path(object_id).stat().st_size
+
+    def body_length_ok(self, object_id: str) -> bool:
+        """A cheap structural check: a raw body has exactly its recorded length,
+        a zstd body is not empty.  Catches truncation without reading the data."""
+        try:
+            with open(self.path(object_id), "rb") as f:
+                codec, size = self._header(f, object_id)
+                stored = os.fstat(f.fileno()).st_size - HEADER.size
+        except (OSError, ObjectError):
+            return False
+        return stored == size if codec == CODEC_RAW else (stored > 0 or size == 0)
+
+    def _looks_whole(self, object_id: str, size: int) -> bool:
+        try:
+            return self.raw_size(object_id) == size and self.body_length_ok(object_id)
+        except ObjectError:
+            return False
 
 
 def _chunks(stream) -> Iterator[bytes]:

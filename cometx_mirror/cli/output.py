@@ -1,0 +1,71 @@
+"""Printing rows: an aligned table for people, CSV and JSON for programs."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+import uuid
+from typing import Any, Sequence
+
+import click
+
+MAX_CELL = 80
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, (uuid.UUID, dt.timedelta)):
+        return str(value)
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, default=_jsonable, indent=2, ensure_ascii=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value, default=_jsonable, ensure_ascii=False)
+    else:
+        text = str(value)
+    text = " ".join(text.split()) if "\n" in text or "\t" in text else text
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    click.echo(line(columns))
+    click.echo(line(["-" * w for w in widths]))
+    for r in cells:
+        click.echo(line(r))
+    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+
+
+def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = click.get_text_stream("stdout")
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow(["" if v is None else (_jsonable(v) if not isinstance(v, (int, float, str)) else v)
+                    for v in row])
+
+
+def print_json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    click.echo(to_json([dict(zip(columns, row)) for row in rows]))
+
+
+def binary_stdout():
+    return click.get_binary_stream("stdout") if sys.stdout else None

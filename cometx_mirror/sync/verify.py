@@ -1,0 +1,121 @@
+"""`verify`: is the mirror whole?  (restic's `check`, kopia's `snapshot verify`.)
+
+Structure (always, cheap): the config opened; every ref names a snapshot that
+parses; every snapshot's manifests parse; every object a manifest declares
+exists with the size it says; the index names the same manifests as the refs,
+and every object id in its tables exists.
+
+`read_data` also re-reads every object in objects/ and rehashes it (zstd frame
+checksum + xxh3-128 against the name), retrying once so a transient read error
+is told apart from damage.
+
+Errors fail the run (exit 1); unreferenced objects and stale tmp files are info.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..index import queries
+from ..index.db import IndexUnavailable, open_read
+from ..store.mirror import Mirror
+from ..store.objects import ObjectError
+from . import reachable
+
+STALE_TMP_SECONDS = 24 * 3600
+
+
+@dataclass
+class VerifyReport:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)    # object ids that failed the rehash
+    missing: list[str] = field(default_factory=list)    # referenced object ids not in the store
+    objects_checked: int = 0
+    bytes_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__, ok=self.ok)
+
+
+def verify(mirror: Mirror, read_data: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    report = VerifyReport()
+    walk = reachable.walk(mirror)
+    for p in walk.problems:
+        (report.errors if p.current else report.warnings).append(p.line())
+        if p.what == "missing":
+            report.missing.append(p.object_id)
+    _check_index(mirror, report)
+
+    all_ids = list(mirror.objects.ids())
+    unreferenced = [oid for oid in all_ids if oid not in walk.marked]
+    report.info.append(f"{len(walk.snapshots)} snapshots, {len(walk.manifests)} manifests, "
+                       f"{len(walk.marked)} referenced objects, {len(all_ids)} objects in store")
+    if unreferenced:
+        report.info.append(f"{len(unreferenced)} unreferenced objects (gc removes them after the grace period)")
+    stale = [p for p in _tmp_files(mirror) if time.time() - p.stat().st_mtime > STALE_TMP_SECONDS]
+    if stale:
+        report.info.append(f"{len(stale)} stale tmp files (gc removes them)")
+
+    if read_data:
+        for n, oid in enumerate(all_ids, 1):
+            _rehash(mirror, oid, report)
+            if progress:
+                progress(n, len(all_ids))
+    return report
+
+
+def _rehash(mirror: Mirror, oid: str, report: VerifyReport) -> None:
+    first_error = None
+    for attempt in range(2):
+        try:
+            mirror.objects.check(oid)
+            report.objects_checked += 1
+            report.bytes_checked += mirror.objects.stored_size(oid)
+            if first_error:
+                report.warnings.append(f"object {oid}: read failed once, ok on retry ({first_error})")
+            return
+        except (ObjectError, OSError) as e:
+            first_error = " ".join(str(e).split())
+    report.damaged.append(oid)
+    report.errors.append(f"damaged object {oid}: {first_error}")
+
+
+def _check_index(mirror: Mirror, report: VerifyReport) -> None:
+    if not mirror.index_path.exists():
+        report.warnings.append("no index yet (any read or `cometx-mirror reindex` builds it)")
+        return
+    try:
+        current = mirror.current_manifests()
+    except ObjectError:
+        return   # already reported by the walk
+    try:
+        with open_read(mirror.index_path, wait=2.0) as con:
+            indexed = dict(con.execute("SELECT label, manifest_id FROM manifests").fetchall())
+            ids = queries.index_object_ids(con).rows
+    except IndexUnavailable as e:
+        report.errors.append(f"index not checked: {' '.join(str(e).split())}")
+        return
+    behind = sorted(label for label, mid in current.items() if indexed.get(label) != mid)
+    extra = sorted(label for label in indexed if label not in current)
+    if behind or extra:
+        example = (behind + extra)[0]
+        report.errors.append(f"the index disagrees with the refs on {len(behind) + len(extra)} entities "
+                             f"(e.g. {example}); run `cometx-mirror reindex`")
+    missing = sorted({oid for _, oid, _ in ids if not mirror.objects.exists(oid)})
+    for oid in missing:
+        report.errors.append(f"missing object {oid}, named by an index row")
+        if oid not in report.missing:
+            report.missing.append(oid)
+
+
+def _tmp_files(mirror: Mirror):
+    tmp = mirror.root / "tmp"
+    return [p for p in tmp.iterdir() if p.is_file()] if tmp.is_dir() else []
