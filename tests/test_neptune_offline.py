@@ -138,3 +138,24 @@ def test_mixed_folder_fetches_every_kind(mirror, neptune_v1_offline, neptune_sca
     assert result.new == 2
     refs = sorted(r for r, _ in mirror.refs.items())
     assert refs[0].startswith("neptune/offline/") and refs[1] == "neptune/scale-offline/ws/scaleproj"
+
+
+def test_online_without_reachable_server_is_one_line(mirror, monkeypatch):
+    import base64
+    import socket
+
+    from cometx_mirror.sources import SourceError
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                   # a port nobody listens on
+    token = base64.b64encode(json.dumps({"api_address": f"http://127.0.0.1:{port}",
+                                         "api_key": "secret-key"}).encode()).decode()
+    monkeypatch.setenv("NEPTUNE_API_TOKEN", token)
+    with pytest.raises(SourceError) as err:
+        fetch(mirror, "ws/proj")
+    message = str(err.value)
+    assert "no Neptune server reachable" in message and "\n" not in message and "secret" not in message
+    monkeypatch.delenv("NEPTUNE_API_TOKEN")
+    with pytest.raises(SourceError, match="NEPTUNE_API_TOKEN"):
+        fetch(mirror, "ws/proj")
