@@ -1,0 +1,68 @@
+"""`push`: copy mirrored experiments into a Comet instance, skipping what is already there."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..index.db import IndexUnavailable
+from ..sinks.comet.client import PushError
+from ..sources import SourceError
+from ..sync.push import PushOptions, run_push
+from .base import CliError, expected_errors, main, mirror_option, open_mirror
+from .progress import Progress
+
+
+@main.command()
+@click.argument("source")
+@click.argument("destination")
+@mirror_option
+@click.option("--to-api-key", "api_key", help="Destination API key (default: COMET_API_KEY, ~/.comet.config).")
+@click.option("--to-url-override", "url", help="Destination URL, e.g. https://host/clientlib/ "
+                                               "(default: COMET_URL_OVERRIDE, config, smart key).")
+@click.option("--snapshot", help="Push the state of this snapshot id instead of the latest.")
+@click.option("--sync", is_flag=True, help="Skip an experiment whose name exists in the destination project.")
+@click.option("--symlink", is_flag=True, help="Link experiments into the destination project instead of copying.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+@click.option("-j", "--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Experiments pushed at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@expected_errors
+def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink, dry_run, parallel,
+         as_json) -> None:
+    """Push SOURCE (a mirror path) to DESTINATION on a Comet instance.
+
+    \b
+    push WORKSPACE NEW_WORKSPACE
+    push WORKSPACE/PROJECT NEW_WORKSPACE/NEW_PROJECT
+    push WORKSPACE/PROJECT/EXPERIMENT NEW_WORKSPACE/NEW_PROJECT
+    push WORKSPACE/panels[/NAME] NEW_WORKSPACE
+
+    A second push of the same data sends nothing; after the source grew, only the difference.
+    """
+    mirror = open_mirror(mirror_path)
+    progress = Progress(enabled=sys.stderr.isatty() and not as_json)
+    options = PushOptions(api_key=api_key, url=url, snapshot=snapshot, sync=sync, symlink=symlink,
+                          dry_run=dry_run, parallel=parallel, progress=progress.event)
+    try:
+        with progress:
+            result = run_push(mirror, source, destination, options)
+    except (PushError, SourceError, IndexUnavailable) as e:
+        raise CliError(" ".join(str(e).split())) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        if dry_run:
+            for step in result.plan:
+                click.echo(json.dumps(step, sort_keys=True))
+        click.echo(f"{result.new} new, {result.updated} updated, {result.unchanged} unchanged, "
+                   f"{result.skipped} skipped, {result.symlinked} linked, {result.failed} failed; "
+                   f"{result.workspace_entities} workspace entities; "
+                   f"{result.writes} writes, {result.reads} reads" + (" (dry run)" if dry_run else ""))
+        for line in result.warnings:
+            click.echo(f"warning: {line}", err=True)
+        for line in result.errors:
+            click.echo(f"error: {line}", err=True)
+    if result.failed or result.errors:
+        sys.exit(1)

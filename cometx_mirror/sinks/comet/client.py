@@ -1,0 +1,281 @@
+"""The HTTP writer for a destination Comet instance.
+
+Speaks Comet's wire protocol directly with `requests` instead of going through
+`comet_ml.OfflineExperiment`, which samples metrics to 15,000 points per name and
+injects `curr_step`, `offline_experiment` and `process duration`.
+
+Retry rules (same as fetch): 429 waits for Retry-After; 5xx, connection resets
+and timeouts retry with exponential backoff and jitter; 4xx other than 429 fail
+at once.  A write cut by a reset may have landed, so every write this package
+sends is either idempotent (set-style endpoints, client-chosen experiment keys
+and asset ids with overwrite) or guarded by a read first (metrics, output).
+
+The API key lives only in this object's session headers; it is never logged.
+"""
+from __future__ import annotations
+
+import base64
+import configparser
+import gzip
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+
+DEFAULT_URL = "https://www.comet.com/clientlib/"
+RETRY_STATUS = {500, 502, 503, 504}
+
+
+class PushError(Exception):
+    """A destination problem worth one line to the user (no secrets in it)."""
+
+
+class AuthError(PushError):
+    """The destination refused the key (wrong key, or no rights on the workspace)."""
+
+
+class HttpError(PushError):
+    def __init__(self, status: int, endpoint: str, body: Any):
+        self.status = status
+        self.endpoint = endpoint
+        self.body = body
+        code = body.get("sdk_error_code") if isinstance(body, dict) else None
+        self.code = code
+        msg = body.get("msg") if isinstance(body, dict) else None
+        super().__init__(f"{endpoint}: HTTP {status}" + (f" ({msg})" if msg else ""))
+
+
+# -- credentials --------------------------------------------------------------
+@dataclass
+class Credentials:
+    api_key: str = field(repr=False)
+    clientlib: str          # full clientlib base, ends with "/"
+    root: str               # scheme://host:port, REST bases hang off it
+
+    @property
+    def rest(self) -> str:
+        return self.root + "/api/rest/v2/"
+
+    @property
+    def rest_clientlib(self) -> str:
+        return self.root + "/clientlib/rest/v2/"
+
+
+def _config_file_values() -> dict[str, str]:
+    """[comet] api_key / url_override from COMET_CONFIG, ./.comet.config, ~/.comet.config."""
+    candidates = []
+    if os.environ.get("COMET_CONFIG"):
+        p = Path(os.environ["COMET_CONFIG"]).expanduser()
+        candidates.append(p / ".comet.config" if p.is_dir() else p)
+    candidates += [Path(".comet.config"), Path("~/.comet.config").expanduser()]
+    out: dict[str, str] = {}
+    for path in candidates:
+        if not path.is_file():
+            continue
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        if parser.has_section("comet"):
+            for key in ("api_key", "url_override"):
+                if key not in out and parser.get("comet", key, fallback=None):
+                    out[key] = parser.get("comet", key)
+    return out
+
+
+def _smart_key_base_url(key: str) -> str | None:
+    """A smart key is key*base64(json) with {"baseUrl": ...}; padding optional."""
+    if "*" not in key:
+        return None
+    attrs = key.split("*", 1)[1]
+    try:
+        data = json.loads(base64.b64decode(attrs + "=" * (-len(attrs) % 4)))
+        return data.get("baseUrl") or None
+    except (ValueError, TypeError):
+        return None
+
+
+def resolve_credentials(api_key: str | None = None, url_override: str | None = None) -> Credentials:
+    """Flags first, then COMET_* env, then config files, as comet_ml does."""
+    files = None
+
+    def from_files(name):
+        nonlocal files
+        if files is None:
+            files = _config_file_values()
+        return files.get(name)
+
+    key = api_key or os.environ.get("COMET_API_KEY") or from_files("api_key")
+    if not key:
+        raise PushError("no destination API key: pass --to-api-key or set COMET_API_KEY")
+    url = url_override or os.environ.get("COMET_URL_OVERRIDE") or from_files("url_override")
+    if not url:
+        base = _smart_key_base_url(key)
+        url = base.rstrip("/") + "/clientlib/" if base else DEFAULT_URL
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise PushError(f"bad destination URL {url!r} (expected http(s)://host[:port]/clientlib/)")
+    path = parsed.path if parsed.path not in ("", "/") else "/clientlib/"
+    clientlib = f"{parsed.scheme}://{parsed.netloc}{path.rstrip('/')}/"
+    return Credentials(api_key=key, clientlib=clientlib, root=f"{parsed.scheme}://{parsed.netloc}")
+
+
+# -- the client ---------------------------------------------------------------
+@dataclass
+class Counters:
+    reads: int = 0
+    writes: int = 0
+    retries: int = 0
+    bytes_out: int = 0
+
+
+class CometClient:
+    """Thread-safe: one requests.Session per thread, shared counters."""
+
+    def __init__(self, creds: Credentials, timeout: float = 60.0, max_tries: int = 6,
+                 backoff: float = 0.5, max_backoff: float = 20.0):
+        self.creds = creds
+        self.timeout = timeout
+        self.max_tries = max_tries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.counters = Counters()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    @property
+    def destination(self) -> str:
+        return self.creds.root
+
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["Authorization"] = self.creds.api_key
+            s.headers["User-Agent"] = "cometx-mirror"
+            self._local.session = s
+        return s
+
+    def _url(self, base: str, path: str) -> str:
+        return {"clientlib": self.creds.clientlib, "rest": self.creds.rest,
+                "rest-clientlib": self.creds.rest_clientlib}[base] + path
+
+    def _count(self, write: bool, nbytes: int = 0, retry: bool = False) -> None:
+        with self._lock:
+            if retry:
+                self.counters.retries += 1
+            elif write:
+                self.counters.writes += 1
+                self.counters.bytes_out += nbytes
+            else:
+                self.counters.reads += 1
+
+    def _sleep_for(self, attempt: int, response: requests.Response | None) -> float:
+        if response is not None and response.status_code == 429:
+            try:
+                return min(float(response.headers.get("Retry-After", "1")), 120.0)
+            except ValueError:
+                return 1.0
+        delay = min(self.max_backoff, self.backoff * 2 ** attempt)
+        return delay / 2 + random.uniform(0, delay / 2)   # jitter: retries do not stampede
+
+    def request(self, method: str, base: str, path: str, *, write: bool, params: dict | None = None,
+                json_body: Any = None, gzip_json: bool = False, files_factory=None,
+                expect_json: bool = True, ok_codes: tuple = ()) -> Any:
+        """One call with retries; returns parsed JSON (or bytes), raises HttpError/AuthError.
+
+        `files_factory` rebuilds the multipart body for each try (file handles are consumed).
+        `ok_codes` are sdk_error_codes answered with 4xx that the caller treats as success.
+        """
+        url = self._url(base, path)
+        endpoint = f"{method} {path}"
+        for attempt in range(self.max_tries):
+            kwargs: dict[str, Any] = {"params": params, "timeout": self.timeout}
+            nbytes = 0
+            if json_body is not None:
+                data = json.dumps(json_body, allow_nan=True).encode()
+                headers = {"Content-Type": "application/json"}
+                if gzip_json:
+                    data = gzip.compress(data, 5)
+                    headers["Content-Encoding"] = "gzip"
+                kwargs.update(data=data, headers=headers)
+                nbytes = len(data)
+            elif files_factory is not None:
+                data, content_type, nbytes = files_factory()
+                kwargs.update(data=data, headers={"Content-Type": content_type})
+            try:
+                self._count(write, nbytes, retry=attempt > 0)
+                response = self._session().request(method, url, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if attempt + 1 >= self.max_tries:
+                    raise PushError(f"cannot reach {self.creds.root} ({type(e).__name__})") from None
+                time.sleep(self._sleep_for(attempt, None))
+                continue
+            status = response.status_code
+            if status == 429 or status in RETRY_STATUS:
+                if attempt + 1 >= self.max_tries:
+                    raise HttpError(status, endpoint, _body(response))
+                time.sleep(self._sleep_for(attempt, response))
+                continue
+            if status in (401, 403) or (status == 400 and _code(response) == 90212):
+                raise AuthError(f"the destination refused the API key for {endpoint} (HTTP {status})")
+            if status >= 400:
+                body = _body(response)
+                if isinstance(body, dict) and body.get("sdk_error_code") in ok_codes:
+                    return body
+                raise HttpError(status, endpoint, body)
+            if not expect_json:
+                return response.content
+            try:
+                return response.json() if response.content else {}
+            except ValueError:
+                # a truncated body: the request was handled or not; reads retry, writes are idempotent
+                if attempt + 1 >= self.max_tries:
+                    raise PushError(f"{endpoint}: unreadable response") from None
+                time.sleep(self._sleep_for(attempt, None))
+        raise PushError(f"{endpoint}: gave up")   # pragma: no cover
+
+    # shorthands
+    def get(self, path: str, params: dict | None = None, base: str = "rest", **kw) -> Any:
+        return self.request("GET", base, path, write=False, params=params, **kw)
+
+    def post(self, path: str, body: Any = None, base: str = "rest", **kw) -> Any:
+        return self.request("POST", base, path, write=True, json_body=body, **kw)
+
+
+def _body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:200]
+
+
+def _code(response: requests.Response) -> int | None:
+    body = _body(response)
+    return body.get("sdk_error_code") if isinstance(body, dict) else None
+
+
+def multipart(fields: list[tuple[str, tuple]]):
+    """A files_factory for `request`: fields as (name, (filename, bytes_or_callable, content_type))."""
+    from requests_toolbelt import MultipartEncoder
+
+    def build():
+        parts = []
+        for name, (filename, content, ctype) in fields:
+            data = content() if callable(content) else content
+            parts.append((name, (filename, data, ctype) if filename is not None else data))
+        enc = MultipartEncoder(fields=parts)
+        return enc, enc.content_type, enc.len
+    return build
+
+
+def gunzip_if_needed(data: bytes) -> bytes:
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
