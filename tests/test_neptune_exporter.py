@@ -141,3 +141,12 @@ def test_list_only(mirror, exporter_folder):
     result = run_fetch(mirror, "neptune", str(exporter_folder), FetchOptions(list_only=True))
     assert sorted(r["key"] for r in result.listing) == ["RUN-1", "RUN-2"]
     assert mirror.refs.get("neptune/exporter/ws/proj") is None
+
+
+def test_truncated_only_part_names_file(mirror, exporter_folder):
+    pdir = exporter_folder / "data" / sanitize("ws/proj")
+    part0 = pdir / f"{sanitize('RUN-2')}_part_0.parquet"
+    part0.write_bytes(part0.read_bytes()[:100])
+    result = fetch(mirror, exporter_folder)
+    assert any(e.startswith(f"{pdir.name}/{part0.name}: unreadable parquet part") for e in result.errors)
+    assert q(mirror, "SELECT experiment_key FROM experiments") == [("RUN-1",)]

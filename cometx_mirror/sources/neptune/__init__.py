@@ -49,8 +49,8 @@ def fetch(mirror, path: str, options, commit) -> FetchResult:
         errors: list[str] = []
         runs = reader.runs(p, notes, errors)
         if options.list_only:
-            result.listing += [{"source": "neptune", "origin": reader.ORIGIN, "workspace": r.workspace,
-                                "project": r.project, "key": r.key} for r in runs]
+            result.listing += [{"path": f"{r.workspace}/{r.project}/{r.key}", "origin": reader.ORIGIN,
+                                "workspace": r.workspace, "project": r.project, "key": r.key} for r in runs]
             continue
         for note in notes:
             if options.progress:
