@@ -5,9 +5,9 @@ heartbeat, ...), the full history through `scan_history` (never the sampled
 `history()`) as JSON-lines pages, the system-metrics stream, every run file
 (skipping ones whose md5 we already hold) and the logged and used artifacts.
 
-A run whose node is byte-identical to the one in the previous snapshot
-(heartbeat, state, historyLineCount, config, summary, tags, notes ...) is not
-touched: its manifest is reused.  A changed run only pulls history past the
+A run whose watermark (heartbeat, state, historyLineCount, config, summary,
+tags, notes ...) equals the one in the previous snapshot is not touched: its
+manifest is reused.  A changed run only pulls history past the
 last step we hold.
 """
 from __future__ import annotations
@@ -268,6 +268,17 @@ def _one_line(e: Exception) -> str:
     return " ".join(str(e).split())[:300] or type(e).__name__
 
 
+# What says a run changed: heartbeat, state and history length move while it runs;
+# config, summary, tags, notes ... can be edited after it finished.
+WATERMARK_FIELDS = ("heartbeatAt", "state", "historyLineCount", "config", "summaryMetrics", "tags", "notes",
+                    "description", "displayName", "group", "jobType", "sweepName")
+
+
+def watermark(node: dict) -> str:
+    import xxhash
+    return xxhash.xxh3_128_hexdigest(canonical.dumps({k: node.get(k) for k in WATERMARK_FIELDS}))
+
+
 def fetch_project(mirror, api, origin, entity, project, run_id, options, commit, result) -> None:
     ref = "/".join([SOURCE, ref_part(origin), ref_part(entity), ref_part(project)])
     snapshot_id = mirror.refs.get(ref)
@@ -290,9 +301,10 @@ def fetch_project(mirror, api, origin, entity, project, run_id, options, commit,
     for run in runs:
         label = exp_label(entity, project, run.id)
         node_entry = store_json(mirror, run._attrs)
+        node_entry["watermark"] = watermark(run._attrs)
         prev_id = previous.get(label)
         prev = mirror.get_json(prev_id) if prev_id else None
-        if prev and prev.get("run", {}).get("object") == node_entry["object"]:
+        if prev and prev.get("run", {}).get("watermark") == node_entry["watermark"]:
             manifests[label] = prev_id                # unchanged since the last fetch
             result.unchanged += 1
             continue
