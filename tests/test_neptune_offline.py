@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync import indexer
 from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sync.options import FetchOptions
 
@@ -138,6 +139,11 @@ def test_mixed_folder_fetches_every_kind(mirror, neptune_v1_offline, neptune_sca
     assert result.new == 2
     refs = sorted(r for r, _ in mirror.refs.items())
     assert refs[0].startswith("neptune/offline/") and refs[1] == "neptune/scale-offline/ws/scaleproj"
+    # the normalizers are pure: a rebuilt index has the same rows
+    tables = ("experiments", "params", "others", "tags", "metrics", "texts", "assets", "artifact_files")
+    before = {t: sorted(map(str, q(mirror, f"SELECT * FROM {t}"))) for t in tables}
+    indexer.rebuild(mirror)
+    assert {t: sorted(map(str, q(mirror, f"SELECT * FROM {t}"))) for t in tables} == before
 
 
 def test_online_without_reachable_server_is_one_line(mirror, monkeypatch):

@@ -154,10 +154,8 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes]]:
     get = lambda p: attrs.get(p, (None, None))[1]   # noqa: E731
     exp = model.Experiment(source=SOURCE, workspace=run.workspace, project=run.project, key=run.key)
     exp.name = get("sys/name") or None
-    exp.created_at = get("sys/creation_time") if attrs.get("sys/creation_time", ("",))[0] == "datetime" \
-        else run.created_at
-    if exp.created_at is None:
-        exp.created_at = run.created_at
+    created = get("sys/creation_time")
+    exp.created_at = created if isinstance(created, int) else run.created_at
     exp.started_at = exp.created_at
     mod = get("sys/modification_time")
     exp.updated_at = mod if isinstance(mod, int) else run.last_time
