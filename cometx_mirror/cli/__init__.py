@@ -9,4 +9,5 @@ from __future__ import annotations
 from .base import main  # noqa: F401
 from . import read  # noqa: F401  (registers commands)
 from . import fetch  # noqa: F401
+from . import history  # noqa: F401
 from . import push  # noqa: F401

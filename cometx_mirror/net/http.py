@@ -105,6 +105,8 @@ class HttpClient:
                 return consume(response) if consume else response
             except TRANSIENT as e:
                 last = type(e).__name__
+                if _refused(e) and attempt >= REFUSED_RETRIES:
+                    break   # nothing listens there: say so now rather than after a minute
             except RetryableBody as e:
                 last = str(e) or "bad body"
             finally:
@@ -112,7 +114,7 @@ class HttpClient:
                     response.close()
             if attempt < self.retries:
                 self._wait(attempt, None)
-        raise HttpError(self._scrub(f"{method} {_path_of(url)} failed after {self.retries + 1} attempts "
+        raise HttpError(self._scrub(f"{method} {_path_of(url)} failed after {attempt + 1} attempts "
                                     f"({last})"), None)
 
     def _describe(self, method: str, url: str, response: requests.Response) -> str:
@@ -133,6 +135,13 @@ class HttpClient:
         """GET and hand the body, in chunks, to `consume`; a cut body is retried from the start."""
         return self.call("GET", path, consume=lambda r: consume(r.iter_content(1 << 20)),
                          params=params, stream=True, **kwargs)
+
+
+REFUSED_RETRIES = 2
+
+
+def _refused(e: Exception) -> bool:
+    return isinstance(e, requests.ConnectionError) and "refused" in str(e).lower()
 
 
 def _path_of(url: str) -> str:

@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
@@ -57,6 +58,10 @@ class ObjectStore:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
+        # What this process added to the store (not what it found already there).
+        self._written_lock = threading.Lock()
+        self.written_objects = 0
+        self.written_bytes = 0
 
     # -- paths -------------------------------------------------------------
     def path(self, object_id: str) -> Path:
@@ -139,6 +144,9 @@ class ObjectStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_name, 0o444)
         os.replace(tmp_name, final)
+        with self._written_lock:
+            self.written_objects += 1
+            self.written_bytes += size
         _fsync_dir(final.parent)
 
     # -- reading -----------------------------------------------------------

@@ -36,8 +36,12 @@ def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions
 
     with mirror.write_lock(f"fetch {source_name}"):
         indexer.refresh(mirror)      # catch up after an earlier crash
+        before = mirror.objects.written_objects, mirror.objects.written_bytes
         result = source.fetch(mirror, path, options, commit) or FetchResult()
     result.snapshots = committed
+    # counted by the store, so every source reports new objects the same way
+    result.objects_written = mirror.objects.written_objects - before[0]
+    result.bytes_written = mirror.objects.written_bytes - before[1]
     return result
 
 

@@ -112,13 +112,13 @@ class CometFetch:
     # -- entry -------------------------------------------------------------
     def run(self, path: str) -> FetchResult:
         t = parse_path(path)
-        self.reader.check_key()
+        workspaces = self.reader.workspaces()     # also proves the key before any work
         if t.workspace is None:
-            self.result.listing = [{"workspace": w} for w in self.reader.workspaces()]
+            self.result.listing = [{"workspace": w} for w in workspaces]
             if not self.options.list_only:
                 raise SourceError("name a WORKSPACE[/PROJECT[/EXPERIMENT]] to fetch "
                                   "(`fetch --list` shows the workspaces)")
-        elif t.workspace not in self.reader.workspaces():
+        elif t.workspace not in workspaces:
             raise SourceError(f"unknown workspace {t.workspace!r} (or no access with this key)")
         elif t.special:
             self._special(t)
@@ -246,8 +246,6 @@ class CometFetch:
                 out[label] = got.manifest_id
                 status = "unchanged" if got.manifest_id == prev_id else ("new" if prev_id is None else "changed")
                 setattr(self.result, status, getattr(self.result, status) + 1)
-                self.result.objects_written += got.objects
-                self.result.bytes_written += got.bytes
                 for err in got.errors:
                     self.result.errors.append(f"{label.split('/', 1)[1]}: {err}")
                 if got.errors:

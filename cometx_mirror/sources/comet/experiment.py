@@ -69,8 +69,7 @@ class ExperimentFetch:
     """What fetching one experiment produced."""
     manifest_id: str
     status: str                      # "new" | "changed" | "unchanged"
-    objects: int = 0
-    bytes: int = 0
+    bytes: int = 0                   # downloaded, for progress (the store counts what is new)
     errors: list[str] = field(default_factory=list)
 
 
@@ -120,7 +119,6 @@ class ExperimentFetcher:
 
     def _put(self, data: bytes, counter: ExperimentFetch) -> dict:
         object_id = self.mirror.objects.put_bytes(data)
-        counter.objects += 1
         counter.bytes += len(data)
         return {"object": object_id, "size": len(data)}
 
@@ -208,7 +206,6 @@ class ExperimentFetcher:
                 out.errors.append(f"asset {asset_id}: {e}")
                 continue
             assets[asset_id] = {"object": object_id, "size": size}
-            out.objects += 1
             out.bytes += size
         return assets
 
