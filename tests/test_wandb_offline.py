@@ -176,3 +176,25 @@ def test_live_run_torn_tail(wandb_runs, tmp_path):
     assert result.errors == [] and result.new == 1
     assert rows(mirror, "SELECT state FROM experiments") == [("running",)]
     assert not math.isnan(rows(mirror, "SELECT count(*) FROM metrics")[0][0])
+
+
+def test_wandb_0_17_legacy_writer(tmp_path):
+    """A run written by wandb 0.17.9's legacy Python writer (`key`, wandb-metadata.json, no output.log)."""
+    from pathlib import Path
+    folder = Path(__file__).parent / "data" / "wandb-0.17.9" / "wandb"
+    mirror = Mirror.init(tmp_path / "m")
+    result = fetch(mirror, folder)
+    assert result.errors == [] and result.new == 1
+    exp = rows(mirror, "SELECT exp_id, name, state, workspace, project FROM experiments")
+    assert [e[1:] for e in exp] == [("old-run", "finished", "ent-y", "proj-old")]
+    exp_id = exp[0][0]
+    assert dict(rows(mirror, "SELECT name, value FROM params WHERE exp_id=?", exp_id)) == {"lr": "0.5", "opt.m": "0.9"}
+    got = rows(mirror, "SELECT name, step, value FROM metrics WHERE exp_id=? ORDER BY name, step", exp_id)
+    assert got == [("loss", 0, 3.0), ("loss", 1, 2.0), ("loss", 2, 1.0),
+                   ("train.acc", 0, 0.0), ("train.acc", 1, 0.25), ("train.acc", 2, 0.5)]
+    others = dict(rows(mirror, "SELECT name, value FROM others WHERE exp_id=?", exp_id))
+    assert others["best"] == "1.5" and others["loss"] == "1.0"
+    texts = dict(rows(mirror, "SELECT kind, content FROM texts WHERE exp_id=?", exp_id))
+    assert texts["output"] == "old stdout\n"                 # from output records: 0.17 wrote no output.log
+    system = dict(rows(mirror, "SELECT name, value FROM system_details WHERE exp_id=?", exp_id))
+    assert system["hostname"] == '"vm"' and system["user"] == '"root"'
