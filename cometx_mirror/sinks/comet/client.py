@@ -189,11 +189,13 @@ class CometClient:
 
     def request(self, method: str, base: str, path: str, *, write: bool, params: dict | None = None,
                 json_body: Any = None, gzip_json: bool = False, files_factory=None,
-                expect_json: bool = True, ok_codes: tuple = ()) -> Any:
+                expect_json: bool = True, ok_codes: tuple = (), landed=None) -> Any:
         """One call with retries; returns parsed JSON (or bytes), raises HttpError/AuthError.
 
         `files_factory` rebuilds the multipart body for each try (file handles are consumed).
         `ok_codes` are sdk_error_codes answered with 4xx that the caller treats as success.
+        `landed()` is asked, for an append-only write, when the answer was lost after the
+        request was sent (reset, truncated body): True means it was stored, do not resend.
         """
         url = self._url(base, path)
         endpoint = f"{method} {path}"
@@ -214,7 +216,11 @@ class CometClient:
             try:
                 self._count(write, nbytes, retry=attempt > 0)
                 response = self._session().request(method, url, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as e:
+                body = response.content          # read now: a cut body raises here
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as e:
+                if landed is not None and _maybe_sent(e) and landed():
+                    return {}
                 if attempt + 1 >= self.max_tries:
                     raise PushError(f"cannot reach {self.creds.root} ({type(e).__name__})") from None
                 time.sleep(self._sleep_for(attempt, None))
@@ -233,11 +239,13 @@ class CometClient:
                     return body
                 raise HttpError(status, endpoint, body)
             if not expect_json:
-                return response.content
+                return body
             try:
-                return response.json() if response.content else {}
+                return json.loads(body) if body else {}
             except ValueError:
-                # a truncated body: the request was handled or not; reads retry, writes are idempotent
+                # a truncated body: the request was handled; reads retry, writes are idempotent or checked
+                if landed is not None and landed():
+                    return {}
                 if attempt + 1 >= self.max_tries:
                     raise PushError(f"{endpoint}: unreadable response") from None
                 time.sleep(self._sleep_for(attempt, None))
@@ -249,6 +257,13 @@ class CometClient:
 
     def post(self, path: str, body: Any = None, base: str = "rest", **kw) -> Any:
         return self.request("POST", base, path, write=True, json_body=body, **kw)
+
+
+def _maybe_sent(e: Exception) -> bool:
+    """False when the connection was never made (nothing can have landed)."""
+    text = str(e)
+    return not (isinstance(e, requests.exceptions.ConnectTimeout) or "NewConnectionError" in text
+                or "Connection refused" in text)
 
 
 def _body(response: requests.Response) -> Any:

@@ -19,7 +19,7 @@ from ... import model
 from ...store import faultpoint
 from ...store.mirror import Mirror
 from .client import CometClient, HttpError, multipart
-from .plan import MARKER, ExperimentPlan
+from .plan import MARKER, ExperimentPlan, missing_points
 
 METRIC_BATCH = 5000          # points per batch request (the SDK uses 1,000)
 OUTPUT_BATCH_BYTES = 2 << 20
@@ -58,7 +58,8 @@ class ExperimentWriter:
         if plan.others:
             for other in plan.others:
                 self._post("write/experiment/log-other",
-                           {"key": other.name, "value": other.raw if other.raw is not None else other.value})
+                           {"key": other.name, "value": other.raw if other.raw is not None else other.value,
+                            "timestamp": other.timestamp})
         if plan.params:
             self._params(plan.params)
         if plan.tags:
@@ -109,8 +110,12 @@ class ExperimentWriter:
             values = [{"metricName": m.name[i], "metricValue": _json_safe(m.value[i]), "step": m.step[i],
                        "epoch": m.epoch[i], "context": m.context[i], "timestamp": m.timestamp[i]}
                       for i in rows[start:start + METRIC_BATCH]]
+            batch = model.Metrics()
+            for i in rows[start:start + METRIC_BATCH]:
+                batch.add(m.name[i], m.value[i], m.step[i], m.epoch[i], m.timestamp[i], m.context[i])
             self.client.request("POST", "clientlib", "batch/logger/experiment/metric", write=True,
-                                gzip_json=True, json_body={"experimentKey": self.key, "values": values})
+                                gzip_json=True, json_body={"experimentKey": self.key, "values": values},
+                                landed=lambda: not missing_points(batch, self._dest_metrics()))
             faultpoint.hit("push_metric_batch")
 
     # -- texts ---------------------------------------------------------------
@@ -152,8 +157,17 @@ class ExperimentWriter:
             self._send_output(batch)
 
     def _send_output(self, lines: list[dict]) -> None:
+        text = "".join(line["output"] for line in lines)
+
+        def landed() -> bool:
+            out = (self.client.get("experiment/output", {"experimentKey": self.key}) or {}).get("output") or ""
+            return out.endswith(text)
         self.client.request("POST", "rest-clientlib", "write/experiment/output", write=True, gzip_json=True,
-                            json_body={"experimentKey": self.key, "runContext": None, "outputLines": lines})
+                            json_body={"experimentKey": self.key, "runContext": None, "outputLines": lines},
+                            landed=landed)
+
+    def _dest_metrics(self) -> model.Metrics:
+        return read_metrics(self.client, self.key)
 
     # -- assets --------------------------------------------------------------
     def _assets(self, exp: model.Experiment, assets: list[model.Asset]) -> None:
@@ -230,18 +244,24 @@ def destination_picture(client: CometClient, key: str) -> tuple[model.Experiment
     Only needed after a crash; set-style resources are simply written again.
     """
     got = model.Experiment(source="comet", workspace="", project="", key=key)
+    got.metrics = read_metrics(client, key)
+    output = (client.get("experiment/output", {"experimentKey": key}) or {}).get("output") or ""
+    assets = client.get("experiment/asset/list", {"experimentKey": key, "type": "all"}).get("assets", [])
+    # Comet keeps stdout and stderr in one stream: what is there counts against "output".
+    return got, {"output": output.encode("utf-8")}, {a.get("assetId") for a in assets}
+
+
+def read_metrics(client: CometClient, key: str) -> model.Metrics:
+    out = model.Metrics()
     for m in client.get("experiment/metrics/get-all", {"experimentKey": key}).get("metrics", []):
         value = m.get("metricValue")
         try:
             value = None if value is None else float(value)
         except (TypeError, ValueError):
             pass
-        got.metrics.add(m.get("metricName"), value, step=m.get("step"), epoch=m.get("epoch"),
-                        timestamp=m.get("timestamp"), context=m.get("runContext"))
-    output = (client.get("experiment/output", {"experimentKey": key}) or {}).get("output") or ""
-    assets = client.get("experiment/asset/list", {"experimentKey": key, "type": "all"}).get("assets", [])
-    # Comet keeps stdout and stderr in one stream: what is there counts against "output".
-    return got, {"output": output.encode("utf-8")}, {a.get("assetId") for a in assets}
+        out.add(m.get("metricName"), value, step=m.get("step"), epoch=m.get("epoch"),
+                timestamp=m.get("timestamp"), context=m.get("runContext"))
+    return out
 
 
 def read_marker(client: CometClient, key: str) -> dict | None:
