@@ -90,8 +90,17 @@ def _encode_batch(batch: pa.RecordBatch) -> bytes:
             col = pc.cast(col, pa.string())          # exact decimal text, e.g. "1.500000"
         elif pa.types.is_timestamp(col.type):
             col = pc.cast(col, pa.int64())           # epoch ms (the schema's unit)
-        cols[name] = col.to_pylist()
-    return canonical.dumps({"rows": batch.num_rows, "columns": cols})
+        values = col.to_pylist()
+        if pa.types.is_floating(col.type):
+            finite = pc.is_finite(col)
+            if pc.all(pc.or_kleene(finite, pc.is_null(col))).as_py() is False:
+                values = canonical._clean(values)    # NaN/inf as canonical JSON keeps them
+        elif pa.types.is_nested(col.type) and col.null_count < len(col):
+            values = canonical._clean(values)
+        cols[name] = values
+    # Same bytes as canonical.dumps, without re-walking millions of plain values.
+    return json.dumps({"rows": batch.num_rows, "columns": cols}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def _encode_part(mirror, path: Path) -> dict:
@@ -179,6 +188,8 @@ def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, r
 def _step(s: str | None):
     if s is None:
         return None
+    if s.endswith(".000000"):     # the exporter's quantized whole steps: the common case, kept fast
+        return int(s[:-7])
     d = Decimal(s)
     return int(d) if d == d.to_integral_value() else float(d)
 
@@ -187,50 +198,47 @@ def _float(v):
     return float(v) if isinstance(v, str) else v   # canonical JSON keeps NaN/inf as strings
 
 
+FIELDS = ("attribute_path", "attribute_type", "step", "timestamp", "int_value", "float_value", "string_value",
+          "bool_value", "datetime_value", "string_set_value", "file_value", "histogram_value")
+
+
 def iter_rows(mirror, manifest: dict):
+    """Rows as tuples in FIELDS order, parts in order."""
     for part in sorted(manifest["parts"], key=lambda p: p["part"]):
         for chunk in part["chunks"]:
             data = mirror.get_json(chunk)
-            cols = data["columns"]
-            names = list(cols)
-            for i in range(data["rows"]):
-                yield {n: cols[n][i] for n in names}
+            cols, nones = data["columns"], [None] * data["rows"]
+            yield from zip(*(cols.get(n, nones) for n in FIELDS))
 
 
 def fold(mirror, manifest: dict) -> mapping.RunData:
     run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
     files = manifest.get("files", {})
-    for row in iter_rows(mirror, manifest):
-        path, kind = row["attribute_path"], row["attribute_type"]
-        ts = row.get("timestamp")
+    for (path, kind, step, ts, int_v, float_v, string_v, bool_v, datetime_v, set_v, file_v,
+         hist_v) in iter_rows(mirror, manifest):
         run.seen(ts)
-        if kind in mapping.ATOMIC_TYPES:
-            value = {"float": _float(row.get("float_value")), "int": row.get("int_value"),
-                     "bool": row.get("bool_value"), "string": row.get("string_value"),
-                     "datetime": row.get("datetime_value"),
-                     "string_set": row.get("string_set_value")}[kind]
-            if kind == "string_set":
-                value = sorted(value or [])
+        if kind == "float_series":
+            run.add_point(path, kind, _step(step), ts, _float(float_v))
+        elif kind in mapping.ATOMIC_TYPES:
+            value = {"float": _float(float_v), "int": int_v, "bool": bool_v, "string": string_v,
+                     "datetime": datetime_v, "string_set": sorted(set_v or [])}[kind]
             run.attrs[path] = (kind, value)
-        elif kind == "float_series":
-            run.add_point(path, kind, _step(row["step"]), ts, _float(row.get("float_value")))
         elif kind == "string_series":
-            run.add_point(path, kind, _step(row["step"]), ts, row.get("string_value"))
+            run.add_point(path, kind, _step(step), ts, string_v)
         elif kind == "histogram_series":
-            h = row.get("histogram_value") or {}
-            run.add_point(path, kind, _step(row["step"]), ts,
+            h = hist_v or {}
+            run.add_point(path, kind, _step(step), ts,
                           {"type": h.get("type"), "edges": [_float(x) for x in h.get("edges") or []],
                            "values": [_float(x) for x in h.get("values") or []]})
         elif kind in FILE_TYPES:
-            _fold_file(mirror, run, files, path, kind, row)
+            _fold_file(mirror, run, files, path, kind, (file_v or {}).get("path"), _step(step), ts)
         else:
             run.extra.setdefault("unmapped", []).append({"path": path, "type": kind})
     return run
 
 
-def _fold_file(mirror, run: mapping.RunData, files: dict, path: str, kind: str, row: dict) -> None:
-    recorded = (row.get("file_value") or {}).get("path")
-    step = _step(row.get("step"))
+def _fold_file(mirror, run: mapping.RunData, files: dict, path: str, kind: str, recorded: str | None,
+               step, ts) -> None:
     if recorded is None:
         return
     if kind == "artifact":
@@ -248,7 +256,7 @@ def _fold_file(mirror, run: mapping.RunData, files: dict, path: str, kind: str, 
     name = recorded.rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1] if kind == "file" and "." in name else None
     ref = mapping.FileRef(name if kind == "file_series" else "", e and e["object_id"], e and e["size"],
-                          step=step, ext=ext, timestamp=row.get("timestamp"),
+                          step=step, ext=ext, timestamp=ts,
                           missing=None if e else recorded)
     run.add_file(path, kind, ref)
 
