@@ -198,3 +198,19 @@ def test_wandb_0_17_legacy_writer(tmp_path):
     assert texts["output"] == "old stdout\n"                 # from output records: 0.17 wrote no output.log
     system = dict(rows(mirror, "SELECT name, value FROM system_details WHERE exp_id=?", exp_id))
     assert system["hostname"] == '"vm"' and system["user"] == '"root"'
+
+
+def test_broken_saved_file_link_is_not_an_error(wandb_runs, tmp_path):
+    _, runs = wandb_runs
+    folder = tmp_path / runs["A"]["folder"].name
+    shutil.copytree(runs["A"]["folder"], folder, symlinks=True)
+    link = folder / "files" / "notes.txt"
+    link.unlink()
+    link.symlink_to(tmp_path / "deleted-original.txt")
+    mirror = Mirror.init(tmp_path / "m")
+    result = fetch(mirror, folder)
+    assert result.errors == [] and result.new == 1
+    assert ("notes.txt",) not in rows(mirror, "SELECT file_name FROM assets")
+    snap = mirror.snapshot(mirror.refs.get(next(mirror.refs.names())))
+    manifest = mirror.get_json(next(m for label, m in snap.manifests.items() if label.startswith("experiment/")))
+    assert manifest["missing_files"] == ["notes.txt"]

@@ -66,7 +66,7 @@ class OfflineRun:
     artifacts: list[dict] = field(default_factory=list)
 
 
-def _store_files(mirror, folder: Path, errors: list[str]) -> dict:
+def _store_files(mirror, folder: Path, missing: list[str]) -> dict:
     files: dict = {}
     base = folder / "files"
     if not base.is_dir():
@@ -78,13 +78,13 @@ def _store_files(mirror, folder: Path, errors: list[str]) -> dict:
             try:
                 object_id, size = store_file(mirror, full)
             except FileNotFoundError:
-                errors.append(f"{folder.name}/files/{rel}: broken link, not stored")
+                missing.append(rel)       # a wandb.save() link whose original is gone
                 continue
             files[rel] = {"object": object_id, "size": size}
     return dict(sorted(files.items()))
 
 
-def read_run(mirror, folder: Path, errors: list[str]) -> OfflineRun:
+def read_run(mirror, folder: Path) -> OfflineRun:
     """Store one run folder's raw data and build its manifest (raises CorruptLog)."""
     log_path = _log_file(folder)
     data = log_path.read_bytes()
@@ -96,7 +96,8 @@ def read_run(mirror, folder: Path, errors: list[str]) -> OfflineRun:
     texts = {}
     if run.get("notes"):
         texts["notes"] = store_bytes(mirror, run["notes"].encode("utf-8"))
-    files = _store_files(mirror, folder, errors)
+    missing: list[str] = []
+    files = _store_files(mirror, folder, missing)
     if "output.log" not in files and log.output:
         # wandb <= 0.17 wrote no output.log: keep the console chunks as one text
         texts["output"] = store_bytes(mirror, "".join(line for _, _, line in log.output).encode("utf-8"))
@@ -105,6 +106,8 @@ def read_run(mirror, folder: Path, errors: list[str]) -> OfflineRun:
         "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,
         "log_name": log_path.name, "log": store_bytes(mirror, data), "files": files, "texts": texts,
     }
+    if missing:
+        manifest["missing_files"] = missing
     artifacts = []
     for a in log.artifacts:
         entries = []
@@ -168,11 +171,11 @@ def fetch_offline(mirror, path: str, options, commit, result) -> None:
     runs: list[OfflineRun] = []
     for folder in folders:
         try:
-            runs.append(read_run(mirror, folder, result.errors))
+            runs.append(read_run(mirror, folder))
+            _progress(options, "run", label=folder.name, bytes=runs[-1].manifest["log"]["size"])
         except CorruptLog as e:
             result.failed += 1
             result.errors.append(str(e))
-            _progress(options, "error", message=str(e))
         except OSError as e:
             result.failed += 1
             result.errors.append(f"{folder.name}: {e.strerror or e}")

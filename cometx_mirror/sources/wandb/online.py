@@ -328,6 +328,8 @@ def fetch_project(mirror, api, origin, entity, project, run_id, options, commit,
             for art_label, info in touched:
                 merge_artifact(artifacts, art_label, info)
             manifests[label] = store_json(mirror, manifest)["object"]
+            if callable(options.progress):
+                options.progress("run", label=f"{entity}/{project}/{run.id}")
             if prev_id is None:
                 result.new += 1
             else:
