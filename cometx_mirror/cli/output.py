@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import io
 import json
-import sys
 import uuid
 from typing import Any, Sequence
 
@@ -55,17 +55,15 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    out = click.get_text_stream("stdout")
-    w = csv.writer(out, lineterminator="\n")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for row in rows:
         w.writerow(["" if v is None else (_jsonable(v) if not isinstance(v, (int, float, str)) else v)
                     for v in row])
+    click.echo(buf.getvalue(), nl=False)
 
 
 def print_json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     click.echo(to_json([dict(zip(columns, row)) for row in rows]))
 
-
-def binary_stdout():
-    return click.get_binary_stream("stdout") if sys.stdout else None

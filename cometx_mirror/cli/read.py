@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 import click
 
@@ -10,7 +11,7 @@ from ..sync import export as export_lib
 from ..sync import gc as gc_lib
 from ..sync import verify as verify_lib
 from . import output
-from .base import CliError, expected_errors, main, mirror_option, open_mirror
+from .base import expected_errors, main, mirror_option, open_mirror
 
 
 @main.command()
@@ -36,8 +37,6 @@ def ls_cmd(path: str, as_json: bool, mirror_path: str) -> None:
     listing = browse.ls(open_mirror(mirror_path), path)
     if as_json:
         output.print_json_rows(listing.result.columns, listing.result.rows)
-    elif listing.level in ("workspaces", "resources"):
-        output.print_table(listing.result.columns, listing.result.rows)
     else:
         output.print_table(listing.result.columns, listing.result.rows)
 
@@ -110,7 +109,7 @@ def cat(exp: str, name: str, mirror_path: str) -> None:
     NAME is a text resource kind or name, an asset id or an asset file name.
     """
     chunks = browse.cat(open_mirror(mirror_path), exp, name)
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer       # raw bytes, written as they are read from the store
     for chunk in chunks:
         out.write(chunk)
     out.flush()
@@ -180,5 +179,3 @@ def reindex(mirror_path: str) -> None:
     n = housekeeping.reindex(open_mirror(mirror_path))
     click.echo(f"reindexed {n} entities")
 
-
-__all__ = ["CliError"]

@@ -1,0 +1,278 @@
+"""Every read-side command through click's CliRunner, and bad input: one line, non-zero, no traceback."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from core_fixtures import KEY1, KEY2, age, filled, mirror  # noqa: F401
+from cometx_mirror.cli import main
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.store.objects import HEADER
+
+
+def run(m, *args, ok=True):
+    result = CliRunner().invoke(main, [*args, "--mirror", str(m.root if isinstance(m, Mirror) else m)])
+    if ok:
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def assert_one_line_error(result, text: str):
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert text in lines[0], lines[0]
+
+
+def test_init_creates_and_reopens(tmp_path):
+    r = CliRunner().invoke(main, ["init", "--mirror", str(tmp_path / "m")])
+    assert r.exit_code == 0 and "mirror ready" in r.stdout
+    assert (tmp_path / "m" / "config.json").exists()
+    assert CliRunner().invoke(main, ["init", "--mirror", str(tmp_path / "m")]).exit_code == 0
+
+
+def test_mirror_from_environment(filled):
+    r = CliRunner().invoke(main, ["ls"], env={"COMETX_MIRROR": str(filled.root)})
+    assert r.exit_code == 0 and "ws" in r.stdout
+
+
+def test_ls_walks_the_tree(filled):
+    top = run(filled, "ls").stdout.splitlines()
+    assert top[0].split() == ["source", "workspace", "projects", "experiments"]
+    assert top[2].split() == ["coretest", "ws", "2", "3"]
+    assert [line.split()[1] for line in run(filled, "ls", "ws").stdout.splitlines()[2:]] == ["other", "proj"]
+    exps = json.loads(run(filled, "ls", "ws/proj", "--json").stdout)
+    assert [(e["key"], e["name"], e["metric_points"]) for e in exps] == [(KEY1, "first", 40), (KEY2, "second", 20)]
+    for path in (f"ws/proj/{KEY1}", "ws/proj/first"):
+        res = json.loads(run(filled, "ls", path, "--json").stdout)
+        assert [(r["kind"], r["name"]) for r in res] == [
+            ("text", "code"), ("text", "html"), ("text", "output"),
+            ("asset", "weights.bin"), ("asset", "img.png")]
+
+
+def test_query_table_csv_json(filled):
+    sql = "SELECT name, count(*) AS n FROM metrics GROUP BY name ORDER BY name"
+    table = run(filled, "query", sql).stdout.splitlines()
+    assert table[0].split() == ["name", "n"] and table[2].split() == ["acc", "30"]
+    rows = list(csv.reader(io.StringIO(run(filled, "query", sql, "--csv").stdout)))
+    assert rows == [["name", "n"], ["acc", "30"], ["loss", "30"]]
+    assert json.loads(run(filled, "query", sql, "--json").stdout) == [{"name": "acc", "n": 30},
+                                                                        {"name": "loss", "n": 30}]
+    assert json.loads(run(filled, "query", "SELECT created_at FROM experiments LIMIT 1", "--json").stdout) \
+        == [{"created_at": "2023-11-14T22:13:20"}]
+
+
+def test_log_lists_snapshots_newest_first(filled):
+    from core_fixtures import commit
+    commit(filled, "ws2", {"project/ws2/p": filled.current_manifests()["coretest:project/ws/proj"]})
+    entries = json.loads(run(filled, "log", "--json").stdout)
+    assert [e["ref"] for e in entries] == ["coretest/test/ws2", "coretest/test/ws"]
+    assert entries[1]["manifests"] == 5
+    text = run(filled, "log", "-n", "1").stdout.splitlines()
+    assert len(text) == 1 and text[0].startswith(entries[0]["snapshot"])
+
+
+def test_show_summarizes(filled):
+    s = json.loads(run(filled, "show", "first", "--json").stdout)
+    assert (s["experiment_key"], s["project"], s["params"], s["metric_names"], s["metric_points"],
+            s["assets"], s["asset_bytes"], s["tags"]) == (KEY1, "proj", 2, 2, 40, 2, 3200, ["core", "test"])
+    assert s["texts"] == ["code", "html", "output"]
+    # a key prefix works too, and plain output has one "field  value" line per field
+    assert "metric_points   40" in run(filled, "show", KEY1[:8]).stdout
+
+
+def test_cat_streams_texts_and_assets(filled):
+    assert run(filled, "cat", "first", "html").stdout_bytes == b"<b>hi</b>"
+    assert run(filled, "cat", f"ws/proj/{KEY1}", "output").stdout_bytes == b"line 1\nline 2\n"
+    weights = run(filled, "cat", "first", "weights.bin").stdout_bytes
+    assert len(weights) == 3000
+    assert run(filled, "cat", "first", f"{KEY1[:8]}a1").stdout_bytes == weights   # by asset id
+
+
+def test_cat_refuses_an_ambiguous_name_and_reports_a_corrupt_object(filled):
+    # experiment "second" has a.txt and b.txt with equal bytes: one object, two names
+    assert run(filled, "cat", "second", "a.txt").stdout_bytes == b"same"
+    oid = json.loads(run(filled, "ls", "ws/proj/first", "--json").stdout)[1]["object_id"]
+    path = filled.objects.path(oid)
+    os.chmod(path, 0o644)
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 1
+    path.write_bytes(bytes(raw))
+    assert_one_line_error(run(filled, "cat", "first", "html", ok=False), f"object {oid} is corrupt")
+
+
+def test_export_writes_cometx_download_layout(filled, tmp_path):
+    out = tmp_path / "out"
+    r = run(filled, "export", "ws", str(out))
+    assert "exported 3 experiments, 2 projects" in r.stdout
+    exp = out / "ws" / "proj" / KEY1
+    meta = json.loads((exp / "metadata.json").read_text())
+    assert (meta["experimentKey"], meta["experimentName"], meta["startTimeMillis"], meta["tags"]) == \
+        (KEY1, "first", 1_700_000_000_000, ["core", "test"])
+    metrics = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 40
+    assert metrics[0] == {"metricName": "loss", "metricValue": "0.0", "timestamp": 1_700_000_000_000,
+                          "step": 0, "epoch": 0, "runContext": None, "offset": 0}
+    params = json.loads((exp / "parameters.json").read_text())
+    assert {p["name"]: p["valueCurrent"] for p in params} == {"batch": "32", "lr": "0.01"}
+    others = [json.loads(line) for line in (exp / "others.jsonl").read_text().splitlines()]
+    assert {"name": "Name", "valueCurrent": "first"}.items() <= others[0].items()
+    assert "installedPackages" not in json.loads((exp / "system_details.json").read_text())
+    assert (exp / "run" / "output.txt").read_bytes() == b"line 1\nline 2\n"
+    assert (exp / "run" / "script.py").read_bytes() == b"print('hi')\n"
+    assert (exp / "assets" / "html" / "experiment.html").read_bytes() == b"<b>hi</b>"
+    assets = [json.loads(line) for line in (exp / "assets" / "assets_metadata.jsonl").read_text().splitlines()]
+    for a in assets:
+        data = (exp / "assets" / a["type"] / a["diskFileName"]).read_bytes()
+        assert len(data) == a["fileSize"] and json.loads(a["metadata"])["i"] in (0, 1)
+    assert json.loads((out / "ws" / "proj" / "project_metadata.json").read_text())["projectDescription"] == "a project"
+    assert (out / "ws" / "proj" / "project_notes.md").read_text() == "project notes"
+    assert not (out / "ws" / "other" / "project_notes.md").exists()
+    # one experiment only
+    r = run(filled, "export", "ws/proj/second", str(tmp_path / "one"))
+    assert "exported 1 experiments" in r.stdout
+    second = tmp_path / "one" / "ws" / "proj" / KEY2 / "assets" / "asset"
+    assert sorted(p.name for p in second.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_export_numbers_repeated_file_names_like_cometx(tmp_path):
+    from core_fixtures import add_experiment, commit
+    from cometx_mirror.store.mirror import Mirror
+    m = Mirror.init(tmp_path / "m")
+    mid = add_experiment(m, "w", "p", "k1", assets={"x.bin": b"1"})
+    manifest = m.get_json(mid)
+    manifest["assets"].append(dict(manifest["assets"][0], asset_id="k1a9", type="image"))
+    commit(m, "w", {"experiment/w/p/k1": m.put_json(manifest)})
+    run(m, "export", "w/p/k1", str(tmp_path / "o"))
+    assets = tmp_path / "o" / "w" / "p" / "k1" / "assets"
+    assert (assets / "asset" / "x.bin").exists() and (assets / "image" / "x_1.bin").exists()
+
+
+def test_verify_clean_and_damaged(filled):
+    r = run(filled, "verify", "--read-data")
+    assert "no errors were found" in r.stdout
+    oid = json.loads(run(filled, "ls", "ws/proj/first", "--json").stdout)[3]["object_id"]
+    path = filled.objects.path(oid)
+    os.chmod(path, 0o644)
+    raw = bytearray(path.read_bytes())
+    raw[HEADER.size + 7] ^= 0x10
+    path.write_bytes(bytes(raw))
+    assert run(filled, "verify").exit_code == 0             # structure is intact
+    r = run(filled, "verify", "--read-data", ok=False)
+    assert r.exit_code == 1
+    assert f"error: damaged object {oid}" in r.stderr
+    report = json.loads(run(filled, "verify", "--read-data", "--json", ok=False).stdout)
+    assert report["damaged"] == [oid] and report["ok"] is False
+
+
+def test_gc_dry_run_then_sweep(filled):
+    old = filled.objects.put_bytes(b"orphan" * 100)
+    age(filled.objects.path(old))
+    assert "would remove 1 unreferenced objects" in run(filled, "gc", "--dry-run").stdout
+    assert filled.objects.exists(old)
+    assert "removed 1 unreferenced objects" in run(filled, "gc").stdout
+    assert not filled.objects.exists(old)
+    young = filled.objects.put_bytes(b"young orphan")
+    assert "removed 0" in run(filled, "gc").stdout and filled.objects.exists(young)
+    assert "removed 1" in run(filled, "gc", "--grace", "0").stdout
+
+
+def test_reindex(filled):
+    assert run(filled, "reindex").stdout.strip() == "reindexed 5 entities"
+    assert "first" in run(filled, "ls", "ws/proj").stdout
+
+
+# -- bad input ---------------------------------------------------------------------
+
+def test_missing_mirror(tmp_path):
+    for cmd in (["ls"], ["query", "SELECT 1"], ["log"], ["show", "x"], ["cat", "x", "y"], ["verify"],
+                ["gc"], ["reindex"], ["export", "ws", str(tmp_path / "o")]):
+        assert_one_line_error(run(tmp_path / "nothing", *cmd, ok=False), "no mirror at")
+
+
+def test_unwritable_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert_one_line_error(run(blocker / "m", "init", ok=False), "cannot create a mirror")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        r = run(ro / "m", "init", ok=False)
+        if os.geteuid() != 0:            # root writes anywhere; the file case above covers it
+            assert_one_line_error(r, "cannot create a mirror")
+    finally:
+        os.chmod(ro, 0o700)
+
+
+def test_export_into_an_unwritable_place(filled, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(run(filled, "export", "ws", str(blocker / "out"), ok=False), str(blocker))
+
+
+@pytest.mark.parametrize("args,text", [
+    (["ls", "nows"], "no workspace 'nows'"),
+    (["ls", "ws/noproj"], "no project ws/noproj"),
+    (["ls", "ws/proj/noexp"], "no experiment 'ws/proj/noexp'"),
+    (["show", "nothing-like-it"], "no experiment"),
+    (["cat", "first", "nope.bin"], "no resource or asset 'nope.bin'"),
+    (["export", "nows", "out"], "nothing at nows"),
+])
+def test_unknown_paths(filled, args, text):
+    assert_one_line_error(run(filled, *args, ok=False), text)
+
+
+@pytest.mark.parametrize("sql,text", [
+    ("SELEKT 1", "bad SQL"),
+    ("SELECT * FROM no_such_table", "query failed: Catalog Error"),
+    ("DELETE FROM metrics", "refused: query is read-only, and this is a DELETE statement"),
+    ("DROP TABLE metrics", "DROP statement"),
+    ("INSERT INTO tags VALUES ('x', 'y')", "INSERT statement"),
+    ("COPY (SELECT 1) TO 'leak.csv'", "COPY statement"),
+    ("COPY metrics TO 'leak.parquet'", "COPY statement"),
+    ("ATTACH 'other.db'", "ATTACH statement"),
+    ("INSTALL httpfs", "LOAD statement"),
+    ("SELECT 1; DELETE FROM metrics", "exactly one statement"),
+    ("SELECT * FROM read_csv('/etc/hostname')", "disabled by configuration"),
+])
+def test_query_refuses_writes_and_reports_bad_sql(filled, sql, text):
+    assert_one_line_error(run(filled, "query", sql, ok=False), text)
+    assert not Path("leak.csv").exists()
+    assert "40" in run(filled, "query", "SELECT count(*) FROM metrics WHERE exp_id LIKE '%" + KEY1 + "'").stdout
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_missing_or_corrupt_index_is_rebuilt(filled, damage):
+    if damage == "missing":
+        filled.index_path.unlink()
+    else:
+        filled.index_path.write_bytes(b"\0garbage" * 1000)
+    assert json.loads(run(filled, "query", "SELECT count(*) AS n FROM experiments", "--json").stdout) == [{"n": 3}]
+
+
+def test_second_writer_gets_one_line(filled):
+    with filled.write_lock("fetch comet"):
+        assert_one_line_error(run(filled, "gc", ok=False), "the mirror is busy: fetch comet (pid")
+        assert_one_line_error(run(filled, "reindex", ok=False), "holds its write lock")
+        assert run(filled, "ls").exit_code == 0           # readers still read
+
+
+def test_gc_refuses_on_a_damaged_store(filled):
+    oid = json.loads(run(filled, "ls", "ws/proj/first", "--json").stdout)[3]["object_id"]
+    os.chmod(filled.objects.path(oid), 0o644)
+    filled.objects.path(oid).unlink()
+    assert_one_line_error(run(filled, "gc", ok=False), "refusing to gc")
+
+
+def test_bad_grace(filled):
+    r = run(filled, "gc", "--grace", "soon", ok=False)
+    assert r.exit_code == 2 and "bad duration" in r.stderr
