@@ -150,3 +150,17 @@ def test_truncated_only_part_names_file(mirror, exporter_folder):
     result = fetch(mirror, exporter_folder)
     assert any(e.startswith(f"{pdir.name}/{part0.name}: unreadable parquet part") for e in result.errors)
     assert q(mirror, "SELECT experiment_key FROM experiments") == [("RUN-1",)]
+
+
+def test_part_encoding_is_canonical_json():
+    import pyarrow as pa
+
+    from cometx_mirror.sources.neptune.exporter import _encode_batch
+    from cometx_mirror.store import canonical
+    from neptune_fixtures import SCHEMA, run1_rows
+    part0, part1 = run1_rows()
+    rows = part0 + part1 + [row("RUN-1", "m", "float_series", step=9, ts=ts(1), float_value=float("nan"))]
+    batch = pa.Table.from_pylist(rows, schema=SCHEMA).to_batches()[0]
+    encoded = _encode_batch(batch)
+    assert encoded == canonical.dumps(canonical.loads(encoded))
+    assert canonical.loads(encoded)["columns"]["float_value"][-1] == "nan"
