@@ -180,7 +180,8 @@ def fetch_offline(mirror, path: str, options, commit, result) -> None:
             result.failed += 1
             result.errors.append(f"{folder.name}: {e.strerror or e}")
     if options.list_only:
-        result.listing.extend({"source": SOURCE, "workspace": r.workspace, "project": r.project,
+        result.listing.extend({"source": SOURCE, "path": f"{r.workspace}/{r.project}/{r.run_id}",
+                               "workspace": r.workspace, "project": r.project,
                                "key": r.run_id, "folder": r.folder.name} for r in runs)
         return
     scopes: dict[tuple[str, str], list[OfflineRun]] = {}

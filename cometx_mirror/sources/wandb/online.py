@@ -291,7 +291,8 @@ def fetch_project(mirror, api, origin, entity, project, run_id, options, commit,
     except Exception as e:
         raise SourceError(f"cannot list runs of {entity}/{project}: {_one_line(e)}") from None
     if options.list_only:
-        result.listing.extend({"source": SOURCE, "workspace": entity, "project": project, "key": r.id,
+        result.listing.extend({"source": SOURCE, "path": f"{entity}/{project}/{r.id}",
+                               "workspace": entity, "project": project, "key": r.id,
                                "name": r.name, "state": r.state} for r in runs)
         return
     artifacts = {label: mirror.get_json(mid) for label, mid in previous.items() if label.startswith("artifact/")}
