@@ -11,3 +11,4 @@ from . import read  # noqa: F401  (registers commands)
 from . import fetch  # noqa: F401
 from . import history  # noqa: F401
 from . import push  # noqa: F401
+from . import serve  # noqa: F401

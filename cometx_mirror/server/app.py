@@ -7,6 +7,7 @@ SDK rejects anything else, even a charset suffix).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
@@ -140,6 +141,9 @@ class Handler(BaseHTTPRequestHandler):
                 if sent >= budget:
                     break
             self.wfile.flush()
+            if cut == "reset":
+                # Let the client block waiting for the rest, so it sees ECONNRESET, not a short read.
+                time.sleep(0.05)
             self._break_connection(rst=(cut == "reset"))
             return sent
         try:
@@ -154,8 +158,10 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             if rst:
-                # SO_LINGER with timeout 0 makes close() send RST instead of FIN.
+                # SO_LINGER 0 + close() sends RST.  Close the descriptor ourselves: socketserver
+                # would shut down the write side first, which sends a FIN instead.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                os.close(self.connection.detach())
             else:
                 self.connection.shutdown(socket.SHUT_WR)
         except OSError:

@@ -13,6 +13,8 @@ NO_WRITE_ACCESS = 90210
 NON_EXISTING_TEAM = 90219
 EXPERIMENT_ALREADY_EXISTS = 90999
 
+# The SDK uploads 3D histograms as "histogram3d"; Comet lists them as "histogram_combined_3d".
+UPLOAD_TYPE_ALIASES = {"histogram3d": "histogram_combined_3d"}
 ASSET_DIRS = {"asset": "assets", "image": "images", "audio": "audio", "video": "video",
               "source_code": "code", "notebook": "notebooks"}
 
@@ -202,6 +204,7 @@ def store_upload(req: Request, exp: Optional[dict], kind: str, file_name: str, a
     data = part[0] if part else b""
     blob = None if is_remote else state.blobs.put(data)
     grouping = req.arg("groupingName")
+    kind = UPLOAD_TYPE_ALIASES.get(kind, kind)
     asset = {
         "assetId": asset_id, "fileName": file_name, "fileSize": 0 if is_remote else len(data),
         "type": kind, "step": _int_or_none(req.arg("step")), "epoch": _int_or_none(req.arg("epoch")),

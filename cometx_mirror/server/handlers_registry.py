@@ -308,7 +308,8 @@ def _add_registry_version(state: State, req: Request, model: dict, body: dict) -
     record = {
         "registryModelItemId": new_id(), "version": version, "stages": list(body.get("stages") or []),
         "comment": body.get("comment") or "", "createdAt": now_ms(), "lastUpdated": now_ms(),
-        "userName": req.user.name, "restApiUrl": None,
+        "userName": req.user.name, "restApiUrl": None, "tags": list(body.get("stages") or []),
+        "status": body.get("status"),
         "experimentModel": {"experimentModelId": body.get("experimentModelId"),
                             "experimentModelName": exp_model_name, "experimentKey": exp["experimentKey"]},
         "assetIds": [a["assetId"] for a in model_assets(exp, exp_model_name)],
@@ -357,6 +358,75 @@ def _registry_item(state: State, req: Request, item_id: str) -> tuple[dict, dict
             if version["registryModelItemId"] == item_id and state.can_access(req.user, model["workspaceName"]):
                 return model, version
     raise ApiError(404, "registry model version not found")
+
+
+def _experiment_model_by_name(state: State, req: Request, key: str, name: str) -> str:
+    exp = state.experiment(key, req.user)
+    model_id = exp["models"].get(name)
+    if model_id is None:
+        raise ApiError(400, f"experiment has no model {name!r}")
+    return model_id
+
+
+@route("POST", "rest", "write/registry-model/item/create")
+def registry_item_create(req: Request):
+    """The "novel" registry API (backend >= 3.5.42): creates the model if needed, then a version.
+    Its tags play the role of the old stages; status is kept beside them."""
+    body = req.json()
+    state = req.state
+    with state.lock:
+        model_id = _experiment_model_by_name(state, req, body.get("experimentKey"), body.get("experimentModelName"))
+        exp = state.data["experiments"][body.get("experimentKey")]
+        ws = exp["workspaceName"]
+        name = body.get("registryModelName") or body.get("experimentModelName")
+        model = next((m for m in state.data["registry"].values()
+                      if m["workspaceName"] == ws and m["modelName"] == name), None)
+        if model is None:
+            model = {"registryModelId": new_id(), "modelName": name, "workspaceName": ws,
+                     "description": body.get("registryModelDescription") or "",
+                     "isPublic": bool(body.get("publicModel")), "createdAt": now_ms(),
+                     "lastUpdated": now_ms(), "userName": req.user.name, "notes": "", "versions": []}
+            state.data["registry"][model["registryModelId"]] = model
+        record = _add_registry_version(state, req, model, {
+            "experimentModelId": model_id, "version": body.get("version"),
+            "comment": body.get("versionComment"), "stages": body.get("tags") or []})
+        record["tags"] = list(body.get("tags") or [])
+        record["status"] = body.get("status")
+    return {"registryModelId": model["registryModelId"], "registryModelItemId": record["registryModelItemId"]}
+
+
+@route("GET", "rest", "registry-model/compact-details")
+def registry_compact(req: Request):
+    with req.state.lock:
+        model = _registry_model(req.state, req, req.arg("workspaceName"), req.arg("modelName"))
+        return {"registryModelId": model["registryModelId"], "modelName": model["modelName"],
+                "workspaceName": model["workspaceName"]}
+
+
+@route("GET", "rest", "registry-model/items")
+def registry_items(req: Request):
+    with req.state.lock:
+        model = _registry_model(req.state, req, req.arg("workspaceName"), req.arg("modelName"))
+        items = sorted(model["versions"], key=lambda v: _version_key(v["version"]))
+        if req.arg("tag"):
+            items = [v for v in items if req.arg("tag") in v.get("tags", v["stages"])]
+        if req.arg("status"):
+            items = [v for v in items if v.get("status") == req.arg("status")]
+        if req.arg("versionPrefix"):
+            items = [v for v in items if v["version"].startswith(req.arg("versionPrefix"))]
+        return {"items": [_registry_version_view(v) for v in items]}
+
+
+@route("GET", "rest", "registry-model/item/details")
+def registry_item_details(req: Request):
+    with req.state.lock:
+        model = _registry_model(req.state, req, req.arg("workspaceName"), req.arg("modelName"))
+        version = _registry_version(model, req.arg("version"), None)
+        out = _registry_version_view(version)
+        out.setdefault("tags", list(version["stages"]))
+        out.setdefault("status", None)
+        out["experimentKey"] = version["experimentModel"]["experimentKey"]
+        return out
 
 
 @route("POST", "rest", "write/registry-model/item/update")
@@ -475,7 +545,8 @@ def _registry_version(model: dict, version: Optional[str], stage: Optional[str])
     if version:
         versions = [v for v in versions if v["version"] == version]
     if stage:
-        versions = [v for v in versions if stage.lower() in (s.lower() for s in v["stages"])]
+        versions = [v for v in versions
+                    if stage.lower() in [s.lower() for s in v["stages"]] + [str(v.get("status")).lower()]]
     if not versions:
         raise ApiError(404, "registry model version not found")
     return versions[-1]

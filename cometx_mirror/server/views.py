@@ -129,7 +129,7 @@ def asset_view(base_url: str, asset: dict) -> dict:
         "runContext": asset["runContext"], "metadata": asset["metadata"], "createdAt": asset["createdAt"],
         "dir": asset["dir"], "remote": asset["remote"], "link": link,
         "compressedAssetLink": link, "s3Link": link, "canView": kind == "image",
-        "audio": kind == "audio", "video": kind == "video", "histogram": kind == "histogram3d",
+        "audio": kind == "audio", "video": kind == "video", "histogram": kind == "histogram_combined_3d",
         "image": kind == "image", "tags": list(asset.get("tags") or []),
         "curlDownload": f'curl "{link}" -H"Authorization: <Your Api Key>" > {asset["fileName"]}',
         "experimentKey": asset["experimentKey"], "items": [], "etag": asset.get("etag"),

@@ -1,0 +1,58 @@
+"""`cometx-mirror serve`: run the Comet-compatible server on loopback until Ctrl-C."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from .base import CliError, expected_errors, main
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", default=0, type=int, help="Port (default: a free one).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="Persist state and uploads in this folder across restarts (default: memory only).")
+@click.option("--seed", type=click.Choice(["demo"]), help="Log demo data through the real comet_ml SDK first.")
+@click.option("--seed-size", type=click.Choice(["small", "large"]), default="small", show_default=True,
+              help="How much demo data --seed logs.")
+@click.option("--latency", "latency_ms", default=0.0, type=float, help="Added latency per request, in ms.")
+@click.option("--faults", "faults_spec", default=None, help='Fault rules, e.g. "503 p=0.1; latency ms=5-50" '
+              "(see docs/server.md).")
+@expected_errors
+def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec) -> None:
+    """Serve a Comet-compatible API that the real comet_ml SDK accepts as Comet."""
+    from ..server import FaultSpecError, start_server
+
+    try:
+        handle = start_server(host=host, port=port, data_dir=data_dir, latency_ms=latency_ms, faults=faults_spec)
+    except FaultSpecError as e:
+        raise CliError(f"--faults: {e}") from None
+    try:
+        click.echo(f"Comet-compatible server at {handle.url}")
+        if seed:
+            if handle.state.data["experiments"]:
+                click.echo("data folder already holds experiments; not seeding again")
+            else:
+                from ..server.seed import seed as run_seed
+                click.echo(f"seeding {seed_size} demo data through comet_ml ...")
+                # Faults would make the seeding itself flaky: switch them on afterwards.
+                handle.set_faults(None)
+                summary = run_seed(handle, size=seed_size)
+                handle.set_faults(faults_spec)
+                click.echo(f"seeded {len(summary['experiments'])} experiments in "
+                           f"{len(summary['projects'])} projects")
+        click.echo("Use it with:")
+        for name, value in handle.env().items():
+            click.echo(f"  export {name}={value}")
+        for user in handle.users[1:]:
+            click.echo(f"  (another user: {user.name}, COMET_API_KEY={user.api_key}, "
+                       f"workspaces {', '.join(user.workspaces)})")
+        click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults")
+        click.echo("Press Ctrl-C to stop.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        handle.stop()
