@@ -14,22 +14,17 @@ The API key lives only in this object's session headers; it is never logged.
 """
 from __future__ import annotations
 
-import base64
-import configparser
 import gzip
 import json
-import os
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import requests
 
-DEFAULT_URL = "https://www.comet.com/clientlib/"
 RETRY_STATUS = {500, 502, 503, 504}
 
 
@@ -68,64 +63,18 @@ class Credentials:
         return self.root + "/clientlib/rest/v2/"
 
 
-def _config_file_values() -> dict[str, str]:
-    """[comet] api_key / url_override from COMET_CONFIG, ./.comet.config, ~/.comet.config."""
-    candidates = []
-    if os.environ.get("COMET_CONFIG"):
-        p = Path(os.environ["COMET_CONFIG"]).expanduser()
-        candidates.append(p / ".comet.config" if p.is_dir() else p)
-    candidates += [Path(".comet.config"), Path("~/.comet.config").expanduser()]
-    out: dict[str, str] = {}
-    for path in candidates:
-        if not path.is_file():
-            continue
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(path)
-        except configparser.Error:
-            continue
-        if parser.has_section("comet"):
-            for key in ("api_key", "url_override"):
-                if key not in out and parser.get("comet", key, fallback=None):
-                    out[key] = parser.get("comet", key)
-    return out
-
-
-def _smart_key_base_url(key: str) -> str | None:
-    """A smart key is key*base64(json) with {"baseUrl": ...}; padding optional."""
-    if "*" not in key:
-        return None
-    attrs = key.split("*", 1)[1]
-    try:
-        data = json.loads(base64.b64decode(attrs + "=" * (-len(attrs) % 4)))
-        return data.get("baseUrl") or None
-    except (ValueError, TypeError):
-        return None
-
-
 def resolve_credentials(api_key: str | None = None, url_override: str | None = None) -> Credentials:
-    """Flags first, then COMET_* env, then config files, as comet_ml does."""
-    files = None
-
-    def from_files(name):
-        nonlocal files
-        if files is None:
-            files = _config_file_values()
-        return files.get(name)
-
-    key = api_key or os.environ.get("COMET_API_KEY") or from_files("api_key")
-    if not key:
-        raise PushError("no destination API key: pass --to-api-key or set COMET_API_KEY")
-    url = url_override or os.environ.get("COMET_URL_OVERRIDE") or from_files("url_override")
-    if not url:
-        base = _smart_key_base_url(key)
-        url = base.rstrip("/") + "/clientlib/" if base else DEFAULT_URL
-    parsed = urlparse(url)
+    """Flags first, then what comet_ml reads (COMET_* env, .env, config files, smart keys)."""
+    from ...net.comet_auth import CredentialsError, resolve
+    try:
+        found = resolve(api_key, url_override)
+    except CredentialsError as e:
+        raise PushError(str(e).replace("--api-key", "--to-api-key")) from None
+    parsed = urlparse(found.clientlib_url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise PushError(f"bad destination URL {url!r} (expected http(s)://host[:port]/clientlib/)")
-    path = parsed.path if parsed.path not in ("", "/") else "/clientlib/"
-    clientlib = f"{parsed.scheme}://{parsed.netloc}{path.rstrip('/')}/"
-    return Credentials(api_key=key, clientlib=clientlib, root=f"{parsed.scheme}://{parsed.netloc}")
+        raise PushError(f"bad destination URL {found.clientlib_url!r}")
+    return Credentials(api_key=found.api_key, clientlib=found.clientlib_url,
+                       root=f"{parsed.scheme}://{parsed.netloc}")
 
 
 # -- the client ---------------------------------------------------------------

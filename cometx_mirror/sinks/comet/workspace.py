@@ -7,6 +7,7 @@ an interrupted one continues where it stopped.
 from __future__ import annotations
 
 import json
+import threading
 
 import xxhash
 
@@ -23,6 +24,7 @@ class Destination:
         self.workspace = workspace
         self._projects: dict[str, dict] | None = None
         self._experiments: dict[str, dict[str, dict]] = {}
+        self._lock = threading.Lock()     # experiments are pushed from a thread pool: list once
 
     def ensure_workspace(self, dry_run: bool = False) -> None:
         names = self.client.get("workspaces").get("workspaceNames", [])
@@ -57,6 +59,10 @@ class Destination:
 
     def experiments(self, project: str) -> dict[str, dict]:
         """experiment key -> listing row (archived ones too): two reads per project."""
+        with self._lock:
+            return self._list(project)
+
+    def _list(self, project: str) -> dict[str, dict]:
         if project not in self._experiments:
             out: dict[str, dict] = {}
             if project in self.projects():
