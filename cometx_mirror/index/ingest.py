@@ -27,14 +27,23 @@ TS = pa.timestamp("ms")
 STR, I64, F64, BOOL, STRS = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string())
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[pa.DataType, list]]) -> None:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[pa.DataType, list]],
+            constants: dict[str, Any] | None = None) -> None:
+    """INSERT the columns through one Arrow table; `constants` are the same on every row.
+
+    A constant goes in as a query parameter, not as an Arrow column: converting a
+    million references to one Python string into an Arrow column costs more than
+    the whole insert (measured in bench/bench_store.py).
+    """
     arrays = {name: pa.array(values, type=typ) for name, (typ, values) in columns.items()}
     n = len(next(iter(arrays.values())))
     if n == 0:
         return
     arrow_rows = pa.table(arrays)  # noqa: F841  (read by DuckDB's replacement scan)
-    names = ", ".join(arrays)
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM arrow_rows")
+    consts = constants or {}
+    names = ", ".join([*consts, *arrays])
+    values = ", ".join(["?"] * len(consts) + list(arrays))
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM arrow_rows", list(consts.values()))
 
 
 def _rows(table_spec: dict[str, pa.DataType], rows: Iterable[tuple]) -> dict[str, tuple[pa.DataType, list]]:
@@ -86,9 +95,9 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
          for a in exp.assets)))
     m = exp.metrics
     _insert(con, "metrics", {
-        "exp_id": (STR, [eid] * len(m)), "name": (STR, m.name), "step": (I64, m.step),
+        "name": (STR, m.name), "step": (I64, m.step),
         "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
-        "context": (STR, m.context)})
+        "context": (STR, m.context)}, constants={"exp_id": eid})
 
 
 def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: str,
