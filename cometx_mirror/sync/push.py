@@ -336,7 +336,8 @@ class _Run:
                     done = push_registry_model(self.client, obj, self.dest.workspace, done, dest_keys, warn)
                     complete = all(v.version in done for v in obj.versions)
                 else:
-                    done = {"templateId": push_panel(self.client, self.mirror, obj, self.dest.workspace, keep)}
+                    done = {"templateId": push_panel(self.client, self.mirror, obj, self.dest.workspace, keep,
+                                                     check_first=row is None)}
                     complete = True
                 self.ledger.write(L.LedgerRow(destination, sids[item.label], item.manifest_id,
                                               self.dest.workspace, "", "", L.COMPLETE if complete else L.CREATED,

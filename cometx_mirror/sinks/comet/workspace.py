@@ -12,6 +12,7 @@ import threading
 import xxhash
 
 from ... import model
+from ...store import faultpoint
 from ...store.mirror import Mirror
 from .client import CometClient, HttpError, PushError, multipart
 
@@ -35,7 +36,10 @@ class Destination:
         try:
             self.client.post("write/workspace/new", {"name": self.workspace})
         except HttpError as e:
-            raise PushError(f"cannot create workspace {self.workspace!r} at the destination ({e})") from None
+            # an earlier try may have landed before its answer was lost
+            if self.workspace not in self.client.get("workspaces").get("workspaceNames", []):
+                raise PushError(f"cannot create workspace {self.workspace!r} at the destination: "
+                                f"no rights, or it belongs to someone else ({e})") from None
 
     def projects(self) -> dict[str, dict]:
         if self._projects is None:
@@ -50,7 +54,13 @@ class Destination:
         body = {"workspaceName": self.workspace, "projectName": name,
                 "projectDescription": (source.description if source else None) or "",
                 "isPublic": bool(source.public) if source and source.public is not None else False}
-        answer = self.client.post("write/project/create", body)
+        try:
+            answer = self.client.post("write/project/create", body)
+        except HttpError:
+            self._projects = None          # created by a try whose answer was lost?
+            if name not in self.projects():
+                raise
+            answer = self.projects()[name]
         self._projects[name] = {"projectName": name, "projectId": answer.get("projectId")}
         if source and source.notes and answer.get("projectId"):
             self.client.post("write/project/notes", {"projectId": answer["projectId"], "notes": source.notes})
@@ -80,6 +90,8 @@ def push_artifact(client: CometClient, mirror: Mirror, art: model.Artifact, work
                   done: dict, dest_keys: dict[str, str], id_of, warn) -> dict:
     """Push the versions not in `done` (version -> artifactVersionId); returns the new `done`."""
     done = dict(done)
+    if not done:      # no ledger row (lost, or never pushed): what does the destination hold?
+        done = _closed_versions(client, workspace, art.name)
     artifact_id = done.get("_artifactId")
     for v in art.versions:
         if v.version in done:
@@ -103,6 +115,7 @@ def push_artifact(client: CometClient, mirror: Mirror, art: model.Artifact, work
                                                      "version": v.version})
             version_id = found["artifactVersionId"]
             artifact_id = (found.get("artifact") or {}).get("artifactId") or artifact_id
+        faultpoint.hit("push_artifact_version")
         for f in v.files:
             _upload_artifact_file(client, mirror, key, version_id, f, id_of(f"{art.name}\0{v.version}\0{f.path}"))
         client.post("write/artifacts/state", {"artifactVersionId": version_id, "experimentKey": key,
@@ -113,6 +126,21 @@ def push_artifact(client: CometClient, mirror: Mirror, art: model.Artifact, work
         done["_tags"] = sorted(art.tags)
     if artifact_id:
         done["_artifactId"] = artifact_id
+    return done
+
+
+def _closed_versions(client: CometClient, workspace: str, name: str) -> dict:
+    try:
+        details = client.get("artifacts/get", {"workspace": workspace, "artifactName": name})
+    except HttpError as e:
+        if e.status in (400, 404):
+            return {}
+        raise
+    done = {str(v.get("version")): v.get("artifactVersionId") for v in details.get("versions", [])
+            if v.get("state") == "CLOSED"}
+    if done and details.get("artifactId"):
+        done["_artifactId"] = details["artifactId"]
+        done["_tags"] = sorted(details.get("tags") or [])
     return done
 
 
@@ -139,12 +167,7 @@ def push_registry_model(client: CometClient, rm: model.RegistryModel, workspace:
                         dest_keys: dict[str, str], warn) -> dict:
     done = dict(done)
     if not done:
-        try:
-            details = client.get("registry-model/details", {"workspaceName": workspace, "modelName": rm.name})
-            done.update({str(v.get("version")): True for v in details.get("versions", [])})
-        except HttpError as e:
-            if e.status not in (400, 404):
-                raise
+        done.update({v: True for v in _registry_versions(client, workspace, rm.name)})
     exists = bool([k for k in done if not k.startswith("_")])
     for v in rm.versions:
         if v.version in done:
@@ -162,12 +185,16 @@ def push_registry_model(client: CometClient, rm: model.RegistryModel, workspace:
             continue
         body = {"experimentModelId": match["experimentModelId"], "registryModelName": rm.name,
                 "version": v.version, "comment": v.comment, "stages": list(v.stages)}
-        if not exists:
-            body.update(description=rm.description, isPublic=bool(rm.public))
-            client.post("write/registry-model", body)
-            exists = True
-        else:
-            client.post("write/registry-model/item", body)
+        try:
+            if not exists:
+                client.post("write/registry-model", {**body, "description": rm.description,
+                                                     "isPublic": bool(rm.public)})
+            else:
+                client.post("write/registry-model/item", body)
+        except HttpError as e:
+            if e.status != 400 or v.version not in _registry_versions(client, workspace, rm.name):
+                raise        # else: an earlier try landed before its answer was lost
+        exists = True
         done[v.version] = True
     if rm.notes and done.get("_notes") != rm.notes and exists:
         client.post("write/registry-model/notes", {"workspaceName": workspace, "registryModelName": rm.name,
@@ -176,13 +203,29 @@ def push_registry_model(client: CometClient, rm: model.RegistryModel, workspace:
     return done
 
 
+def _registry_versions(client: CometClient, workspace: str, name: str) -> list[str]:
+    try:
+        details = client.get("registry-model/details", {"workspaceName": workspace, "modelName": name})
+    except HttpError as e:
+        if e.status in (400, 404):
+            return []
+        raise
+    return [str(v.get("version")) for v in details.get("versions", [])]
+
+
 # -- panels -------------------------------------------------------------------
 def push_panel(client: CometClient, mirror: Mirror, panel: model.Panel, workspace: str,
-               keep_id: bool) -> str:
+               keep_id: bool, check_first: bool) -> str:
+    """Upload under a template id of our choosing (idempotent); `check_first` when no ledger row
+    says whether it was pushed, so a lost ledger costs a read rather than a write."""
     if not panel.object_id:
         raise PushError(f"panel {panel.name}: its zip was not fetched")
     template_id = panel.panel_id if keep_id else \
         xxhash.xxh3_128_hexdigest(f"{workspace}\0{panel.panel_id}".encode())[:25]
+    if check_first:
+        rows = client.get("code-panel/get-all", {"workspace": workspace}).get("codePanelTemplateRows", [])
+        if any(str(r.get("templateId")) == template_id for r in rows):
+            return template_id
     data = mirror.objects.get_bytes(panel.object_id)
     client.request("POST", "rest", "write/template/upload", write=True,
                    params={"teamName": workspace, "templateId": template_id},
