@@ -49,6 +49,60 @@ def _normalize_project(mirror: Mirror, m: dict) -> model.Project:
                          description=m.get("description"), notes=m.get("notes"), public=False)
 
 
+@normalizer("coretest-artifact/1")
+def _normalize_artifact(mirror: Mirror, m: dict) -> model.Artifact:
+    return model.Artifact(source=SOURCE, workspace=m["workspace"], name=m["name"], type="dataset", versions=[
+        model.ArtifactVersion(version=v["version"], created_at=v["created_at"], files=[
+            model.ArtifactFile(path=f["path"], size=f["size"], object_id=f["object"]) for f in v["files"]])
+        for v in m["versions"]])
+
+
+@normalizer("coretest-registry/1")
+def _normalize_registry(mirror: Mirror, m: dict) -> model.RegistryModel:
+    return model.RegistryModel(source=SOURCE, workspace=m["workspace"], name=m["name"], versions=[
+        model.ModelVersion(version=v["version"], created_at=v["created_at"], object_id=v["zip"]["object"],
+                           size=v["zip"]["size"]) for v in m["versions"]])
+
+
+@normalizer("coretest-panel/1")
+def _normalize_panel(mirror: Mirror, m: dict) -> model.Panel:
+    return model.Panel(source=SOURCE, workspace=m["workspace"], panel_id=m["panel_id"], name=m["name"],
+                       object_id=m["zip"]["object"], size=m["zip"]["size"])
+
+
+def add_workspace_entities(mirror: Mirror, workspace: str) -> dict[str, str]:
+    """An artifact with two versions, a registry model (a zip), a panel; label -> manifest id."""
+    import io
+    import zipfile
+
+    def ref(data: bytes) -> dict:
+        return {"object": mirror.objects.put_bytes(data), "size": len(data)}
+
+    def zipped(files: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for name, data in files.items():
+                z.writestr(name, data)
+        return buf.getvalue()
+
+    versions = [{"version": "1.0.0", "created_at": 1, "files": [dict(ref(b"v1 rows"), path="data/train.csv")]},
+                {"version": "2.0.0", "created_at": 2, "files": [dict(ref(b"v2 rows"), path="data/train.csv"),
+                                                                dict(ref(b"{}"), path="meta.json")]}]
+    return {
+        f"artifact/{workspace}/ds": mirror.put_json({"type": "artifact", "normalizer": "coretest-artifact/1",
+                                                     "source": SOURCE, "workspace": workspace, "name": "ds",
+                                                     "versions": versions}),
+        f"registry_model/{workspace}/net": mirror.put_json({
+            "type": "registry_model", "normalizer": "coretest-registry/1", "source": SOURCE,
+            "workspace": workspace, "name": "net",
+            "versions": [{"version": "1.0.0", "created_at": 5,
+                          "zip": ref(zipped({"model/weights.h5": b"W" * 100, "../evil.txt": b"no"}))}]}),
+        f"panel/{workspace}/p1": mirror.put_json({"type": "panel", "normalizer": "coretest-panel/1",
+                                                  "source": SOURCE, "workspace": workspace, "panel_id": "p1",
+                                                  "name": "My panel", "zip": ref(zipped({"a.js": b"x"}))}),
+    }
+
+
 def metric_columns(n_points: int, names=("loss", "acc"), t0: int = 1_700_000_000_000) -> dict:
     cols = {k: [] for k in ("name", "step", "epoch", "timestamp", "value", "context")}
     for i in range(n_points):

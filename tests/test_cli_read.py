@@ -276,3 +276,25 @@ def test_gc_refuses_on_a_damaged_store(filled):
 def test_bad_grace(filled):
     r = run(filled, "gc", "--grace", "soon", ok=False)
     assert r.exit_code == 2 and "bad duration" in r.stderr
+
+
+def test_workspace_entities_list_and_export(filled, tmp_path):
+    from core_fixtures import add_workspace_entities, commit
+    labels = {k.split(":", 1)[1]: v for k, v in filled.current_manifests().items()}
+    labels.update(add_workspace_entities(filled, "ws"))
+    commit(filled, "ws", labels)
+    names = [r["project"] for r in json.loads(run(filled, "ls", "ws", "--json").stdout)]
+    assert names == ["other", "proj", "artifacts/ds", "model-registry/net", "panels/My panel"]
+    run(filled, "export", "ws", str(tmp_path / "o"))
+    ws = tmp_path / "o" / "ws"
+    assert (ws / "artifacts" / "ds" / "data" / "train.csv").read_bytes() == b"v2 rows"   # latest version
+    assert (ws / "artifacts" / "ds" / "meta.json").exists()
+    assert (ws / "model-registry" / "net" / "model" / "weights.h5").read_bytes() == b"W" * 100
+    assert (ws / "model-registry" / "net" / "evil.txt").exists()            # '..' cannot escape
+    assert not (ws / "model-registry" / "evil.txt").exists()
+    assert (ws / "panels" / "panel-p1.zip").read_bytes()[:2] == b"PK"
+    assert (ws / "proj" / KEY1 / "metadata.json").exists()
+    r = run(filled, "export", "ws/artifacts/ds", str(tmp_path / "a"))
+    assert "2 files" in r.stdout
+    assert sorted(p.name for p in (tmp_path / "a" / "ws").iterdir()) == ["artifacts"]
+    assert run(filled, "verify", "--read-data").exit_code == 0

@@ -347,3 +347,20 @@ def test_parse_duration():
     assert gc_lib.parse_duration("0") == 0
     with pytest.raises(ValueError):
         gc_lib.parse_duration("soon")
+
+
+def test_a_damaged_old_snapshot_is_history_only(filled):
+    from cometx_mirror.sync import indexer
+    old = filled.refs.get("coretest/test/ws")
+    labels = {k.split(":", 1)[1]: v for k, v in filled.current_manifests().items()}
+    labels["experiment/ws/proj/newer"] = add_experiment(filled, "ws", "proj", "newer")
+    commit(filled, "ws", labels)
+    path = filled.objects.path(old)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:HEADER.size + 5])
+    assert [s.id for s in filled.history()] == [filled.refs.get("coretest/test/ws")]
+    assert indexer.rebuild(filled) == 6                     # the current state still indexes
+    report = verify_lib.verify(filled)
+    assert report.ok and any(old in w and "history only" in w for w in report.warnings), report.warnings
+    with pytest.raises(gc_lib.GcRefused):                   # it might name objects we cannot see
+        gc_lib.gc(filled)

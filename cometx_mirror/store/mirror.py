@@ -132,13 +132,22 @@ class Mirror:
             yield self.snapshot(snapshot_id, ref)
 
     def history(self) -> Iterator[Snapshot]:
-        """Every snapshot any ref has pointed at, newest first (from the reflog)."""
+        """Every readable snapshot any ref has pointed at, newest first (from the reflog).
+
+        A damaged old snapshot is skipped rather than raised: history feeds the
+        index's snapshots table, and one bad object must not stop every fetch.
+        `verify` reports it.
+        """
         seen = set()
         for entry in reversed(list(self.refs.log_entries())):
             sid = entry.get("new")
             if sid and sid not in seen and self.objects.exists(sid):
                 seen.add(sid)
-                yield self.snapshot(sid, entry.get("ref", ""))
+                try:
+                    snap = self.snapshot(sid, entry.get("ref", ""))
+                except (ObjectError, KeyError, TypeError, AttributeError):
+                    continue
+                yield snap
 
     def current_manifests(self) -> dict[str, str]:
         """label -> manifest id across all refs; where two scopes overlap the newer snapshot wins."""

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -53,6 +56,13 @@ def export(mirror: Mirror, path: str, out_dir: str | os.PathLike) -> ExportRepor
         raise queries.NotFound("name what to export: WORKSPACE[/PROJECT[/EXPERIMENT]]")
     out = Path(out_dir)
     report = ExportReport()
+    if len(parts) >= 2 and parts[1] in WORKSPACE_KINDS:
+        with browse.reading_index(mirror) as con:
+            _export_workspace_entities(mirror, con, parts[0], parts[1], parts[2] if len(parts) > 2 else None,
+                                       out, report)
+        if not report.files:
+            raise queries.NotFound(f"nothing at {'/'.join(parts)} in the mirror")
+        return report
     with browse.reading_index(mirror) as con:
         if len(parts) >= 3:
             exp_ids = [queries.find_experiment(con, "/".join(parts))]
@@ -66,13 +76,77 @@ def export(mirror: Mirror, path: str, out_dir: str | os.PathLike) -> ExportRepor
         projects = queries.select(con, "SELECT * FROM projects WHERE workspace = ?"
                                   + (" AND project = ?" if len(parts) >= 2 else ""),
                                   parts[:2]).records()
-        if not exp_ids and not projects:
+        if len(parts) == 1:
+            for kind in WORKSPACE_KINDS:
+                _export_workspace_entities(mirror, con, parts[0], kind, None, out, report)
+        if not exp_ids and not projects and not report.files:
             raise queries.NotFound(f"nothing at {'/'.join(parts)} in the mirror")
         for p in projects:
             _export_project(mirror, p, out, report)
         for exp_id in exp_ids:
             _export_experiment(mirror, con, exp_id, out, report)
     return report
+
+
+WORKSPACE_KINDS = ("artifacts", "model-registry", "panels")
+
+
+def _export_workspace_entities(mirror: Mirror, con, workspace: str, kind: str, name: str | None,
+                               out: Path, report: ExportReport) -> None:
+    """cometx's WS/artifacts/NAME/<path>, WS/model-registry/NAME/<zip contents>, WS/panels/panel-<id>.zip.
+
+    Like cometx, artifacts and models get no version folder: the latest version is written.
+    """
+    folder = out / safe_relpath(workspace) / kind
+    if kind == "artifacts":
+        rows = con.execute("""
+            WITH latest AS (
+                SELECT artifact, version FROM artifact_versions WHERE workspace = ?
+                QUALIFY row_number() OVER (PARTITION BY source, artifact
+                                           ORDER BY created_at DESC NULLS LAST, version DESC) = 1)
+            SELECT f.artifact, f.path, f.object_id FROM artifact_files f JOIN latest l
+              ON f.artifact = l.artifact AND f.version = l.version
+            WHERE f.workspace = ? AND (? IS NULL OR f.artifact = ?) ORDER BY 1, 2""",
+                           [workspace, workspace, name, name]).fetchall()
+        for artifact, path, oid in rows:
+            if oid:
+                _write_object(mirror, oid, folder / safe_relpath(artifact) / safe_relpath(path), report)
+            else:
+                report.skipped_remote += 1
+    elif kind == "model-registry":
+        rows = con.execute("""
+            SELECT model, object_id FROM registry_versions WHERE workspace = ? AND (? IS NULL OR model = ?)
+            QUALIFY row_number() OVER (PARTITION BY source, model
+                                       ORDER BY created_at DESC NULLS LAST, version DESC) = 1
+            ORDER BY 1""", [workspace, name, name]).fetchall()
+        for model_name, oid in rows:
+            if oid:
+                _extract_zip(mirror, oid, folder / safe_relpath(model_name), report)
+    elif kind == "panels":
+        rows = con.execute("""SELECT panel_id, object_id FROM panels WHERE workspace = ?
+                              AND (? IS NULL OR panel_id = ? OR name = ?) ORDER BY 1""",
+                           [workspace, name, name, name]).fetchall()
+        for panel_id, oid in rows:
+            if oid:
+                _write_object(mirror, oid, folder / safe_relpath(f"panel-{panel_id}.zip"), report)
+
+
+def _extract_zip(mirror: Mirror, object_id: str, target: Path, report: ExportReport) -> None:
+    """Unzip a stored zip into `target`, member names sanitized (no escaping the folder)."""
+    with tempfile.TemporaryFile() as tmp:
+        for chunk in mirror.objects.read_chunks(object_id):
+            tmp.write(chunk)
+        tmp.seek(0)
+        with zipfile.ZipFile(tmp) as z:
+            for info in z.infolist():
+                if info.is_dir():
+                    continue
+                dest = target / safe_relpath(info.filename)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(info) as src, open(dest, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                report.files += 1
+                report.bytes += info.file_size
 
 
 def _write(path: Path, data: bytes | str, report: ExportReport) -> None:

@@ -63,7 +63,10 @@ def gc(mirror: Mirror, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> G
 def _gc_locked(mirror: Mirror, grace: float, dry_run: bool) -> GcReport:
     report = GcReport(dry_run=dry_run, grace=grace)
     walk = reachable.walk(mirror)
-    bad = walk.current_problems()
+    # Anything a ref reaches must be whole; an unreadable snapshot or manifest in
+    # history may name objects we cannot see, so it stops gc too.  A missing data
+    # object only history names is lost already: sweeping cannot make it worse.
+    bad = [p for p in walk.problems if p.current or p.what != "missing"]
     if bad:
         raise GcRefused(f"refusing to gc: {len(bad)} referenced objects are missing or damaged "
                         f"(first: {bad[0].line()}); run `cometx-mirror verify`, then fetch again to heal")

@@ -122,7 +122,7 @@ def walk(mirror: Mirror, check_declared: bool = True) -> Reachability:
             manifest_todo.append((mid, f"snapshot {sid} ({label})", current))
         parent = data.get("parent")
         if isinstance(parent, str) and parent:
-            todo.append((parent, f"snapshot {sid} (parent)", current))
+            todo.append((parent, f"snapshot {sid} (parent)", False))   # older state: history
 
     done: dict[str, bool] = {}
     for mid, referrer, current in manifest_todo:
