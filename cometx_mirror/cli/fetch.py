@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from ..index.db import IndexUnavailable
 from ..net.http import HttpError
 from ..sources import SourceError
+from ..store.mirror import Mirror
 from ..sync.fetch import run_fetch
 from ..sync.options import FetchOptions
 from .base import CliError, expected_errors, main, mirror_option, open_mirror
@@ -50,7 +52,9 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     Neptune:      an exporter folder, a .neptune folder, or WORKSPACE[/PROJECT] on a server
     RESOURCES (Comet): assets html metadata metrics others parameters project run system
     """
-    mirror = open_mirror(mirror_path, create=not list_only)
+    # --list only reads the server: it needs no mirror, and must not create one
+    mirror = Mirror(mirror_path) if list_only and not Path(mirror_path).exists() \
+        else open_mirror(mirror_path, create=not list_only)
     progress = Progress(enabled=sys.stderr.isatty() and not as_json)
     options = FetchOptions(api_key=api_key, url=url, resources=tuple(resources), ignore=tuple(ignore),
                            filename=filename, asset_type=asset_type, query=query, use_name=use_name,

@@ -70,6 +70,8 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     for o in (_load(mirror, res.get("others")) or {}).get("values", []):
         exp.others.append(model.Other(o["name"], o.get("valueCurrent"), _json_value(o.get("valueCurrent")),
                                       _int(o.get("timestampCurrent"))))
+        if o["name"] == "Name" and not exp.name:
+            exp.name = o.get("valueCurrent")   # the SDK names experiments through this other
     exp.tags = list((_load(mirror, res.get("tags")) or {}).get("tags", []))
 
     system = _load(mirror, res.get("system")) or {}

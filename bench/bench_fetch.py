@@ -1,0 +1,119 @@
+"""Fetch from Comet: `cometx download` vs `cometx-mirror fetch` on the same seeded local server.
+
+    python bench/bench_fetch.py [--experiments 10] [--projects 2] [--steps 2000] [--latency 20]
+
+Seeds a local Comet-compatible server through the real comet_ml SDK, adds a fixed latency to
+every request, then for -j 1 and -j 8 runs each tool on every project: a first download, and a
+repeat on unchanged data (plus `--quick` for the mirror).  Requests are read from the server's
+own counters; bytes on disk are what each tool left behind.  Prints a table and rewrites the
+"Fetch from Comet" section of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.report import disk_usage, write_section  # noqa: E402
+from cometx_mirror.server.runner import start_server  # noqa: E402
+from cometx_mirror.server.seed import seed  # noqa: E402
+
+
+def run_tool(cmd: list[str], env: dict, server) -> tuple[float, int]:
+    server.reset_counters()
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed: {done.stderr[-2000:]}")
+    return elapsed, server.counters()["total"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiments", type=int, default=6, help="experiments per project")
+    ap.add_argument("--projects", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=2000, help="points per metric")
+    ap.add_argument("--latency", type=float, default=20.0, help="ms added to every request")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-fetch-"))
+    home = work / "home"
+    home.mkdir()
+    server = start_server()
+    try:
+        t0 = time.perf_counter()
+        seeded = seed(server, size="large", experiments=args.experiments, projects=args.projects, steps=args.steps)
+        seed_s = time.perf_counter() - t0
+        ws = seeded["workspace"]
+        projects = sorted(seeded["projects"])
+        n_exp = sum(len(v) for v in seeded["projects"].values())
+        server.set_faults(f"latency ms={args.latency:g}")
+        env = dict(os.environ, HOME=str(home), COMET_ERROR_TRACKING_ENABLE="false",
+                   COMET_DISABLE_ANNOUNCEMENT="true", **server.env())
+        cometx = shutil.which("cometx") or str(Path(sys.executable).parent / "cometx")
+        rows = []
+        for jobs in (1, 8):
+            out = work / f"cometx-j{jobs}"
+            mirror = work / f"mirror-j{jobs}"
+
+            def cometx_all():
+                total_s = total_r = 0
+                for p in projects:
+                    s, r = run_tool([cometx, "download", f"{ws}/{p}", "-o", str(out), "-j", str(jobs)], env, server)
+                    total_s, total_r = total_s + s, total_r + r
+                return total_s, total_r
+
+            def mirror_all(*extra):
+                total_s = total_r = 0
+                for p in projects:
+                    s, r = run_tool([sys.executable, "-m", "cometx_mirror", "fetch", f"{ws}/{p}", "--mirror",
+                                     str(mirror), "-j", str(jobs), *extra], env, server)
+                    total_s, total_r = total_s + s, total_r + r
+                return total_s, total_r
+
+            c1 = cometx_all()
+            c2 = cometx_all()
+            m1 = mirror_all()
+            m2 = mirror_all()
+            m3 = mirror_all("--quick")
+            rows.append((jobs, c1, c2, m1, m2, m3, disk_usage(out), disk_usage(mirror)))
+    finally:
+        server.stop()
+
+    lines = [
+        f"Seeded through the real comet_ml SDK: {n_exp} experiments in {len(projects)} projects, "
+        f"{args.steps} points per metric, every asset type, a dataset and a checkpoint shared by every "
+        f"experiment (seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. "
+        "Both tools fetch each project path in turn; requests are counted by the server. "
+        "Wall time includes each process's start-up.",
+        "",
+        "| -j | tool | first: s | first: requests | req/exp | repeat: s | repeat: requests | "
+        "`--quick`: s | `--quick`: requests | on disk |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for jobs, c1, c2, m1, m2, m3, c_disk, m_disk in rows:
+        lines.append(f"| {jobs} | cometx download | {c1[0]:.1f} | {c1[1]} | {c1[1] / n_exp:.1f} | {c2[0]:.1f} | "
+                     f"{c2[1]} | – | – | {c_disk / 1e6:.1f} MB |")
+        lines.append(f"| {jobs} | cometx-mirror fetch | {m1[0]:.1f} | {m1[1]} | {m1[1] / n_exp:.1f} | {m2[0]:.1f} | "
+                     f"{m2[1]} | {m3[0]:.1f} | {m3[1]} | {m_disk / 1e6:.1f} MB |")
+        lines.append(f"| {jobs} | **ratio** | **{c1[0] / m1[0]:.1f}×** | | | **{c2[0] / m2[0]:.1f}×** "
+                     f"(quick {c2[0] / m3[0]:.1f}×) | | | | **{c_disk / max(1, m_disk):.1f}× smaller** |")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("fetch", "Fetch from Comet (`bench/bench_fetch.py`)", text)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
