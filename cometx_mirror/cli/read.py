@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 
 import click
@@ -110,9 +111,14 @@ def cat(exp: str, name: str, mirror_path: str) -> None:
     """
     chunks = browse.cat(open_mirror(mirror_path), exp, name)
     out = sys.stdout.buffer       # raw bytes, written as they are read from the store
-    for chunk in chunks:
-        out.write(chunk)
-    out.flush()
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+    except BrokenPipeError:       # `cat ... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(0) from None
 
 
 @main.command("export")
