@@ -219,7 +219,7 @@ class _Run:
                 self._event("experiment", label=item.label, status=status)
 
     def _one(self, item: Selected) -> str:
-        exp: model.Experiment = _normalize(self.mirror, item)
+        exp: model.Experiment = self._with_packages(_normalize(self.mirror, item))
         ws, proj = self.dest.workspace, self.dest_project(item.manifest)
         destination = L.destination_id(self.root, ws, proj)
         row = self.rows.get((destination, exp.id))
@@ -282,13 +282,21 @@ class _Run:
         ledger(L.COMPLETE)
         return "new" if create else "updated"
 
+    def _with_packages(self, exp: model.Experiment) -> model.Experiment:
+        """Sources that keep a requirements.txt (W&B) carry it as Comet's installed packages."""
+        req = next((t for t in exp.texts if t.kind == "requirements"), None)
+        if req is not None and not exp.system.get("installedPackages"):
+            lines = self.mirror.objects.get_bytes(req.object_id).decode("utf-8", "replace").splitlines()
+            exp.system = {**exp.system, "installedPackages": [line for line in lines if line.strip()]}
+        return exp
+
     def _load_old(self, manifest_id: str | None, item: Selected) -> model.Experiment | None:
         """The experiment as last pushed, when its manifest is still in the store."""
         if not manifest_id or not self.mirror.objects.exists(manifest_id):
             return None
         try:
             manifest = self.mirror.get_json(manifest_id)
-            return get_normalizer(manifest["normalizer"])(self.mirror, manifest)
+            return self._with_packages(get_normalizer(manifest["normalizer"])(self.mirror, manifest))
         except Exception:
             return None
 

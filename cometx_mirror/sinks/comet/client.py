@@ -170,7 +170,9 @@ class CometClient:
                     requests.exceptions.ContentDecodingError) as e:
                 if landed is not None and _maybe_sent(e) and landed():
                     return {}
-                if attempt + 1 >= self.max_tries:
+                # nothing listening: one more try covers a restart, more only delays the error
+                refused = not _maybe_sent(e) and attempt >= 1
+                if refused or attempt + 1 >= self.max_tries:
                     raise PushError(f"cannot reach {self.creds.root} ({type(e).__name__})") from None
                 time.sleep(self._sleep_for(attempt, None))
                 continue

@@ -1,0 +1,34 @@
+"""push from mirrors of other origins: W&B runs land in Comet with their points and values intact."""
+from __future__ import annotations
+
+import json
+
+import duckdb
+from push_fixtures import differences, fetch, last_json, push, writes
+
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync.fetch import run_fetch
+from cometx_mirror.sync.options import FetchOptions
+
+
+def test_wandb_runs_push_to_comet_and_read_back_equal(wandb_runs, server_b, tmp_path):
+    wandb_dir, _ = wandb_runs
+    path = tmp_path / "m"
+    run_fetch(Mirror.init(path), "wandb", str(wandb_dir), FetchOptions())
+    con = duckdb.connect(str(path / "index.duckdb"), read_only=True)
+    (ws, project, n), = con.execute("SELECT workspace, project, count(*) FROM experiments "
+                                    "GROUP BY ALL").fetchall()
+    con.close()
+    result = last_json(push(server_b, path, f"{ws}/{project}", f"{server_b.workspace}/from-wandb"))
+    assert (result["new"], result["failed"]) == (n, 0), result
+    back = tmp_path / "back"
+    fetch(server_b, back, f"{server_b.workspace}/from-wandb")
+    # W&B keeps the name, notes and package list elsewhere than Comet: those rows differ in shape
+    assert differences(path, back, ("metrics", "tags", "params", "assets")) == {}
+    con = duckdb.connect(str(back / "index.duckdb"), read_only=True)
+    packages = con.execute("SELECT value FROM system_details WHERE name = 'installedPackages'").fetchall()
+    con.close()
+    assert packages and all(len(json.loads(v)) > 10 for v, in packages)   # from requirements.txt
+    server_b.reset_counters()
+    assert last_json(push(server_b, path, f"{ws}/{project}", f"{server_b.workspace}/from-wandb"))["unchanged"] == n
+    assert writes(server_b) == {}
