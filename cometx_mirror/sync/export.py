@@ -51,53 +51,52 @@ def safe_relpath(name: str) -> str:
 
 
 def export(mirror: Mirror, path: str, out_dir: str | os.PathLike) -> ExportReport:
+    """Export what `path` names.  The index is read per entity over short read-only
+    connections and closed while files are written: an open DuckDB connection,
+    even read-only, keeps a fetch from writing the index."""
     parts = [p for p in (path or "").strip("/").split("/") if p]
     if not parts:
         raise queries.NotFound("name what to export: WORKSPACE[/PROJECT[/EXPERIMENT]]")
     out = Path(out_dir)
     report = ExportReport()
-    if len(parts) >= 2 and parts[1] in WORKSPACE_KINDS:
-        with browse.reading_index(mirror) as con:
-            _export_workspace_entities(mirror, con, parts[0], parts[1], parts[2] if len(parts) > 2 else None,
-                                       out, report)
-        if not report.files:
-            raise queries.NotFound(f"nothing at {'/'.join(parts)} in the mirror")
-        return report
+    workspace = parts[0]
+    project = parts[1] if len(parts) >= 2 else None
     with browse.reading_index(mirror) as con:
-        if len(parts) >= 3:
-            exp_ids = [queries.find_experiment(con, "/".join(parts))]
-        elif len(parts) == 2:
-            exp_ids = [r[0] for r in con.execute(
-                "SELECT exp_id FROM experiments WHERE workspace = ? AND project = ? ORDER BY exp_id",
-                parts).fetchall()]
+        if project in WORKSPACE_KINDS:            # WS/artifacts[/NAME], WS/model-registry[/NAME], WS/panels[/ID]
+            exp_ids, projects = [], []
+            files = _workspace_files(con, workspace, project, parts[2] if len(parts) > 2 else None)
         else:
-            exp_ids = [r[0] for r in con.execute(
-                "SELECT exp_id FROM experiments WHERE workspace = ? ORDER BY exp_id", parts).fetchall()]
-        projects = queries.select(con, "SELECT * FROM projects WHERE workspace = ?"
-                                  + (" AND project = ?" if len(parts) >= 2 else ""),
-                                  parts[:2]).records()
-        if len(parts) == 1:
-            for kind in WORKSPACE_KINDS:
-                _export_workspace_entities(mirror, con, parts[0], kind, None, out, report)
-        if not exp_ids and not projects and not report.files:
-            raise queries.NotFound(f"nothing at {'/'.join(parts)} in the mirror")
-        for p in projects:
-            _export_project(mirror, p, out, report)
-        for exp_id in exp_ids:
-            _export_experiment(mirror, con, exp_id, out, report)
+            if len(parts) >= 3:
+                exp_ids = [queries.find_experiment(con, "/".join(parts))]
+            else:
+                exp_ids = [r[0] for r in con.execute(
+                    "SELECT exp_id FROM experiments WHERE workspace = ? AND (? IS NULL OR project = ?) "
+                    "ORDER BY exp_id", [workspace, project, project]).fetchall()]
+            projects = queries.select(con, "SELECT * FROM projects WHERE workspace = ? AND (? IS NULL OR project = ?)"
+                                      " ORDER BY project", [workspace, project, project]).records()
+            files = [f for kind in WORKSPACE_KINDS if project is None
+                     for f in _workspace_files(con, workspace, kind, None)]
+    for kind, rel, oid in files:
+        _write_workspace_file(mirror, kind, out / safe_relpath(workspace) / kind / rel, oid, report)
+    if not exp_ids and not projects and not files:
+        raise queries.NotFound(f"nothing at {path.strip('/')} in the mirror")
+    for p in projects:
+        _export_project(mirror, p, out, report)
+    for exp_id in exp_ids:
+        with browse.reading_index(mirror, refresh=False) as con:
+            rows = _experiment_rows(con, exp_id)
+        _write_experiment(mirror, rows, out, report)
     return report
 
 
 WORKSPACE_KINDS = ("artifacts", "model-registry", "panels")
 
 
-def _export_workspace_entities(mirror: Mirror, con, workspace: str, kind: str, name: str | None,
-                               out: Path, report: ExportReport) -> None:
+def _workspace_files(con, workspace: str, kind: str, name: str | None) -> list[tuple[str, str, str | None]]:
     """cometx's WS/artifacts/NAME/<path>, WS/model-registry/NAME/<zip contents>, WS/panels/panel-<id>.zip.
 
     Like cometx, artifacts and models get no version folder: the latest version is written.
     """
-    folder = out / safe_relpath(workspace) / kind
     if kind == "artifacts":
         rows = con.execute("""
             WITH latest AS (
@@ -108,27 +107,27 @@ def _export_workspace_entities(mirror: Mirror, con, workspace: str, kind: str, n
               ON f.artifact = l.artifact AND f.version = l.version
             WHERE f.workspace = ? AND (? IS NULL OR f.artifact = ?) ORDER BY 1, 2""",
                            [workspace, workspace, name, name]).fetchall()
-        for artifact, path, oid in rows:
-            if oid:
-                _write_object(mirror, oid, folder / safe_relpath(artifact) / safe_relpath(path), report)
-            else:
-                report.skipped_remote += 1
-    elif kind == "model-registry":
+        return [(kind, f"{safe_relpath(a)}/{safe_relpath(p)}", oid) for a, p, oid in rows]
+    if kind == "model-registry":
         rows = con.execute("""
             SELECT model, object_id FROM registry_versions WHERE workspace = ? AND (? IS NULL OR model = ?)
             QUALIFY row_number() OVER (PARTITION BY source, model
                                        ORDER BY created_at DESC NULLS LAST, version DESC) = 1
             ORDER BY 1""", [workspace, name, name]).fetchall()
-        for model_name, oid in rows:
-            if oid:
-                _extract_zip(mirror, oid, folder / safe_relpath(model_name), report)
-    elif kind == "panels":
-        rows = con.execute("""SELECT panel_id, object_id FROM panels WHERE workspace = ?
-                              AND (? IS NULL OR panel_id = ? OR name = ?) ORDER BY 1""",
-                           [workspace, name, name, name]).fetchall()
-        for panel_id, oid in rows:
-            if oid:
-                _write_object(mirror, oid, folder / safe_relpath(f"panel-{panel_id}.zip"), report)
+        return [(kind, safe_relpath(m), oid) for m, oid in rows]
+    rows = con.execute("""SELECT panel_id, object_id FROM panels WHERE workspace = ?
+                          AND (? IS NULL OR panel_id = ? OR name = ?) ORDER BY 1""",
+                       [workspace, name, name, name]).fetchall()
+    return [(kind, safe_relpath(f"panel-{pid}.zip"), oid) for pid, oid in rows]
+
+
+def _write_workspace_file(mirror: Mirror, kind: str, target: Path, oid: str | None, report: ExportReport) -> None:
+    if not oid:
+        report.skipped_remote += 1
+    elif kind == "model-registry":
+        _extract_zip(mirror, oid, target, report)
+    else:
+        _write_object(mirror, oid, target, report)
 
 
 def _extract_zip(mirror: Mirror, object_id: str, target: Path, report: ExportReport) -> None:
@@ -204,82 +203,101 @@ def _metric_value(v: float | None) -> str | None:
     return repr(v)
 
 
-def _export_experiment(mirror: Mirror, con, exp_id: str, out: Path, report: ExportReport) -> None:
-    e = queries.select(con, "SELECT * FROM experiments WHERE exp_id = ?", [exp_id]).records()[0]
+@dataclass
+class ExperimentRows:
+    """Everything the index holds for one experiment, read in one short connection."""
+    exp: dict
+    texts: list[dict]
+    tags: list[str]
+    params: list[tuple]
+    others: list[tuple]
+    system: dict
+    metrics: Any          # a pyarrow Table
+    assets: list[dict]
+
+
+def _experiment_rows(con, exp_id: str) -> ExperimentRows:
+    rows = lambda sql: con.execute(sql, [exp_id]).fetchall()  # noqa: E731
+    return ExperimentRows(
+        exp=queries.select(con, "SELECT * FROM experiments WHERE exp_id = ?", [exp_id]).records()[0],
+        texts=queries.select(con, "SELECT kind, name, object_id FROM texts WHERE exp_id = ? ORDER BY kind, name",
+                             [exp_id]).records(),
+        tags=[r[0] for r in rows("SELECT tag FROM tags WHERE exp_id = ? ORDER BY tag")],
+        params=rows("SELECT name, value FROM params WHERE exp_id = ? ORDER BY name"),
+        others=rows("SELECT name, value, timestamp FROM others WHERE exp_id = ? ORDER BY name"),
+        system={n: _loads(v) for n, v in rows("SELECT name, value FROM system_details WHERE exp_id = ? ORDER BY name")},
+        metrics=con.sql("""SELECT name, value, epoch_ms(timestamp) AS ts, step, epoch, context FROM metrics
+                           WHERE exp_id = ? ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""",
+                        params=[exp_id]).to_arrow_table(),
+        assets=queries.select(con, "SELECT * FROM assets WHERE exp_id = ? ORDER BY created_at NULLS FIRST, asset_id",
+                              [exp_id]).records())
+
+
+def _write_experiment(mirror: Mirror, r: ExperimentRows, out: Path, report: ExportReport) -> None:
+    e = r.exp
     folder = (out / safe_relpath(e["workspace"]) / safe_relpath(e["project"])
               / safe_relpath(e["experiment_key"]))
-    texts = queries.select(con, "SELECT kind, name, object_id FROM texts WHERE exp_id = ? ORDER BY kind, name",
-                           [exp_id]).records()
 
     # metadata.json: the source's own metadata object when it kept one, our fields over it
     meta: dict[str, Any] = {}
-    for t in texts:
+    for t in r.texts:
         if t["kind"] == "metadata":
             try:
                 loaded = json.loads(mirror.objects.get_bytes(t["object_id"]))
                 meta = loaded if isinstance(loaded, dict) else {}
             except ValueError:
                 pass
-    tags = [r[0] for r in con.execute("SELECT tag FROM tags WHERE exp_id = ? ORDER BY tag", [exp_id]).fetchall()]
     start, end = _ms(e["started_at"] or e["created_at"]), _ms(e["ended_at"])
     meta.update({"experimentKey": e["experiment_key"], "experimentName": e["name"],
                  "projectName": e["project"], "workspaceName": e["workspace"],
                  "startTimeMillis": start, "endTimeMillis": end,
                  "durationMillis": (end - start) if start is not None and end is not None else None,
                  "archived": bool(e["archived"]), "running": e["state"] == "running",
-                 "tags": tags, "cometDownloadVersion": "cometx-mirror"})
+                 "tags": r.tags, "cometDownloadVersion": "cometx-mirror"})
     _write(folder / "metadata.json", _dump(meta), report)
 
-    params = con.execute("SELECT name, value FROM params WHERE exp_id = ? ORDER BY name", [exp_id]).fetchall()
     _write(folder / "parameters.json",
-           _dump([{"name": n, "valueCurrent": v, "valueMax": v, "valueMin": v} for n, v in params]), report)
+           _dump([{"name": n, "valueCurrent": v, "valueMax": v, "valueMin": v} for n, v in r.params]), report)
 
-    others = con.execute("SELECT name, value, timestamp FROM others WHERE exp_id = ? ORDER BY name",
-                         [exp_id]).fetchall()
+    others = list(r.others)
     if e["name"] and not any(n == "Name" for n, _, _ in others):
         others.insert(0, ("Name", e["name"], None))   # cometx copy takes the name from here
     _write(folder / "others.jsonl", "".join(
         _dump({"name": n, "valueCurrent": v, "valueMax": v, "valueMin": v,
                "timestampCurrent": _ms(ts)}) + "\n" for n, v, ts in others), report)
 
-    system = {n: _loads(v) for n, v in con.execute(
-        "SELECT name, value FROM system_details WHERE exp_id = ? ORDER BY name", [exp_id]).fetchall()}
-    for key in ("osPackages", "installedPackages"):
-        system.pop(key, None)
+    system = {k: v for k, v in r.system.items() if k not in ("osPackages", "installedPackages")}
     _write(folder / "system_details.json", _dump(system), report)
 
-    _export_metrics(con, exp_id, folder / "metrics.jsonl", report)
+    _export_metrics(r.metrics, folder / "metrics.jsonl", report)
 
-    for t in texts:
+    for t in r.texts:
         target = TEXT_FILES.get(t["kind"])
         if target and t["object_id"]:
             _write_object(mirror, t["object_id"], folder / target, report)
-    _export_assets(mirror, con, exp_id, folder, report)
+    _export_assets(mirror, r.assets, folder, report)
     report.experiments += 1
 
 
-def _export_metrics(con, exp_id: str, path: Path, report: ExportReport) -> None:
+def _export_metrics(table, path: Path, report: ExportReport) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    cur = con.execute("""SELECT name, value, epoch_ms(timestamp), step, epoch, context FROM metrics
-                         WHERE exp_id = ? ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""", [exp_id])
     with open(path, "w", encoding="utf-8") as f:
         offset = 0
-        while rows := cur.fetchmany(METRIC_BATCH):
+        for batch in table.to_batches(METRIC_BATCH):
             lines = []
-            for name, value, ts, step, epoch, context in rows:
-                lines.append(_dump({"metricName": name, "metricValue": _metric_value(value),
-                                    "timestamp": ts, "step": step, "epoch": epoch,
-                                    "runContext": context, "offset": offset}))
+            for row in batch.to_pylist():
+                lines.append(_dump({"metricName": row["name"], "metricValue": _metric_value(row["value"]),
+                                    "timestamp": row["ts"], "step": row["step"], "epoch": row["epoch"],
+                                    "runContext": row["context"], "offset": offset}))
                 offset += 1
-            text = "\n".join(lines) + "\n"
-            f.write(text)
-            report.bytes += len(text)
+            if lines:
+                text = "\n".join(lines) + "\n"
+                f.write(text)
+                report.bytes += len(text)
     report.files += 1
 
 
-def _export_assets(mirror: Mirror, con, exp_id: str, folder: Path, report: ExportReport) -> None:
-    rows = queries.select(con, """SELECT * FROM assets WHERE exp_id = ?
-                                  ORDER BY created_at NULLS FIRST, asset_id""", [exp_id]).records()
+def _export_assets(mirror: Mirror, rows: list[dict], folder: Path, report: ExportReport) -> None:
     if not rows:
         return
     seen: dict[str, int] = {}     # cometx numbers repeated file names across all types
