@@ -364,3 +364,35 @@ def test_a_damaged_old_snapshot_is_history_only(filled):
     assert report.ok and any(old in w and "history only" in w for w in report.warnings), report.warnings
     with pytest.raises(gc_lib.GcRefused):                   # it might name objects we cannot see
         gc_lib.gc(filled)
+
+
+COMMIT_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    import core_fixtures
+    from cometx_mirror.store.mirror import Mirror
+    m = Mirror.open(sys.argv[1])
+    with m.write_lock("fetch coretest"):
+        core_fixtures.fill(m)
+""")
+
+
+@pytest.mark.parametrize("fault,ref_moved", [("before_ref_update", False), ("after_ref_update", True),
+                                              ("after_index_entity:2", True)])
+def test_kill_at_commit_points_leaves_a_consistent_store(mirror, fault, ref_moved):
+    tests_dir = str(Path(__file__).parent)
+    proc = subprocess.run([sys.executable, "-c", COMMIT_SCRIPT, str(mirror.root), tests_dir],
+                          env=dict(os.environ, COMETX_MIRROR_FAULT=fault), capture_output=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+    assert (mirror.refs.get("coretest/test/ws") is not None) == ref_moved
+    report = verify_lib.verify(mirror, read_data=True)
+    assert not any("object" in e for e in report.errors), report.errors   # no missing or damaged objects
+    if ref_moved:                          # the index is behind the refs until the next read catches up
+        assert (any("index disagrees" in e for e in report.errors)
+                or any("no index yet" in w for w in report.warnings)), (report.errors, report.warnings)
+        assert len(__import__("cometx_mirror.sync.browse", fromlist=["ls"]).ls(mirror, "ws/proj").result.rows) == 2
+    else:                                  # everything written is unreferenced: gc's to collect
+        assert any("unreferenced objects" in line for line in report.info)
+    assert verify_lib.verify(mirror).ok
+    fill(mirror)                           # the next fetch converges to the same state
+    assert verify_lib.verify(mirror, read_data=True).ok
