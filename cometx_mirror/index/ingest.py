@@ -106,10 +106,11 @@ def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: s
         con.execute("DELETE FROM projects WHERE source=? AND workspace=? AND project=?",
                     [source, workspace, name])
     elif kind == "artifact":
+        project, _, artifact = name.rpartition("/")      # see artifact_entity()
         for table, col in (("artifacts", "name"), ("artifact_versions", "artifact"),
                            ("artifact_files", "artifact")):
-            con.execute(f"DELETE FROM {table} WHERE source=? AND workspace=? AND {col}=?",
-                        [source, workspace, name])
+            con.execute(f"DELETE FROM {table} WHERE source=? AND workspace=? AND {col}=? "
+                        "AND coalesce(project, '') = ?", [source, workspace, artifact, project])
     elif kind == "registry_model":
         con.execute("DELETE FROM registry_models WHERE source=? AND workspace=? AND name=?",
                     [source, workspace, name])
@@ -129,23 +130,28 @@ def ingest_project(con, p: model.Project, manifest_id: str) -> None:
           manifest_id, _json(p.extra or None))]))
 
 
+def artifact_entity(a: model.Artifact) -> str:
+    """How the index names an artifact for replacement: "<project>/<name>" (project may be empty)."""
+    return f"{a.project or ''}/{a.name}"
+
+
 def ingest_artifact(con, a: model.Artifact, manifest_id: str) -> None:
-    delete_workspace_entity(con, "artifact", a.source, a.workspace, a.name)
+    delete_workspace_entity(con, "artifact", a.source, a.workspace, artifact_entity(a))
     _insert(con, "artifacts", _rows(
         {"source": STR, "workspace": STR, "name": STR, "type": STR, "project": STR,
          "description": STR, "tags": STRS, "metadata": STR, "manifest_id": STR, "extra": STR},
         [(a.source, a.workspace, a.name, a.type, a.project, a.description, list(a.tags),
           _json(a.metadata), manifest_id, _json(a.extra or None))]))
     _insert(con, "artifact_versions", _rows(
-        {"source": STR, "workspace": STR, "artifact": STR, "version": STR, "aliases": STRS,
+        {"source": STR, "workspace": STR, "project": STR, "artifact": STR, "version": STR, "aliases": STRS,
          "tags": STRS, "metadata": STR, "state": STR, "created_at": TS, "experiment_key": STR,
          "extra": STR},
-        ((a.source, a.workspace, a.name, v.version, list(v.aliases), list(v.tags), _json(v.metadata),
+        ((a.source, a.workspace, a.project, a.name, v.version, list(v.aliases), list(v.tags), _json(v.metadata),
           v.state, v.created_at, v.experiment_key, _json(v.extra or None)) for v in a.versions)))
     _insert(con, "artifact_files", _rows(
-        {"source": STR, "workspace": STR, "artifact": STR, "version": STR, "path": STR, "size": I64,
-         "object_id": STR, "remote": BOOL, "link": STR, "checksum": STR, "metadata": STR},
-        ((a.source, a.workspace, a.name, v.version, f.path, f.size, f.object_id, f.remote, f.link,
+        {"source": STR, "workspace": STR, "project": STR, "artifact": STR, "version": STR, "path": STR,
+         "size": I64, "object_id": STR, "remote": BOOL, "link": STR, "checksum": STR, "metadata": STR},
+        ((a.source, a.workspace, a.project, a.name, v.version, f.path, f.size, f.object_id, f.remote, f.link,
           f.checksum, _json(f.metadata)) for v in a.versions for f in v.files)))
 
 

@@ -72,6 +72,13 @@ CREATE VIEW workspaces AS
 """),
 ]
 
+MIGRATIONS.append((3, "artifact versions and files name their project", """
+ALTER TABLE artifact_versions ADD COLUMN project VARCHAR;
+ALTER TABLE artifact_files ADD COLUMN project VARCHAR;
+"""))
+# W&B artifact collections belong to a project: two projects of one entity may both
+# have a "model", so (source, workspace, project, name) identifies an artifact.
+
 LATEST = MIGRATIONS[-1][0]
 
 # Tables holding one experiment's rows, keyed by exp_id: replaced whole on each ingest.

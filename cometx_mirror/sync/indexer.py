@@ -55,7 +55,7 @@ def _identity(obj) -> tuple[str, str, str, str]:
     if isinstance(obj, model.Project):
         return "project", obj.source, obj.workspace, obj.name
     if isinstance(obj, model.Artifact):
-        return "artifact", obj.source, obj.workspace, obj.name
+        return "artifact", obj.source, obj.workspace, ingest.artifact_entity(obj)
     if isinstance(obj, model.RegistryModel):
         return "registry_model", obj.source, obj.workspace, obj.name
     if isinstance(obj, model.Panel):
