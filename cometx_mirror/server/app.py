@@ -76,10 +76,12 @@ class Handler(BaseHTTPRequestHandler):
         else:
             response = self._handle(method, path, query, raw)
         cut = action.kind if action is not None and action.kind in ("reset", "truncate") else None
-        sent = self._send(response, cut)
+        chunks, length = response.encoded()
+        # Record before sending: a client that reads the log right after its call must see it.
         self.server.accounting.record(
-            method, path, query, response.status, len(raw), sent,
+            method, path, query, response.status, len(raw), length // 2 if cut else length,
             (time.perf_counter() - started) * 1000, decision.fired)
+        self._send(response, cut, (chunks, length))
 
     def _handle(self, method: str, path: str, query: dict, raw: bytes) -> Response:
         state = self.server.state
@@ -121,8 +123,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError("request body too large")
         return self.rfile.read(length) if length else b""
 
-    def _send(self, response: Response, cut: Optional[str] = None) -> int:
-        chunks, length = response.encoded()
+    def _send(self, response: Response, cut: Optional[str] = None, encoded=None) -> int:
+        chunks, length = encoded or response.encoded()
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(length))

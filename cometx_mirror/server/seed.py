@@ -37,7 +37,6 @@ import tempfile
 import threading
 import wave
 import zlib
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -122,6 +121,16 @@ def _git_repo(folder: str) -> str:
     with open(os.path.join(repo, "train.py"), "a") as f:
         f.write("print('uncommitted change')\n")
     return repo
+
+
+def _git_patch_file(folder: str) -> str:
+    path = os.path.join(folder, "git_diff.patch")
+    if not os.path.exists(path):
+        diff = subprocess.run(["git", "diff"], cwd=os.path.join(folder, "repo"), capture_output=True,
+                              check=True).stdout
+        with open(path, "wb") as f:
+            f.write(diff)
+    return path
 
 
 # ----- one experiment --------------------------------------------------------------------
@@ -276,7 +285,6 @@ def _log_experiment(env: dict, spec: dict, files: _Files, steps: int) -> dict:
         # Flush everything, then stop this process's streamer without the final
         # "is_alive: false": on the server the experiment stays running.
         exp.flush()
-    metric_counts["process duration"] = 1
     return {"key": key, "name": spec["name"], "project": spec["project"], "workspace": env.get("COMET_WORKSPACE"),
             "state": spec["state"], "archived": spec.get("archived", False), "offline": False, "rich": rich,
             "params": params, "tags": tags, "others": {"dataset": "mnist", "index": index, "owner": "seed"},
@@ -305,12 +313,10 @@ def _log_offline(env: dict, project: str, folder: str, steps: int) -> dict:
                             capture_output=True, text=True, env=dict(os.environ), cwd=folder, timeout=300)
     if result.returncode != 0 or "rror" in result.stderr.replace("COMET INFO", ""):
         raise RuntimeError(f"comet upload failed: {result.stderr[-2000:]}")
-    counts["process duration"] = 1
     return {"key": key, "name": "offline-run", "project": project, "workspace": env.get("COMET_WORKSPACE"),
             "state": "finished", "archived": False, "offline": True, "rich": False,
             "params": {"mode": "offline", "epochs": 3}, "tags": ["offline"],
-            "others": {"uploaded_with": "comet upload"}, "metrics": counts, "_upload": result.stdout + result.stderr,
-            "_zip": sorted(zipfile.ZipFile(archive).namelist()),
+            "others": {"uploaded_with": "comet upload"}, "metrics": counts,
             "assets": [{"fileName": "offline.txt", "type": "asset", "size": len("offline asset"),
                         "remote": False, "step": None}]}
 
@@ -423,6 +429,10 @@ def _seed(env: dict, folder: str, specs: list, steps: int, workers: int) -> dict
             api_exp.set_state("running")
         if exp["archived"]:
             api_exp.archive()
+    for exp in logged:
+        if exp["rich"]:
+            # The uncommitted change of the seed repo, as the SDK's APIExperiment uploads patches.
+            api.get_experiment_by_key(exp["key"]).set_git_patch(_git_patch_file(folder))
     registry = _registry(api, logged)
     workspace = env.get("COMET_WORKSPACE") or api.get_default_workspace()
     panels = _panels(workspace)
