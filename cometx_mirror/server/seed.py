@@ -292,7 +292,8 @@ def _log_experiment(env: dict, spec: dict, files: _Files, steps: int) -> dict:
 
 
 def _log_offline(env: dict, project: str, folder: str, steps: int) -> dict:
-    """An OfflineExperiment archive, then `comet upload` in a subprocess (the real CLI)."""
+    """Log an OfflineExperiment archive (on the calling thread: its end() gives up on pending
+    messages after a timeout when the machine is busy, so it runs before the parallel work)."""
     import comet_ml
     runs = os.path.join(folder, "offline-runs")
     exp = comet_ml.OfflineExperiment(project_name=project, workspace=env.get("COMET_WORKSPACE"),
@@ -300,25 +301,29 @@ def _log_offline(env: dict, project: str, folder: str, steps: int) -> dict:
     exp.set_name("offline-run")
     exp.log_parameters({"mode": "offline", "epochs": 3})
     exp.add_tags(["offline"])
-    counts = {}
     for step in range(steps):
         exp.log_metric("loss", round(1.0 / (step + 1), 6), step=step, epoch=step // 50)
-    counts["loss"] = steps
     exp.log_asset_data("offline asset", name="offline.txt")
     exp.log_other("uploaded_with", "comet upload")
     key = exp.get_key()
     exp.end()
-    archive = os.path.join(runs, f"{key}.zip")
+    return {"key": key, "name": "offline-run", "project": project, "workspace": env.get("COMET_WORKSPACE"),
+            "state": "finished", "archived": False, "offline": True, "rich": False,
+            "params": {"mode": "offline", "epochs": 3}, "tags": ["offline"],
+            "others": {"uploaded_with": "comet upload"}, "metrics": {"loss": steps},
+            "assets": [{"fileName": "offline.txt", "type": "asset", "size": len("offline asset"),
+                        "remote": False, "step": None}],
+            "_archive": os.path.join(runs, f"{key}.zip")}
+
+
+def _upload_offline(logged: dict, folder: str) -> dict:
+    """`comet upload <archive>` in a subprocess: the real CLI."""
+    archive = logged.pop("_archive")
     result = subprocess.run([sys.executable, "-m", "comet_ml.scripts.comet_upload", archive],
                             capture_output=True, text=True, env=dict(os.environ), cwd=folder, timeout=300)
     if result.returncode != 0 or "rror" in result.stderr.replace("COMET INFO", ""):
         raise RuntimeError(f"comet upload failed: {result.stderr[-2000:]}")
-    return {"key": key, "name": "offline-run", "project": project, "workspace": env.get("COMET_WORKSPACE"),
-            "state": "finished", "archived": False, "offline": True, "rich": False,
-            "params": {"mode": "offline", "epochs": 3}, "tags": ["offline"],
-            "others": {"uploaded_with": "comet upload"}, "metrics": counts,
-            "assets": [{"fileName": "offline.txt", "type": "asset", "size": len("offline asset"),
-                        "remote": False, "step": None}]}
+    return logged
 
 
 # ----- artifacts, registry, panels, states --------------------------------------------------
@@ -415,8 +420,9 @@ def _seed(env: dict, folder: str, specs: list, steps: int, workers: int) -> dict
     for spec, group in zip(carriers, groups):
         spec["artifacts"] = group
     offline_project = specs[0]["project"]
+    offline_logged = _log_offline(env, offline_project, folder, steps)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        offline = pool.submit(_log_offline, env, offline_project, folder, steps)
+        offline = pool.submit(_upload_offline, offline_logged, folder)
         futures = [pool.submit(_log_experiment, env, s, files, steps) for s in specs]
         logged = [f.result() for f in futures] + [offline.result()]
     running = [e.pop("experiment") for e in logged if "experiment" in e]
