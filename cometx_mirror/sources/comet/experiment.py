@@ -21,9 +21,7 @@ import requests
 
 from ...store import canonical
 from ...store.mirror import Mirror
-from ...store.objects import ObjectError
-from ...net.http import RetryableBody
-from .reader import CometReader
+from .reader import CometReader, store_body
 
 NORMALIZER = "comet-experiment/1"
 
@@ -210,15 +208,8 @@ class ExperimentFetcher:
         return assets
 
     def _download(self, key: str, asset: dict) -> tuple[str, int]:
-        expected = asset.get("fileSize")
-
-        def store(chunks):
-            try:
-                return self.mirror.objects.put_stream(chunks, expected_size=expected)
-            except ObjectError as e:   # short body: a transport fault, fetch it again
-                raise RetryableBody(str(e)) from None
-
-        object_id, size = self.reader.stream_asset(store, asset["assetId"], experiment_key=key)
+        object_id, size = self.reader.stream_asset(store_body(self.mirror.objects, asset.get("fileSize")),
+                                                   asset["assetId"], experiment_key=key)
         self.cache.put(asset["assetId"], object_id, size)
         return object_id, size
 

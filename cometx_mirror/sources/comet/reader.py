@@ -4,8 +4,20 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ...net.comet_auth import CometCredentials
-from ...net.http import HttpClient, HttpError
+from ...net.http import HttpClient, HttpError, RetryableBody
+from ...store.objects import ObjectError, ObjectStore
 from .. import SourceError
+
+
+def store_body(objects: ObjectStore, expected_size: int | None = None) -> Callable[[Iterator[bytes]], tuple[str, int]]:
+    """A body consumer that streams a download into the store; a body of the wrong
+    length is a transport fault, so it asks the client to fetch it again."""
+    def consume(chunks: Iterator[bytes]) -> tuple[str, int]:
+        try:
+            return objects.put_stream(chunks, expected_size=expected_size)
+        except ObjectError as e:
+            raise RetryableBody(str(e)) from None
+    return consume
 
 
 def _flag(value: bool) -> str:

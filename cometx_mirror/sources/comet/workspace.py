@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...net.http import HttpError, RetryableBody
+from ...net.http import HttpError
 from ...store import canonical
 from ...store.mirror import Mirror
-from ...store.objects import ObjectError
-from .reader import CometReader
+from .reader import CometReader, store_body
 
 
 class WorkspaceFetcher:
@@ -25,13 +24,8 @@ class WorkspaceFetcher:
         data = value if isinstance(value, bytes) else canonical.dumps(value)
         return {"object": self.mirror.objects.put_bytes(data), "size": len(data)}
 
-    def _stream(self, endpoint: str, expected: int | None = None, **params) -> dict:
-        def store(chunks):
-            try:
-                return self.mirror.objects.put_stream(chunks, expected_size=expected)
-            except ObjectError as e:
-                raise RetryableBody(str(e)) from None
-        object_id, size = self.reader.stream(endpoint, store, **params)
+    def _stream(self, endpoint: str, **params) -> dict:
+        object_id, size = self.reader.stream(endpoint, store_body(self.mirror.objects), **params)
         return {"object": object_id, "size": size}
 
     # -- artifacts ---------------------------------------------------------
@@ -55,12 +49,8 @@ class WorkspaceFetcher:
             for f in files.get("files", []):
                 if f.get("remote"):
                     continue
-                def store(chunks, size=f.get("fileSize")):
-                    try:
-                        return self.mirror.objects.put_stream(chunks, expected_size=size)
-                    except ObjectError as e:
-                        raise RetryableBody(str(e)) from None
-                object_id, size = self.reader.stream_asset(store, f["assetId"], artifact_version_id=vid)
+                object_id, size = self.reader.stream_asset(store_body(self.mirror.objects, f.get("fileSize")),
+                                                           f["assetId"], artifact_version_id=vid)
                 objects[f["assetId"]] = {"object": object_id, "size": size}
             versions[vid] = {"files": self._put(files), "objects": objects}
         return {"type": "artifact", "normalizer": "comet-artifact/1", "source": "comet",
