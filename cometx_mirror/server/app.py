@@ -39,6 +39,9 @@ class CometServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle on, a keep-alive client's
+    # delayed ACK stalls every response by ~40 ms, which real servers do not do.
+    disable_nagle_algorithm = True
     server: CometServer
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - stdlib signature

@@ -225,9 +225,10 @@ class CometFetch:
         cache = AssetCache(self.mirror, self.creds.origin)
         out: dict[str, str] = {}
         n = max(1, self.options.parallel)
-        with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n) as exp_pool:
-            fetcher = ExperimentFetcher(self.mirror, self.reader, cache, asset_pool, self.wanted,
-                                        self.asset_filter)
+        with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n) as request_pool, \
+                ThreadPoolExecutor(n) as exp_pool:
+            fetcher = ExperimentFetcher(self.mirror, self.reader, cache, request_pool, asset_pool,
+                                        self.wanted, self.asset_filter)
             jobs = {}
             for e in listing:
                 label = f"experiment/{workspace}/{project}/{e['experimentKey']}"

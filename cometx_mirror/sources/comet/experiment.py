@@ -44,6 +44,7 @@ ENDPOINTS = {
     "output": "experiment/output", "graph": "experiment/graph",
     "git_metadata": "experiment/git/metadata", "asset_list": "experiment/asset/list",
 }
+RESOURCES = (*ENDPOINTS, "git_patch")
 # JSON field holding a text resource, so the text itself is an object `cat` can stream.
 TEXT_FIELDS = {"html": "html", "code": "code", "output": "output", "graph": "graph"}
 
@@ -106,11 +107,16 @@ class AssetCache:
 
 
 class ExperimentFetcher:
+    """Fetches experiments; `request_pool` carries their JSON requests and `asset_pool`
+    the asset downloads, so one experiment's requests overlap as far as -j allows."""
+
     def __init__(self, mirror: Mirror, reader: CometReader, cache: AssetCache,
-                 asset_pool: ThreadPoolExecutor, wanted: set[str], asset_filter: AssetFilter):
+                 request_pool: ThreadPoolExecutor, asset_pool: ThreadPoolExecutor,
+                 wanted: set[str], asset_filter: AssetFilter):
         self.mirror = mirror
         self.reader = reader
         self.cache = cache
+        self.request_pool = request_pool
         self.asset_pool = asset_pool
         self.wanted = wanted              # resource names to (re)fetch, see GROUPS
         self.asset_filter = asset_filter
@@ -120,6 +126,31 @@ class ExperimentFetcher:
         counter.bytes += len(data)
         return {"object": object_id, "size": len(data)}
 
+    def _request(self, name: str, key: str) -> Any:
+        if name == "git_patch":
+            return self.reader.experiment_bytes("experiment/git/patch", key)
+        params = {"type": "all"} if name == "asset_list" else {}
+        return self.reader.experiment_json(ENDPOINTS[name], key, **params)
+
+    def _record(self, name: str, body: Any, resources: dict, texts: dict, out: ExperimentFetch) -> None:
+        """Store one resource as the server sent it, plus the text `cat` and the index show."""
+        if name == "git_patch":
+            resources[name] = self._put(body, out)
+            present = body.startswith(b"PK")     # a zip holding git_diff.patch; otherwise "no patch"
+            _set_text(texts, name, dict(resources[name]) if present else None)
+            return
+        resources[name] = self._put(canonical.dumps(body), out)
+        body = body or {}
+        if name in TEXT_FIELDS:
+            text = body.get(TEXT_FIELDS[name]) or ""
+            _set_text(texts, name, self._put(text.encode("utf-8"), out) if text else None)
+        elif name == "git_metadata":
+            _set_text(texts, name, dict(resources[name]) if any(body.values()) else None)
+        elif name == "system":
+            packages = body.get("installedPackages") or []
+            _set_text(texts, "requirements",
+                      self._put("\n".join(packages).encode() + b"\n", out) if packages else None)
+
     def fetch(self, listing: dict, workspace: str, project: str, previous: dict | None) -> ExperimentFetch:
         key = listing["experimentKey"]
         out = ExperimentFetch("", "new" if previous is None else "unchanged")
@@ -127,43 +158,19 @@ class ExperimentFetcher:
         listing_changed = previous is None or previous.get("metadata", {}).get("object") != metadata["object"]
         resources = dict(previous.get("resources", {})) if previous else {}
         texts = dict(previous.get("texts", {})) if previous else {}
-        for name in ENDPOINTS.keys() | {"git_patch"}:
-            if name not in self.wanted:
-                continue
-            if not listing_changed and name not in ALWAYS_CHECKED and name in resources:
-                continue
-            if name == "git_patch":
-                raw = self.reader.experiment_bytes("experiment/git/patch", key)
-                resources[name] = self._put(raw, out)
-                if raw.startswith(b"PK"):       # a zip holding git_diff.patch; otherwise "no patch"
-                    texts["git_patch"] = dict(resources[name])
-                else:
-                    texts.pop("git_patch", None)
-                continue
-            params = {"type": "all"} if name == "asset_list" else {}
-            body = self.reader.experiment_json(ENDPOINTS[name], key, **params)
-            resources[name] = self._put(canonical.dumps(body), out)
-            if name in TEXT_FIELDS:
-                text = (body or {}).get(TEXT_FIELDS[name]) or ""
-                if text:
-                    texts[name] = self._put(text.encode("utf-8"), out)
-                else:
-                    texts.pop(name, None)
-            if name == "git_metadata":
-                if any((body or {}).values()):
-                    texts["git_metadata"] = dict(resources[name])
-                else:
-                    texts.pop("git_metadata", None)
-            if name == "system":
-                packages = (body or {}).get("installedPackages") or []
-                if packages:
-                    texts["requirements"] = self._put("\n".join(packages).encode() + b"\n", out)
-                else:
-                    texts.pop("requirements", None)
-
+        todo = sorted(name for name in RESOURCES if name in self.wanted
+                      and (listing_changed or name in ALWAYS_CHECKED or name not in resources))
+        pending = {name: self.request_pool.submit(self._request, name, key) for name in todo}
         assets = dict(previous.get("assets", {})) if previous else {}
-        if "asset_list" in resources:
-            assets = self._fetch_assets(key, resources["asset_list"]["object"], assets, out)
+        downloads = {}
+        if "asset_list" in pending:       # start the downloads while the other requests run
+            self._record("asset_list", pending.pop("asset_list").result(), resources, texts, out)
+            downloads = self._start_downloads(key, resources["asset_list"]["object"], assets)
+        elif "asset_list" in resources and "asset_list" in self.wanted:
+            downloads = self._start_downloads(key, resources["asset_list"]["object"], assets)
+        for name, job in pending.items():
+            self._record(name, job.result(), resources, texts, out)
+        self._finish_downloads(downloads, assets, out)
 
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": "comet",
                     "origin": self.reader.creds.origin, "workspace": workspace, "project": project,
@@ -174,10 +181,11 @@ class ExperimentFetcher:
             out.status = "changed"
         return out
 
-    def _fetch_assets(self, key: str, list_object: str, known: dict, out: ExperimentFetch) -> dict:
+    def _start_downloads(self, key: str, list_object: str, assets: dict) -> dict:
+        """Keep the assets already stored (in `assets`); start downloading the rest."""
         listing = canonical.loads(self.mirror.objects.get_bytes(list_object)).get("assets", [])
-        assets: dict[str, dict] = {}
-        jobs = {}
+        known, jobs = dict(assets), {}
+        assets.clear()
         for asset in listing:
             asset_id = asset.get("assetId")
             if not asset_id:
@@ -197,6 +205,9 @@ class ExperimentFetcher:
                     jobs[asset_id] = self.asset_pool.submit(self._download_remote, asset)
                 continue
             jobs[asset_id] = self.asset_pool.submit(self._download, key, asset)
+        return jobs
+
+    def _finish_downloads(self, jobs: dict, assets: dict, out: ExperimentFetch) -> None:
         for asset_id, job in jobs.items():
             try:
                 object_id, size = job.result()
@@ -205,7 +216,6 @@ class ExperimentFetcher:
                 continue
             assets[asset_id] = {"object": object_id, "size": size}
             out.bytes += size
-        return assets
 
     def _download(self, key: str, asset: dict) -> tuple[str, int]:
         object_id, size = self.reader.stream_asset(store_body(self.mirror.objects, asset.get("fileSize")),
@@ -228,6 +238,13 @@ SUBRESOURCES = {"code": ("code",), "git": ("git_metadata", "git_patch"), "output
 
 def _expand(name: str) -> tuple[str, ...]:
     return GROUPS.get(name) or SUBRESOURCES.get(name) or ()
+
+
+def _set_text(texts: dict, kind: str, ref: dict | None) -> None:
+    if ref:
+        texts[kind] = ref
+    else:
+        texts.pop(kind, None)
 
 
 def wanted_resources(chosen: tuple[str, ...], ignore: tuple[str, ...]) -> set[str]:
