@@ -37,12 +37,31 @@ def run_tool(cmd: list[str], env: dict, server) -> tuple[float, int]:
     return elapsed, server.counters()["total"]
 
 
+def log_shared_checkpoint(server, home: Path, keys: list[str], megabytes: float) -> None:
+    """Log the same checkpoint file to every experiment through the SDK's API, as a team
+    that re-logs its base model or dataset in each run does."""
+    path = home / "shared-checkpoint.bin"
+    path.write_bytes(os.urandom(int(megabytes * 1e6)))
+    saved = dict(os.environ)
+    os.environ.update(server.env(), HOME=str(home), COMET_ERROR_TRACKING_ENABLE="false")
+    try:
+        import comet_ml
+        api = comet_ml.API(cache=False)
+        for key in keys:
+            api.get_experiment_by_key(key).log_asset(str(path), name="base-checkpoint.bin", ftype="asset")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiments", type=int, default=6, help="experiments per project")
     ap.add_argument("--projects", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2000, help="points per metric")
     ap.add_argument("--latency", type=float, default=20.0, help="ms added to every request")
+    ap.add_argument("--checkpoint-mb", type=float, default=4.0,
+                    help="a checkpoint of this size logged to every experiment (the same bytes each time)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
 
@@ -55,6 +74,8 @@ def main() -> None:
         seeded = seed(server, size="large", experiments=args.experiments, projects=args.projects, steps=args.steps)
         seed_s = time.perf_counter() - t0
         ws = seeded["workspace"]
+        if args.checkpoint_mb:
+            log_shared_checkpoint(server, home, [e["key"] for e in seeded["experiments"]], args.checkpoint_mb)
         projects = sorted(seeded["projects"])
         n_exp = sum(len(v) for v in seeded["projects"].values())
         server.set_faults(f"latency ms={args.latency:g}")
@@ -93,8 +114,9 @@ def main() -> None:
 
     lines = [
         f"Seeded through the real comet_ml SDK: {n_exp} experiments in {len(projects)} projects, "
-        f"{args.steps} points per metric, every asset type, a dataset and a checkpoint shared by every "
-        f"experiment (seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. "
+        f"{args.steps} points per metric, every asset type, a dataset and a small checkpoint shared by every "
+        f"experiment, plus a {args.checkpoint_mb:g} MB checkpoint logged to every experiment "
+        f"(seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. "
         "Both tools fetch each project path in turn; requests are counted by the server. "
         "Wall time includes each process's start-up. The mirror's size includes its DuckDB index, which "
         "reserves a few MB up front whatever the data (\"objects only\" leaves it out).",

@@ -10,7 +10,6 @@ import json
 from typing import Any, Iterable
 
 import duckdb
-import pyarrow as pa
 
 from .. import model
 
@@ -23,11 +22,17 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-TS = pa.timestamp("ms")
-STR, I64, F64, BOOL, STRS = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string())
+# Column types by name; pyarrow itself is imported on the first insert, because an
+# unchanged fetch never ingests and the import alone costs a noticeable share of a run.
+TS, STR, I64, F64, BOOL, STRS = "timestamp", "string", "int64", "float64", "bool", "strings"
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[pa.DataType, list]],
+def _arrow_type(pa, name: str):
+    return {"timestamp": pa.timestamp("ms"), "string": pa.string(), "int64": pa.int64(),
+            "float64": pa.float64(), "bool": pa.bool_(), "strings": pa.list_(pa.string())}[name]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[str, list]],
             constants: dict[str, Any] | None = None) -> None:
     """INSERT the columns through one Arrow table; `constants` are the same on every row.
 
@@ -35,7 +40,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple
     million references to one Python string into an Arrow column costs more than
     the whole insert (measured in bench/bench_store.py).
     """
-    arrays = {name: pa.array(values, type=typ) for name, (typ, values) in columns.items()}
+    import pyarrow as pa
+    arrays = {name: pa.array(values, type=_arrow_type(pa, typ)) for name, (typ, values) in columns.items()}
     n = len(next(iter(arrays.values())))
     if n == 0:
         return
@@ -46,7 +52,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple
     con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM arrow_rows", list(consts.values()))
 
 
-def _rows(table_spec: dict[str, pa.DataType], rows: Iterable[tuple]) -> dict[str, tuple[pa.DataType, list]]:
+def _rows(table_spec: dict[str, str], rows: Iterable[tuple]) -> dict[str, tuple[str, list]]:
     cols: dict[str, list] = {name: [] for name in table_spec}
     for row in rows:
         for name, value in zip(table_spec, row):
