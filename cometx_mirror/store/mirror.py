@@ -131,7 +131,7 @@ class Mirror:
         for ref, snapshot_id in self.refs.items():
             yield self.snapshot(snapshot_id, ref)
 
-    def history(self) -> Iterator[Snapshot]:
+    def history(self, skip: set[str] | frozenset = frozenset()) -> Iterator[Snapshot]:
         """Every readable snapshot any ref has pointed at, newest first (from the reflog).
 
         A damaged old snapshot is skipped rather than raised: history feeds the
@@ -141,7 +141,7 @@ class Mirror:
         seen = set()
         for entry in reversed(list(self.refs.log_entries())):
             sid = entry.get("new")
-            if sid and sid not in seen and self.objects.exists(sid):
+            if sid and sid not in seen and sid not in skip and self.objects.exists(sid):
                 seen.add(sid)
                 try:
                     snap = self.snapshot(sid, entry.get("ref", ""))

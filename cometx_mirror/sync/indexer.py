@@ -98,10 +98,9 @@ def _write_batch(mirror: Mirror, entities: list[Entity]) -> None:
 
 def _sync_snapshots(mirror: Mirror, con) -> None:
     known = {r[0] for r in con.execute("SELECT snapshot_id FROM snapshots").fetchall()}
-    for snap in mirror.history():
-        if snap.id not in known:
-            ingest.record_snapshot(con, snap.id, snap.ref, snap.parent, snap.time, snap.source,
-                                   snap.origin, snap.scope, len(snap.manifests), snap.stats)
+    for snap in mirror.history(skip=known):   # only snapshots new since the last refresh are read
+        ingest.record_snapshot(con, snap.id, snap.ref, snap.parent, snap.time, snap.source,
+                               snap.origin, snap.scope, len(snap.manifests), snap.stats)
 
 
 def refresh(mirror: Mirror) -> int:
