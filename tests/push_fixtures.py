@@ -78,7 +78,8 @@ def seeded(tmp_path_factory):
     api = comet_ml.API(cache=False)
     api.get_experiment_by_key(keys[0]).set_state("crashed")
     api.get_experiment_by_key(keys[1]).archive()
-    api.get_project(server.workspace, "proj-a")
+    from cometx.api import API as PanelAPI
+    PanelAPI().upload_panel_code(server.workspace, "My panel", "from comet_ml import ui\nui.display('hi')\n")
     os.environ.clear()
     os.environ.update(saved)     # the SDK needed it; the CLI gets explicit keys
     server.keys = keys
@@ -138,7 +139,7 @@ def writes(server) -> dict[str, int]:
 IGNORED = {"exp_id", "experiment_key", "manifest_id", "asset_id", "object_id", "created_at", "updated_at",
            "extra", "link", "checksum", "workspace", "project", "snapshot_id"}
 TABLES = ("experiments", "params", "metrics", "others", "tags", "system_details", "texts", "assets",
-          "artifacts", "artifact_versions", "artifact_files", "registry_models", "registry_versions")
+          "artifacts", "artifact_versions", "artifact_files", "registry_models", "registry_versions", "panels")
 
 
 def index_rows(mirror_path, table: str, exclude_others=("cometx-mirror.source",)) -> list[tuple]:

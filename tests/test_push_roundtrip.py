@@ -1,7 +1,7 @@
 """push: round trips through real servers, write counts of repeat and delta pushes."""
 from __future__ import annotations
 
-import os
+import json
 
 from push_fixtures import SDK_QUIET, differences, fetch, last_json, push, seed_experiment, writes
 
@@ -12,7 +12,7 @@ def test_round_trip_to_another_server_is_lossless_and_a_repeat_sends_no_write(se
     ws = seeded.workspace
     first = last_json(push(server_b, mirror_a, ws, server_b.workspace))
     assert (first["new"], first["failed"], first["errors"]) == (2, 0, [])
-    assert first["workspace_entities"] == 2            # the artifact and the registry model
+    assert first["workspace_entities"] == 3            # the artifact, the registry model, the panel
 
     back = tmp_path / "back"
     fetch(server_b, back, server_b.workspace)
@@ -83,3 +83,37 @@ def test_a_grown_source_sends_only_the_difference(tmp_path, monkeypatch, server_
         assert differences(mirror, back, tables) == {}
     finally:
         a.stop()
+
+
+def test_panels_alone(seeded, mirror_a, server_b, tmp_path):
+    result = last_json(push(server_b, mirror_a, f"{seeded.workspace}/panels", server_b.workspace))
+    assert result["workspace_entities"] == 1
+    back = tmp_path / "back"
+    fetch(server_b, back, f"{server_b.workspace}/panels")
+    assert differences(mirror_a, back, ("panels",)) == {}
+
+
+def test_an_older_snapshot_can_be_pushed(seeded, mirror_a, server_b, tmp_path):
+    from cometx_mirror.store.mirror import Mirror
+    snapshot = [s.id for s in Mirror.open(mirror_a).history()
+                if any(label.startswith("experiment/") for label in s.manifests)][-1]
+    result = last_json(push(server_b, mirror_a, f"{seeded.workspace}/proj-a", f"{server_b.workspace}/restored",
+                            "--snapshot", snapshot))
+    assert (result["new"], result["failed"]) == (2, 0)
+    push(server_b, mirror_a, f"{seeded.workspace}/proj-a", f"{server_b.workspace}/restored", "--snapshot", "0" * 32,
+         expect=1)
+
+
+def test_ids_inside_confusion_matrix_and_datagrid_assets_are_remapped():
+    import io
+    import zipfile
+
+    from cometx_mirror.sinks.comet.experiment import remap_ids
+    old, new = "a" * 32, "b" * 32
+    cm = json.dumps({"sampleMatrix": [[{"assetId": old}]], "other": "x"}).encode()
+    assert remap_ids(cm, {old: new}) == cm.replace(old.encode(), new.encode())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("data.sqlite", b"\x00header" + old.encode() + b"\x00tail")
+    out = zipfile.ZipFile(io.BytesIO(remap_ids(buf.getvalue(), {old: new})))
+    assert out.read("data.sqlite") == b"\x00header" + new.encode() + b"\x00tail"
