@@ -117,3 +117,20 @@ def test_ids_inside_confusion_matrix_and_datagrid_assets_are_remapped():
         z.writestr("data.sqlite", b"\x00header" + old.encode() + b"\x00tail")
     out = zipfile.ZipFile(io.BytesIO(remap_ids(buf.getvalue(), {old: new})))
     assert out.read("data.sqlite") == b"\x00header" + new.encode() + b"\x00tail"
+
+
+def test_the_rich_seeded_workspace_round_trips(seeded_server, server_b, tmp_path):
+    """Every kind of data the project's seeder logs (images, audio, video, embeddings, datagrids, 3D,
+    offline uploads, several artifact versions and aliases, registry stages, running experiments)."""
+    ws = seeded_server.workspace
+    mirror = tmp_path / "m"
+    fetch(seeded_server, mirror, ws)
+    result = last_json(push(server_b, mirror, ws, server_b.workspace))
+    assert (result["failed"], result["errors"]) == (0, []), result
+    assert result["new"] == len(seeded_server.seeded["experiments"]) and result["workspace_entities"] >= 4
+    back = tmp_path / "back"
+    fetch(server_b, back, server_b.workspace)
+    assert differences(mirror, back) == {}
+    server_b.reset_counters()
+    push(server_b, mirror, ws, server_b.workspace)
+    assert writes(server_b) == {}
