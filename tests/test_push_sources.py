@@ -32,3 +32,20 @@ def test_wandb_runs_push_to_comet_and_read_back_equal(wandb_runs, server_b, tmp_
     server_b.reset_counters()
     assert last_json(push(server_b, path, f"{ws}/{project}", f"{server_b.workspace}/from-wandb"))["unchanged"] == n
     assert writes(server_b) == {}
+
+
+def test_long_metric_histories_are_never_sampled(server_b, tmp_path):
+    """cometx's offline path keeps 15,000 points per metric; push sends every one."""
+    from core_fixtures import add_experiment, commit
+    mirror = Mirror.init(tmp_path / "m")
+    mid = add_experiment(mirror, "lab", "long", "0123456789abcdef0123456789abcdef", name="long-run",
+                         n_points=50_000)
+    commit(mirror, "lab", {"experiment/lab/long/0123456789abcdef0123456789abcdef": mid})
+    result = last_json(push(server_b, tmp_path / "m", "lab/long", f"{server_b.workspace}/long"))
+    assert (result["new"], result["failed"]) == (1, 0)
+    back = tmp_path / "back"
+    fetch(server_b, back, f"{server_b.workspace}/long")
+    con = duckdb.connect(str(back / "index.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 50_000
+    con.close()
+    assert differences(tmp_path / "m", back, ("metrics",)) == {}
