@@ -49,3 +49,25 @@ def test_long_metric_histories_are_never_sampled(server_b, tmp_path):
     assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 50_000
     con.close()
     assert differences(tmp_path / "m", back, ("metrics",)) == {}
+
+
+def test_neptune_runs_push_to_comet(exporter_folder, server_b, tmp_path):
+    path = tmp_path / "m"
+    run_fetch(Mirror.init(path), "neptune", str(exporter_folder), FetchOptions())
+    con = duckdb.connect(str(path / "index.duckdb"), read_only=True)
+    rows = con.execute("SELECT workspace, project, count(*) FROM experiments GROUP BY ALL").fetchall()
+    con.close()
+    assert rows
+    for ws, project, n in rows:
+        result = last_json(push(server_b, path, f"{ws}/{project}", f"{server_b.workspace}/from-neptune"))
+        assert (result["new"], result["failed"]) == (n, 0), result
+    back = tmp_path / "back"
+    fetch(server_b, back, f"{server_b.workspace}/from-neptune")
+    assert differences(path, back, ("metrics", "tags")) == {}
+    # the values read back are the ones shown at the source (Neptune's typed envelope stays in the mirror)
+    con = duckdb.connect(str(back / "index.duckdb"), read_only=True)
+    got = sorted(con.execute("SELECT name, value FROM params").fetchall())
+    con.close()
+    con = duckdb.connect(str(path / "index.duckdb"), read_only=True)
+    assert got == sorted(con.execute("SELECT name, value FROM params").fetchall())
+    con.close()

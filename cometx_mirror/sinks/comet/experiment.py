@@ -95,9 +95,9 @@ class ExperimentWriter:
     def _params(self, params: list[model.Param]) -> None:
         values = []
         for p in params:
-            value = p.raw if p.raw is not None else p.value
-            if isinstance(value, dict):   # Comet has no dict parameter: send JSON text
-                value = json.dumps(value, sort_keys=True)
+            # the typed value where Comet has that type; a dict (a typed envelope such as
+            # Neptune's {"type", "value"}, or a JSON object) goes as the text the source showed
+            value = p.raw if p.raw is not None and not isinstance(p.raw, dict) else p.value
             values.append({"parameterName": p.name, "parameterValue": value, "step": None,
                            "source": p.source or "manual", "context": None})
         for start in range(0, len(values), METRIC_BATCH):
