@@ -173,7 +173,7 @@ class CometFetch:
                                             "archived": bool(e.get("archived"))})
             return
         manifests: dict[str, str] = {}
-        if self.want_project:
+        if self.want_project and not experiment:    # one experiment is its own scope, without the project
             notes = self.reader.project_notes(meta["projectId"]) if meta.get("projectId") else {}
             manifests[project_label] = self.mirror.put_json({
                 "type": "project", "normalizer": "comet-project/1", "source": "comet",
