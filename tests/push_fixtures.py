@@ -138,7 +138,7 @@ def writes(server) -> dict[str, int]:
 # Columns that name keys or ids, or that the destination sets by its own clock.
 IGNORED = {"exp_id", "experiment_key", "manifest_id", "asset_id", "object_id", "created_at", "updated_at",
            "extra", "link", "checksum", "workspace", "project", "snapshot_id"}
-TABLES = ("experiments", "params", "metrics", "others", "tags", "system_details", "texts", "assets",
+TABLES = ("projects", "experiments", "params", "metrics", "others", "tags", "system_details", "texts", "assets",
           "artifacts", "artifact_versions", "artifact_files", "registry_models", "registry_versions", "panels")
 
 
