@@ -131,6 +131,10 @@ def test_the_rich_seeded_workspace_round_trips(seeded_server, server_b, tmp_path
     back = tmp_path / "back"
     fetch(server_b, back, server_b.workspace)
     assert differences(mirror, back) == {}
+    import duckdb
+    con = duckdb.connect(str(back / "index.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM projects WHERE notes LIKE 'Notes for %'").fetchone()[0] >= 2
+    con.close()
     server_b.reset_counters()
     push(server_b, mirror, ws, server_b.workspace)
     assert writes(server_b) == {}
