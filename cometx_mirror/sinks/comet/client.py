@@ -243,5 +243,27 @@ def multipart(fields: list[tuple[str, tuple]]):
     return build
 
 
+class SizedReader:
+    """An object's bytes streamed into a multipart body, never whole in memory.
+
+    MultipartEncoder sizes a part by `len` and reads until `len` is 0, so `len` is what is
+    left to read (a raw object file's own size would count our header)."""
+
+    def __init__(self, stream, length: int):
+        self._stream = stream
+        self.len = length
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n if n is not None and n >= 0 else -1)
+        self.len = 0 if not data else max(0, self.len - len(data))
+        if self.len == 0:
+            self._stream.close()
+        return data
+
+
+def object_reader(objects, object_id: str) -> SizedReader:
+    return SizedReader(objects.open(object_id), objects.raw_size(object_id))
+
+
 def gunzip_if_needed(data: bytes) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data

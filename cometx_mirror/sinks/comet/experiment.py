@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ... import model
 from ...store import faultpoint
 from ...store.mirror import Mirror
-from .client import CometClient, HttpError, multipart
+from .client import CometClient, HttpError, multipart, object_reader
 from .plan import MARKER, ExperimentPlan, missing_points
 
 METRIC_BATCH = 5000          # points per batch request (the SDK uses 1,000)
@@ -207,8 +207,9 @@ class ExperimentWriter:
             mirror, oid, atype = self.mirror, a.object_id, a.type
 
             def content():
-                data = mirror.objects.get_bytes(oid)
-                return remap_ids(data, id_changes) if id_changes and atype in REMAPPED_TYPES else data
+                if id_changes and atype in REMAPPED_TYPES:     # small JSON/zip files: rewritten in memory
+                    return remap_ids(mirror.objects.get_bytes(oid), id_changes)
+                return object_reader(mirror.objects, oid)
             fields.append(("file", ("file", content, "application/octet-stream")))
         self.client.request("POST", "clientlib", "asset/upload", write=True, params=params,
                             files_factory=multipart(fields))

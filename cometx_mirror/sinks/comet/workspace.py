@@ -14,7 +14,7 @@ import xxhash
 from ... import model
 from ...store import faultpoint
 from ...store.mirror import Mirror
-from .client import CometClient, HttpError, PushError, multipart
+from .client import CometClient, HttpError, PushError, multipart, object_reader
 
 
 class Destination:
@@ -155,7 +155,7 @@ def _upload_artifact_file(client, mirror, key, version_id, f: model.ArtifactFile
         fields.append(("link", (None, f.link or "", None)))
     elif f.object_id:
         oid = f.object_id
-        fields.append(("file", ("file", lambda: mirror.objects.get_bytes(oid), "application/octet-stream")))
+        fields.append(("file", ("file", lambda: object_reader(mirror.objects, oid), "application/octet-stream")))
     else:
         return
     client.request("POST", "clientlib", "asset/upload", write=True, params=params,
