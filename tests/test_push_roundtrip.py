@@ -138,3 +138,12 @@ def test_the_rich_seeded_workspace_round_trips(seeded_server, server_b, tmp_path
     server_b.reset_counters()
     push(server_b, mirror, ws, server_b.workspace)
     assert writes(server_b) == {}
+
+
+def test_one_experiment_by_name_or_key(seeded, mirror_a, server_b):
+    ws = seeded.workspace
+    by_name = last_json(push(server_b, mirror_a, f"{ws}/proj-a/run-0", f"{server_b.workspace}/one"))
+    assert (by_name["new"], by_name["failed"]) == (1, 0)
+    by_key = last_json(push(server_b, mirror_a, f"{ws}/proj-a/{seeded.keys[0]}", f"{server_b.workspace}/one"))
+    assert by_key["unchanged"] == 1                   # the same experiment: already there
+    push(server_b, mirror_a, f"{ws}/proj-a/no-such-run", f"{server_b.workspace}/one", expect=1)

@@ -121,6 +121,8 @@ def select(mirror: Mirror, src: str, snapshot_id: str | None) -> tuple[list[Sele
         if not by_key:
             by_key = [e for e in experiments if _normalize(mirror, e).name == wanted]
         experiments = by_key
+        if not experiments:
+            raise PushError(f"no experiment {wanted!r} in {parts[0]}/{parts[1]} in the mirror")
     if panels_only and not others["panel"]:
         raise PushError(f"no panels at {src!r} in the mirror")
     if not panels_only and not experiments and not any(others.values()):
