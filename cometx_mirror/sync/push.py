@@ -186,18 +186,17 @@ class _Run:
         return self.proj_override or manifest.get("project")
 
     def projects(self, project_items: list[Selected], experiments: list[Selected]) -> None:
-        sources = {}
-        for item in project_items:
-            p = _normalize(self.mirror, item)
-            sources[p.name] = p
-        wanted = sorted({self.dest_project(e.manifest) for e in experiments} |
-                        ({self.proj_override} if self.proj_override and sources else set()) |
-                        (set(sources) if not self.proj_override else set()))
-        for name in wanted:
-            src_project = sources.get(name) or (next(iter(sources.values())) if self.proj_override and sources else None)
-            if self.options.symlink:
-                continue
-            if self.dest.ensure_project(name, src_project, self.options.dry_run):
+        """Create missing destination projects; a renamed one takes its source's description and notes."""
+        if self.options.symlink:
+            return
+        sources = {p.name: p for p in (_normalize(self.mirror, item) for item in project_items)}
+        if self.proj_override:     # WS/PROJ or WS/PROJ/EXP: one source project at most
+            targets = {self.proj_override: next(iter(sources.values()), None)}
+        else:
+            names = set(sources) | {e.manifest.get("project") for e in experiments}
+            targets = {name: sources.get(name) for name in names if name}
+        for name, source in sorted(targets.items()):
+            if self.dest.ensure_project(name, source, self.options.dry_run):
                 self._event("project", label=name)
 
     # -- experiments --
@@ -337,10 +336,8 @@ class _Run:
                 warn = lambda msg: self.result.warnings.append(msg)   # noqa: E731
                 keep = not _same_instance(item.manifest.get("origin"), self.root)
                 if isinstance(obj, model.Artifact):
-                    id_of = lambda s: L.asset_id_mapper(self.dest.workspace, False)(  # noqa: E731
-                        model.Asset(asset_id=s, file_name="", type="", size=None, object_id=None))
                     done = push_artifact(self.client, self.mirror, obj, self.dest.workspace, done,
-                                         dest_keys, id_of, warn)
+                                         dest_keys, lambda name: L.derived_id(self.dest.workspace, name), warn)
                     complete = all(v.version in done for v in obj.versions)
                 elif isinstance(obj, model.RegistryModel):
                     done = push_registry_model(self.client, obj, self.dest.workspace, done, dest_keys, warn)

@@ -32,7 +32,12 @@ INTENT, CREATED, COMPLETE, SYMLINKED = "intent", "created", "complete", "symlink
 
 
 def dest_experiment_key(workspace: str, project: str, source_exp_id: str) -> str:
-    return xxhash.xxh3_128_hexdigest(f"{workspace}\0{project}\0{source_exp_id}".encode())
+    return derived_id(workspace, project, source_exp_id)
+
+
+def derived_id(*parts: str) -> str:
+    """A 32-hex id fixed by its parts: the same upload after a crash lands on the same id."""
+    return xxhash.xxh3_128_hexdigest("\0".join(parts).encode())
 
 
 def asset_id_mapper(dest_key: str, keep_source_ids: bool):
@@ -41,7 +46,7 @@ def asset_id_mapper(dest_key: str, keep_source_ids: bool):
     def asset_id_of(asset) -> str:
         if keep_source_ids and _HEX32.match(asset.asset_id or ""):
             return asset.asset_id
-        return xxhash.xxh3_128_hexdigest(f"{dest_key}\0{asset.asset_id}".encode())
+        return derived_id(dest_key, asset.asset_id)
     return asset_id_of
 
 
