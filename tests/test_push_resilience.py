@@ -117,3 +117,11 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(seeded, mirror_a, server_b, t
     assert "Traceback" not in out and len(out.splitlines()) == 1, out
     assert words in out
     assert args["key"] not in out
+
+
+def test_symlink_needs_the_same_instance(seeded, mirror_a, server_b):
+    result = push(server_b, mirror_a, f"{seeded.workspace}/proj-a", f"{server_b.workspace}/linked", "--symlink",
+                  expect=1)
+    summary = last_json(result)
+    assert summary["failed"] == 2 and all("same Comet instance" in e for e in summary["errors"])
+    assert destination_experiments(server_b, server_b.workspace) == []

@@ -187,8 +187,6 @@ class _Run:
 
     def projects(self, project_items: list[Selected], experiments: list[Selected]) -> None:
         """Create missing destination projects; a renamed one takes its source's description and notes."""
-        if self.options.symlink:
-            return
         sources = {p.name: p for p in (_normalize(self.mirror, item) for item in project_items)}
         if self.proj_override:     # WS/PROJ or WS/PROJ/EXP: one source project at most
             targets = {self.proj_override: next(iter(sources.values()), None)}
@@ -235,8 +233,9 @@ class _Run:
             if not self.options.dry_run:
                 self.ledger.write(L.LedgerRow(destination, exp.id, item.manifest_id, ws, proj, key, state, detail))
 
-        if self.options.symlink:
-            return self._symlink(exp, item, proj, ledger, listing)
+        if self.options.symlink:     # the link is the source experiment itself, under its own key
+            return self._symlink(exp, item, proj, listing, lambda: self.ledger.write(L.LedgerRow(
+                destination, exp.id, item.manifest_id, ws, proj, exp.key, L.SYMLINKED, {})))
         if self.options.sync and not exists and not row:
             names = {r.get("experimentName") for r in listing.values()}
             if exp.name and exp.name in names:
@@ -301,7 +300,7 @@ class _Run:
         except Exception:
             return None
 
-    def _symlink(self, exp, item, proj, ledger, listing) -> str:
+    def _symlink(self, exp, item, proj, listing, record) -> str:
         if exp.source != "comet" or not _same_instance(item.manifest.get("origin"), self.root):
             raise PushError("--symlink links an experiment of the same Comet instance; this one is not")
         if exp.key in listing:
@@ -311,7 +310,7 @@ class _Run:
             return "symlinked"
         self.client.request("GET", "rest", "write/project/symlink", write=True,
                             params={"experimentKey": exp.key, "projectName": proj})
-        ledger(L.SYMLINKED)
+        record()
         return "symlinked"
 
     # -- artifacts, registry models, panels --
