@@ -266,6 +266,11 @@ class _Run:
 
         plan = plan_experiment(exp, old, create=create, old_texts=old_texts, dest_asset_ids=dest_assets,
                                asset_id_of=id_of)
+        for tw in list(plan.texts):    # output is append-only at Comet: only a grown tail can be sent
+            done = old_texts.get(tw.text.kind)
+            if done and not self.mirror.objects.get_bytes(tw.text.object_id).startswith(done):
+                plan.texts.remove(tw)
+                plan.warnings.append(f"{tw.text.kind} was rewritten at the source; Comet keeps the old one")
         for w in plan.warnings:
             self.result.warnings.append(f"{item.label}: {w}")
         if self.options.dry_run:
