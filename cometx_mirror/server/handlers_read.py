@@ -91,8 +91,11 @@ def column_names(req: Request):
 
 
 def _project_experiments(req: Request, project: dict, archived: bool) -> list:
+    """The project's experiments, and those symlinked into it from its workspace's other projects."""
+    links = set(project.get("symlinks", ()))
     return [e for e in req.state.data["experiments"].values()
-            if e["projectId"] == project["projectId"] and e["archived"] == archived]
+            if (e["projectId"] == project["projectId"] or e["experimentKey"] in links)
+            and e["archived"] == archived]
 
 
 @route("GET", "rest", "experiments")

@@ -318,3 +318,17 @@ def new_workspace(req: Request):
         if name not in req.state.data["grants"][req.user.name]:
             req.state.data["grants"][req.user.name].append(name)
     return {"workspaceName": name}
+
+
+@route("GET", "rest", "write/project/symlink")
+def symlink_experiment(req: Request):
+    """Show an experiment in another project of its workspace too (Comet's "symlink")."""
+    with req.state.lock:
+        exp = req.state.experiment(req.arg("experimentKey"), req.user)
+        project = req.state.ensure_project(exp["workspaceName"], req.arg("projectName"), req.user.name)
+        links = project.setdefault("symlinks", [])
+        if exp["experimentKey"] not in links and project["projectId"] != exp["projectId"]:
+            links.append(exp["experimentKey"])
+            project["lastUpdated"] = now_ms()
+        req.state.touch()
+        return {"experimentKey": exp["experimentKey"], "projectId": project["projectId"]}

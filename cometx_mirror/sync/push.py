@@ -137,7 +137,8 @@ def _normalize(mirror: Mirror, item: Selected) -> Any:
 def _same_instance(origin: str | None, root: str) -> bool:
     if not origin:
         return True      # unknown: assume the ids could clash
-    a, b = urlparse(origin), urlparse(root)
+    # a Comet manifest's origin is host[:port] without a scheme: parse it as a netloc
+    a, b = (urlparse(u if "://" in u else "//" + u) for u in (origin, root))
     return (a.hostname, a.port) == (b.hostname, b.port)
 
 
