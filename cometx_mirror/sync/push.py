@@ -115,6 +115,8 @@ def select(mirror: Mirror, src: str, snapshot_id: str | None) -> tuple[list[Sele
             others["project"].append(item)
         elif kind in others and len(parts) == 1:
             others[kind].append(item)
+        elif kind == "artifact" and len(parts) == 2 and manifest.get("project") == parts[1]:
+            others[kind].append(item)    # W&B and Neptune artifacts belong to a project: they go with it
     if len(parts) == 3 and not panels_only:
         wanted = parts[2]
         by_key = [e for e in experiments if e.manifest.get("key") == wanted]
