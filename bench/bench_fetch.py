@@ -88,19 +88,11 @@ def main() -> None:
             mirror = work / f"mirror-j{jobs}"
 
             def cometx_all():
-                total_s = total_r = 0
-                for p in projects:
-                    s, r = run_tool([cometx, "download", f"{ws}/{p}", "-o", str(out), "-j", str(jobs)], env, server)
-                    total_s, total_r = total_s + s, total_r + r
-                return total_s, total_r
+                return run_tool([cometx, "download", ws, "-o", str(out), "-j", str(jobs)], env, server)
 
             def mirror_all(*extra):
-                total_s = total_r = 0
-                for p in projects:
-                    s, r = run_tool([sys.executable, "-m", "cometx_mirror", "fetch", f"{ws}/{p}", "--mirror",
-                                     str(mirror), "-j", str(jobs), *extra], env, server)
-                    total_s, total_r = total_s + s, total_r + r
-                return total_s, total_r
+                return run_tool([sys.executable, "-m", "cometx_mirror", "fetch", ws, "--mirror", str(mirror),
+                                 "-j", str(jobs), *extra], env, server)
 
             c1 = cometx_all()
             c2 = cometx_all()
@@ -117,7 +109,8 @@ def main() -> None:
         f"{args.steps} points per metric, every asset type, a dataset and a small checkpoint shared by every "
         f"experiment, plus a {args.checkpoint_mb:g} MB checkpoint logged to every experiment "
         f"(seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. "
-        "Both tools fetch each project path in turn; requests are counted by the server. "
+        "Both tools fetch the workspace, as a backup job would: cometx its projects, cometx-mirror its "
+        "projects and also its artifacts, registry models and panels. Requests are counted by the server. "
         "Wall time includes each process's start-up. The mirror's size includes its DuckDB index, which "
         "reserves a few MB up front whatever the data (\"objects only\" leaves it out).",
         "",

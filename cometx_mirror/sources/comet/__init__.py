@@ -163,8 +163,7 @@ class CometFetch:
         if experiment:
             listing = self._find_experiment(workspace, project, experiment)
         else:
-            listing = self.reader.experiments(workspace, project, archived=False) + \
-                self.reader.experiments(workspace, project, archived=True)
+            listing = self._all_experiments(workspace, project)
         if self.options.list_only:
             for e in listing:
                 name = e.get("experimentName") if self.options.use_name else None
@@ -205,12 +204,21 @@ class CometFetch:
         return prev_meta.get("lastUpdated") is not None and prev_meta.get("lastUpdated") == meta.get("lastUpdated") \
             and prev_meta.get("numberOfExperiments") == meta.get("numberOfExperiments")
 
+    def _all_experiments(self, workspace: str, project: str) -> list[dict]:
+        """Active and archived experiments (Comet lists them apart), both requests at once under -j > 1."""
+        calls = [lambda archived=a: self.reader.experiments(workspace, project, archived) for a in (False, True)]
+        if self.options.parallel > 1:
+            with ThreadPoolExecutor(2) as pool:
+                active, archived = pool.map(lambda call: call(), calls)
+        else:
+            active, archived = (call() for call in calls)
+        return active + archived
+
     def _find_experiment(self, workspace: str, project: str, key_or_name: str) -> list[dict]:
         meta = self.reader.experiment_metadata(key_or_name)
         if meta and meta.get("workspaceName", workspace) == workspace:
             return [meta]
-        listing = self.reader.experiments(workspace, project, archived=False) + \
-            self.reader.experiments(workspace, project, archived=True)
+        listing = self._all_experiments(workspace, project)
         hits = [e for e in listing if e.get("experimentName") == key_or_name]
         if not hits:
             raise SourceError(f"unknown experiment {workspace}/{project}/{key_or_name}")
