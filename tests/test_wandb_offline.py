@@ -178,26 +178,44 @@ def test_live_run_torn_tail(wandb_runs, tmp_path):
     assert not math.isnan(rows(mirror, "SELECT count(*) FROM metrics")[0][0])
 
 
-def test_wandb_0_17_legacy_writer(tmp_path):
-    """A run written by wandb 0.17.9's legacy Python writer (`key`, wandb-metadata.json, no output.log)."""
+# Tiny runs committed under tests/data/wandb-<version>/ (paths in wandb-metadata.json scrubbed to
+# /home/user/proj; logs/ dropped). Each logged config {"lr", "opt": {"m"}}, three steps of loss and
+# train.acc, summary["best"] and one print(); 0.19.11 with x_disable_stats, so no system metrics.
+COMMITTED_RUNS = {
+    # the legacy Python writer: `key` items, wandb-metadata.json, no output.log
+    "0.17.9": dict(name="old-run", project="proj-old", params={"lr": "0.5", "opt.m": "0.9"},
+                   loss=[3.0, 2.0, 1.0], acc=[0.0, 0.25, 0.5], best="1.5", last_loss="1.0",
+                   output="old stdout\n", system={"hostname": '"vm"', "user": '"root"'}),
+    # wandb-core: `nested_key` items, no wandb-summary.json/config.yaml, an empty output.log
+    "0.19.11": dict(name="mid-run", project="proj-mid", params={"lr": "0.25", "opt.m": "0.8"},
+                    loss=[4.0, 3.0, 2.0], acc=[0.0, 0.125, 0.25], best="2.5", last_loss="2",
+                    output="mid stdout\n", system={"hostname": '"vm"', "python_version": '"CPython 3.11.7"'}),
+}
+
+
+@pytest.mark.parametrize("version", sorted(COMMITTED_RUNS))
+def test_wandb_committed_old_writer(tmp_path, version):
+    """A run written by an older wandb (see COMMITTED_RUNS) reads into the same model."""
     from pathlib import Path
-    folder = Path(__file__).parent / "data" / "wandb-0.17.9" / "wandb"
+    want = COMMITTED_RUNS[version]
+    folder = Path(__file__).parent / "data" / f"wandb-{version}" / "wandb"
     mirror = Mirror.init(tmp_path / "m")
     result = fetch(mirror, folder)
     assert result.errors == [] and result.new == 1
     exp = rows(mirror, "SELECT exp_id, name, state, workspace, project FROM experiments")
-    assert [e[1:] for e in exp] == [("old-run", "finished", "ent-y", "proj-old")]
+    assert [e[1:] for e in exp] == [(want["name"], "finished", "ent-y", want["project"])]
     exp_id = exp[0][0]
-    assert dict(rows(mirror, "SELECT name, value FROM params WHERE exp_id=?", exp_id)) == {"lr": "0.5", "opt.m": "0.9"}
+    assert dict(rows(mirror, "SELECT name, value FROM params WHERE exp_id=?", exp_id)) == want["params"]
     got = rows(mirror, "SELECT name, step, value FROM metrics WHERE exp_id=? ORDER BY name, step", exp_id)
-    assert got == [("loss", 0, 3.0), ("loss", 1, 2.0), ("loss", 2, 1.0),
-                   ("train.acc", 0, 0.0), ("train.acc", 1, 0.25), ("train.acc", 2, 0.5)]
+    assert got == ([("loss", i, v) for i, v in enumerate(want["loss"])]
+                   + [("train.acc", i, v) for i, v in enumerate(want["acc"])])
     others = dict(rows(mirror, "SELECT name, value FROM others WHERE exp_id=?", exp_id))
-    assert others["best"] == "1.5" and others["loss"] == "1.0"
+    assert others["best"] == want["best"] and others["loss"] == want["last_loss"]
+    assert not any(name.startswith("_") for name in others)
     texts = dict(rows(mirror, "SELECT kind, content FROM texts WHERE exp_id=?", exp_id))
-    assert texts["output"] == "old stdout\n"                 # from output records: 0.17 wrote no output.log
+    assert texts["output"] == want["output"]                 # from output records, not an empty/absent output.log
     system = dict(rows(mirror, "SELECT name, value FROM system_details WHERE exp_id=?", exp_id))
-    assert system["hostname"] == '"vm"' and system["user"] == '"root"'
+    assert {k: system.get(k) for k in want["system"]} == want["system"]
 
 
 def test_broken_saved_file_link_is_not_an_error(wandb_runs, tmp_path):

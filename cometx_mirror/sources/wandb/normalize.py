@@ -189,9 +189,10 @@ def to_experiment(manifest: dict, state: RunState, files: dict, texts: dict) -> 
     metrics, media = _metrics(state)
     assets, file_texts = _assets(files, media)
     all_texts = list(file_texts)
-    have = {t.kind for t in all_texts}
+    have = {t.kind for t in all_texts if t.size}
     for kind in sorted(texts):                  # texts the reader derived (notes, output without output.log)
-        if kind not in have:
+        if kind not in have:                    # an empty file (0.19's offline output.log) gives way
+            all_texts = [t for t in all_texts if t.kind != kind]
             all_texts.append(Text(kind=kind, object_id=texts[kind]["object"], size=texts[kind]["size"]))
     return Experiment(
         source=SOURCE, workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"],

@@ -98,8 +98,8 @@ def read_run(mirror, folder: Path) -> OfflineRun:
         texts["notes"] = store_bytes(mirror, run["notes"].encode("utf-8"))
     missing: list[str] = []
     files = _store_files(mirror, folder, missing)
-    if "output.log" not in files and log.output:
-        # wandb <= 0.17 wrote no output.log: keep the console chunks as one text
+    if not files.get("output.log", {}).get("size") and log.output:
+        # wandb <= 0.17 wrote no output.log, 0.19 offline an empty one: keep the console chunks as one text
         texts["output"] = store_bytes(mirror, "".join(line for _, _, line in log.output).encode("utf-8"))
     manifest = {
         "type": "experiment", "normalizer": "wandb-offline/1", "source": SOURCE,
