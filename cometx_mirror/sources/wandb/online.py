@@ -183,7 +183,8 @@ def fetch_run(mirror, run, entity: str, project: str, previous: dict | None, nod
         }
         if run._attrs.get("notes"):
             manifest["texts"]["notes"] = store_bytes(mirror, run._attrs["notes"].encode("utf-8"))
-        if "output.log" not in manifest["files"]:
+        # wandb >= 0.19 may leave output.log empty and keep the console only in its log stream
+        if not manifest["files"].get("output.log", {}).get("size"):
             lines = _console(run)
             if lines:
                 manifest["texts"]["output"] = store_bytes(mirror, lines.encode("utf-8"))
