@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=20.0, help="ms added to every request")
     ap.add_argument("--checkpoint-mb", type=float, default=4.0,
                     help="a checkpoint of this size logged to every experiment (the same bytes each time)")
+    ap.add_argument("--scope", choices=["project", "workspace"], default="project",
+                    help="fetch each project path (same data for both tools) or the workspace path")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
 
@@ -77,6 +79,9 @@ def main() -> None:
         if args.checkpoint_mb:
             log_shared_checkpoint(server, home, [e["key"] for e in seeded["experiments"]], args.checkpoint_mb)
         projects = sorted(seeded["projects"])
+        # project paths: both tools fetch the same data; the workspace path makes cometx-mirror
+        # also fetch artifacts, registry models and panels, which cometx download leaves out
+        paths = [f"{ws}/{p}" for p in projects] if args.scope == "project" else [ws]
         n_exp = sum(len(v) for v in seeded["projects"].values())
         server.set_faults(f"latency ms={args.latency:g}")
         env = dict(os.environ, HOME=str(home), COMET_ERROR_TRACKING_ENABLE="false",
@@ -87,12 +92,19 @@ def main() -> None:
             out = work / f"cometx-j{jobs}"
             mirror = work / f"mirror-j{jobs}"
 
+            def each_path(command):
+                total_s = total_r = 0
+                for path in paths:
+                    s, r = run_tool(command(path), env, server)
+                    total_s, total_r = total_s + s, total_r + r
+                return total_s, total_r
+
             def cometx_all():
-                return run_tool([cometx, "download", ws, "-o", str(out), "-j", str(jobs)], env, server)
+                return each_path(lambda path: [cometx, "download", path, "-o", str(out), "-j", str(jobs)])
 
             def mirror_all(*extra):
-                return run_tool([sys.executable, "-m", "cometx_mirror", "fetch", ws, "--mirror", str(mirror),
-                                 "-j", str(jobs), *extra], env, server)
+                return each_path(lambda path: [sys.executable, "-m", "cometx_mirror", "fetch", path, "--mirror",
+                                               str(mirror), "-j", str(jobs), *extra])
 
             c1 = cometx_all()
             c2 = cometx_all()
@@ -109,8 +121,9 @@ def main() -> None:
         f"{args.steps} points per metric, every asset type, a dataset and a small checkpoint shared by every "
         f"experiment, plus a {args.checkpoint_mb:g} MB checkpoint logged to every experiment "
         f"(seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. "
-        "Both tools fetch the workspace, as a backup job would: cometx its projects, cometx-mirror its "
-        "projects and also its artifacts, registry models and panels. Requests are counted by the server. "
+        ("Both tools fetch each project path in turn, so both fetch the same data. " if args.scope == "project" else
+         "Both tools fetch the workspace path: cometx its projects, cometx-mirror its projects and also "
+         "its artifacts, registry models and panels. ") + "Requests are counted by the server. "
         "Wall time includes each process's start-up. The mirror's size includes its DuckDB index, which "
         "reserves a few MB up front whatever the data (\"objects only\" leaves it out).",
         "",

@@ -68,7 +68,11 @@ def sdk_environment(env: dict, home: str, git_dir: Optional[str] = None):
     saved = dict(os.environ)
     os.environ.update(env)
     os.environ.update(HOME=home, COMET_ERROR_TRACKING_ENABLE="false", COMET_DISABLE_ANNOUNCEMENT="true",
-                      COMET_OFFLINE_SAMPLING_SIZE="1000000")
+                      COMET_OFFLINE_SAMPLING_SIZE="1000000",
+                      # comet_ml 3.58's end() can wait on a message batch it never sends (a race in
+                      # its streamer, seen now and then with several experiments ending at once);
+                      # its default wait is an hour: give up on that message after half a minute
+                      COMET_TIMEOUT_CLEANING="30")
     if git_dir:
         os.environ["COMET_GIT_DIRECTORY"] = git_dir
     try:
