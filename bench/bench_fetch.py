@@ -116,16 +116,17 @@ def main() -> None:
     finally:
         server.stop()
 
+    scope = ("Both tools fetch each project path in turn, so both fetch the same data. " if args.scope == "project"
+             else "Both tools fetch the workspace path: cometx its projects, cometx-mirror its projects and also "
+                  "its artifacts, registry models and panels. ")
     lines = [
         f"Seeded through the real comet_ml SDK: {n_exp} experiments in {len(projects)} projects, "
         f"{args.steps} points per metric, every asset type, a dataset and a small checkpoint shared by every "
         f"experiment, plus a {args.checkpoint_mb:g} MB checkpoint logged to every experiment "
-        f"(seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. "
-        ("Both tools fetch each project path in turn, so both fetch the same data. " if args.scope == "project" else
-         "Both tools fetch the workspace path: cometx its projects, cometx-mirror its projects and also "
-         "its artifacts, registry models and panels. ") + "Requests are counted by the server. "
-        "Wall time includes each process's start-up. The mirror's size includes its DuckDB index, which "
-        "reserves a few MB up front whatever the data (\"objects only\" leaves it out).",
+        f"(seeding took {seed_s:.0f} s). {args.latency:g} ms latency added to every request. " + scope +
+        "Requests are counted by the server. Wall time includes each process's start-up. The mirror's size "
+        "includes its DuckDB index, which reserves a few MB up front whatever the data (\"objects only\" "
+        "leaves it out).",
         "",
         "| -j | tool | first: s | first: requests | req/exp | repeat: s | repeat: requests | "
         "`--quick`: s | `--quick`: requests | on disk (objects only) |",
