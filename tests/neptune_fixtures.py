@@ -209,3 +209,13 @@ def exporter_folder(tmp_path):
     write_part(pdir, "RUN-3", 1, [row("RUN-3", "params/seed", "int", int_value=1)])
     write_files(root / "files" / sanitize("ws/proj"))
     return root
+
+
+def q(mirror, sql, *args):
+    """Rows of a read-only query on the mirror's index (the Neptune tests' assertions)."""
+    import duckdb
+    con = duckdb.connect(str(mirror.index_path), read_only=True)
+    try:
+        return con.execute(sql, list(args)).fetchall()
+    finally:
+        con.close()

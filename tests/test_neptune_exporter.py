@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
+from neptune_fixtures import q
 
 from cometx_mirror.sources import SourceError
 from cometx_mirror.store.mirror import Mirror
@@ -21,14 +21,6 @@ T0_MS = 1740830400000   # 2025-03-01T12:00:00Z
 def fetch(mirror, path, notes=None):
     progress = (lambda event, **info: notes.append(info.get("message"))) if notes is not None else None
     return run_fetch(mirror, "neptune", str(path), FetchOptions(progress=progress))
-
-
-def q(mirror, sql, *args):
-    con = duckdb.connect(str(mirror.index_path), read_only=True)
-    try:
-        return con.execute(sql, list(args)).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import shutil
 
-import duckdb
 import pytest
+from neptune_fixtures import q
 
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
@@ -15,14 +15,6 @@ from cometx_mirror.sync.options import FetchOptions
 
 def fetch(mirror, path):
     return run_fetch(mirror, "neptune", str(path), FetchOptions())
-
-
-def q(mirror, sql, *args):
-    con = duckdb.connect(str(mirror.index_path), read_only=True)
-    try:
-        return con.execute(sql, list(args)).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture
