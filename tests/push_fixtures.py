@@ -111,7 +111,7 @@ def cli(*args, expect=0):
 
 
 def last_json(result) -> dict:
-    return json.loads(result.output.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def fetch(server, mirror, path, *args, expect=0):

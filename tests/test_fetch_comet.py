@@ -67,7 +67,7 @@ def fetch(comet, mirror, *args, expect=0):
 
 
 def summary(result) -> dict:
-    return json.loads(result.output.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def index(mirror):

@@ -17,7 +17,7 @@ def fetched(seeded_server, tmp_path_factory):
                                        "--api-key", seeded_server.api_key, "--url-override",
                                        seeded_server.clientlib_url, "--json", "-j", "4"])
     assert result.exit_code == 0, (result.output, result.exception)
-    return mirror, json.loads(result.output.splitlines()[-1])
+    return mirror, json.loads(result.stdout.splitlines()[-1])
 
 
 def rows(mirror, sql, *params):

@@ -151,6 +151,22 @@ def test_broken_connections_seen_by_the_sdk(comet_server, fast_fail_env, kind, m
     assert message in str(caught.value)
 
 
+def test_a_client_hanging_up_mid_request_prints_nothing(comet_server, capfd):
+    # Clients drop keep-alive connections all the time (retries, timeouts); the server
+    # must not print tracebacks into the output of whoever runs it.
+    import socket
+    import struct
+    for _ in range(3):
+        sock = socket.create_connection((comet_server.host, comet_server.port))
+        sock.sendall(b"GET /clientlib/isAlive/ver HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.05)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # linger 0: the peer sees a reset, not a clean end
+    time.sleep(0.2)
+    assert requests.get(f"{comet_server.url}/clientlib/isAlive/ver").json() == {"version": "4.10.0"}
+    assert capfd.readouterr().err == ""
+
+
 def test_latency_and_admin_endpoints(comet_server):
     url = comet_server.url
     req = urllib.request.Request(f"{url}/_admin/faults", data=b"latency ms=150 path=isAlive/ver", method="POST")

@@ -7,9 +7,11 @@ SDK rejects anything else, even a charset suffix).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,7 @@ from .routing import Request, Response, decode_body, find_route
 from .state import ApiError, State
 
 MAX_BODY = 8 << 30
+log = logging.getLogger(__name__)
 
 
 class CometServer(ThreadingHTTPServer):
@@ -35,6 +38,15 @@ class CometServer(ThreadingHTTPServer):
         self.faults = faults
         self.accounting = accounting
         super().__init__(address, Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up mid-answer (a retry, a timeout, an injected reset) is
+        # routine, not a server fault; socketserver's default would print a traceback
+        # to stderr, into whatever output the caller is capturing.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        log.warning("request from %s failed: %s: %s", client_address[0], type(exc).__name__, exc)
 
 
 class Handler(BaseHTTPRequestHandler):
