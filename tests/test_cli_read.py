@@ -32,6 +32,23 @@ def assert_one_line_error(result, text: str):
     assert text in lines[0], lines[0]
 
 
+def test_lazy_command_table_names_every_command_and_its_module():
+    import importlib
+    import subprocess
+    import sys
+    from cometx_mirror.cli.base import COMMAND_MODULES
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"cometx_mirror.cli.{module}")
+    registered = {name: cmd.callback.__module__.rsplit(".", 1)[1] for name, cmd in main.commands.items()}
+    assert registered == COMMAND_MODULES
+    # a read command loads neither the network stack nor the server
+    probe = ("import sys; from click.testing import CliRunner; from cometx_mirror.cli import main; "
+             "CliRunner().invoke(main, ['log', '--help']); "
+             "print(sorted(m for m in ('requests', 'cometx_mirror.server.app') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_init_creates_and_reopens(tmp_path):
     r = CliRunner().invoke(main, ["init", "--mirror", str(tmp_path / "m")])
     assert r.exit_code == 0 and "mirror ready" in r.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cometx_mirror.cli import main
+from cometx_mirror.index.db import open_write
 from cometx_mirror.server.runner import start_server
 
 SDK_QUIET = dict(auto_output_logging=False, log_env_details=False, log_code=False, log_git_metadata=False,
@@ -118,6 +120,7 @@ def test_first_fetch_stores_what_the_sdk_logged(comet, tmp_path):
 def test_refetch_of_unchanged_experiments_costs_three_requests_each(comet, tmp_path):
     mirror = tmp_path / "m"
     fetch(comet, mirror, f"{comet.workspace}/proj-a")
+    index_file = (mirror / "index.duckdb").stat()
     comet.reset_counters()
     out = summary(fetch(comet, mirror, f"{comet.workspace}/proj-a"))
     assert out["unchanged"] == 2 and out["new"] == out["changed"] == 0
@@ -126,12 +129,32 @@ def test_refetch_of_unchanged_experiments_costs_three_requests_each(comet, tmp_p
     per_experiment = sum(v for k, v in counts.items() if k.startswith("experiment/"))
     assert per_experiment <= 3 * 2
     assert "experiment/asset/get-asset" not in counts and "experiment/metrics/get-all" not in counts
+    # the project, its two listings and its notes; no workspace list on a project path
+    assert {k: v for k, v in counts.items() if not k.startswith("experiment/")} \
+        == {"project": 1, "experiments": 2, "project/notes": 1}
     assert out["snapshots"] == []           # nothing changed: no new snapshot
+    after = (mirror / "index.duckdb").stat()  # ... and the index was not even opened
+    assert (after.st_mtime_ns, after.st_size) == (index_file.st_mtime_ns, index_file.st_size)
 
     comet.reset_counters()
     out = summary(fetch(comet, mirror, f"{comet.workspace}/proj-a", "--quick"))
     assert out["unchanged"] == 2
-    assert not any(k.startswith("experiment") for k in per_endpoint(comet))
+    assert per_endpoint(comet) == {"project": 1}
+
+
+def test_a_missing_or_replaced_index_is_rebuilt_by_the_next_fetch(comet, tmp_path):
+    mirror = tmp_path / "m"
+    fetch(comet, mirror, f"{comet.workspace}/proj-a")
+    (mirror / "index.duckdb").unlink()
+    fetch(comet, mirror, f"{comet.workspace}/proj-a", "--quick")    # nothing new upstream
+    with index(mirror) as con:
+        assert con.execute("SELECT count(*) FROM experiments").fetchone()[0] == 2
+    with open_write(tmp_path / "empty.duckdb"):                  # an empty index of the same schema
+        pass
+    shutil.copy(tmp_path / "empty.duckdb", mirror / "index.duckdb")
+    fetch(comet, mirror, f"{comet.workspace}/proj-a", "--quick")
+    with index(mirror) as con:
+        assert con.execute("SELECT count(*) FROM experiments").fetchone()[0] == 2
 
 
 def test_changes_are_fetched_and_shown_by_diff(comet, tmp_path):

@@ -190,6 +190,22 @@ def test_latency_and_admin_endpoints(comet_server):
     assert caught.value.code == 400
 
 
+def test_counters_show_how_many_requests_overlapped(comet_server):
+    url = f"{comet_server.url}/clientlib/isAlive/ver"
+    comet_server.set_faults("latency ms=200 path=isAlive/ver")
+    comet_server.reset_counters()
+    for _ in range(2):
+        requests.get(url)
+    assert comet_server.counters()["peak_in_flight"] == 1
+    comet_server.reset_counters()
+    threads = [threading.Thread(target=requests.get, args=(url,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert comet_server.counters()["peak_in_flight"] >= 2
+
+
 def test_responses_are_exactly_application_json(comet_server):
     r = requests.get(f"{comet_server.url}/api/rest/v2/workspaces", headers={"Authorization": comet_server.api_key})
     assert r.headers["Content-Type"] == "application/json"

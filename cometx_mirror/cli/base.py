@@ -2,20 +2,13 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
-import sys
 
 import click
 
-from ..index.db import IndexUnavailable
-from ..index.queries import NotFound, QueryError
-from ..sources import SourceError
-from ..store.lock import LockedError
-from ..store.mirror import Mirror, MirrorError
-from ..store.objects import ObjectError
-from ..store.refs import RefError
-from ..sync.browse import NotStored
-from ..sync.gc import GcRefused
+from ..errors import ExpectedError
+from ..store.mirror import Mirror
 
 DEFAULT_MIRROR = "./.cometx-mirror"
 
@@ -27,9 +20,8 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-# Library exceptions that are the user's or the environment's doing, not bugs.
-EXPECTED = (MirrorError, ObjectError, RefError, LockedError, OSError, IndexUnavailable, SourceError,
-            QueryError, NotFound, NotStored, GcRefused)
+# Library failures that are the user's or the environment's doing, not bugs.
+EXPECTED = (ExpectedError, OSError)
 
 
 def expected_errors(fn):
@@ -63,7 +55,26 @@ def open_mirror(path: str, create: bool = False) -> Mirror:
     return Mirror.init(path) if create else Mirror.open(path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Which module defines each command: a command's module (and what it imports, such
+# as DuckDB or requests) loads only when that command runs, so start-up stays short.
+COMMAND_MODULES = {
+    "init": "read", "ls": "read", "query": "read", "log": "read", "show": "read", "cat": "read",
+    "export": "read", "verify": "read", "gc": "read", "reindex": "read",
+    "fetch": "fetch", "diff": "history", "push": "push", "serve": "serve",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMAND_MODULES and name not in self.commands:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[name]}")   # registers it
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cometx-mirror")
 def main() -> None:
     """A Git-like, content-addressed local mirror of Comet, W&B and Neptune experiments.

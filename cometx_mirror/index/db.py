@@ -10,14 +10,16 @@ import contextlib
 import re
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import duckdb
-
+from ..errors import ExpectedError
 from .schema import LATEST, MIGRATIONS
 
+if TYPE_CHECKING:
+    import duckdb
 
-class IndexUnavailable(Exception):
+
+class IndexUnavailable(ExpectedError):
     """The index cannot be opened: busy, damaged or too new."""
 
 
@@ -30,6 +32,7 @@ class IndexDamaged(IndexUnavailable):
 
 
 def _is_lock_error(e: Exception) -> bool:
+    import duckdb
     return "lock" in str(e).lower() and isinstance(e, duckdb.IOException)
 
 
@@ -40,6 +43,7 @@ def _busy_message(e: Exception) -> str:
 
 
 def _connect(path: Path, read_only: bool, wait: float, **config) -> duckdb.DuckDBPyConnection:
+    import duckdb   # here, not at the top: commands that never open the index skip its import
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:

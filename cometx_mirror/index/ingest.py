@@ -7,11 +7,12 @@ insert the new ones, in one transaction the caller opens.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
-
-import duckdb
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import model
+
+if TYPE_CHECKING:
+    import duckdb
 
 TEXT_INLINE_LIMIT = 4 << 20   # texts up to this size are also kept inline for SQL
 

@@ -10,17 +10,19 @@ from typing import Any
 
 import duckdb
 
+from ..errors import ExpectedError
+
 # Statement types a user may run: reading only.  The connection is read-only and
 # sandboxed too (no file access), so this is the first of two locks, and the one
 # that gives a clear message.
 READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
-class QueryError(Exception):
+class QueryError(ExpectedError):
     """User SQL that is refused or fails: one line for the user."""
 
 
-class NotFound(Exception):
+class NotFound(ExpectedError):
     """A path or name that names nothing in the index."""
 
 

@@ -2,11 +2,13 @@
 
 An endpoint is "METHOD /path" without the query (ids inside a path, as in
 `template/<id>/download`, are replaced by `{id}` so they count as one endpoint).
-Admin requests are not counted.  API keys are never recorded.
+Admin requests are not counted.  API keys are never recorded.  The peak number of
+requests in flight at once shows how hard a client leans on the server.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import threading
 import time
@@ -28,6 +30,20 @@ class Accounting:
         self._counters: dict[str, dict] = {}
         self._total = 0
         self._started = time.time()
+        self._in_flight = 0
+        self._peak = 0
+
+    @contextlib.contextmanager
+    def in_flight(self):
+        """Wrap the handling of one request, to count how many overlap."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def record(self, method: str, path: str, query: dict, status: int, bytes_in: int,
                bytes_out: int, elapsed_ms: float, faults: Optional[list] = None) -> None:
@@ -51,9 +67,10 @@ class Accounting:
             c["faults"] += len(entry["faults"])
 
     def counters(self) -> dict:
-        """{"total": N, "endpoints": {"GET /api/rest/v2/experiment/metadata": {count, status, ...}}}"""
+        """{"total": N, "peak_in_flight": N,
+        "endpoints": {"GET /api/rest/v2/experiment/metadata": {count, status, ...}}}"""
         with self._lock:
-            return {"total": self._total,
+            return {"total": self._total, "peak_in_flight": self._peak,
                     "endpoints": {k: {**v, "status": dict(v["status"])} for k, v in self._counters.items()}}
 
     def requests(self, since: int = 0) -> list[dict]:
@@ -66,3 +83,4 @@ class Accounting:
             self._log.clear()
             self._counters.clear()
             self._total = 0
+            self._peak = self._in_flight

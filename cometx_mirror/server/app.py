@@ -82,21 +82,22 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_admin/"):
             self._admin(method, path, query, raw)
             return
-        decision = self.server.faults.decide(path)
-        if decision.latency_s > 0:
-            time.sleep(decision.latency_s)
-        action = decision.action
-        if action is not None and action.kind in ("429", "500", "502", "503"):
-            response = _status_fault(action)
-        else:
-            response = self._handle(method, path, query, raw)
-        cut = action.kind if action is not None and action.kind in ("reset", "truncate") else None
-        chunks, length = response.encoded()
-        # Record before sending: a client that reads the log right after its call must see it.
-        self.server.accounting.record(
-            method, path, query, response.status, len(raw), length // 2 if cut else length,
-            (time.perf_counter() - started) * 1000, decision.fired)
-        self._send(response, cut, (chunks, length))
+        with self.server.accounting.in_flight():
+            decision = self.server.faults.decide(path)
+            if decision.latency_s > 0:
+                time.sleep(decision.latency_s)
+            action = decision.action
+            if action is not None and action.kind in ("429", "500", "502", "503"):
+                response = _status_fault(action)
+            else:
+                response = self._handle(method, path, query, raw)
+            cut = action.kind if action is not None and action.kind in ("reset", "truncate") else None
+            chunks, length = response.encoded()
+            # Record before sending: a client that reads the log right after its call must see it.
+            self.server.accounting.record(
+                method, path, query, response.status, len(raw), length // 2 if cut else length,
+                (time.perf_counter() - started) * 1000, decision.fired)
+            self._send(response, cut, (chunks, length))
 
     def _handle(self, method: str, path: str, query: dict, raw: bytes) -> Response:
         state = self.server.state

@@ -17,10 +17,12 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+from ..errors import ExpectedError
+
 _NORMALIZERS: dict[str, Callable[[Any, dict], Any]] = {}
 
 
-class SourceError(Exception):
+class SourceError(ExpectedError):
     """A source could not be read: one clear line for the user, no secrets in it."""
 
 

@@ -9,8 +9,10 @@ import fcntl
 import os
 from pathlib import Path
 
+from ..errors import ExpectedError
 
-class LockedError(Exception):
+
+class LockedError(ExpectedError):
     """Another process holds the mirror's write lock."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import ExpectedError
 from . import canonical, faultpoint
 from .lock import WriteLock
 from .objects import ObjectError, ObjectStore
@@ -29,7 +30,7 @@ FORMAT = 1
 CONFIG = "config.json"
 
 
-class MirrorError(Exception):
+class MirrorError(ExpectedError):
     """A mirror that is missing, unreadable or of an unknown format."""
 
 

@@ -24,6 +24,8 @@ from typing import BinaryIO, Iterable, Iterator
 import xxhash
 import zstandard
 
+from ..errors import ExpectedError
+
 MAGIC = b"CXM1"
 HEADER = struct.Struct("<4sBQ")
 CODEC_RAW, CODEC_ZSTD = 0, 1
@@ -35,7 +37,7 @@ MIN_GAIN = 1.05
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-class ObjectError(Exception):
+class ObjectError(ExpectedError):
     """An object is missing, damaged or malformed."""
 
 

@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import ExpectedError
+
 _PART_RE = re.compile(r"^[A-Za-z0-9._@+=-][A-Za-z0-9._@+= -]*$")
 
 
-class RefError(Exception):
+class RefError(ExpectedError):
     pass
 
 

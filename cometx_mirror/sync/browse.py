@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ..errors import ExpectedError
 from ..index import queries
 from ..index.db import IndexBusy, IndexDamaged, open_read
 from ..store.lock import LockedError
@@ -119,7 +120,7 @@ def show(mirror: Mirror, exp: str) -> dict[str, Any]:
 
 # -- cat -----------------------------------------------------------------------
 
-class NotStored(Exception):
+class NotStored(ExpectedError):
     """The resource exists but its bytes are not in the mirror (a remote asset)."""
 
 

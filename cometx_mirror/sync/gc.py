@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ..errors import ExpectedError
 from ..index import queries
 from ..index.db import IndexUnavailable, open_read
 from ..store.mirror import Mirror
@@ -21,7 +22,7 @@ from . import reachable
 DEFAULT_GRACE = 24 * 3600
 
 
-class GcRefused(Exception):
+class GcRefused(ExpectedError):
     """gc found the store damaged and deleted nothing."""
 
 

@@ -5,9 +5,15 @@ normalizes and ingests only labels whose manifest changed, and drops labels no
 ref names any more.  Because it compares against the refs each time, an index
 left behind by a crash catches up on the next write, and `reindex` is just a
 refresh into an empty file.
+
+After each refresh a stamp (`index.stamp`) records the refs it brought the index
+up to and the index file it left behind; while both still match, refresh has
+nothing to do and returns without opening DuckDB at all, so a fetch that found
+nothing new never pays for the index.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -19,6 +25,7 @@ from ..store import faultpoint
 from ..store.mirror import Mirror
 
 BATCH = 25   # entities normalized per write-connection, so readers get a turn
+STAMP = "index.stamp"
 
 
 @dataclass
@@ -103,8 +110,39 @@ def _sync_snapshots(mirror: Mirror, con) -> None:
                                snap.origin, snap.scope, len(snap.manifests), snap.stats)
 
 
+def _state(mirror: Mirror) -> dict | None:
+    """The refs and the index file as they are now; None if the index is missing or a
+    writer left its WAL behind (then only a real check will do)."""
+    try:
+        st = os.stat(mirror.index_path)
+    except FileNotFoundError:
+        return None
+    if os.path.exists(f"{mirror.index_path}.wal"):
+        return None
+    return {"refs": dict(sorted(mirror.refs.items())), "index": [st.st_size, st.st_mtime_ns]}
+
+
+def _stamped(mirror: Mirror) -> bool:
+    try:
+        saved = json.loads((mirror.root / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return saved == _state(mirror)
+
+
+def _write_stamp(mirror: Mirror) -> None:
+    state = _state(mirror)
+    if state is None:
+        return
+    tmp = mirror.root / f"{STAMP}.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, mirror.root / STAMP)
+
+
 def refresh(mirror: Mirror) -> int:
     """Bring the index up to the refs; return how many entities were (re)ingested."""
+    if _stamped(mirror):
+        return 0
     current = mirror.current_manifests()
     with open_write(mirror.index_path) as con:
         indexed = dict(con.execute("SELECT label, manifest_id FROM manifests").fetchall())
@@ -121,6 +159,7 @@ def refresh(mirror: Mirror) -> int:
     for start in range(0, len(todo), BATCH):
         batch = [_normalize(mirror, label, current[label]) for label in todo[start:start + BATCH]]
         _write_batch(mirror, batch)
+    _write_stamp(mirror)
     return len(todo)
 
 

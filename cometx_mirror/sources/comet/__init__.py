@@ -13,7 +13,7 @@ committed as soon as it is complete.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ...net.comet_auth import CredentialsError, resolve
@@ -30,6 +30,10 @@ from .reader import CometReader
 from .workspace import WorkspaceFetcher
 
 SPECIAL = ("artifacts", "model-registry", "panels")
+# -j N is N experiments in flight and N asset downloads at once, as cometx's -j is N
+# download threads; an experiment's dozen JSON reads are independent of each other,
+# so this many more go out beside them, and even -j 1 does not wait for each in turn.
+READS_AHEAD = 3
 RESOURCE_NAMES = set(GROUPS) | set(SUBRESOURCES) | {"project", "project_metadata", "project_notes",
                                                    "experiments"}
 
@@ -77,7 +81,8 @@ class CometFetch:
         self.mirror = mirror
         self.options = options
         self.commit = commit
-        self.reader = CometReader(self.creds, pool_size=max(4, options.parallel * 2))
+        # connections for: -j experiments' assets, their JSON reads, and the side requests
+        self.reader = CometReader(self.creds, pool_size=2 * max(1, options.parallel) + READS_AHEAD + 4)
         self.result = FetchResult()
         self.current = mirror.current_manifests()
         self.query = compile_query(options.query) if options.query else None
@@ -112,20 +117,25 @@ class CometFetch:
     # -- entry -------------------------------------------------------------
     def run(self, path: str) -> FetchResult:
         t = parse_path(path)
-        workspaces = self.reader.workspaces()     # also proves the key before any work
-        if t.workspace is None:
-            self.result.listing = [{"workspace": w} for w in workspaces]
-            if not self.options.list_only:
-                raise SourceError("name a WORKSPACE[/PROJECT[/EXPERIMENT]] to fetch "
-                                  "(`fetch --list` shows the workspaces)")
-        elif t.workspace not in workspaces:
-            raise SourceError(f"unknown workspace {t.workspace!r} (or no access with this key)")
-        elif t.special:
-            self._special(t)
-        elif t.project:
-            self._project(t.workspace, t.project, t.experiment)
-        else:
-            self._workspace(t.workspace)
+        # a few independent reads (a project and its listings, its notes) go out together
+        with ThreadPoolExecutor(4) as self.side:
+            if t.project and not t.special:
+                # the project's own first request proves the key and the names; the
+                # workspace list is read only to explain a miss
+                self._project(t.workspace, t.project, t.experiment)
+            else:
+                workspaces = self.reader.workspaces()     # also proves the key before any work
+                if t.workspace is None:
+                    self.result.listing = [{"workspace": w} for w in workspaces]
+                    if not self.options.list_only:
+                        raise SourceError("name a WORKSPACE[/PROJECT[/EXPERIMENT]] to fetch "
+                                          "(`fetch --list` shows the workspaces)")
+                elif t.workspace not in workspaces:
+                    raise _unknown_workspace(t.workspace)
+                elif t.special:
+                    self._special(t)
+                else:
+                    self._workspace(t.workspace)
         self.result.requests = self.reader.requests
         return self.result
 
@@ -145,13 +155,21 @@ class CometFetch:
 
     # -- projects and experiments ------------------------------------------
     def _project(self, workspace: str, project: str, experiment: str | None) -> None:
-        meta = self.reader.project(workspace, project)
-        if meta is None:
-            raise SourceError(f"unknown project {workspace}/{project}")
         project_label = f"project/{workspace}/{project}"
         prev_id, prev_project = self._previous(project_label)
         prefix = f"comet:experiment/{workspace}/{project}/"
         known = {k[len("comet:"):]: v for k, v in self.current.items() if k.startswith(prefix)}
+        # --sync project and --quick may stop at the project's metadata: then it goes first,
+        # alone; otherwise the experiment listing is read at the same time
+        may_stop = experiment is None and bool((self.options.sync == "project" and known)
+                                               or (self.options.quick and prev_project))
+        meta_job = self.side.submit(self.reader.project, workspace, project)
+        listing_jobs = None if may_stop else self._start_listing(workspace, project, experiment)
+        meta = meta_job.result()
+        if meta is None:
+            if workspace not in self.reader.workspaces():
+                raise _unknown_workspace(workspace)
+            raise SourceError(f"unknown project {workspace}/{project}")
         if experiment is None and self.options.sync == "project" and known:
             return
         ref = self._ref(workspace, project, "@project")
@@ -160,10 +178,8 @@ class CometFetch:
             self.result.unchanged += len(known)
             return
 
-        if experiment:
-            listing = self._find_experiment(workspace, project, experiment)
-        else:
-            listing = self._all_experiments(workspace, project)
+        listing = self._finish_listing(workspace, project, experiment,
+                                       listing_jobs or self._start_listing(workspace, project, experiment))
         if self.options.list_only:
             for e in listing:
                 name = e.get("experimentName") if self.options.use_name else None
@@ -171,19 +187,21 @@ class CometFetch:
                                             "key": e["experimentKey"], "name": e.get("experimentName"),
                                             "archived": bool(e.get("archived"))})
             return
+        want_project = self.want_project and not experiment   # one experiment is its own scope
+        notes_job = (self.side.submit(self.reader.project_notes, meta["projectId"])
+                     if want_project and meta.get("projectId") else None)
         manifests: dict[str, str] = {}
-        if self.want_project and not experiment:    # one experiment is its own scope, without the project
-            notes = self.reader.project_notes(meta["projectId"]) if meta.get("projectId") else {}
-            manifests[project_label] = self.mirror.put_json({
-                "type": "project", "normalizer": "comet-project/1", "source": "comet",
-                "origin": self.creds.origin, "workspace": workspace, "project": project,
-                "metadata": self._put(meta), "notes": self._put(notes)})
-        elif prev_id:
-            manifests[project_label] = prev_id
         if not self.skip_experiments:
             manifests.update(self._experiments(workspace, project, listing))
         else:
             manifests.update(known)
+        if want_project:
+            manifests[project_label] = self.mirror.put_json({
+                "type": "project", "normalizer": "comet-project/1", "source": "comet",
+                "origin": self.creds.origin, "workspace": workspace, "project": project,
+                "metadata": self._put(meta), "notes": self._put(notes_job.result() if notes_job else {})})
+        elif prev_id:
+            manifests[project_label] = prev_id
         if experiment:
             # a single experiment is its own scope: the project snapshot stays whole
             manifests = {k: v for k, v in manifests.items() if k.startswith("experiment/")}
@@ -204,24 +222,25 @@ class CometFetch:
         return prev_meta.get("lastUpdated") is not None and prev_meta.get("lastUpdated") == meta.get("lastUpdated") \
             and prev_meta.get("numberOfExperiments") == meta.get("numberOfExperiments")
 
-    def _all_experiments(self, workspace: str, project: str) -> list[dict]:
-        """Active and archived experiments (Comet lists them apart), both requests at once under -j > 1."""
-        calls = [lambda archived=a: self.reader.experiments(workspace, project, archived) for a in (False, True)]
-        if self.options.parallel > 1:
-            with ThreadPoolExecutor(2) as pool:
-                active, archived = pool.map(lambda call: call(), calls)
-        else:
-            active, archived = (call() for call in calls)
-        return active + archived
+    def _start_listing(self, workspace: str, project: str, experiment: str | None) -> list[Future]:
+        """One experiment's metadata, or the project's active and archived experiments
+        (Comet lists them apart), requested at once."""
+        if experiment:
+            return [self.side.submit(self.reader.experiment_metadata, experiment)]
+        return [self.side.submit(self.reader.experiments, workspace, project, archived)
+                for archived in (False, True)]
 
-    def _find_experiment(self, workspace: str, project: str, key_or_name: str) -> list[dict]:
-        meta = self.reader.experiment_metadata(key_or_name)
+    def _finish_listing(self, workspace: str, project: str, experiment: str | None,
+                        jobs: list[Future]) -> list[dict]:
+        if not experiment:
+            return [e for job in jobs for e in job.result()]
+        meta = jobs[0].result()
         if meta and meta.get("workspaceName", workspace) == workspace:
             return [meta]
-        listing = self._all_experiments(workspace, project)
-        hits = [e for e in listing if e.get("experimentName") == key_or_name]
+        listing = self._finish_listing(workspace, project, None, self._start_listing(workspace, project, None))
+        hits = [e for e in listing if e.get("experimentName") == experiment]    # not a key: a name?
         if not hits:
-            raise SourceError(f"unknown experiment {workspace}/{project}/{key_or_name}")
+            raise SourceError(f"unknown experiment {workspace}/{project}/{experiment}")
         return hits[:1]
 
     def _experiments(self, workspace: str, project: str, listing: list[dict]) -> dict[str, str]:
@@ -233,7 +252,7 @@ class CometFetch:
         cache = AssetCache(self.mirror, self.creds.origin)
         out: dict[str, str] = {}
         n = max(1, self.options.parallel)
-        with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n) as request_pool, \
+        with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n + READS_AHEAD) as request_pool, \
                 ThreadPoolExecutor(n) as exp_pool:
             fetcher = ExperimentFetcher(self.mirror, self.reader, cache, request_pool, asset_pool,
                                         self.wanted, self.asset_filter)
@@ -321,6 +340,10 @@ class CometFetch:
                     manifests.setdefault(k[len("comet:"):], v)
         self.commit(self._ref(t.workspace, "@" + t.special), self.creds.origin,
                     f"{t.workspace}/{t.special}", manifests, {"requests": self.reader.requests})
+
+
+def _unknown_workspace(workspace: str) -> SourceError:
+    return SourceError(f"unknown workspace {workspace!r} (or no access with this key)")
 
 
 def fetch(mirror: Mirror, path: str, options: FetchOptions, commit) -> FetchResult:
