@@ -58,7 +58,7 @@ def log_shared_checkpoint(server, home: Path, keys: list[str], megabytes: float)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--experiments", type=int, default=6, help="experiments per project")
+    ap.add_argument("--experiments", type=int, default=8, help="experiments per project")
     ap.add_argument("--projects", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2000, help="points per metric")
     ap.add_argument("--latency", type=float, default=20.0, help="ms added to every request")

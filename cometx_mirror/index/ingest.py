@@ -7,6 +7,7 @@ insert the new ones, in one transaction the caller opens.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import model
@@ -15,6 +16,19 @@ if TYPE_CHECKING:
     import duckdb
 
 TEXT_INLINE_LIMIT = 4 << 20   # texts up to this size are also kept inline for SQL
+
+
+def warm_up() -> threading.Thread:
+    """Load DuckDB and pyarrow on a background thread (pyarrow's first array also
+    imports pandas, ~0.3 s), so a fetch that will ingest pays for them while it is
+    still waiting on the network rather than after."""
+    def load() -> None:
+        import duckdb  # noqa: F401
+        import pyarrow as pa
+        pa.array([0])
+    thread = threading.Thread(target=load, name="index-warm-up")
+    thread.start()
+    return thread
 
 
 def _json(value: Any) -> str | None:

@@ -11,6 +11,9 @@ soon as that scope is complete, so an interrupted fetch keeps what it finished.
 """
 from __future__ import annotations
 
+import dataclasses
+
+from ..index import ingest
 from ..sources import load_source
 from ..store.mirror import Mirror
 from . import indexer
@@ -22,6 +25,7 @@ def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions
     if options.list_only:
         return source.fetch(mirror, path, options, _no_commit) or FetchResult()
     committed: list[str] = []
+    options = dataclasses.replace(options, progress=_warming_on_change(options.progress))
 
     def commit(ref: str, origin: str, scope: str, manifests: dict[str, str],
                stats: dict | None = None) -> str:
@@ -43,6 +47,21 @@ def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions
     result.objects_written = mirror.objects.written_objects - before[0]
     result.bytes_written = mirror.objects.written_bytes - before[1]
     return result
+
+
+def _warming_on_change(progress):
+    """Wrap a progress callback: the first new or changed entity means the index will
+    ingest, so its libraries start loading now, beside the downloads still running."""
+    warmed = False
+
+    def observe(event: str, **info) -> None:
+        nonlocal warmed
+        if not warmed and info.get("status") in ("new", "changed"):
+            warmed = True
+            ingest.warm_up()
+        if progress:
+            progress(event, **info)
+    return observe
 
 
 def _no_commit(*args, **kwargs):

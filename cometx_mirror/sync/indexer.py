@@ -143,6 +143,8 @@ def refresh(mirror: Mirror) -> int:
     """Bring the index up to the refs; return how many entities were (re)ingested."""
     if _stamped(mirror):
         return 0
+    if not mirror.index_path.exists() and next(mirror.refs.names(), None) is None:
+        return 0    # a new mirror: nothing to index yet, and the first commit creates the index
     current = mirror.current_manifests()
     with open_write(mirror.index_path) as con:
         indexed = dict(con.execute("SELECT label, manifest_id FROM manifests").fetchall())

@@ -30,9 +30,10 @@ from .reader import CometReader
 from .workspace import WorkspaceFetcher
 
 SPECIAL = ("artifacts", "model-registry", "panels")
-# -j N is N experiments in flight and N asset downloads at once, as cometx's -j is N
-# download threads; an experiment's dozen JSON reads are independent of each other,
-# so this many more go out beside them, and even -j 1 does not wait for each in turn.
+# -j N is N asset downloads at once, as cometx's -j is N download threads.  The JSON
+# reads around them run ahead: one experiment more than -j is in flight, so the next
+# one's reads go out while the downloads of the others run, and an experiment's dozen
+# reads, independent of each other, go out READS_AHEAD more at a time than -j.
 READS_AHEAD = 3
 RESOURCE_NAMES = set(GROUPS) | set(SUBRESOURCES) | {"project", "project_metadata", "project_notes",
                                                    "experiments"}
@@ -253,7 +254,7 @@ class CometFetch:
         out: dict[str, str] = {}
         n = max(1, self.options.parallel)
         with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n + READS_AHEAD) as request_pool, \
-                ThreadPoolExecutor(n) as exp_pool:
+                ThreadPoolExecutor(n + 1) as exp_pool:
             fetcher = ExperimentFetcher(self.mirror, self.reader, cache, request_pool, asset_pool,
                                         self.wanted, self.asset_filter)
             jobs = {}
