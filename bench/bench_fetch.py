@@ -1,6 +1,6 @@
 """Fetch from Comet: `cometx download` vs `cometx-mirror fetch` on the same seeded local server.
 
-    python bench/bench_fetch.py [--experiments 10] [--projects 2] [--steps 2000] [--latency 20]
+    python bench/bench_fetch.py [--experiments 8] [--projects 2] [--steps 2000] [--latency 20]
 
 Seeds a local Comet-compatible server through the real comet_ml SDK, adds a fixed latency to
 every request, then for -j 1 and -j 8 runs each tool on every project: a first download, and a

@@ -31,9 +31,10 @@ from .workspace import WorkspaceFetcher
 
 SPECIAL = ("artifacts", "model-registry", "panels")
 # -j N is N asset downloads at once, as cometx's -j is N download threads.  The JSON
-# reads around them run ahead: one experiment more than -j is in flight, so the next
-# one's reads go out while the downloads of the others run, and an experiment's dozen
-# reads, independent of each other, go out READS_AHEAD more at a time than -j.
+# reads run ahead of them, at most N + READS_AHEAD at a time: an experiment's dozen
+# reads do not depend on each other, and the next experiments' reads go out while the
+# downloads of earlier ones run (up to 2N + 2 experiments are in flight), so the
+# download queue never waits for an asset list.
 READS_AHEAD = 3
 RESOURCE_NAMES = set(GROUPS) | set(SUBRESOURCES) | {"project", "project_metadata", "project_notes",
                                                    "experiments"}
@@ -254,7 +255,7 @@ class CometFetch:
         out: dict[str, str] = {}
         n = max(1, self.options.parallel)
         with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n + READS_AHEAD) as request_pool, \
-                ThreadPoolExecutor(n + 1) as exp_pool:
+                ThreadPoolExecutor(2 * n + 2) as exp_pool:
             fetcher = ExperimentFetcher(self.mirror, self.reader, cache, request_pool, asset_pool,
                                         self.wanted, self.asset_filter)
             jobs = {}
