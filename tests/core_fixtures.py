@@ -51,7 +51,8 @@ def _normalize_project(mirror: Mirror, m: dict) -> model.Project:
 
 @normalizer("coretest-artifact/1")
 def _normalize_artifact(mirror: Mirror, m: dict) -> model.Artifact:
-    return model.Artifact(source=SOURCE, workspace=m["workspace"], name=m["name"], type="dataset", versions=[
+    return model.Artifact(source=SOURCE, workspace=m["workspace"], name=m["name"], type="dataset",
+                          project=m.get("project"), versions=[
         model.ArtifactVersion(version=v["version"], created_at=v["created_at"], files=[
             model.ArtifactFile(path=f["path"], size=f["size"], object_id=f["object"]) for f in v["files"]])
         for v in m["versions"]])

@@ -290,6 +290,25 @@ def test_gc_refuses_on_a_damaged_store(filled):
     assert_one_line_error(run(filled, "gc", ok=False), "refusing to gc")
 
 
+def test_export_takes_each_projects_own_latest_artifact_version(filled, tmp_path):
+    # W&B artifacts belong to a project: "model" in p1 and "model" in p2 are two artifacts
+    from core_fixtures import commit
+
+    def artifact(project, versions):
+        return filled.put_json({"type": "artifact", "normalizer": "coretest-artifact/1", "source": "coretest",
+                                "workspace": "ws", "project": project, "name": "model", "versions": [
+                                    {"version": v, "created_at": t, "files": [{
+                                        "object": filled.objects.put_bytes(path.encode()), "size": len(path),
+                                        "path": path}]} for v, t, path in versions]})
+    labels = {k.split(":", 1)[1]: v for k, v in filled.current_manifests().items()}
+    labels["artifact/ws/p1/model"] = artifact("p1", [("v1", 1, "p1-v1.bin"), ("v2", 2, "p1-v2.bin")])
+    labels["artifact/ws/p2/model"] = artifact("p2", [("v1", 5, "p2-v1.bin")])
+    commit(filled, "ws", labels)
+    run(filled, "export", "ws/artifacts/model", str(tmp_path / "o"))
+    got = sorted(p.name for p in (tmp_path / "o" / "ws" / "artifacts" / "model").iterdir())
+    assert got == ["p1-v2.bin", "p2-v1.bin"]      # not p1's v1, which shares p2's latest version name
+
+
 def test_bad_grace(filled):
     r = run(filled, "gc", "--grace", "soon", ok=False)
     assert r.exit_code == 2 and "bad duration" in r.stderr

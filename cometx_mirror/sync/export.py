@@ -100,11 +100,12 @@ def _workspace_files(con, workspace: str, kind: str, name: str | None) -> list[t
     if kind == "artifacts":
         rows = con.execute("""
             WITH latest AS (
-                SELECT artifact, version FROM artifact_versions WHERE workspace = ?
-                QUALIFY row_number() OVER (PARTITION BY source, artifact
+                SELECT source, project, artifact, version FROM artifact_versions WHERE workspace = ?
+                QUALIFY row_number() OVER (PARTITION BY source, project, artifact
                                            ORDER BY created_at DESC NULLS LAST, version DESC) = 1)
             SELECT f.artifact, f.path, f.object_id FROM artifact_files f JOIN latest l
-              ON f.artifact = l.artifact AND f.version = l.version
+              ON f.source = l.source AND f.project IS NOT DISTINCT FROM l.project
+             AND f.artifact = l.artifact AND f.version = l.version
             WHERE f.workspace = ? AND (? IS NULL OR f.artifact = ?) ORDER BY 1, 2""",
                            [workspace, workspace, name, name]).fetchall()
         return [(kind, f"{safe_relpath(a)}/{safe_relpath(p)}", oid) for a, p, oid in rows]
