@@ -190,20 +190,24 @@ def test_latency_and_admin_endpoints(comet_server):
     assert caught.value.code == 400
 
 
-def test_counters_show_how_many_requests_overlapped(comet_server):
-    url = f"{comet_server.url}/clientlib/isAlive/ver"
-    comet_server.set_faults("latency ms=200 path=isAlive/ver")
-    comet_server.reset_counters()
-    for _ in range(2):
-        requests.get(url)
-    assert comet_server.counters()["peak_in_flight"] == 1
-    comet_server.reset_counters()
-    threads = [threading.Thread(target=requests.get, args=(url,)) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert comet_server.counters()["peak_in_flight"] >= 2
+def test_counters_show_how_many_requests_overlapped():
+    from cometx_mirror.server.runner import start_server
+    server = start_server()       # its own: SDK threads of other tests still talk to the shared one
+    try:
+        url = f"{server.url}/clientlib/isAlive/ver"
+        server.set_faults("latency ms=200 path=isAlive/ver")
+        for _ in range(2):
+            requests.get(url)
+        assert server.counters()["peak_in_flight"] == 1
+        server.reset_counters()
+        threads = [threading.Thread(target=requests.get, args=(url,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert server.counters()["peak_in_flight"] >= 2
+    finally:
+        server.stop()
 
 
 def test_responses_are_exactly_application_json(comet_server):
