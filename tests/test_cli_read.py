@@ -173,21 +173,42 @@ def test_export_numbers_repeated_file_names_like_cometx(tmp_path):
     assert (assets / "asset" / "x.bin").exists() and (assets / "image" / "x_1.bin").exists()
 
 
-def test_verify_clean_and_damaged(filled):
-    r = run(filled, "verify", "--read-data")
-    assert "no errors were found" in r.stdout
-    oid = json.loads(run(filled, "ls", "ws/proj/first", "--json").stdout)[3]["object_id"]
-    path = filled.objects.path(oid)
+def _flip_a_byte(mirror, oid):
+    path = mirror.objects.path(oid)
     os.chmod(path, 0o644)
     raw = bytearray(path.read_bytes())
     raw[HEADER.size + 7] ^= 0x10
     path.write_bytes(bytes(raw))
+
+
+def test_verify_clean_and_damaged(filled):
+    r = run(filled, "verify", "--read-data")
+    assert "no errors were found" in r.stdout
+    oid = json.loads(run(filled, "ls", "ws/proj/first", "--json").stdout)[3]["object_id"]
+    _flip_a_byte(filled, oid)
     assert run(filled, "verify").exit_code == 0             # structure is intact
     r = run(filled, "verify", "--read-data", ok=False)
     assert r.exit_code == 1
     assert f"error: damaged object {oid}" in r.stderr
     report = json.loads(run(filled, "verify", "--read-data", "--json", ok=False).stdout)
     assert report["damaged"] == [oid] and report["ok"] is False
+
+
+def test_verify_read_data_subset_slices_cover_the_store_once(filled):
+    total = sum(1 for _ in filled.objects.ids())
+    damaged = json.loads(run(filled, "ls", "ws/proj/first", "--json").stdout)[3]["object_id"]
+    _flip_a_byte(filled, damaged)
+    read, caught = 0, []
+    for n in (1, 2, 3):
+        report = json.loads(run(filled, "verify", "--read-data-subset", f"{n}/3", "--json", ok=None).stdout)
+        read += report["objects_checked"] + len(report["damaged"])
+        caught += report["damaged"]
+    assert read == total and caught == [damaged]     # each object in exactly one slice
+    sample = json.loads(run(filled, "verify", "--read-data-subset", "100%", "--json", ok=None).stdout)
+    assert sample["damaged"] == [damaged]
+    for bad in ("0/3", "4/3", "half", "0%"):
+        r = run(filled, "verify", "--read-data-subset", bad, ok=False)
+        assert r.exit_code == 2 and "bad subset" in r.stderr
 
 
 def test_gc_dry_run_then_sweep(filled):

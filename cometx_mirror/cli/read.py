@@ -136,12 +136,19 @@ def export_cmd(path: str, directory: str, mirror_path: str) -> None:
 
 @main.command()
 @click.option("--read-data", is_flag=True, help="Also re-read and rehash every object.")
+@click.option("--read-data-subset", "subset", metavar="n/t|x%",
+              help="Re-read part of the objects: slice n of t (1/5 .. 5/5 cover all), or a random x%.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @mirror_option
 @expected_errors
-def verify(read_data: bool, as_json: bool, mirror_path: str) -> None:
+def verify(read_data: bool, subset: str | None, as_json: bool, mirror_path: str) -> None:
     """Check the mirror: refs, snapshots, manifests, objects and the index. Exit 1 on errors."""
-    report = verify_lib.verify(open_mirror(mirror_path), read_data=read_data)
+    if subset:
+        try:
+            verify_lib.parse_subset(subset)
+        except verify_lib.BadSubset as e:
+            raise click.BadParameter(str(e), param_hint="--read-data-subset") from None
+    report = verify_lib.verify(open_mirror(mirror_path), read_data=read_data, subset=subset)
     if as_json:
         click.echo(output.to_json(report.as_dict()))
     else:
@@ -151,7 +158,7 @@ def verify(read_data: bool, as_json: bool, mirror_path: str) -> None:
             click.echo(f"warning: {line}")
         for line in report.errors:
             click.echo(f"error: {line}", err=True)
-        if read_data:
+        if read_data or subset:
             click.echo(f"read {report.objects_checked} objects ({report.bytes_checked} bytes)")
         click.echo("no errors were found" if report.ok else f"{len(report.errors)} errors found")
     if not report.ok:

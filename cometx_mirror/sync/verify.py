@@ -7,12 +7,16 @@ and every object id in its tables exists.
 
 `read_data` also re-reads every object in objects/ and rehashes it (zstd frame
 checksum + xxh3-128 against the name), retrying once so a transient read error
-is told apart from damage.
+is told apart from damage.  A `subset` reads part of them (restic's
+--read-data-subset): "n/t" is the n-th of t fixed slices by object id, so runs
+1/t .. t/t cover the store once between them; "x%" is a random sample.
 
 Errors fail the run (exit 1); unreferenced objects and stale tmp files are info.
 """
 from __future__ import annotations
 
+import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -44,7 +48,26 @@ class VerifyReport:
         return dict(self.__dict__, ok=self.ok)
 
 
-def verify(mirror: Mirror, read_data: bool = False,
+class BadSubset(ValueError):
+    """A --read-data-subset that is neither n/t nor x%."""
+
+
+def parse_subset(text: str) -> Callable[[list[str]], list[str]]:
+    """"n/t" -> the objects of slice n of t (by id); "x%" -> a random x % of them."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if m:
+        n, t = int(m.group(1)), int(m.group(2))
+        if not 1 <= n <= t:
+            raise BadSubset(f"bad subset {text!r}: n/t needs 1 <= n <= t")
+        return lambda ids: [oid for oid in ids if int(oid[:8], 16) % t == n - 1]
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", text)
+    if m and 0 < float(m.group(1)) <= 100:
+        share = float(m.group(1)) / 100
+        return lambda ids: random.sample(ids, max(1, round(len(ids) * share))) if ids else []
+    raise BadSubset(f"bad subset {text!r}: use n/t (e.g. 1/5) or a percentage (e.g. 10%)")
+
+
+def verify(mirror: Mirror, read_data: bool = False, subset: str | None = None,
            progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     report = VerifyReport()
     walk = reachable.walk(mirror)
@@ -64,11 +87,12 @@ def verify(mirror: Mirror, read_data: bool = False,
     if stale:
         report.info.append(f"{len(stale)} stale tmp files (gc removes them)")
 
-    if read_data:
-        for n, oid in enumerate(all_ids, 1):
+    if read_data or subset:
+        to_read = parse_subset(subset)(all_ids) if subset else all_ids
+        for n, oid in enumerate(to_read, 1):
             _rehash(mirror, oid, report)
             if progress:
-                progress(n, len(all_ids))
+                progress(n, len(to_read))
     return report
 
 
