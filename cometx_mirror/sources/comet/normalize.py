@@ -16,6 +16,8 @@ def _load(mirror, ref: dict | None) -> Any:
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:      # the common case, and the fastest way out
+        return value
     if value is None or value == "":
         return None
     try:
@@ -77,10 +79,12 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     system = _load(mirror, res.get("system")) or {}
     exp.system = {k: v for k, v in system.items() if k != "experimentKey"}
 
-    for m in (_load(mirror, res.get("metrics")) or {}).get("metrics", []):
-        exp.metrics.add(m["metricName"], _float(m.get("metricValue")), step=_int(m.get("step")),
-                        epoch=_int(m.get("epoch")), timestamp=_int(m.get("timestamp")),
-                        context=m.get("runContext"))
+    points = (_load(mirror, res.get("metrics")) or {}).get("metrics", [])
+    # column by column: a run can hold millions of points
+    exp.metrics = model.Metrics(
+        name=[m["metricName"] for m in points], value=[_float(m.get("metricValue")) for m in points],
+        step=[_int(m.get("step")) for m in points], epoch=[_int(m.get("epoch")) for m in points],
+        timestamp=[_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))
