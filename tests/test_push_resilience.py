@@ -55,11 +55,16 @@ def test_a_lost_ledger_is_rebuilt_from_the_destination_markers(seeded, mirror_a,
 
 
 def test_faults_on_the_wire_are_retried_without_duplicates(seeded, mirror_a, server_b, tmp_path):
-    server_b.set_faults("503 p=0.15; 429 retry_after=0.05 p=0.1; reset p=0.1; truncate p=0.05; seed=5")
+    # Every kind, several times, on whatever requests come at those counts (reads and
+    # writes alike); bounded, so no single request can be unlucky on all of its tries.
+    server_b.set_faults("503 every=7 times=6; 429 retry_after=0.05 every=11 times=4; "
+                        "reset every=13 times=4; truncate every=17 times=3")
     result = last_json(push(server_b, mirror_a, seeded.workspace, server_b.workspace))
     server_b.set_faults(None)
     assert (result["failed"], result["errors"]) == (0, [])
     assert result["retries"] > 0
+    fired = {kind for entry in server_b.requests() for kind in entry["faults"]}
+    assert {"503", "429", "reset", "truncate"} <= fired
     back = tmp_path / "back"
     fetch(server_b, back, server_b.workspace)
     assert differences(mirror_a, back) == {}

@@ -1,13 +1,14 @@
-"""Writing model objects into the index through Arrow tables.
+"""Writing model objects into the index, a column at a time.
 
-Per-row INSERTs run at ~600 rows/s in DuckDB; an INSERT ... SELECT from an
-Arrow table runs at millions.  Each entity is replaced whole: delete its rows,
-insert the new ones, in one transaction the caller opens.
+Per-row INSERTs run at ~600 rows/s in DuckDB; an INSERT ... SELECT over whole
+columns runs at millions.  The columns go to DuckDB as NumPy arrays, which it
+scans directly (the same columnar path as Arrow, without pyarrow's habit of
+importing pandas, ~0.3 s, on its first array).  Each entity is replaced whole:
+delete its rows, insert the new ones, in one transaction the caller opens.
 """
 from __future__ import annotations
 
 import json
-import threading
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import model
@@ -18,17 +19,11 @@ if TYPE_CHECKING:
 TEXT_INLINE_LIMIT = 4 << 20   # texts up to this size are also kept inline for SQL
 
 
-def warm_up() -> threading.Thread:
-    """Load DuckDB and pyarrow on a background thread (pyarrow's first array also
-    imports pandas, ~0.3 s), so a fetch that will ingest pays for them while it is
-    still waiting on the network rather than after."""
-    def load() -> None:
-        import duckdb  # noqa: F401
-        import pyarrow as pa
-        pa.array([0])
-    thread = threading.Thread(target=load, name="index-warm-up")
-    thread.start()
-    return thread
+def load_libraries() -> None:
+    """Import what ingesting needs, DuckDB and NumPy; called ahead of time on a
+    background thread by a fetch that will ingest (sync/indexer.Ahead)."""
+    import duckdb  # noqa: F401
+    import numpy  # noqa: F401
 
 
 def _json(value: Any) -> str | None:
@@ -37,34 +32,70 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-# Column types by name; pyarrow itself is imported on the first insert, because an
-# unchanged fetch never ingests and the import alone costs a noticeable share of a run.
+# Column types.  NumPy is imported on the first insert: an unchanged fetch never ingests.
 TS, STR, I64, F64, BOOL, STRS = "timestamp", "string", "int64", "float64", "bool", "strings"
 
 
-def _arrow_type(pa, name: str):
-    return {"timestamp": pa.timestamp("ms"), "string": pa.string(), "int64": pa.int64(),
-            "float64": pa.float64(), "bool": pa.bool_(), "strings": pa.list_(pa.string())}[name]
+def _column(np, name: str, typ: str, values: list) -> tuple[dict[str, Any], str]:
+    """({array name: array}, SQL expression) for one column.
+
+    Numbers go in as typed arrays.  DuckDB reads NaN in a float array as NULL, and
+    a typed array has no NULL, so a mask array says which rows are NaN or None
+    whenever there are any; everything else goes in as Python objects.
+    """
+    n = len(values)
+    nones = values.count(None)
+    if nones == n:                  # a column nobody filled in (often context or epoch)
+        return {}, "NULL"
+    if typ in (I64, TS, F64):
+        missing = nones > 0
+        try:
+            if typ == F64:
+                array = np.fromiter((np.nan if v is None else v for v in values) if missing else values,
+                                    dtype=np.float64, count=n)
+            else:
+                array = np.fromiter((0 if v is None else v for v in values) if missing else values,
+                                    dtype=np.int64, count=n)
+        except (OverflowError, TypeError, ValueError):
+            array = None          # out of int64 range, or not a number: let DuckDB convert objects
+        if array is not None:
+            arrays, expr = {name: array}, name
+            if typ == F64:
+                nan = np.isnan(array)
+                if missing:
+                    nan &= np.fromiter((v is not None for v in values), dtype=np.bool_, count=n)
+                if nan.any():
+                    arrays[f"{name}__nan"] = nan
+                    expr = f"CASE WHEN {name}__nan THEN 'NaN'::DOUBLE ELSE {expr} END"
+            if missing and typ != F64:   # a None float is NaN in the array, which reads as NULL
+                arrays[f"{name}__null"] = np.fromiter((v is None for v in values), dtype=np.bool_, count=n)
+                expr = f"CASE WHEN {name}__null THEN NULL ELSE {expr} END"
+            return arrays, (f"epoch_ms({expr})" if typ == TS else expr)
+    # strings, lists, booleans: object arrays (fromiter keeps a list as one element)
+    array = np.fromiter(values, dtype=object, count=n)
+    return {name: array}, (f"epoch_ms({name}::BIGINT)" if typ == TS else name)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[str, list]],
             constants: dict[str, Any] | None = None) -> None:
-    """INSERT the columns through one Arrow table; `constants` are the same on every row.
+    """INSERT the columns in one statement; `constants` are the same on every row.
 
-    A constant goes in as a query parameter, not as an Arrow column: converting a
-    million references to one Python string into an Arrow column costs more than
-    the whole insert (measured in bench/bench_store.py).
+    A constant goes in as a query parameter, not as a column: a million references
+    to one Python string cost more to convert than the whole insert.
     """
-    import pyarrow as pa
-    arrays = {name: pa.array(values, type=_arrow_type(pa, typ)) for name, (typ, values) in columns.items()}
-    n = len(next(iter(arrays.values())))
-    if n == 0:
+    if not columns or not len(next(iter(columns.values()))[1]):
         return
-    arrow_rows = pa.table(arrays)  # noqa: F841  (read by DuckDB's replacement scan)
+    import numpy as np
+    arrays, exprs = {}, []
+    for name, (typ, values) in columns.items():
+        column_arrays, expr = _column(np, name, typ, values)
+        arrays.update(column_arrays)
+        exprs.append(expr)
+    rows = arrays  # noqa: F841  (a dict of NumPy arrays, read by DuckDB's replacement scan)
     consts = constants or {}
-    names = ", ".join([*consts, *arrays])
-    values = ", ".join(["?"] * len(consts) + list(arrays))
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM arrow_rows", list(consts.values()))
+    names = ", ".join([*consts, *columns])
+    values = ", ".join(["?"] * len(consts) + exprs)
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM rows", list(consts.values()))
 
 
 def _rows(table_spec: dict[str, str], rows: Iterable[tuple]) -> dict[str, tuple[str, list]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..index import ingest
 from ..sources import load_source
 from ..store.mirror import Mirror
 from . import indexer
@@ -25,7 +24,8 @@ def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions
     if options.list_only:
         return source.fetch(mirror, path, options, _no_commit) or FetchResult()
     committed: list[str] = []
-    options = dataclasses.replace(options, progress=_warming_on_change(options.progress))
+    ahead = indexer.Ahead(mirror)
+    options = dataclasses.replace(options, progress=_indexing_ahead(options.progress, ahead))
 
     def commit(ref: str, origin: str, scope: str, manifests: dict[str, str],
                stats: dict | None = None) -> str:
@@ -35,13 +35,16 @@ def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions
         snapshot_id = mirror.commit_snapshot(ref, source_name, origin, scope, manifests, stats,
                                              message=f"fetch {source_name} {scope}")
         committed.append(snapshot_id)
-        indexer.refresh(mirror)
+        indexer.refresh(mirror, ahead)
         return snapshot_id
 
     with mirror.write_lock(f"fetch {source_name}"):
         indexer.refresh(mirror)      # catch up after an earlier crash
         before = mirror.objects.written_objects, mirror.objects.written_bytes
-        result = source.fetch(mirror, path, options, commit) or FetchResult()
+        try:
+            result = source.fetch(mirror, path, options, commit) or FetchResult()
+        finally:
+            ahead.close()
     result.snapshots = committed
     # counted by the store, so every source reports new objects the same way
     result.objects_written = mirror.objects.written_objects - before[0]
@@ -49,16 +52,15 @@ def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions
     return result
 
 
-def _warming_on_change(progress):
-    """Wrap a progress callback: the first new or changed entity means the index will
-    ingest, so its libraries start loading now, beside the downloads still running."""
-    warmed = False
-
+def _indexing_ahead(progress, ahead: indexer.Ahead):
+    """Wrap a progress callback: a new or changed entity means the index will ingest,
+    so `ahead` starts on it (and on the libraries) beside the downloads still running."""
     def observe(event: str, **info) -> None:
-        nonlocal warmed
-        if not warmed and info.get("status") in ("new", "changed"):
-            warmed = True
-            ingest.warm_up()
+        if info.get("status") in ("new", "changed"):
+            if info.get("manifest"):
+                ahead.add(info["manifest"])
+            else:
+                ahead.start()
         if progress:
             progress(event, **info)
     return observe

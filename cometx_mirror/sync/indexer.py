@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import model
@@ -77,6 +78,43 @@ _INGEST = {
 }
 
 
+class Ahead:
+    """Gets the index ready while a fetch still downloads, on one background thread:
+    first it loads the libraries ingesting needs, then it normalizes each entity
+    the fetch reports finished, so the commit that indexes them finds them done.
+    Like refresh, it holds at most BATCH normalized entities.  Called from one thread."""
+
+    def __init__(self, mirror: Mirror):
+        self.mirror = mirror
+        self._pool: ThreadPoolExecutor | None = None
+        self._ready: dict[str, Future] = {}      # manifest id -> its Entity
+
+    def start(self) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="index-ahead")
+            self._pool.submit(ingest.load_libraries)
+
+    def add(self, manifest_id: str) -> None:
+        self.start()
+        if len(self._ready) < BATCH and manifest_id not in self._ready:
+            self._ready[manifest_id] = self._pool.submit(_normalize, self.mirror, "", manifest_id)
+
+    def take(self, label: str, manifest_id: str) -> Entity | None:
+        job = self._ready.pop(manifest_id, None)
+        if job is None:
+            return None
+        try:
+            entity = job.result()
+        except Exception:   # the caller normalizes again, and reports what goes wrong
+            return None
+        entity.label = label
+        return entity
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _drop(con, kind: str, source: str, workspace: str, entity: str) -> None:
     if kind == "experiment":
         ingest.delete_experiment(con, entity)
@@ -84,23 +122,22 @@ def _drop(con, kind: str, source: str, workspace: str, entity: str) -> None:
         ingest.delete_workspace_entity(con, kind, source, workspace, entity)
 
 
-def _write_batch(mirror: Mirror, entities: list[Entity]) -> None:
-    with open_write(mirror.index_path) as con:
-        for e in entities:
-            kind, source, workspace, entity = _identity(e.obj)
-            con.execute("BEGIN")
-            old = con.execute("SELECT type, source, workspace, entity FROM manifests WHERE label = ?",
-                              [e.label]).fetchone()
-            if old and old[3] != entity:   # the label now names another entity: drop the old rows
-                _drop(con, *old)
-            if isinstance(e.obj, model.Experiment):
-                ingest.ingest_experiment(con, e.obj, e.manifest_id, e.texts)
-            else:
-                _INGEST[type(e.obj)](con, e.obj, e.manifest_id)
-            con.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?, ?, ?, ?, ?)",
-                        [e.label, e.manifest_id, kind, source, workspace, entity])
-            con.execute("COMMIT")
-            faultpoint.hit("after_index_entity")
+def _write_batch(con, entities: list[Entity]) -> None:
+    for e in entities:
+        kind, source, workspace, entity = _identity(e.obj)
+        con.execute("BEGIN")
+        old = con.execute("SELECT type, source, workspace, entity FROM manifests WHERE label = ?",
+                          [e.label]).fetchone()
+        if old and old[3] != entity:   # the label now names another entity: drop the old rows
+            _drop(con, *old)
+        if isinstance(e.obj, model.Experiment):
+            ingest.ingest_experiment(con, e.obj, e.manifest_id, e.texts)
+        else:
+            _INGEST[type(e.obj)](con, e.obj, e.manifest_id)
+        con.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?, ?, ?, ?, ?)",
+                    [e.label, e.manifest_id, kind, source, workspace, entity])
+        con.execute("COMMIT")
+        faultpoint.hit("after_index_entity")
 
 
 def _sync_snapshots(mirror: Mirror, con) -> None:
@@ -139,13 +176,19 @@ def _write_stamp(mirror: Mirror) -> None:
     os.replace(tmp, mirror.root / STAMP)
 
 
-def refresh(mirror: Mirror) -> int:
-    """Bring the index up to the refs; return how many entities were (re)ingested."""
+def refresh(mirror: Mirror, ahead: Ahead | None = None) -> int:
+    """Bring the index up to the refs; return how many entities were (re)ingested.
+    Entities `ahead` has normalized already are taken from it."""
     if _stamped(mirror):
         return 0
     if not mirror.index_path.exists() and next(mirror.refs.names(), None) is None:
         return 0    # a new mirror: nothing to index yet, and the first commit creates the index
     current = mirror.current_manifests()
+
+    def batch(labels: list[str]) -> list[Entity]:
+        return [(ahead and ahead.take(label, current[label])) or _normalize(mirror, label, current[label])
+                for label in labels]
+
     with open_write(mirror.index_path) as con:
         indexed = dict(con.execute("SELECT label, manifest_id FROM manifests").fetchall())
         gone = [label for label in indexed if label not in current]
@@ -157,10 +200,12 @@ def refresh(mirror: Mirror) -> int:
             con.execute("DELETE FROM manifests WHERE label = ?", [label])
             con.execute("COMMIT")
         _sync_snapshots(mirror, con)
-    todo = sorted(label for label, mid in current.items() if indexed.get(label) != mid)
-    for start in range(0, len(todo), BATCH):
-        batch = [_normalize(mirror, label, current[label]) for label in todo[start:start + BATCH]]
-        _write_batch(mirror, batch)
+        todo = sorted(label for label, mid in current.items() if indexed.get(label) != mid)
+        _write_batch(con, batch(todo[:BATCH]))
+    for start in range(BATCH, len(todo), BATCH):     # a new connection per batch: readers get a turn
+        entities = batch(todo[start:start + BATCH])
+        with open_write(mirror.index_path) as con:
+            _write_batch(con, entities)
     _write_stamp(mirror)
     return len(todo)
 

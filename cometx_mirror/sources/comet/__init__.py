@@ -280,7 +280,8 @@ class CometFetch:
                     self.result.errors.append(f"{label.split('/', 1)[1]}: {err}")
                 if got.errors:
                     self.result.failed += 1
-                self._progress("experiment", label=label, status=status, bytes=got.bytes)
+                self._progress("experiment", label=label, status=status, bytes=got.bytes,
+                               manifest=got.manifest_id)
         return out
 
     # -- artifacts, registry, panels ---------------------------------------
