@@ -136,7 +136,12 @@ def bench_group_by(root: Path, n_points: int, per_exp: int = 1_000_000) -> tuple
     return statistics.median(times), min(times), total, load_s, groups
 
 
-NOTE = 'The machine is shared with other test runs, so repeated runs vary by up to ±50 % (another run: ingest 2.8 M points/s, GROUP BY 0.29 s). Before `exp_id` went into the INSERT as a query parameter, ingest ran at ~0.68 M points/s: converting a million references to one Python string into an Arrow column took ~0.9 s, more than the insert itself.'
+NOTE = ('The machine is shared with other test runs, so repeated runs vary by up to ±50 %. Columns go to DuckDB as '
+        'NumPy arrays; through Arrow the same insert ran at ~3.5 M points/s, but pyarrow imports pandas on its first '
+        'array (~0.3 s, and ~0.1 s more at exit), which every fetch with something new paid whatever its size: '
+        'NumPy is ahead below ~3 M points per process. Before `exp_id` went into the INSERT as a query parameter, '
+        'ingest ran at ~0.68 M points/s: converting a million references to one Python string into a column took '
+        '~0.9 s, more than the insert itself.')
 
 SECTION_START, SECTION_END = "<!-- store:start -->", "<!-- store:end -->"
 

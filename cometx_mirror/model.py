@@ -62,7 +62,7 @@ class Metrics:
     """Metric points as columns: one entry per point across all metric names.
 
     Columns instead of one object per point: a run holds millions of points and
-    the index ingests them through Arrow.
+    the index ingests them column by column.
     """
     name: list[str] = field(default_factory=list)
     step: list[int | None] = field(default_factory=list)
