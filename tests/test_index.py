@@ -35,6 +35,14 @@ def test_reindex_gives_identical_query_results(filled):
     assert dump(filled) == before
 
 
+def test_a_new_index_is_made_with_small_blocks_and_an_old_one_keeps_its_own(tmp_path):
+    with db.open_write(tmp_path / "new.duckdb") as con:
+        assert con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0] == db.BLOCK_SIZE
+    duckdb.connect(str(tmp_path / "old.duckdb")).close()          # DuckDB's default, 256 KiB
+    with db.open_write(tmp_path / "old.duckdb") as con:
+        assert con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0] == 256 << 10
+
+
 def test_an_index_at_schema_version_1_is_migrated(mirror):
     with duckdb.connect(str(mirror.index_path)) as con:      # what version 1 of this tool left behind
         con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
