@@ -31,7 +31,7 @@ from .progress import Progress
 @click.option("--query", help='A Comet query, e.g. \'Metric("loss") < 0.5 & Tag("best")\'.')
 @click.option("-u", "--use-name", is_flag=True, help="Show experiment names instead of keys in --list.")
 @click.option("-j", "--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Experiments in flight and asset downloads at once (each experiment's own reads overlap too).")
+              help="Parallel downloads (from Comet: asset downloads; its JSON reads run ahead, N + 3 at a time).")
 @click.option("-f", "--ask", is_flag=True, help="Ask before fetching several experiments.")
 @click.option("--sync", type=click.Choice(["all", "experiment", "project", "workspace"]), default="all",
               show_default=True, help="Skip what the mirror already has at this level (`all`: fetch what changed).")
