@@ -87,6 +87,26 @@ def test_query_table_csv_json(filled):
         == [{"created_at": "2023-11-14T22:13:20"}]
 
 
+def test_query_streams_long_results_and_a_table_shows_the_first_thousand(filled):
+    sql = "SELECT i, 'row ' || i AS label FROM range(25000) t(i)"      # more than one fetch batch
+    r = run(filled, "query", sql)
+    assert len(r.stdout.splitlines()) == 2 + 1000
+    assert "the first 1,000 of 25,000 rows" in r.stderr
+    lines = run(filled, "query", sql, "--csv").stdout.splitlines()
+    assert len(lines) == 25001 and lines[-1] == "24999,row 24999"
+    text = run(filled, "query", sql, "--json").stdout
+    rows = json.loads(text)
+    assert len(rows) == 25000 and rows[-1] == {"i": 24999, "label": "row 24999"}
+    assert text == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"   # as if dumped whole
+    assert run(filled, "query", "SELECT 1 AS x WHERE false", "--json").stdout == "[]\n"
+
+
+def test_a_query_failing_while_its_rows_stream_is_one_line(filled):
+    sql = "SELECT CASE WHEN i < 20000 THEN i ELSE error('boom at ' || i) END FROM range(30000) t(i)"
+    r = run(filled, "query", sql, "--csv", ok=False)
+    assert_one_line_error(r, "boom at")
+
+
 def test_log_lists_snapshots_newest_first(filled):
     from core_fixtures import commit
     commit(filled, "ws2", {"project/ws2/p": filled.current_manifests()["coretest:project/ws/proj"]})

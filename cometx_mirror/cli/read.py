@@ -42,6 +42,9 @@ def ls_cmd(path: str, as_json: bool, mirror_path: str) -> None:
         output.print_table(listing.result.columns, listing.result.rows)
 
 
+TABLE_ROWS = 1000   # `query` as a table shows this many rows; --csv and --json stream them all
+
+
 @main.command()
 @click.argument("sql")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
@@ -57,13 +60,13 @@ def query(sql: str, as_csv: bool, as_json: bool, mirror_path: str) -> None:
     registry_models, registry_versions, panels, snapshots, manifests, push_ledger.
     Example: cometx-mirror query "SELECT name, max(value) FROM metrics GROUP BY name"
     """
-    result = browse.query(open_mirror(mirror_path), sql)
-    if as_json:
-        output.print_json_rows(result.columns, result.rows)
-    elif as_csv:
-        output.print_csv(result.columns, result.rows)
-    else:
-        output.print_table(result.columns, result.rows)
+    with browse.stream_query(open_mirror(mirror_path), sql) as (columns, rows):
+        if as_json:
+            output.print_json_rows(columns, rows)
+        elif as_csv:
+            output.print_csv(columns, rows)
+        else:
+            output.print_table(columns, rows, limit=TABLE_ROWS)
 
 
 @main.command()

@@ -6,7 +6,7 @@ index up with the refs is the sync layer's job (sync/browse.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 
@@ -39,8 +39,11 @@ def _first_line(e: Exception) -> str:
     return " ".join(str(e).splitlines()[0].split()) if str(e) else type(e).__name__
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> Result:
-    """Run one read-only statement; refuse anything that is not a SELECT-like statement."""
+BATCH_ROWS = 10_000
+
+
+def _execute_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    """Execute one read-only statement; refuse anything that is not a SELECT-like statement."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
@@ -51,11 +54,32 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> Result:
     if kind not in READ_STATEMENTS:
         raise QueryError(f"refused: query is read-only, and this is a {kind.name} statement")
     try:
-        cur = con.execute(sql)
-        columns = [d[0] for d in cur.description or []]
-        return Result(columns, cur.fetchall())
+        return con.execute(sql)
     except duckdb.Error as e:
         raise QueryError(f"query failed: {_first_line(e)}") from None
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> Result:
+    columns, rows = stream_sql(con, sql)
+    return Result(columns, list(rows))
+
+
+def stream_sql(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], Iterator[tuple]]:
+    """(columns, rows) where the rows are read in batches as they are consumed, so a query
+    over every metric point never sits whole in memory.  `con` must stay open meanwhile."""
+    cur = _execute_read_only(con, sql)
+    columns = [d[0] for d in cur.description or []]
+
+    def rows() -> Iterator[tuple]:
+        while True:
+            try:
+                batch = cur.fetchmany(BATCH_ROWS)
+            except duckdb.Error as e:
+                raise QueryError(f"query failed: {_first_line(e)}") from None
+            if not batch:
+                return
+            yield from batch
+    return columns, rows()
 
 
 def select(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Result:

@@ -111,6 +111,13 @@ def query(mirror: Mirror, sql: str) -> queries.Result:
         return queries.run_sql(con, sql)
 
 
+@contextlib.contextmanager
+def stream_query(mirror: Mirror, sql: str) -> Iterator[tuple[list[str], Iterator[tuple]]]:
+    """(columns, rows) of one read-only statement, rows read as they are consumed."""
+    with reading_index(mirror, sandboxed=True) as con:
+        yield queries.stream_sql(con, sql)
+
+
 # -- show ----------------------------------------------------------------------
 
 def show(mirror: Mirror, exp: str) -> dict[str, Any]:
