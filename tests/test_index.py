@@ -43,6 +43,29 @@ def test_a_new_index_is_made_with_small_blocks_and_an_old_one_keeps_its_own(tmp_
         assert con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0] == 256 << 10
 
 
+def test_ingest_keeps_nan_null_and_infinity_apart(tmp_path):
+    import math
+    from cometx_mirror import model
+    from cometx_mirror.index import ingest
+    exp = model.Experiment(source="t", workspace="w", project="p", key="k", started_at=1_700_000_000_000)
+    for step, value in enumerate([1.5, math.nan, None, math.inf, -math.inf, 2]):
+        exp.metrics.add("m", value, step=None if step == 2 else step, timestamp=1_700_000_000_000 + step)
+    exp.assets.append(model.Asset(asset_id="a", file_name="f", type="asset", size=2 ** 40, object_id=None))
+    exp.tags = ["x", "y"]
+    with db.open_write(tmp_path / "i.duckdb") as con:
+        ingest.ingest_experiment(con, exp, "m" * 32)
+        rows = con.execute("SELECT step, value IS NULL, isnan(value), value, epoch, context, "
+                           "epoch_ms(timestamp) FROM metrics ORDER BY timestamp").fetchall()
+        assert [r[:3] for r in rows] == [(0, False, False), (1, False, True), (None, True, None),
+                                         (3, False, False), (4, False, False), (5, False, False)]
+        assert [r[3] for r in rows][3:] == [math.inf, -math.inf, 2.0]
+        assert {r[4] for r in rows} == {None} and {r[5] for r in rows} == {None}   # columns never filled
+        assert [r[6] for r in rows] == [1_700_000_000_000 + i for i in range(6)]
+        assert con.execute("SELECT size, step FROM assets").fetchone() == (2 ** 40, None)
+        assert con.execute("SELECT epoch_ms(started_at) FROM experiments").fetchone()[0] == 1_700_000_000_000
+        assert sorted(t for (t,) in con.execute("SELECT tag FROM tags").fetchall()) == ["x", "y"]
+
+
 def test_an_index_at_schema_version_1_is_migrated(mirror):
     with duckdb.connect(str(mirror.index_path)) as con:      # what version 1 of this tool left behind
         con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "

@@ -91,6 +91,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple
         column_arrays, expr = _column(np, name, typ, values)
         arrays.update(column_arrays)
         exprs.append(expr)
+    if not arrays:      # every column NULL: the scan still needs one array to count the rows
+        arrays["__rows"] = np.zeros(len(next(iter(columns.values()))[1]), dtype=np.int8)
     rows = arrays  # noqa: F841  (a dict of NumPy arrays, read by DuckDB's replacement scan)
     consts = constants or {}
     names = ", ".join([*consts, *columns])
