@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..index.db import IndexUnavailable
-from ..net.http import HttpError
-from ..sources import SourceError
+from ..errors import ExpectedError
 from ..store.mirror import Mirror
 from ..sync.fetch import run_fetch
 from ..sync.options import FetchOptions
@@ -64,7 +62,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     try:
         with progress:
             result = run_fetch(mirror, source, path, options)
-    except (SourceError, HttpError, IndexUnavailable) as e:
+    except ExpectedError as e:
         if debug:
             raise
         raise CliError(" ".join(str(e).split())) from None

@@ -6,11 +6,8 @@ import sys
 
 import click
 
-from ..index.db import IndexUnavailable
-from ..sinks.comet.client import PushError
-from ..sources import SourceError
 from ..sync.push import PushOptions, run_push
-from .base import CliError, expected_errors, main, mirror_option, open_mirror
+from .base import expected_errors, main, mirror_option, open_mirror
 from .progress import Progress
 
 
@@ -45,11 +42,8 @@ def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink
     progress = Progress(enabled=sys.stderr.isatty() and not as_json)
     options = PushOptions(api_key=api_key, url=url, snapshot=snapshot, sync=sync, symlink=symlink,
                           dry_run=dry_run, parallel=parallel, progress=progress.event)
-    try:
-        with progress:
-            result = run_push(mirror, source, destination, options)
-    except (PushError, SourceError, IndexUnavailable) as e:
-        raise CliError(" ".join(str(e).split())) from None
+    with progress:
+        result = run_push(mirror, source, destination, options)
     if as_json:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
     else:

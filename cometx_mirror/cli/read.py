@@ -146,12 +146,11 @@ def export_cmd(path: str, directory: str, mirror_path: str) -> None:
 @expected_errors
 def verify(read_data: bool, subset: str | None, as_json: bool, mirror_path: str) -> None:
     """Check the mirror: refs, snapshots, manifests, objects and the index. Exit 1 on errors."""
-    if subset:
-        try:
-            verify_lib.parse_subset(subset)
-        except verify_lib.BadSubset as e:
-            raise click.BadParameter(str(e), param_hint="--read-data-subset") from None
-    report = verify_lib.verify(open_mirror(mirror_path), read_data=read_data, subset=subset)
+    try:
+        select = verify_lib.parse_subset(subset) if subset else None
+    except verify_lib.BadSubset as e:
+        raise click.BadParameter(str(e), param_hint="--read-data-subset") from None
+    report = verify_lib.verify(open_mirror(mirror_path), read_data=read_data, subset=select)
     if as_json:
         click.echo(output.to_json(report.as_dict()))
     else:

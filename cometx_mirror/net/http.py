@@ -16,12 +16,14 @@ from typing import Any, Callable, Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..errors import ExpectedError
+
 RETRY_STATUS = {429, 500, 502, 503, 504}
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
              requests.exceptions.ContentDecodingError)
 
 
-class HttpError(Exception):
+class HttpError(ExpectedError):
     """A request failed for good; `status` is None when the server was never reached."""
 
     def __init__(self, message: str, status: int | None = None, body: Any = None):

@@ -7,9 +7,9 @@ and every object id in its tables exists.
 
 `read_data` also re-reads every object in objects/ and rehashes it (zstd frame
 checksum + xxh3-128 against the name), retrying once so a transient read error
-is told apart from damage.  A `subset` reads part of them (restic's
---read-data-subset): "n/t" is the n-th of t fixed slices by object id, so runs
-1/t .. t/t cover the store once between them; "x%" is a random sample.
+is told apart from damage.  A `subset` (from parse_subset) reads part of them,
+as restic's --read-data-subset: "n/t" is the n-th of t fixed slices by object
+id, so runs 1/t .. t/t cover the store once between them; "x%" a random sample.
 
 Errors fail the run (exit 1); unreferenced objects and stale tmp files are info.
 """
@@ -67,7 +67,7 @@ def parse_subset(text: str) -> Callable[[list[str]], list[str]]:
     raise BadSubset(f"bad subset {text!r}: use n/t (e.g. 1/5) or a percentage (e.g. 10%)")
 
 
-def verify(mirror: Mirror, read_data: bool = False, subset: str | None = None,
+def verify(mirror: Mirror, read_data: bool = False, subset: Callable[[list[str]], list[str]] | None = None,
            progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     report = VerifyReport()
     walk = reachable.walk(mirror)
@@ -88,7 +88,7 @@ def verify(mirror: Mirror, read_data: bool = False, subset: str | None = None,
         report.info.append(f"{len(stale)} stale tmp files (gc removes them)")
 
     if read_data or subset:
-        to_read = parse_subset(subset)(all_ids) if subset else all_ids
+        to_read = subset(all_ids) if subset else all_ids
         for n, oid in enumerate(to_read, 1):
             _rehash(mirror, oid, report)
             if progress:

@@ -25,10 +25,12 @@ from urllib.parse import urlparse
 
 import requests
 
+from ...errors import ExpectedError
+
 RETRY_STATUS = {500, 502, 503, 504}
 
 
-class PushError(Exception):
+class PushError(ExpectedError):
     """A destination problem worth one line to the user (no secrets in it)."""
 
 
