@@ -10,7 +10,7 @@ from cometx_mirror.sources import SourceError
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
 from cometx_mirror.sync.fetch import run_fetch
-from cometx_mirror.sync.options import FetchOptions
+from cometx_mirror.sources.options import FetchOptions
 
 from neptune_fixtures import row, sanitize, ts, write_part
 

@@ -10,7 +10,7 @@ from neptune_fixtures import q
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
 from cometx_mirror.sync.fetch import run_fetch
-from cometx_mirror.sync.options import FetchOptions
+from cometx_mirror.sources.options import FetchOptions
 
 
 def fetch(mirror, path):

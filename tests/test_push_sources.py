@@ -8,7 +8,7 @@ from push_fixtures import differences, fetch, last_json, push, writes
 
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
-from cometx_mirror.sync.options import FetchOptions
+from cometx_mirror.sources.options import FetchOptions
 
 
 def test_wandb_runs_push_to_comet_and_read_back_equal(wandb_runs, server_b, tmp_path):

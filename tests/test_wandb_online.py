@@ -10,7 +10,7 @@ from cometx_mirror.index.db import open_read
 from cometx_mirror.sources import SourceError
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
-from cometx_mirror.sync.options import FetchOptions
+from cometx_mirror.sources.options import FetchOptions
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import click
 from ..errors import ExpectedError
 from ..store.mirror import Mirror
 from ..sync.fetch import run_fetch
-from ..sync.options import FetchOptions
+from ..sources.options import FetchOptions
 from .base import CliError, expected_errors, main, mirror_option, open_mirror
 from .progress import Progress
 

@@ -11,6 +11,9 @@ A source module provides
 Manifests are dicts with at least ``type`` ("experiment", "project", "artifact",
 "registry_model", "panel"), ``normalizer``, ``source``, ``workspace``; labels in a
 snapshot are "<type>/<workspace>/<...>/<key>" and unique within a source.
+
+What a fetch is asked and what it reports are `options.FetchOptions` and
+`options.FetchResult`, beside this protocol so sources import nothing from `sync`.
 """
 from __future__ import annotations
 

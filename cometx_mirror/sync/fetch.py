@@ -16,7 +16,7 @@ import dataclasses
 from ..sources import load_source
 from ..store.mirror import Mirror
 from . import indexer
-from .options import FetchOptions, FetchResult
+from ..sources.options import FetchOptions, FetchResult
 
 
 def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions) -> FetchResult:

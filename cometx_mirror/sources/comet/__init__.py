@@ -21,7 +21,7 @@ from ...net.http import HttpError
 from ...store import canonical
 from ...store.mirror import Mirror
 from ...store.refs import ref_part
-from ...sync.options import FetchOptions, FetchResult
+from ..options import FetchOptions, FetchResult
 from .. import SourceError
 from . import normalize  # noqa: F401  (registers the normalizers)
 from .experiment import GROUPS, SUBRESOURCES, AssetCache, AssetFilter, ExperimentFetcher, wanted_resources

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .. import SourceError
-from ...sync.options import FetchResult
+from ..options import FetchResult
 from . import exporter, normalize, offline_v1, online, scale  # noqa: F401  (normalize registers)
 from .driver import fetch_runs
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from ...store import canonical
 from ...store.objects import ObjectError, hash_bytes
 from ...store.refs import ref_part
-from ...sync.options import FetchResult
+from ..options import FetchResult
 from . import mapping
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from . import normalize  # noqa: F401  (registers the normalizers)
-from ...sync.options import FetchResult
+from ..options import FetchResult
 
 
 def _looks_local(path: str) -> bool:

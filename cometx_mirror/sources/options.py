@@ -1,4 +1,4 @@
-"""What a fetch was asked to do, and what it did."""
+"""The source protocol's types: what a fetch was asked to do (FetchOptions), and what it did (FetchResult)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
