@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import handlers_clientlib, handlers_read, handlers_registry, handlers_write  # noqa: F401 (register routes)
 from .accounting import Accounting
-from .faults import Faults, FaultSpecError
+from .faults import APPLIED_STATUS, STATUS_KINDS, Faults, FaultSpecError
 from .routing import Request, Response, decode_body, find_route
 from .state import ApiError, State
 
@@ -86,17 +86,25 @@ class Handler(BaseHTTPRequestHandler):
             decision = self.server.faults.decide(path)
             if decision.latency_s > 0:
                 time.sleep(decision.latency_s)
-            action = decision.action
-            if action is not None and action.kind in ("429", "500", "502", "503"):
-                response = _status_fault(action)
+            kind = decision.action.kind if decision.action is not None else None
+            if kind in STATUS_KINDS:
+                response = _status_fault(decision.action)
             else:
                 response = self._handle(method, path, query, raw)
-            cut = action.kind if action is not None and action.kind in ("reset", "truncate") else None
+            if kind in APPLIED_STATUS:     # stored, but the gateway answers an error
+                response = _status_fault(decision.action, APPLIED_STATUS[kind])
+            cut = kind if kind in ("reset", "truncate", "applied-reset") else None
             chunks, length = response.encoded()
+            sent = 0 if kind == "applied-reset" else length // 2 if cut else length
             # Record before sending: a client that reads the log right after its call must see it.
             self.server.accounting.record(
-                method, path, query, response.status, len(raw), length // 2 if cut else length,
+                method, path, query, response.status, len(raw), sent,
                 (time.perf_counter() - started) * 1000, decision.fired)
+            if kind == "applied-reset":
+                self._break_connection(rst=True)
+                return
+            if decision.late_s > 0:        # applied-slow: the client's timeout fires first
+                time.sleep(decision.late_s)
             self._send(response, cut, (chunks, length))
 
     def _handle(self, method: str, path: str, query: dict, raw: bytes) -> Response:
@@ -225,8 +233,8 @@ def _auth_error(family: Optional[str]) -> ApiError:
     return ApiError(401, "Invalid API key")
 
 
-def _status_fault(rule) -> Response:
-    status = int(rule.kind)
+def _status_fault(rule, status: Optional[int] = None) -> Response:
+    status = status or int(rule.kind)
     headers = {"Retry-After": str(int(rule.retry_after) if rule.retry_after == int(rule.retry_after)
                                   else rule.retry_after)} if status == 429 else {}
     return Response(status=status, body={"msg": f"injected fault {status}", "code": status}, headers=headers)

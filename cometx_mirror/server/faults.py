@@ -10,10 +10,16 @@ space-separated `name=value` options:
     500 every=5 times=2               the 5th and 10th matching requests fail, then never again
     reset path=experiment/asset/get-asset nth=2
     truncate p=0.05
+    applied-502 path=batch/logger/experiment/metric nth=1    the write is stored, then 502 answers
+    applied-slow ms=3000 p=0.1        stored, then the answer waits 3 s (a client timeout fires)
     seed=42                           (a bare option) makes the random choices reproducible
 
-Kinds: `latency`, `429`, `500`, `502`, `503`, `reset` (the response is cut mid-body and the
-socket closed with RST), `truncate` (the response is cut mid-body and closed cleanly).
+Kinds: `latency`, `429`, `500`, `502`, `503`, `504`, `reset` (the response is cut mid-body and the
+socket closed with RST), `truncate` (the response is cut mid-body and closed cleanly), and the
+"applied" kinds, which HANDLE the request first (a write is stored) and then misbehave the way a
+gateway in front of a committed backend does: `applied-500`, `applied-502`, `applied-503`,
+`applied-504` (answer that status instead of the real answer), `applied-reset` (RST before any
+answer byte), `applied-slow` (the real answer after `ms`, default 5000).
 Options:
     path=GLOB       which requests (default all).  Matched against the URL path; a pattern
                     without a leading `/` or `*` also matches as a suffix, so
@@ -22,12 +28,12 @@ Options:
     nth=N[,N...]    only the Nth matching request(s), counting from 1, per rule
     every=N         every Nth matching request
     times=N         fire at most N times
-    ms=N | ms=A-B   latency (fixed, or uniform random in A..B)
+    ms=N | ms=A-B   latency (fixed, or uniform random in A..B); the delay of `applied-slow`
     retry_after=S   the Retry-After header of a 429 (seconds, default 1)
 
 Status faults (429/5xx) answer before the request is handled, so nothing is stored;
-`reset` and `truncate` cut the response of a request that WAS handled (the client cannot
-know whether its write landed, which is what retry logic must cope with).
+`reset`, `truncate` and the `applied-*` kinds answer a request that WAS handled (the client
+cannot know whether its write landed, which is what retry logic must cope with).
 """
 from __future__ import annotations
 
@@ -37,7 +43,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
-KINDS = ("latency", "429", "500", "502", "503", "reset", "truncate")
+STATUS_KINDS = ("429", "500", "502", "503", "504")
+# handled first, then answered with a status, a reset or a late answer
+APPLIED_STATUS = {"applied-500": 500, "applied-502": 502, "applied-503": 503, "applied-504": 504}
+APPLIED_KINDS = (*APPLIED_STATUS, "applied-reset", "applied-slow")
+KINDS = ("latency", *STATUS_KINDS, "reset", "truncate", *APPLIED_KINDS)
+SLOW_DEFAULT_MS = 5000.0
 
 
 class FaultSpecError(ValueError):
@@ -74,8 +85,9 @@ class Rule:
 class Decision:
     """What to do with one request."""
     latency_s: float = 0.0
-    action: Optional[Rule] = None   # a 429/5xx/reset/truncate rule, or None
+    action: Optional[Rule] = None   # a 429/5xx/reset/truncate/applied-* rule, or None
     fired: list = field(default_factory=list)
+    late_s: float = 0.0             # applied-slow: how long the handled answer waits
 
 
 def parse(spec: Optional[str]) -> tuple[list[Rule], Optional[int]]:
@@ -93,6 +105,8 @@ def parse(spec: Optional[str]) -> tuple[list[Rule], Optional[int]]:
         if kind not in KINDS:
             raise FaultSpecError(f"unknown fault kind {kind!r}; expected one of {', '.join(KINDS)}")
         rule = Rule(kind)
+        if kind == "applied-slow":
+            rule.ms_low = rule.ms_high = SLOW_DEFAULT_MS
         for word in words[1:]:
             name, sep, value = word.partition("=")
             if not sep:
@@ -176,6 +190,8 @@ class Faults:
                     decision.latency_s += ms / 1000.0
                 elif decision.action is None:
                     decision.action = rule
+                    if rule.kind == "applied-slow":
+                        decision.late_s = self._random.uniform(rule.ms_low, rule.ms_high) / 1000.0
                 else:
                     continue
                 rule.fired += 1
