@@ -19,15 +19,22 @@ from .base import CliError, expected_errors, main
 @click.option("--latency", "latency_ms", default=0.0, type=float, help="Added latency per request, in ms.")
 @click.option("--faults", "faults_spec", default=None, help='Fault rules, e.g. "503 p=0.1; latency ms=5-50" '
               "(see docs/server.md).")
+@click.option("--rate-limit", "rate_limit", default=None,
+              help='Per-key limits in requests per minute: "comet" (Comet\'s logging limits), '
+                   '"read=600 other=400", "all=1200" (see docs/server.md).')
 @expected_errors
-def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec) -> None:
+def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_limit) -> None:
     """Serve a Comet-compatible API that the real comet_ml SDK accepts as Comet."""
     from ..server import FaultSpecError, start_server
+    from ..server.limits import LimitSpecError
 
     try:
-        handle = start_server(host=host, port=port, data_dir=data_dir, latency_ms=latency_ms, faults=faults_spec)
+        handle = start_server(host=host, port=port, data_dir=data_dir, latency_ms=latency_ms, faults=faults_spec,
+                              rate_limit=rate_limit)
     except FaultSpecError as e:
         raise CliError(f"--faults: {e}") from None
+    except LimitSpecError as e:
+        raise CliError(f"--rate-limit: {e}") from None
     try:
         click.echo(f"Comet-compatible server at {handle.url}")
         if seed:
@@ -38,8 +45,10 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec) -> Non
                 click.echo(f"seeding {seed_size} demo data through comet_ml ...")
                 # Faults would make the seeding itself flaky: switch them on afterwards.
                 handle.set_faults(None)
+                handle.set_rate_limits(None)
                 summary = run_seed(handle, size=seed_size)
                 handle.set_faults(faults_spec)
+                handle.set_rate_limits(rate_limit)
                 click.echo(f"seeded {len(summary['experiments'])} experiments in "
                            f"{len(summary['projects'])} projects")
         click.echo("Use it with:")
@@ -48,7 +57,7 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec) -> Non
         for user in handle.users[1:]:
             click.echo(f"  (another user: {user.name}, COMET_API_KEY={user.api_key}, "
                        f"workspaces {', '.join(user.workspaces)})")
-        click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults")
+        click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults  /_admin/limits")
         click.echo("Press Ctrl-C to stop.")
         while True:
             time.sleep(3600)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import handlers_clientlib, handlers_read, handlers_registry, handlers_write  # noqa: F401 (register routes)
 from .accounting import Accounting
 from .faults import APPLIED_STATUS, STATUS_KINDS, Faults, FaultSpecError
+from .limits import LimitSpecError, Limits, limit_kind
 from .routing import Request, Response, decode_body, find_route
 from .state import ApiError, State
 
@@ -33,10 +34,12 @@ class CometServer(ThreadingHTTPServer):
     request_queue_size = 256
     allow_reuse_address = True
 
-    def __init__(self, address, state: State, faults: Faults, accounting: Accounting) -> None:
+    def __init__(self, address, state: State, faults: Faults, accounting: Accounting,
+                 limits: Optional[Limits] = None) -> None:
         self.state = state
         self.faults = faults
         self.accounting = accounting
+        self.limits = limits or Limits()
         super().__init__(address, Handler)
 
     def handle_error(self, request, client_address) -> None:
@@ -120,6 +123,9 @@ class Handler(BaseHTTPRequestHandler):
                 req.user = state.user_for_key(req.api_key())
                 if req.user is None:
                     raise _auth_error(family)
+                retry_after = self.server.limits.admit(req.user.name, limit_kind(path))
+                if retry_after is not None:   # before the handler: nothing of it is stored
+                    return _rate_limited(retry_after)
             result = found.fn(req)
             return result if isinstance(result, Response) else Response(body=result)
         except ApiError as e:
@@ -200,11 +206,12 @@ class Handler(BaseHTTPRequestHandler):
         name = path[len("/_admin/"):].strip("/")
         try:
             if name == "counters" and method == "GET":
-                body = srv.accounting.counters()
+                body = {**srv.accounting.counters(), "rate_limited": srv.limits.throttled_total()}
             elif name == "requests" and method == "GET":
                 body = {"requests": srv.accounting.requests(int(query.get("since", 0)))}
             elif name == "reset" and method == "POST":
                 srv.accounting.reset()
+                srv.limits.reset_counts()
                 body = {"ok": True}
             elif name == "faults" and method == "GET":
                 body = srv.faults.describe()
@@ -214,12 +221,17 @@ class Handler(BaseHTTPRequestHandler):
                     text = json.loads(text).get("spec", "")
                 srv.faults.set(text)
                 body = srv.faults.describe()
+            elif name == "limits" and method == "GET":
+                body = srv.limits.describe()
+            elif name == "limits" and method in ("POST", "PUT"):
+                srv.limits.set(_spec_text(raw))
+                body = srv.limits.describe()
             elif name == "health":
                 body = {"ok": True}
             else:
                 raise ApiError(404, f"no such admin endpoint: {method} {path}")
             response = Response(body=body)
-        except FaultSpecError as e:
+        except (FaultSpecError, LimitSpecError) as e:
             response = Response(status=400, body={"msg": str(e)})
         except ApiError as e:
             response = Response(status=e.status, body=e.body())
@@ -231,6 +243,16 @@ def _auth_error(family: Optional[str]) -> ApiError:
     if family == "clientlib":
         return ApiError(400, "Invalid API key", 90212)
     return ApiError(401, "Invalid API key")
+
+
+def _rate_limited(retry_after: int) -> Response:
+    return Response(status=429, body={"msg": "rate limit exceeded", "code": 429},
+                    headers={"Retry-After": str(retry_after)})
+
+
+def _spec_text(raw: bytes) -> str:
+    text = raw.decode("utf-8")
+    return json.loads(text).get("spec", "") if text.strip().startswith("{") else text
 
 
 def _status_fault(rule, status: Optional[int] = None) -> Response:

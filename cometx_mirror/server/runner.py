@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 from .accounting import Accounting
 from .app import CometServer, serve_in_thread
 from .faults import Faults
+from .limits import Limits
 from .state import DEFAULT_USERS, State, User
 
 
@@ -21,6 +22,7 @@ class ServerHandle:
         self.state = state
         self.faults = faults
         self.accounting = accounting
+        self.limits = server.limits
         host, port = server.server_address[:2]
         self.host, self.port = host, port
         self.url = f"http://{host}:{port}"
@@ -46,16 +48,21 @@ class ServerHandle:
                 "COMET_WORKSPACE": user.default_workspace}
 
     def counters(self) -> dict:
-        return self.accounting.counters()
+        return {**self.accounting.counters(), "rate_limited": self.limits.throttled_total()}
 
     def requests(self, since: int = 0) -> list[dict]:
         return self.accounting.requests(since)
 
     def reset_counters(self) -> None:
         self.accounting.reset()
+        self.limits.reset_counts()
 
     def set_faults(self, spec: Optional[str]) -> None:
         self.faults.set(spec)
+
+    def set_rate_limits(self, spec: Optional[str]) -> None:
+        """Per-key limits, e.g. "comet" or "read=600 other=400" (see server/limits.py)."""
+        self.limits.set(spec)
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -72,13 +79,14 @@ class ServerHandle:
 
 def start_server(host: str = "127.0.0.1", port: int = 0, data_dir: Optional[str] = None,
                  latency_ms: float = 0, faults: Optional[str] = None,
-                 users: Iterable[User] = DEFAULT_USERS) -> ServerHandle:
+                 users: Iterable[User] = DEFAULT_USERS, rate_limit: Optional[str] = None) -> ServerHandle:
     """Start a server in a background thread; port 0 picks a free port."""
+    limits = Limits(rate_limit)          # a bad spec fails before anything starts
     state = State(users=list(users), data_dir=data_dir)
     state.start_saver()
     fault_rules = Faults(faults, latency_ms=latency_ms)
     accounting = Accounting()
-    server = CometServer((host, port), state, fault_rules, accounting)
+    server = CometServer((host, port), state, fault_rules, accounting, limits)
     return ServerHandle(server, state, fault_rules, accounting)
 
 
@@ -92,6 +100,12 @@ def admin_get(url: str, name: str) -> dict:
 
 def admin_set_faults(url: str, spec: str) -> dict:
     req = urllib.request.Request(f"{url.rstrip('/')}/_admin/faults", data=spec.encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def admin_set_rate_limits(url: str, spec: str) -> dict:
+    req = urllib.request.Request(f"{url.rstrip('/')}/_admin/limits", data=spec.encode(), method="POST")
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
