@@ -7,7 +7,9 @@ retry for a while and then say clearly that a writer holds the index.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import struct
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -49,10 +51,60 @@ def _busy_message(e: Exception) -> str:
 BLOCK_SIZE = 64 << 10
 
 
+# DuckDB's file starts with a main header and two database headers of 4 KiB each; the
+# database header with the higher iteration names how many blocks of what size follow.
+# A file shorter than that was cut (a full disk, a copy cut short): DuckDB opens it
+# and fails only when a query reaches a missing block, so it is checked before opening.
+HEADER_BYTES = 3 * 4096
+_DB_HEADER = struct.Struct("<Q7Q")   # checksum, iteration, meta block, free list, block count, block size, ...
+
+
+def check_file(path: Path) -> None:
+    """IndexDamaged when `path` is shorter than its own header says it is."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_BYTES)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return      # an empty file is one DuckDB was about to create
+    if len(head) < HEADER_BYTES or head[8:12] != b"DUCK":
+        raise IndexDamaged(f"the index {path.name} is not a DuckDB database")
+    headers = [_DB_HEADER.unpack_from(head, off) for off in (4096, 8192)]
+    _, _, _, _, blocks, block_size, _, _ = max(headers, key=lambda h: h[1])
+    if 4096 <= block_size <= (1 << 24) and blocks < (1 << 40) and size < HEADER_BYTES + blocks * block_size:
+        raise IndexDamaged(f"the index {path.name} is cut short ({size:,} of "
+                           f"{HEADER_BYTES + blocks * block_size:,} bytes)")
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged index (and its WAL) out of the way, keeping one copy to look at."""
+    aside = path.with_name(path.name + ".damaged")
+    os.replace(path, aside)
+    try:
+        os.replace(str(path) + ".wal", str(aside) + ".wal")
+    except FileNotFoundError:
+        pass
+    return aside
+
+
+def _is_damage(e: Exception) -> bool:
+    """A DuckDB failure while reading that means the file is broken, not the query."""
+    import duckdb
+    text = str(e)
+    return (isinstance(e, (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException))
+            and not _is_lock_error(e)
+            and any(s in text for s in ("Could not read enough bytes", "Corrupt database file", "checksum",
+                                        "INTERNAL Error", "Failed to deserialize", "truncated")))
+
+
 def _connect(path: Path, read_only: bool, wait: float, **config) -> duckdb.DuckDBPyConnection:
     import duckdb   # here, not at the top: commands that never open the index skip its import
     if not path.exists():   # only then: a connection's config must match others open on the file
         config["default_block_size"] = str(BLOCK_SIZE)
+    else:
+        check_file(path)
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
@@ -124,5 +176,14 @@ def open_read(path: str | Path, wait: float = 10.0, sandboxed: bool = False
                 pass
             con = _connect(path, read_only=True, wait=wait, **config)
         yield con
+    except Exception as e:
+        if not _is_damage(e):
+            raise
+        con.close()
+        # Damage inside the file shows only when a query reaches it: move the file
+        # aside now so the next read rebuilds rather than failing the same way.
+        set_aside(path)
+        raise IndexDamaged(f"the index {path.name} is damaged ({str(e).splitlines()[0]}); moved it aside "
+                           f"to {path.name}.damaged: run the command again to rebuild it from the refs") from None
     finally:
         con.close()

@@ -65,7 +65,7 @@ class Refs:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.with_name(path.name + ".lock")
         try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise RefError(f"ref {name} is being updated by another process") from None
         try:
@@ -93,13 +93,40 @@ class Refs:
             os.fsync(f.fileno())
 
     def log_entries(self) -> Iterator[dict]:
-        """Every reflog entry, oldest first; a torn last line (a crash mid-append) is skipped."""
+        """Every reflog entry, oldest first.  A line that is not an entry (a torn last
+        line after a crash mid-append, garbage) is skipped; bytes that are not UTF-8
+        are read as U+FFFD, so an entry whose message alone is damaged still keeps
+        its snapshots reachable.  `bad_log_lines` names both kinds for `verify`."""
+        for _, entry, _ in self._read_log():
+            if entry is not None:
+                yield entry
+
+    def bad_log_lines(self) -> list[int]:
+        """Line numbers (from 1) of reflog lines that are skipped or not valid UTF-8."""
+        return [n for n, entry, clean in self._read_log() if entry is None or not clean]
+
+    def _read_log(self) -> Iterator[tuple[int, dict | None, bool]]:
         try:
-            with open(self.reflog, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
+            f = open(self.reflog, "rb")     # bytes: one bad line must not stop the others
         except FileNotFoundError:
             return
+        with f:
+            for n, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    text, clean = raw.decode("utf-8"), True
+                except UnicodeDecodeError:
+                    text, clean = raw.decode("utf-8", errors="replace"), False
+                try:
+                    entry = json.loads(text)
+                except ValueError:
+                    entry = None
+                yield n, (entry if _is_entry(entry) else None), clean
+
+
+def _is_entry(entry) -> bool:
+    """What `_log` writes: a ref, the snapshot it moved to (and from), a time."""
+    return (isinstance(entry, dict) and isinstance(entry.get("ref"), str) and isinstance(entry.get("new"), str)
+            and isinstance(entry.get("old"), (str, type(None)))
+            and isinstance(entry.get("time"), (int, float)) and not isinstance(entry.get("time"), bool))

@@ -9,19 +9,22 @@ the mirror, readers read what the index has and never wait for the lock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from .. import paths
 from ..errors import ExpectedError
 from ..index import queries
-from ..index.db import IndexBusy, IndexDamaged, open_read
+from ..index.db import IndexBusy, IndexDamaged, open_read, set_aside
 from ..store.lock import LockedError
 from ..sources import SourceError
 from ..store.mirror import Mirror
 from ..store.objects import ObjectError
 from . import indexer
 
+notes = logging.getLogger("cometx_mirror")   # one-line notes the CLI shows
 READ_WAIT = float(os.environ.get("COMETX_MIRROR_READ_WAIT", "10"))
 
 
@@ -47,7 +50,11 @@ def catch_up(mirror: Mirror) -> str | None:
             damaged = True
         with mirror.write_lock("index catch-up"):
             if damaged or not mirror.index_path.exists():
+                aside = set_aside(mirror.index_path) if damaged else None
                 n = indexer.rebuild(mirror)
+                if aside:
+                    return (f"the index was damaged: moved it aside to {aside.name} and rebuilt it "
+                            f"from the refs ({n} entities)")
                 return f"rebuilt the index from the refs ({n} entities)"
             n = indexer.refresh(mirror)
             return f"brought the index up to the refs ({n} entities)" if n else None
@@ -66,7 +73,9 @@ def catch_up(mirror: Mirror) -> str | None:
 @contextlib.contextmanager
 def reading_index(mirror: Mirror, sandboxed: bool = False, refresh: bool = True):
     if refresh:
-        catch_up(mirror)
+        note = catch_up(mirror)
+        if note:
+            notes.info(note)
     with open_read(mirror.index_path, wait=READ_WAIT, sandboxed=sandboxed) as con:
         yield con
 
@@ -92,7 +101,7 @@ class Listing:
 
 
 def ls(mirror: Mirror, path: str = "") -> Listing:
-    parts = [p for p in (path or "").strip("/").split("/") if p]
+    parts = paths.split(path)
     with reading_index(mirror) as con:
         if not parts:
             return Listing("workspaces", "", queries.workspaces(con))
@@ -121,6 +130,7 @@ def stream_query(mirror: Mirror, sql: str) -> Iterator[tuple[list[str], Iterator
 # -- show ----------------------------------------------------------------------
 
 def show(mirror: Mirror, exp: str) -> dict[str, Any]:
+    paths.check(exp, "experiment")
     with reading_index(mirror) as con:
         return queries.experiment_summary(con, queries.find_experiment(con, exp))
 
@@ -133,6 +143,7 @@ class NotStored(ExpectedError):
 
 def cat(mirror: Mirror, exp: str, name: str) -> Iterator[bytes]:
     """The raw bytes of a text resource or an asset, streamed and verified."""
+    paths.check(exp, "experiment")
     with reading_index(mirror) as con:
         object_id, row = queries.find_resource(con, queries.find_experiment(con, exp), name)
     if not object_id:

@@ -313,11 +313,10 @@ def _export_assets(mirror: Mirror, rows: list[dict], folder: Path, report: Expor
             if n:
                 base, dot, ext = file_name.rpartition(".")
                 disk_name = f"{base}_{n}.{ext}" if dot and base else f"{file_name}_{n}"
-        metadata = _loads(a["metadata"])
         entry.update({"assetId": a["asset_id"], "fileName": file_name, "type": a["type"] or "asset",
                       "fileSize": a["size"], "step": a["step"], "epoch": a["epoch"],
                       "runContext": a["context"], "remote": bool(a["remote"]), "link": a["link"],
-                      "metadata": json.dumps(metadata) if metadata is not None else None,
+                      "metadata": a["metadata"],      # the text the source sent (index/ingest)
                       "createdAt": _ms(a["created_at"]), "diskFileName": disk_name,
                       "logAsFileName": file_name})
         lines.append(_dump(entry))
