@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import os
+import sys
 
 import click
 
@@ -29,9 +31,14 @@ def expected_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()      # here, where a closed pipe is caught, not at exit
+            return result
         except click.ClickException:
             raise
+        except BrokenPipeError:     # the reader closed the pipe: it has what it wanted
+            _silence_stdout()
+            raise SystemExit(SIGPIPE_EXIT) from None
         except EXPECTED as e:
             raise CliError(_one_line(e)) from None
         except KeyboardInterrupt:
@@ -64,6 +71,11 @@ COMMAND_MODULES = {
 }
 
 
+# A reader such as `head` that closes the pipe early: end as a Unix tool killed
+# by SIGPIPE does (status 128 + 13), silently, instead of "Broken pipe" and 120.
+SIGPIPE_EXIT = 141
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMAND_MODULES)
@@ -72,6 +84,32 @@ class LazyGroup(click.Group):
         if name in COMMAND_MODULES and name not in self.commands:
             importlib.import_module(f"{__package__}.{COMMAND_MODULES[name]}")   # registers it
         return super().get_command(ctx, name)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; pointing it at /dev/null keeps that flush quiet.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+class _NoteHandler(logging.Handler):
+    """Writes to whatever stderr is now (click's test runner swaps it per call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"note: {record.getMessage()}", err=True)
+
+
+def _show_library_notes() -> None:
+    """The library logs one-line notes (an index rebuilt, ...) on the "cometx_mirror"
+    logger; the CLI shows them on stderr as "note: ..."."""
+    log = logging.getLogger("cometx_mirror")
+    if not any(isinstance(h, _NoteHandler) for h in log.handlers):
+        log.addHandler(_NoteHandler())
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,3 +125,4 @@ def main() -> None:
     """
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
     os.environ.setdefault("COMET_DISABLE_ANNOUNCEMENT", "true")
+    _show_library_notes()

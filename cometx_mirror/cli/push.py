@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .. import paths
 from ..sync.push import PushOptions, run_push
 from .base import expected_errors, main, mirror_option, open_mirror
 from .progress import Progress
@@ -15,9 +16,12 @@ from .progress import Progress
 @click.argument("source")
 @click.argument("destination")
 @mirror_option
-@click.option("--to-api-key", "api_key", help="Destination API key (default: COMET_API_KEY, ~/.comet.config).")
-@click.option("--to-url-override", "url", help="Destination URL, e.g. https://host/clientlib/ "
-                                               "(default: COMET_URL_OVERRIDE, config, smart key).")
+@click.option("--to-api-key", "api_key", envvar="COMET_TO_API_KEY", show_envvar=True,
+              help="Destination API key; better from $COMET_TO_API_KEY, which `ps` does not show "
+                   "(default: COMET_API_KEY, ~/.comet.config).")
+@click.option("--to-url-override", "url", envvar="COMET_TO_URL_OVERRIDE", show_envvar=True,
+              help="Destination URL, e.g. https://host/clientlib/ "
+                   "(default: COMET_URL_OVERRIDE, config, smart key).")
 @click.option("--snapshot", help="Push the state of this snapshot id instead of the latest.")
 @click.option("--sync", is_flag=True, help="Skip an experiment whose name exists in the destination project.")
 @click.option("--symlink", is_flag=True, help="Link experiments into the destination project instead of copying.")
@@ -37,7 +41,11 @@ def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink
     push WORKSPACE/panels[/NAME] NEW_WORKSPACE
 
     A second push of the same data sends nothing; after the source grew, only the difference.
+    The destination key is read from COMET_TO_API_KEY (and its server from
+    COMET_TO_URL_OVERRIDE) when not given as a flag: a flag shows in `ps`.
     """
+    paths.check(source, "source path")
+    paths.check(destination, "destination")
     mirror = open_mirror(mirror_path)
     progress = Progress(enabled=sys.stderr.isatty() and not as_json)
     options = PushOptions(api_key=api_key, url=url, snapshot=snapshot, sync=sync, symlink=symlink,

@@ -28,6 +28,9 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
     from ..server import FaultSpecError, start_server
     from ..server.limits import LimitSpecError
 
+    if not 0 <= port <= 65535:
+        raise CliError(f"--port {port}: a TCP port is 0 to 65535 (0: any free one)")
+
     try:
         handle = start_server(host=host, port=port, data_dir=data_dir, latency_ms=latency_ms, faults=faults_spec,
                               rate_limit=rate_limit)
@@ -35,6 +38,8 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
         raise CliError(f"--faults: {e}") from None
     except LimitSpecError as e:
         raise CliError(f"--rate-limit: {e}") from None
+    except OSError as e:       # the port is taken, or the address is not this machine's
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     try:
         click.echo(f"Comet-compatible server at {handle.url}")
         if seed:

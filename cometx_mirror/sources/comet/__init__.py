@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ... import paths
 from ...net.comet_auth import CredentialsError, resolve
 from ...net.http import HttpError
 from ...store import canonical
@@ -51,7 +52,7 @@ class Target:
 
 
 def parse_path(path: str) -> Target:
-    parts = [p for p in (path or "").strip("/").split("/") if p]
+    parts = paths.split(path)
     if len(parts) > 4 or (len(parts) == 4 and parts[1] not in SPECIAL):
         raise SourceError(f"cannot read the path {path!r}: use WORKSPACE[/PROJECT[/EXPERIMENT]]")
     t = Target(*(parts[:1] or [None]))
