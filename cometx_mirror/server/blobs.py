@@ -61,5 +61,22 @@ class BlobStore:
                     return
                 yield chunk
 
+    def iter_range(self, digest: str, start: int, stop: int) -> Iterator[bytes]:
+        """Yield bytes [start, stop) of the blob in chunks (ranged downloads)."""
+        if self._folder is None:
+            data = self._mem[digest]
+            for i in range(start, stop, CHUNK):
+                yield data[i:min(stop, i + CHUNK)]
+            return
+        with open(self._path(digest), "rb") as f:
+            f.seek(start)
+            left = stop - start
+            while left > 0:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
     def _path(self, digest: str) -> str:
         return os.path.join(self._folder, digest[:2], digest)

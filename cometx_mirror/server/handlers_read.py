@@ -5,7 +5,9 @@ import io
 import zipfile
 
 from . import query as query_eval
+from . import strict, total_fidelity
 from .routing import Request, Response, route
+from .sampling import CHART_LIMIT, SAMPLE_LIMIT, sample_each_metric
 from .state import ApiError
 from .views import (as_text, asset_view, experiment_name, experiment_view, metric_point_view,
                     metric_summary, project_view, summary_view)
@@ -171,7 +173,10 @@ def metrics_summary(req: Request):
     with req.state.lock:
         exp = _exp(req)
         by_name = metric_summary(exp["metrics"])
-        return {"values": [summary_view(n, h, True) for n, h in by_name.items()]}
+        values = [summary_view(n, h, True) for n, h in by_name.items()]
+        if req.state.settings.strict:
+            values = [strict.summary_numbers(v) for v in values]
+        return {"values": values}
 
 
 def _sorted_points(points: list) -> list:
@@ -179,12 +184,28 @@ def _sorted_points(points: list) -> list:
                                          p["timestamp"] or 0, p["offset"]))
 
 
+def _answered_points(req: Request, exp: dict, points: list, limit: int = SAMPLE_LIMIT) -> list:
+    """The points a metric read answers: each metric sampled like Comet's (unless the
+    server was started without sampling); in strict mode, in no particular order."""
+    points = sample_each_metric(_sorted_points(points), limit if req.state.settings.sampling else None)
+    if req.state.settings.strict:
+        points = strict.shuffled(points, exp["experimentKey"])
+    return points
+
+
+def _point_view(req: Request, point: dict, key=None) -> dict:
+    view = metric_point_view(point, key)
+    if req.state.settings.strict:
+        view["offset"] = strict.big_offset(view["offset"])
+    return view
+
+
 @route("GET", "rest", "experiment/metrics/get-all")
 def metrics_get_all(req: Request):
     with req.state.lock:
         exp = _exp(req)
-        points = _sorted_points(exp["metrics"])
-    return {"metrics": [metric_point_view(p) for p in points]}
+        points = _answered_points(req, exp, exp["metrics"])
+    return {"metrics": [_point_view(req, p) for p in points]}
 
 
 @route("GET", "rest", "experiment/metrics/get-metric")
@@ -192,10 +213,10 @@ def metrics_get_metric(req: Request):
     name = req.arg("metricName")
     with req.state.lock:
         exp = _exp(req)
-        points = _sorted_points([p for p in exp["metrics"] if p["metricName"] == name])
+        points = _answered_points(req, exp, [p for p in exp["metrics"] if p["metricName"] == name])
     key = exp["experimentKey"]
     return {"experimentKey": key, "metricName": name,
-            "metrics": [metric_point_view(p, key) for p in points]}
+            "metrics": [_point_view(req, p, key) for p in points]}
 
 
 @route("POST", "rest", "experiments/multi-metric-chart")
@@ -203,6 +224,8 @@ def multi_metric_chart(req: Request):
     body = req.json()
     wanted = body.get("metrics") or []
     params = body.get("params")
+    # fetchFull: up to 15,000 values per metric; without it, about 500
+    limit = SAMPLE_LIMIT if body.get("fetchFull") else CHART_LIMIT
     out = {}
     with req.state.lock:
         for key in body.get("targetedExperiments") or []:
@@ -211,7 +234,8 @@ def multi_metric_chart(req: Request):
                 continue
             series = []
             for name in wanted:
-                points = _sorted_points([p for p in exp["metrics"] if p["metricName"] == name])
+                points = sample_each_metric(_sorted_points([p for p in exp["metrics"] if p["metricName"] == name]),
+                                            limit if req.state.settings.sampling else None)
                 if not points:
                     continue
                 series.append({
@@ -300,8 +324,11 @@ def experiment_git_patch(req: Request):
     return Response(body=req.state.blobs.get(digest), content_type="application/octet-stream")
 
 
-def _asset_list(exp: dict, kind: str) -> list:
-    assets = sorted(exp["assets"].values(), key=lambda a: a["seq"])
+def _asset_list(exp: dict, kind: str, state=None) -> list:
+    if state is not None:
+        total_fidelity.refresh(state, exp)
+    assets = sorted((a for a in exp["assets"].values() if state is None or total_fidelity.visible(state, a)),
+                    key=lambda a: a["seq"])
     if kind and kind != "all":
         assets = [a for a in assets if a["type"] == kind]
     return assets
@@ -310,16 +337,21 @@ def _asset_list(exp: dict, kind: str) -> list:
 @route("GET", "rest", "experiment/asset/list")
 def asset_list(req: Request):
     with req.state.lock:
-        assets = _asset_list(_exp(req), req.arg("type", "all"))
-        return {"assets": [asset_view(req.base_url, a) for a in assets]}
+        assets = _asset_list(_exp(req), req.arg("type", "all"), req.state)
+        return {"assets": [_asset_view(req, a) for a in assets]}
+
+
+def _asset_view(req: Request, asset: dict) -> dict:
+    view = asset_view(req.base_url, asset)
+    return strict.asset_view(view, req.base_url) if req.state.settings.strict else view
 
 
 @route("GET", "rest", "experiment/asset/get-by-name")
 def asset_get_by_name(req: Request):
     name = req.arg("assetName")
     with req.state.lock:
-        assets = [a for a in _asset_list(_exp(req), req.arg("type", "all")) if a["fileName"] == name]
-        return {"assets": [asset_view(req.base_url, a) for a in assets]}
+        assets = [a for a in _asset_list(_exp(req), req.arg("type", "all"), req.state) if a["fileName"] == name]
+        return {"assets": [_asset_view(req, a) for a in assets]}
 
 
 def find_asset(req: Request) -> dict:
@@ -336,8 +368,9 @@ def find_asset(req: Request) -> dict:
                     return version["files"][asset_id]
         raise ApiError(404, "asset not found")
     exp = _exp(req)
+    total_fidelity.refresh(state, exp)
     asset = exp["assets"].get(asset_id)
-    if asset is None:
+    if asset is None or not total_fidelity.visible(state, asset):
         raise ApiError(404, "asset not found")
     return asset
 
@@ -348,10 +381,59 @@ def get_asset(req: Request):
         asset = find_asset(req)
     if asset["remote"] or not asset.get("blob"):
         raise ApiError(404, "remote asset has no stored bytes")
+    if req.state.settings.strict and req.arg_bool("allow301") and asset.get("experimentKey") \
+            and not asset.get("artifactVersionId"):
+        # Comet hands large downloads to object storage: a redirect to a presigned URL
+        return Response(status=302, body=b"", content_type="text/plain", headers={
+            "Location": strict.presigned_url(req.base_url, asset["experimentKey"], asset["assetId"])})
     digest = asset["blob"]
-    # A plain 200 with the bytes, streamed, also when allow301=True (no redirect needed).
+    # A plain 200 with the bytes, streamed, also when allow301=True outside strict mode.
     return Response(body=req.state.blobs.iter(digest), length=req.state.blobs.size(digest),
                     content_type="application/octet-stream")
+
+
+@route("GET", "rest", "experiment/asset/presigned", auth=False)
+def presigned_asset(req: Request):
+    """What a presigned object-storage URL answers: the bytes (byte ranges too), and a
+    refusal for any request that also carries an Authorization header."""
+    if req.headers.get("Authorization"):
+        raise ApiError(400, "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
+                            "parameter, Signature query string parameter or the Authorization "
+                            "header should be specified")
+    key, asset_id = req.arg("experimentKey"), req.arg("assetId")
+    if not strict.signature_ok(key, asset_id, req.arg("X-Amz-Signature")):
+        raise ApiError(403, "SignatureDoesNotMatch")
+    with req.state.lock:
+        exp = req.state.data["experiments"].get(key or "")
+        asset = (exp or {}).get("assets", {}).get(asset_id)
+    if asset is None or not asset.get("blob"):
+        raise ApiError(404, "NoSuchKey")
+    digest, size = asset["blob"], req.state.blobs.size(asset["blob"])
+    byte_range = _byte_range(req.headers.get("Range"), size)
+    if byte_range is None:
+        return Response(body=req.state.blobs.iter(digest), length=size,
+                        content_type="application/octet-stream", headers={"Accept-Ranges": "bytes"})
+    start, end = byte_range
+    return Response(status=206, body=req.state.blobs.iter_range(digest, start, end + 1), length=end + 1 - start,
+                    content_type="application/octet-stream",
+                    headers={"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"})
+
+
+def _byte_range(header, size: int):
+    """(first, last) of a `Range: bytes=a-b` header, or None for the whole body."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[len("bytes="):].partition("-")
+    try:
+        if first == "":
+            start, end = max(0, size - int(last)), size - 1
+        else:
+            start, end = int(first), min(size - 1, int(last)) if last else size - 1
+    except ValueError:
+        return None
+    if start > end or start >= size:
+        raise ApiError(416, "InvalidRange")
+    return start, end
 
 
 @route("GET", "rest", "experiment/model")
@@ -370,7 +452,7 @@ def model_assets(exp: dict, name: str) -> list:
 def experiment_model_assets(req: Request):
     with req.state.lock:
         assets = model_assets(_exp(req), req.arg("modelName"))
-        return {"assets": [asset_view(req.base_url, a) for a in assets]}
+        return {"assets": [_asset_view(req, a) for a in assets]}
 
 
 def model_zip(state, assets: list) -> bytes:

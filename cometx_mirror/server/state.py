@@ -63,6 +63,36 @@ class User:
         return self.workspaces[0] if self.workspaces else self.name
 
 
+@dataclass
+class Settings:
+    """How far the server behaves like a real Comet (docs/server.md, "Comet as it really is").
+
+    sampling: metric reads answer at most 15,000 values per metric (Comet's default).
+    total_fidelity: the organization setting "Store metrics without sampling": every
+        metric is also listed among the experiment's assets as CSV zips.
+    strict: Comet's other habits (unsorted points, 64-bit offsets, Java-style numbers,
+        asset redirects, documented asset fields only).
+    """
+    sampling: bool = True
+    total_fidelity: bool = False
+    strict: bool = False
+    full_metric_part_rows: int = 100_000     # rows per total-fidelity CSV part
+
+    def update(self, changes: dict) -> None:
+        for name, value in changes.items():
+            if name not in self.__dataclass_fields__:
+                raise ApiError(400, f"unknown setting {name!r}")
+            kind = type(getattr(self, name))
+            if kind is bool and not isinstance(value, bool):
+                raise ApiError(400, f"setting {name!r} takes true or false")
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ApiError(400, f"setting {name!r} takes a positive whole number")
+            setattr(self, name, value)
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
 DEFAULT_USERS = (
     User("alice", "alice-api-key-0000000000000001", ["alice", "shared-team"]),
     User("bob", "bob-api-key-00000000000000002", ["bob", "shared-team"]),
@@ -90,8 +120,10 @@ def empty_data() -> dict:
 
 
 class State:
-    def __init__(self, users=DEFAULT_USERS, data_dir: Optional[str] = None) -> None:
+    def __init__(self, users=DEFAULT_USERS, data_dir: Optional[str] = None,
+                 settings: Optional[Settings] = None) -> None:
         self.lock = threading.RLock()
+        self.settings = settings or Settings()
         self.users = [User(u.name, u.api_key, list(u.workspaces)) for u in users]
         self.data_dir = data_dir
         self.blobs = BlobStore(os.path.join(data_dir, "blobs") if data_dir else None)
