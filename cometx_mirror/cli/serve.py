@@ -22,8 +22,15 @@ from .base import CliError, expected_errors, main
 @click.option("--rate-limit", "rate_limit", default=None,
               help='Per-key limits in requests per minute: "comet" (Comet\'s logging limits), '
                    '"read=600 other=400", "all=1200" (see docs/server.md).')
+@click.option("--no-sampling", "no_sampling", is_flag=True,
+              help="Answer every metric point (Comet samples each metric to 15,000 values).")
+@click.option("--total-fidelity", is_flag=True,
+              help='Comet\'s "Store metrics without sampling": metrics also listed as CSV-zip assets.')
+@click.option("--strict", is_flag=True,
+              help="Comet's other habits: unsorted points, 64-bit offsets, Java-style numbers, asset redirects.")
 @expected_errors
-def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_limit) -> None:
+def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_limit,
+          no_sampling, total_fidelity, strict) -> None:
     """Serve a Comet-compatible API that the real comet_ml SDK accepts as Comet."""
     from ..server import FaultSpecError, start_server
     from ..server.limits import LimitSpecError
@@ -33,7 +40,8 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
 
     try:
         handle = start_server(host=host, port=port, data_dir=data_dir, latency_ms=latency_ms, faults=faults_spec,
-                              rate_limit=rate_limit)
+                              rate_limit=rate_limit, sampling=not no_sampling,
+                              total_fidelity=total_fidelity, strict=strict)
     except FaultSpecError as e:
         raise CliError(f"--faults: {e}") from None
     except LimitSpecError as e:
@@ -62,7 +70,7 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
         for user in handle.users[1:]:
             click.echo(f"  (another user: {user.name}, COMET_API_KEY={user.api_key}, "
                        f"workspaces {', '.join(user.workspaces)})")
-        click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults  /_admin/limits")
+        click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults  /_admin/limits  /_admin/settings")
         click.echo("Press Ctrl-C to stop.")
         while True:
             time.sleep(3600)

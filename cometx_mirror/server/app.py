@@ -226,6 +226,8 @@ class Handler(BaseHTTPRequestHandler):
             elif name == "limits" and method in ("POST", "PUT"):
                 srv.limits.set(_spec_text(raw))
                 body = srv.limits.describe()
+            elif name == "settings":
+                body = _settings(srv.state, method, raw)
             elif name == "health":
                 body = {"ok": True}
             else:
@@ -236,6 +238,20 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as e:
             response = Response(status=e.status, body=e.body())
         self._send(response)
+
+
+def _settings(state: State, method: str, raw: bytes) -> dict:
+    """GET: the settings (sampling, total_fidelity, strict, ...); POST a JSON object to change some."""
+    if method in ("POST", "PUT"):
+        try:
+            changes = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError(400, "settings: the body must be a JSON object") from None
+        if not isinstance(changes, dict):
+            raise ApiError(400, "settings: the body must be a JSON object")
+        with state.lock:
+            state.settings.update(changes)
+    return state.settings.as_dict()
 
 
 def _auth_error(family: Optional[str]) -> ApiError:

@@ -9,7 +9,7 @@ from .accounting import Accounting
 from .app import CometServer, serve_in_thread
 from .faults import Faults
 from .limits import Limits
-from .state import DEFAULT_USERS, State, User
+from .state import DEFAULT_USERS, Settings, State, User
 
 
 class ServerHandle:
@@ -60,6 +60,12 @@ class ServerHandle:
     def set_faults(self, spec: Optional[str]) -> None:
         self.faults.set(spec)
 
+    def configure(self, **settings) -> dict:
+        """Change server settings (sampling, total_fidelity, strict, full_metric_part_rows)."""
+        with self.state.lock:
+            self.state.settings.update(settings)
+            return self.state.settings.as_dict()
+
     def set_rate_limits(self, spec: Optional[str]) -> None:
         """Per-key limits, e.g. "comet" or "read=600 other=400" (see server/limits.py)."""
         self.limits.set(spec)
@@ -79,10 +85,17 @@ class ServerHandle:
 
 def start_server(host: str = "127.0.0.1", port: int = 0, data_dir: Optional[str] = None,
                  latency_ms: float = 0, faults: Optional[str] = None,
-                 users: Iterable[User] = DEFAULT_USERS, rate_limit: Optional[str] = None) -> ServerHandle:
-    """Start a server in a background thread; port 0 picks a free port."""
+                 users: Iterable[User] = DEFAULT_USERS, rate_limit: Optional[str] = None,
+                 sampling: bool = True, total_fidelity: bool = False, strict: bool = False,
+                 full_metric_part_rows: int = 100_000) -> ServerHandle:
+    """Start a server in a background thread; port 0 picks a free port.
+
+    Metric reads are sampled like Comet's (15,000 values per metric) unless
+    sampling=False; see state.Settings for total_fidelity and strict."""
     limits = Limits(rate_limit)          # a bad spec fails before anything starts
-    state = State(users=list(users), data_dir=data_dir)
+    settings = Settings(sampling=sampling, total_fidelity=total_fidelity, strict=strict,
+                        full_metric_part_rows=full_metric_part_rows)
+    state = State(users=list(users), data_dir=data_dir, settings=settings)
     state.start_saver()
     fault_rules = Faults(faults, latency_ms=latency_ms)
     accounting = Accounting()
@@ -106,6 +119,15 @@ def admin_set_faults(url: str, spec: str) -> dict:
 
 def admin_set_rate_limits(url: str, spec: str) -> dict:
     req = urllib.request.Request(f"{url.rstrip('/')}/_admin/limits", data=spec.encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def admin_settings(url: str, **changes) -> dict:
+    """GET (no changes) or POST /_admin/settings of a server at root `url`."""
+    data = json.dumps(changes).encode() if changes else None
+    req = urllib.request.Request(f"{url.rstrip('/')}/_admin/settings", data=data,
+                                 method="POST" if changes else "GET")
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
