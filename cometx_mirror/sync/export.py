@@ -20,6 +20,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..index import queries
 from ..store.mirror import Mirror
 from . import browse
@@ -54,7 +55,7 @@ def export(mirror: Mirror, path: str, out_dir: str | os.PathLike) -> ExportRepor
     """Export what `path` names.  The index is read per entity over short read-only
     connections and closed while files are written: an open DuckDB connection,
     even read-only, keeps a fetch from writing the index."""
-    parts = [p for p in (path or "").strip("/").split("/") if p]
+    parts = paths.split(path)
     if not parts:
         raise queries.NotFound("name what to export: WORKSPACE[/PROJECT[/EXPERIMENT]]")
     out = Path(out_dir)
