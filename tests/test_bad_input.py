@@ -111,3 +111,111 @@ def test_serve_with_a_bad_or_busy_port_is_one_line():
         port = s.getsockname()[1]
         r = CliRunner().invoke(main, ["serve", "--port", str(port)])
         assert_one_line_error(r, f"cannot listen on 127.0.0.1:{port}")
+
+
+# -- servers that are not Comet ------------------------------------------------------
+
+class _Canned:
+    """A tiny HTTP server on loopback answering every GET with one canned body, or
+    forwarding to a real server except for the paths it overrides; counts requests."""
+
+    def __init__(self, body: bytes = b"", content_type: str = "application/json", upstream: str | None = None,
+                 overrides: dict[str, bytes] | None = None):
+        self.overrides = dict(overrides or {})
+        import http.server
+        import threading
+        import urllib.request
+        canned = self
+        self.hits = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                canned.hits += 1
+                path = self.path.split("?")[0]
+                status, ctype, data = 200, content_type, body
+                if upstream and path not in canned.overrides:
+                    req = urllib.request.Request(upstream + self.path, headers=dict(self.headers))
+                    try:
+                        with urllib.request.urlopen(req) as r:
+                            status, ctype, data = r.status, r.headers.get("Content-Type", ""), r.read()
+                    except urllib.error.HTTPError as e:
+                        status, ctype, data = e.code, e.headers.get("Content-Type", ""), e.read()
+                elif path in canned.overrides:
+                    data = canned.overrides[path]
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _fetch(mirror_root, path, url, *extra):
+    return CliRunner().invoke(main, ["fetch", path, "--api-key", "k", "--url-override", url,
+                                     "--mirror", str(mirror_root), *extra])
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"hello"', b"null", b'{"workspaceNames": [{"name": "ws"}]}',
+                                  b'{"workspaceNames": "ws"}'])
+def test_valid_json_of_the_wrong_shape_is_one_line_not_a_type_error(tmp_path, body):
+    with _Canned(body) as server:
+        r = _fetch(tmp_path / "m", "ws", server.url)
+    assert_one_line_error(r, f"the server at {server.url} answered something that is not Comet's API for workspaces")
+
+
+def test_an_html_page_with_200_is_not_comet_said_at_once_without_retries(tmp_path):
+    import time
+    page = b"<!doctype html><html><body>Sign in to the corporate proxy</body></html>"
+    with _Canned(page, content_type="text/html; charset=utf-8") as server:
+        t0 = time.monotonic()
+        r = _fetch(tmp_path / "m", "ws", server.url)
+        took = time.monotonic() - t0
+    assert_one_line_error(r, f"the server at {server.url} answered something that is not Comet's API")
+    assert "text/html" in r.stderr and "unparsable" not in r.stderr
+    assert server.hits == 1 and took < 5, (server.hits, took)
+
+
+def test_a_wrong_shape_on_a_later_fetch_replaces_nothing_stored(seeded_env, tmp_path):
+    root = tmp_path / "m"
+    project = sorted(seeded_env.seeded["projects"])[0]
+    path = f"{seeded_env.seeded['workspace']}/{project}"
+    with _Canned(upstream=seeded_env.url) as server:      # one origin for both fetches
+        first = CliRunner().invoke(main, ["fetch", path, "--url-override", server.url, "--mirror", str(root)])
+        assert first.exit_code == 0, first.output
+        before = Mirror.open(root).current_manifests()
+        # parameters are re-read on every fetch; now their rows lack the name
+        server.overrides["/api/rest/v2/experiment/parameters"] = b'{"values": [{"valueCurrent": "1"}]}'
+        r = CliRunner().invoke(main, ["fetch", path, "--url-override", server.url, "--mirror", str(root)])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    errors = r.stderr.strip().splitlines()
+    assert errors and all(line.startswith("error: ") and "is not Comet's API for experiment/parameters" in line
+                          and "has no 'name'" in line for line in errors), errors
+    assert Mirror.open(root).current_manifests() == before
+
+
+def test_a_password_in_the_url_is_never_echoed(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]          # nothing listens here
+    r = _fetch(tmp_path / "m", "ws", f"http://user:s3cret-pw@127.0.0.1:{port}")
+    assert_one_line_error(r, "cannot reach the Comet server at")
+    assert "s3cret-pw" not in r.output and "user:***@" in r.stderr
+    with _Canned(b"[]") as server:
+        r = _fetch(tmp_path / "m", "ws", server.url.replace("http://", "http://user:s3cret-pw@"))
+    assert_one_line_error(r, "not Comet's API")
+    assert "s3cret-pw" not in r.output
+    refs_dir = tmp_path / "m" / "refs"
+    assert not refs_dir.exists() or "s3cret" not in " ".join(str(p) for p in refs_dir.rglob("*"))

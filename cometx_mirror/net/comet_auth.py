@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .urls import host_of, redact
+
 DEFAULT_URL = "https://www.comet.com/clientlib/"
 
 
@@ -39,11 +41,16 @@ class CometCredentials:
 
     @property
     def origin(self) -> str:
-        """A name for the server in refs and the ledger: host[:port], no secrets."""
-        return urlsplit(self.clientlib_url).netloc
+        """A name for the server in refs and the ledger: host[:port], no user or password."""
+        return host_of(self.clientlib_url)
 
-    def __repr__(self) -> str:  # keep the key out of tracebacks and logs
-        return f"CometCredentials(api_key=***, clientlib_url={self.clientlib_url!r})"
+    @property
+    def shown_url(self) -> str:
+        """The server's URL for messages: a password in it is ***."""
+        return redact(self.root_url)
+
+    def __repr__(self) -> str:  # keep the key (and a password in the URL) out of tracebacks and logs
+        return f"CometCredentials(api_key=***, clientlib_url={redact(self.clientlib_url)!r})"
 
 
 def _dotenv(path: Path) -> dict[str, str]:
@@ -102,7 +109,7 @@ def _smart_key_url(api_key: str) -> str | None:
 def _clientlib(url: str) -> str:
     url = url.strip()
     if "://" not in url:
-        raise CredentialsError(f"the server URL {url!r} needs a scheme (http:// or https://)")
+        raise CredentialsError(f"the server URL {redact(url)!r} needs a scheme (http:// or https://)")
     parts = urlsplit(url)
     path = parts.path.rstrip("/")
     if not path.endswith("/clientlib"):

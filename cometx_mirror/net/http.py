@@ -32,6 +32,17 @@ class HttpError(ExpectedError):
         self.body = body
 
 
+class NotJsonAnswer(HttpError):
+    """A whole answer that is not JSON (an HTML login page, a proxy's notice): not
+    a transient fault, so it is not retried; `path` and `content_type` say what."""
+
+    def __init__(self, path: str, status: int, content_type: str):
+        super().__init__(f"GET {path} answered HTTP {status} with {content_type or 'no content type'}, "
+                         "not JSON", status)
+        self.path = path
+        self.content_type = content_type
+
+
 class RetryableBody(Exception):
     """Raised by a body consumer to ask for the request to be sent again."""
 
@@ -161,5 +172,9 @@ def _json_body(response: requests.Response) -> Any:
     try:
         return json.loads(response.content)
     except ValueError:
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if (content_type and "json" not in content_type) or response.content.lstrip()[:1] == b"<":
+            # HTML or text, complete: an answer from something that is not this API
+            raise NotJsonAnswer(_path_of(response.url), response.status_code, content_type) from None
         # A truncated or garbled JSON body is a transport fault, not an answer.
         raise RetryableBody("unparsable JSON body") from None

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ...net.comet_auth import CometCredentials
-from ...net.http import HttpClient, HttpError, RetryableBody
+from ...net.http import HttpClient, HttpError, NotJsonAnswer, RetryableBody
 from ...store.objects import ObjectError, ObjectStore
 from .. import SourceError
+from . import shapes
 
 
 def store_body(objects: ObjectStore, expected_size: int | None = None) -> Callable[[Iterator[bytes]], tuple[str, int]]:
@@ -36,15 +37,21 @@ class CometReader:
 
     def get(self, endpoint: str, **params) -> Any:
         try:
-            return self.http.get_json(endpoint, params=params)
+            body = self.http.get_json(endpoint, params=params)
         except HttpError as e:
             raise self._explain(e) from None
+        wrong = shapes.problem(endpoint, body)     # every JSON read passes here
+        if wrong:
+            raise shapes.not_comet(self.creds.shown_url, endpoint, wrong)
+        return body
 
     def _explain(self, e: HttpError) -> Exception:
+        if isinstance(e, NotJsonAnswer):
+            return shapes.not_comet(self.creds.shown_url, e.path, f"HTTP {e.status}, {e.content_type or 'not JSON'}")
         if e.status is None:
-            return SourceError(f"cannot reach the Comet server at {self.creds.root_url}: {e}")
+            return SourceError(f"cannot reach the Comet server at {self.creds.shown_url}: {e}")
         if e.status in (401, 403):
-            return SourceError(f"the Comet server at {self.creds.root_url} rejected the API key "
+            return SourceError(f"the Comet server at {self.creds.shown_url} rejected the API key "
                                f"(HTTP {e.status})")
         return e
 
