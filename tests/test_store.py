@@ -254,8 +254,8 @@ DAMAGE = [
     ("zero-length object", lambda m: _damage_object(m, _asset_object(m), "zero-length") or _asset_object(m),
      False, False, False, "damaged object"),
     ("flipped byte", lambda m: _damage_object(m, _asset_object(m), "flipped") or _asset_object(m),
-     True, False, True, "damaged object"),
-    ("wrong name", _wrong_name, True, False, True, "damaged object"),
+     True, False, False, "damaged object"),     # --read-data quarantines it: then missing, gc refuses
+    ("wrong name", _wrong_name, True, False, False, "damaged object"),
     ("unparsable manifest", _unparsable_manifest, False, False, False, "not JSON object"),
     ("ref to missing manifest", _ref_to_missing_manifest, False, False, False, "missing object"),
     ("unreferenced object", _unreferenced, True, True, True, "1 unreferenced objects"),
@@ -388,8 +388,9 @@ def test_kill_at_commit_points_leaves_a_consistent_store(mirror, fault, ref_move
     report = verify_lib.verify(mirror, read_data=True)
     assert not any("object" in e for e in report.errors), report.errors   # no missing or damaged objects
     if ref_moved:                          # the index is behind the refs until the next read catches up
-        assert (any("index disagrees" in e for e in report.errors)
-                or any("no index yet" in w for w in report.warnings)), (report.errors, report.warnings)
+        # ... which is a note, not an error: the kill left nothing a read does not heal
+        assert report.ok, report.errors
+        assert any("index is behind" in w or "no index yet" in w for w in report.warnings), report.warnings
         assert len(__import__("cometx_mirror.sync.browse", fromlist=["ls"]).ls(mirror, "ws/proj").result.rows) == 2
     else:                                  # everything written is unreferenced: gc's to collect
         assert any("unreferenced objects" in line for line in report.info)

@@ -135,6 +135,10 @@ def export_cmd(path: str, directory: str, mirror_path: str) -> None:
     click.echo(f"exported {report.experiments} experiments, {report.projects} projects: "
                f"{report.files} files, {report.bytes} bytes"
                + (f" ({report.skipped_remote} remote assets not stored)" if report.skipped_remote else ""))
+    for line in report.errors:
+        click.echo(f"error: {line}", err=True)
+    if report.errors:
+        raise SystemExit(1)
 
 
 @main.command()

@@ -9,6 +9,11 @@ disk is a small header followed by the body:
 zstd bodies carry the frame checksum; reads also re-hash, so damage is caught
 twice.  Writes stream into tmp/, fsync, then rename into objects/ab/<id>: a
 reader sees a whole object or none, and a published object is never rewritten.
+
+Every read (`open`, `read_chunks`, `get_bytes`) verifies BEFORE it hands out a
+byte, so damage is never spread (into a push, an export, `cat`, the index).  A
+read that finds damage moves the object into quarantine/ (never deleting it):
+it then counts as missing, and the next fetch of its entity downloads it again.
 """
 from __future__ import annotations
 
@@ -35,6 +40,10 @@ ZSTD_LEVEL = 3
 # gain nothing from zstd and cost CPU on every read.
 MIN_GAIN = 1.05
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# Objects up to this size are verified into memory and handed out from there; larger
+# ones are rehashed first, then streamed again from disk.
+VERIFY_IN_MEMORY = 8 << 20
+HEAL_HINT = "`cometx-mirror fetch` of its entity downloads it again"
 
 
 class ObjectError(ExpectedError):
@@ -60,6 +69,7 @@ class ObjectStore:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
+        self.quarantine_dir = self.root / "quarantine"
         # What this process added to the store (not what it found already there).
         self._written_lock = threading.Lock()
         self.written_objects = 0
@@ -166,41 +176,123 @@ class ObjectStore:
             with open(self.path(object_id), "rb") as f:
                 return self._header(f, object_id)[1]
         except FileNotFoundError:
-            raise ObjectError(f"object {object_id} is missing") from None
+            raise self._missing(object_id) from None
 
-    def open(self, object_id: str) -> BinaryIO:
-        """A streaming reader of the object's raw bytes (not verified: see read_chunks)."""
+    def _open_unverified(self, object_id: str) -> BinaryIO:
         try:
             f = open(self.path(object_id), "rb")
         except FileNotFoundError:
-            raise ObjectError(f"object {object_id} is missing") from None
-        codec, _ = self._header(f, object_id)
+            raise self._missing(object_id) from None
+        try:
+            codec, _ = self._header(f, object_id)
+        except ObjectError:
+            f.close()
+            raise
         if codec == CODEC_RAW:
             return f
         return zstandard.ZstdDecompressor().stream_reader(f, closefd=True)
 
-    def read_chunks(self, object_id: str) -> Iterator[bytes]:
-        """Yield the raw bytes in chunks; raise ObjectError at the end if they don't hash to the id."""
-        hasher, size = xxhash.xxh3_128(), 0
+    def _missing(self, object_id: str) -> ObjectError:
+        hint = " (a damaged copy is in quarantine/)" if self.in_quarantine(object_id) else ""
+        return ObjectError(f"object {object_id} is missing{hint}; {HEAL_HINT}")
+
+    def _scan(self, object_id: str, keep: bool) -> bytes | None:
+        """Read, decompress and rehash the whole object, holding the bytes when `keep`.
+
+        Raises ObjectError when the object is damaged; OSError (a read that failed,
+        perhaps transiently) passes through untouched."""
+        hasher, size, held = xxhash.xxh3_128(), 0, []
         expected = self.raw_size(object_id)
         try:
-            with self.open(object_id) as r:
+            with self._open_unverified(object_id) as r:
                 while chunk := r.read(CHUNK):
                     hasher.update(chunk)
                     size += len(chunk)
-                    yield chunk
+                    if keep:
+                        held.append(chunk)
         except zstandard.ZstdError as e:
             raise ObjectError(f"object {object_id} is corrupt: {e}") from None
         if size != expected or hasher.hexdigest() != object_id:
             raise ObjectError(f"object {object_id} is corrupt: content does not match its id")
+        return b"".join(held) if keep else None
+
+    def _verified(self, object_id: str, keep: bool, quarantine: bool = True) -> bytes | None:
+        """`_scan`, and a damaged object is moved into quarantine/ (so it counts as
+        missing and the next fetch downloads it again) before the error is raised."""
+        try:
+            return self._scan(object_id, keep)
+        except ObjectError as e:
+            if HEAL_HINT in str(e):      # missing: nothing to move
+                raise
+            if quarantine:
+                self.quarantine(object_id)
+            raise ObjectError(f"{' '.join(str(e).split())}; {HEAL_HINT}") from None
+
+    def open(self, object_id: str) -> BinaryIO:
+        """A reader of the object's raw bytes, verified BEFORE the first byte is handed out.
+
+        A small object is read and checked into memory; a large one is read and
+        rehashed once, then streamed again (bounded memory, twice the reading), the
+        second pass checked too, in case the file changed in between."""
+        if self.raw_size(object_id) <= VERIFY_IN_MEMORY:
+            return io.BytesIO(self._verified(object_id, keep=True))
+        self._verified(object_id, keep=False)
+        return _CheckingReader(self._open_unverified(object_id), object_id)
+
+    def read_chunks(self, object_id: str) -> Iterator[bytes]:
+        """The object's raw bytes in chunks, verified first: a damaged object raises
+        ObjectError here, at the call, before any chunk exists."""
+        reader = self.open(object_id)
+
+        def chunks() -> Iterator[bytes]:
+            with reader:
+                while chunk := reader.read(CHUNK):
+                    yield chunk
+        return chunks()
 
     def get_bytes(self, object_id: str) -> bytes:
-        return b"".join(self.read_chunks(object_id))
+        return self._verified(object_id, keep=True)
 
-    def check(self, object_id: str) -> None:
-        """Re-read and re-hash one object; raise ObjectError when it is damaged."""
-        for _ in self.read_chunks(object_id):
-            pass
+    def check(self, object_id: str, quarantine: bool = True) -> None:
+        """Re-read and re-hash one object; raise ObjectError when it is damaged
+        (and, unless told not to, move it into quarantine/)."""
+        self._verified(object_id, keep=False, quarantine=quarantine)
+
+    # -- damage ------------------------------------------------------------
+    def quarantine(self, object_id: str) -> Path | None:
+        """Move a damaged object out of objects/ into quarantine/, never deleting it.
+
+        Then it counts as missing: verify says so, and the next fetch of its entity
+        downloads it again.  Returns where it went, or None when it cannot be moved
+        (a read-only mirror: the damage is still reported)."""
+        src = self.path(object_id)
+        self.quarantine_dir.mkdir(exist_ok=True)
+        for n in range(1000):
+            dest = self.quarantine_dir / (object_id + (f".{n}" if n else ""))
+            if not dest.exists():
+                break
+        try:
+            os.rename(src, dest)
+        except FileNotFoundError:
+            return None        # another reader moved it first
+        except OSError:
+            return None
+        _fsync_dir(src.parent)
+        return dest
+
+    def in_quarantine(self, object_id: str) -> bool:
+        return (self.quarantine_dir / object_id).exists()
+
+    def quarantined(self) -> list[Path]:
+        if not self.quarantine_dir.is_dir():
+            return []
+        return sorted(p for p in self.quarantine_dir.iterdir() if p.is_file())
+
+    def intact(self, object_id: str) -> bool:
+        """Present and structurally whole (header, a raw body's length): a stat and a
+        13-byte read, cheap enough for every fetch.  A flipped byte needs a rehash
+        (verify --read-data, or any read) to be seen."""
+        return self.body_length_ok(object_id)
 
     def stored_size(self, object_id: str) -> int:
         return self.path(object_id).stat().st_size
@@ -221,6 +313,38 @@ class ObjectStore:
             return self.raw_size(object_id) == size and self.body_length_ok(object_id)
         except ObjectError:
             return False
+
+
+class _CheckingReader(io.RawIOBase):
+    """The second pass over a large object that was verified already: it rehashes
+    as it is read and raises at the end should the bytes differ from the first pass."""
+
+    def __init__(self, inner: BinaryIO, object_id: str):
+        self._inner = inner
+        self._id = object_id
+        self._hasher = xxhash.xxh3_128()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._inner.read(n if n is not None and n >= 0 else -1)
+        except zstandard.ZstdError as e:
+            raise ObjectError(f"object {self._id} changed while it was read: {e}") from None
+        self._hasher.update(data)
+        if not data and self._hasher.hexdigest() != self._id:
+            raise ObjectError(f"object {self._id} changed while it was read")
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 def _chunks(stream) -> Iterator[bytes]:

@@ -142,14 +142,19 @@ class NotStored(ExpectedError):
 
 
 def cat(mirror: Mirror, exp: str, name: str) -> Iterator[bytes]:
-    """The raw bytes of a text resource or an asset, streamed and verified."""
+    """The raw bytes of a text resource or an asset, verified first, then streamed:
+    a damaged object raises here, so nothing of it reaches stdout."""
     paths.check(exp, "experiment")
     with reading_index(mirror) as con:
-        object_id, row = queries.find_resource(con, queries.find_experiment(con, exp), name)
+        exp_id = queries.find_experiment(con, exp)
+        object_id, row = queries.find_resource(con, exp_id, name)
     if not object_id:
         link = row.get("link")
         raise NotStored(f"{name!r} is not stored in the mirror" + (f" (remote: {link})" if link else ""))
-    return mirror.objects.read_chunks(object_id)
+    try:
+        return mirror.objects.read_chunks(object_id)    # verified here, before the first byte
+    except ObjectError as e:
+        raise ObjectError(f"{exp_id} {name}: {e}") from None
 
 
 # -- log -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 from .. import paths
 from ..index import queries
 from ..store.mirror import Mirror
+from ..store.objects import ObjectError
 from . import browse
 
 # text kind -> file under the experiment folder (cometx.md §1.4)
@@ -86,7 +87,10 @@ def export(mirror: Mirror, path: str, out_dir: str | os.PathLike) -> ExportRepor
     for exp_id in exp_ids:
         with browse.reading_index(mirror, refresh=False) as con:
             rows = _experiment_rows(con, exp_id)
-        _write_experiment(mirror, rows, out, report)
+        try:
+            _write_experiment(mirror, rows, out, report)
+        except ObjectError as e:      # a damaged object fails its experiment; the others go on
+            report.errors.append(f"{exp_id}: {' '.join(str(e).split())}")
     return report
 
 
@@ -162,8 +166,9 @@ def _write(path: Path, data: bytes | str, report: ExportReport) -> None:
 def _write_object(mirror: Mirror, object_id: str, path: Path, report: ExportReport) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
+    chunks = mirror.objects.read_chunks(object_id)     # verified before a file is created
     with open(tmp, "wb") as f:
-        for chunk in mirror.objects.read_chunks(object_id):   # verified as it streams
+        for chunk in chunks:
             f.write(chunk)
             report.bytes += len(chunk)
     os.replace(tmp, path)

@@ -24,6 +24,7 @@ from ..index.db import open_write
 from ..sources import get_normalizer
 from ..store import faultpoint
 from ..store.mirror import Mirror
+from ..store.objects import ObjectError
 
 BATCH = 25   # entities normalized per write-connection, so readers get a turn
 STAMP = "index.stamp"
@@ -176,18 +177,39 @@ def _write_stamp(mirror: Mirror) -> None:
     os.replace(tmp, mirror.root / STAMP)
 
 
+class IndexIncomplete(ObjectError):
+    """Some entities could not be indexed (a damaged object); the others were."""
+
+    def __init__(self, failures: list[str]):
+        self.failures = failures
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(f"not indexed: {failures[0]}{more}")
+
+
 def refresh(mirror: Mirror, ahead: Ahead | None = None) -> int:
     """Bring the index up to the refs; return how many entities were (re)ingested.
-    Entities `ahead` has normalized already are taken from it."""
+    Entities `ahead` has normalized already are taken from it.
+
+    An entity whose objects are damaged is left out (its old rows, if any, stay) and
+    the others go in; then IndexIncomplete names what was left out, and no stamp is
+    written, so the next refresh tries those entities again (after a fetch healed them)."""
     if _stamped(mirror):
         return 0
     if not mirror.index_path.exists() and next(mirror.refs.names(), None) is None:
         return 0    # a new mirror: nothing to index yet, and the first commit creates the index
     current = mirror.current_manifests()
 
+    failures: list[str] = []
+
     def batch(labels: list[str]) -> list[Entity]:
-        return [(ahead and ahead.take(label, current[label])) or _normalize(mirror, label, current[label])
-                for label in labels]
+        out = []
+        for label in labels:
+            try:
+                out.append((ahead and ahead.take(label, current[label]))
+                           or _normalize(mirror, label, current[label]))
+            except ObjectError as e:
+                failures.append(f"{label}: {' '.join(str(e).split())}")
+        return out
 
     with open_write(mirror.index_path) as con:
         indexed = dict(con.execute("SELECT label, manifest_id FROM manifests").fetchall())
@@ -206,6 +228,8 @@ def refresh(mirror: Mirror, ahead: Ahead | None = None) -> int:
         entities = batch(todo[start:start + BATCH])
         with open_write(mirror.index_path) as con:
             _write_batch(con, entities)
+    if failures:
+        raise IndexIncomplete(failures)
     _write_stamp(mirror)
     return len(todo)
 

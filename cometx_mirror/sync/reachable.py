@@ -42,18 +42,25 @@ def hex_strings(value: Any) -> Iterator[str]:
 
 def declared_objects(value: Any) -> Iterator[tuple[str, int | None]]:
     """(object id, size or None) for every dict with an ``object``/``object_id`` in a JSON value."""
-    stack = [value]
+    for _, oid, size in declared_paths(value):
+        yield oid, size
+
+
+def declared_paths(value: Any) -> Iterator[tuple[str, str, int | None]]:
+    """(where, object id, size or None) of each declared reference; `where` is the
+    path of keys to it ("assets/abc", "resources/metrics"), to name it to the user."""
+    stack: list[tuple[str, Any]] = [("", value)]
     while stack:
-        v = stack.pop()
+        where, v = stack.pop()
         if isinstance(v, dict):
             for key in DECLARING_KEYS:
                 oid = v.get(key)
                 if isinstance(oid, str) and HEX32.match(oid):
                     size = v.get("size")
-                    yield oid, size if isinstance(size, int) and not isinstance(size, bool) else None
-            stack.extend(v.values())
+                    yield where or key, oid, size if isinstance(size, int) and not isinstance(size, bool) else None
+            stack.extend((f"{where}/{k}" if where else str(k), x) for k, x in v.items())
         elif isinstance(v, list):
-            stack.extend(v)
+            stack.extend((f"{where}/{i}", x) for i, x in enumerate(v))
 
 
 @dataclass
@@ -74,6 +81,8 @@ class Reachability:
     snapshots: set[str] = field(default_factory=set)
     manifests: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+    # declared object id -> (label of a current manifest naming it, where in that manifest)
+    owners: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def current_problems(self) -> list[Problem]:
         return [p for p in self.problems if p.current]
@@ -84,7 +93,7 @@ def _size_problem(mirror: Mirror, oid: str, size: int | None) -> str | None:
     try:
         raw = mirror.objects.raw_size(oid)
     except ObjectError as e:
-        return "missing" if "missing" in str(e) else "damaged"
+        return _missing_or_damaged(mirror, oid) if "missing" in str(e) else "damaged"
     if size is not None and raw != size:
         return "wrong size"
     if not mirror.objects.body_length_ok(oid):
@@ -105,6 +114,7 @@ def walk(mirror: Mirror, check_declared: bool = True) -> Reachability:
                 todo.append((sid, f"reflog of {entry.get('ref', '?')}", False))
     seen: dict[str, bool] = {}
     manifest_todo: list[tuple[str, str, bool]] = []
+    labels: dict[str, str] = {}        # current manifest id -> "source:label"
     while todo:
         sid, referrer, current = todo.pop(0)
         if sid in seen and (seen[sid] or not current):
@@ -120,6 +130,8 @@ def walk(mirror: Mirror, check_declared: bool = True) -> Reachability:
         r.snapshots.add(sid)
         for label, mid in sorted((data.get("manifests") or {}).items()):
             manifest_todo.append((mid, f"snapshot {sid} ({label})", current))
+            if current:
+                labels.setdefault(mid, f"{data.get('source', '?')}:{label}")
         parent = data.get("parent")
         if isinstance(parent, str) and parent:
             todo.append((parent, f"snapshot {sid} (parent)", False))   # older state: history
@@ -141,16 +153,24 @@ def walk(mirror: Mirror, check_declared: bool = True) -> Reachability:
             if oid not in r.marked and mirror.objects.exists(oid):
                 r.marked.add(oid)
         if check_declared:
-            for oid, size in declared_objects(manifest):
+            for where, oid, size in declared_paths(manifest):
+                if mid in labels:
+                    r.owners.setdefault(oid, (labels[mid], where))
                 what = _size_problem(mirror, oid, size)
                 if what:
                     r.problems.append(Problem(oid, what, f"manifest {mid}", current))
     return r
 
 
+def _missing_or_damaged(mirror: Mirror, oid: str) -> str:
+    """A read that found damage moved the object into quarantine/: it is still damage
+    (gc must treat it so), not an object that was never there."""
+    return "damaged" if mirror.objects.in_quarantine(oid) else "missing"
+
+
 def _load_json(mirror: Mirror, oid: str, referrer: str, current: bool, r: Reachability) -> Any:
     if not mirror.objects.exists(oid):
-        r.problems.append(Problem(oid, "missing", referrer, current))
+        r.problems.append(Problem(oid, _missing_or_damaged(mirror, oid), referrer, current))
         return None
     try:
         data = mirror.get_json(oid)
