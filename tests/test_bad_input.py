@@ -219,3 +219,55 @@ def test_a_password_in_the_url_is_never_echoed(tmp_path):
     assert "s3cret-pw" not in r.output
     refs_dir = tmp_path / "m" / "refs"
     assert not refs_dir.exists() or "s3cret" not in " ".join(str(p) for p in refs_dir.rglob("*"))
+
+
+# -- export into a folder that is not empty ------------------------------------------
+
+def test_export_refuses_a_folder_that_is_not_empty_without_force(filled, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert_one_line_error(run(filled, "export", "ws/proj", str(out), ok=False), "is not empty: pass --force")
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    run(filled, "export", "ws/proj", str(out), "--force")
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert (out / "ws" / "proj" / KEY1 / "metadata.json").exists()
+
+
+def test_export_never_follows_a_link_out_of_the_target_even_with_force(filled, tmp_path):
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("untouched")
+    (out / "ws").mkdir(parents=True)
+    os.symlink(outside, out / "ws" / "proj")                        # a folder the export writes into
+    first = run(filled, "export", "ws/proj", str(tmp_path / "fresh")).stdout
+    victim = outside / "victim.json"
+    victim.write_text("untouched")
+    (tmp_path / "fresh").rename(tmp_path / "unused")
+    run(filled, "export", "ws/proj", str(out), "--force")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt", "victim.json"]
+    assert victim.read_text() == "untouched"
+    assert not (out / "ws" / "proj").is_symlink() and (out / "ws" / "proj" / KEY1 / "metadata.json").is_file()
+    meta = out / "ws" / "proj" / KEY1 / "metadata.json"
+    meta.unlink()
+    os.symlink(victim, meta)                                       # a file the export writes
+    os.symlink(victim, meta.with_name("metadata.json.part"))      # and its temp name
+    assert run(filled, "export", "ws/proj", str(out), "--force").stdout == first
+    assert victim.read_text() == "untouched"
+    assert not meta.is_symlink() and json.loads(meta.read_text())["experimentKey"] == KEY1
+
+
+def test_export_writes_the_git_patch_as_text_not_the_zip_comet_answers(mirror, tmp_path):
+    import io
+    import zipfile
+    from core_fixtures import add_experiment, commit
+    patch = b"diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-lr=1\n+lr=2\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("git_diff.patch", patch)
+    manifest = add_experiment(mirror, "ws", "proj", KEY1, name="p", n_points=0, assets={},
+                              texts={"git_patch": buf.getvalue(), "code": b"print(1)\n"})
+    commit(mirror, "ws", {f"experiment/ws/proj/{KEY1}": manifest})
+    run(mirror, "export", "ws/proj", str(tmp_path / "out"))
+    written = tmp_path / "out" / "ws" / "proj" / KEY1 / "run" / "git_diff.patch"
+    assert written.read_bytes() == patch

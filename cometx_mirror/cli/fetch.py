@@ -38,9 +38,12 @@ from .progress import Progress
 @click.option("--list", "list_only", is_flag=True, help="List what PATH holds instead of fetching.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--debug", is_flag=True, help="Stop at the first error, with its traceback.")
+@click.option("--allow-shrink", is_flag=True,
+              help="Let a version with less data (fewer points, a shorter log) replace the stored one.")
 @expected_errors
 def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, asset_type, query,
-          use_name, parallel, ask, sync, quick, fetch_remote, list_only, as_json, debug) -> None:
+          use_name, parallel, ask, sync, quick, fetch_remote, list_only, as_json, debug,
+          allow_shrink) -> None:
     """Fetch PATH into the mirror; each fetch is a snapshot, and only what changed is downloaded.
 
     \b
@@ -59,6 +62,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
                            parallel=parallel, ask=ask, sync=sync, quick=quick, fetch_remote=fetch_remote,
                            list_only=list_only, debug=debug, progress=progress.event,
                            confirm=lambda q: click.confirm(q, default=True))
+    options.allow_shrink = allow_shrink
     try:
         with progress:
             result = run_fetch(mirror, source, path, options)

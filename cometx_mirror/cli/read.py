@@ -127,11 +127,13 @@ def cat(exp: str, name: str, mirror_path: str) -> None:
 @main.command("export")
 @click.argument("path")
 @click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Write into a DIRECTORY that is not empty (links in it are replaced, "
+                                            "never followed).")
 @mirror_option
 @expected_errors
-def export_cmd(path: str, directory: str, mirror_path: str) -> None:
+def export_cmd(path: str, directory: str, force: bool, mirror_path: str) -> None:
     """Write WORKSPACE[/PROJECT[/EXP]] into DIRECTORY in cometx's download layout."""
-    report = export_lib.export(open_mirror(mirror_path), path, directory)
+    report = export_lib.export(open_mirror(mirror_path), path, directory, force=force)
     click.echo(f"exported {report.experiments} experiments, {report.projects} projects: "
                f"{report.files} files, {report.bytes} bytes"
                + (f" ({report.skipped_remote} remote assets not stored)" if report.skipped_remote else ""))

@@ -22,6 +22,7 @@ class FetchOptions:
     fetch_remote: bool = False
     list_only: bool = False
     debug: bool = False
+    allow_shrink: bool = False          # let a smaller version replace a stored entity (sync/shrink.py)
     progress: Any = None                # a callable(event: str, **info) or None
     confirm: Any = None                 # a callable(question) -> bool, for --ask
 

@@ -9,6 +9,8 @@ writes; values that Comet sends as strings (metric values, params) are strings.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -18,9 +20,10 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 from .. import paths
+from ..errors import ExpectedError
 from ..index import queries
 from ..store.mirror import Mirror
 from ..store.objects import ObjectError
@@ -35,6 +38,10 @@ TEXT_FILES = {
 METRIC_BATCH = 100_000
 
 
+class ExportError(ExpectedError):
+    """The target folder cannot take the export (not empty without --force, a file in the way)."""
+
+
 @dataclass
 class ExportReport:
     experiments: int = 0
@@ -43,6 +50,7 @@ class ExportReport:
     bytes: int = 0
     skipped_remote: int = 0
     errors: list[str] = field(default_factory=list)
+    root: Path | None = field(default=None, repr=False)    # the target folder; nothing is written outside it
 
 
 def safe_relpath(name: str) -> str:
@@ -52,15 +60,19 @@ def safe_relpath(name: str) -> str:
     return "/".join(parts) or "_"
 
 
-def export(mirror: Mirror, path: str, out_dir: str | os.PathLike) -> ExportReport:
+def export(mirror: Mirror, path: str, out_dir: str | os.PathLike, force: bool = False) -> ExportReport:
     """Export what `path` names.  The index is read per entity over short read-only
     connections and closed while files are written: an open DuckDB connection,
-    even read-only, keeps a fetch from writing the index."""
+    even read-only, keeps a fetch from writing the index.
+
+    A folder that already holds files is refused unless `force`; even then no
+    symlink inside it is followed: a link where a file or folder goes is replaced."""
     parts = paths.split(path)
     if not parts:
         raise queries.NotFound("name what to export: WORKSPACE[/PROJECT[/EXPERIMENT]]")
     out = Path(out_dir)
-    report = ExportReport()
+    _check_target(out, force)
+    report = ExportReport(root=out)
     workspace = parts[0]
     project = parts[1] if len(parts) >= 2 else None
     with browse.reading_index(mirror) as con:
@@ -136,6 +148,49 @@ def _write_workspace_file(mirror: Mirror, kind: str, target: Path, oid: str | No
         _write_object(mirror, oid, target, report)
 
 
+def _check_target(out: Path, force: bool) -> None:
+    if out.is_dir():
+        if not force and any(out.iterdir()):
+            raise ExportError(f"{out} is not empty: pass --force to write into it "
+                              "(files the export writes are replaced, others are left alone)")
+    elif out.exists() or out.is_symlink():
+        raise ExportError(f"{out} exists and is not a folder")
+
+
+def _folder(report: ExportReport, folder: Path) -> None:
+    """Create `folder` under the target, replacing any symlink on the way (never followed)."""
+    rel = folder.relative_to(report.root)     # every path here is built under the target
+    report.root.mkdir(parents=True, exist_ok=True)
+    d = report.root
+    for part in rel.parts:
+        d = d / part
+        if d.is_symlink():
+            d.unlink()
+        if not d.exists():
+            d.mkdir()
+        elif not d.is_dir():
+            raise ExportError(f"{d} is a file where the export needs a folder")
+
+
+@contextlib.contextmanager
+def _created(report: ExportReport, path: Path) -> Iterator[IO[bytes]]:
+    """A new file at `path`, written beside it and renamed over it: a symlink at `path`
+    is replaced, not written through, and a cut export leaves no half file."""
+    _folder(report, path.parent)
+    tmp = path.with_name(path.name + ".part")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def _extract_zip(mirror: Mirror, object_id: str, target: Path, report: ExportReport) -> None:
     """Unzip a stored zip into `target`, member names sanitized (no escaping the folder)."""
     with tempfile.TemporaryFile() as tmp:
@@ -147,31 +202,27 @@ def _extract_zip(mirror: Mirror, object_id: str, target: Path, report: ExportRep
                 if info.is_dir():
                     continue
                 dest = target / safe_relpath(info.filename)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(info) as src, open(dest, "wb") as dst:
+                with z.open(info) as src, _created(report, dest) as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 report.files += 1
                 report.bytes += info.file_size
 
 
 def _write(path: Path, data: bytes | str, report: ExportReport) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    path.write_bytes(data)
+    with _created(report, path) as f:
+        f.write(data)
     report.files += 1
     report.bytes += len(data)
 
 
 def _write_object(mirror: Mirror, object_id: str, path: Path, report: ExportReport) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     chunks = mirror.objects.read_chunks(object_id)     # verified before a file is created
-    with open(tmp, "wb") as f:
+    with _created(report, path) as f:
         for chunk in chunks:
             f.write(chunk)
             report.bytes += len(chunk)
-    os.replace(tmp, path)
     report.files += 1
 
 
@@ -280,15 +331,48 @@ def _write_experiment(mirror: Mirror, r: ExperimentRows, out: Path, report: Expo
 
     for t in r.texts:
         target = TEXT_FILES.get(t["kind"])
-        if target and t["object_id"]:
+        if target and t["kind"] == "git_patch" and t["object_id"]:
+            _write_patch(mirror, t["object_id"], folder / target, report)
+        elif target and t["object_id"]:
             _write_object(mirror, t["object_id"], folder / target, report)
     _export_assets(mirror, r.assets, folder, report)
     report.experiments += 1
 
 
+def _write_patch(mirror: Mirror, object_id: str, path: Path, report: ExportReport) -> None:
+    """run/git_diff.patch as cometx writes it: the patch text.  Comet answers the patch
+    as a zip holding git_diff.patch; that zip is what the mirror keeps, so it is opened
+    here (`cometx copy` zips the file itself: copying the zip would nest two)."""
+    with tempfile.TemporaryFile() as tmp:
+        for chunk in mirror.objects.read_chunks(object_id):
+            tmp.write(chunk)
+        tmp.seek(0)
+        if zipfile.is_zipfile(tmp):
+            with zipfile.ZipFile(tmp) as z:
+                files = [i for i in z.infolist() if not i.is_dir()]
+                member = next((i for i in files if i.filename.rsplit("/", 1)[-1] == "git_diff.patch"),
+                              files[0] if files else None)
+                if member is None:
+                    return      # an empty zip: no patch to write
+                with z.open(member) as src, _created(report, path) as dst:
+                    report.bytes += _copy(src, dst)
+        else:                   # already text (another source, or a server that sends it plain)
+            tmp.seek(0)
+            with _created(report, path) as dst:
+                report.bytes += _copy(tmp, dst)
+    report.files += 1
+
+
+def _copy(src: IO[bytes], dst: IO[bytes]) -> int:
+    n = 0
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+        n += len(chunk)
+    return n
+
+
 def _export_metrics(table, path: Path, report: ExportReport) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with _created(report, path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
         offset = 0
         for batch in table.to_batches(METRIC_BATCH):
             lines = []

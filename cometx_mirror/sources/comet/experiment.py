@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from ...store import canonical
+from ...store import canonical, heal
 from ...store.mirror import Mirror
 from .reader import CometReader, store_body
 
@@ -46,6 +46,7 @@ ENDPOINTS = {
 }
 RESOURCES = (*ENDPOINTS, "git_patch")
 # JSON field holding a text resource, so the text itself is an object `cat` can stream.
+TEXT_SOURCE = {"requirements": "system"}     # text kind -> the resource it is cut from, where they differ
 TEXT_FIELDS = {"html": "html", "code": "code", "output": "output", "graph": "graph"}
 
 
@@ -95,7 +96,7 @@ class AssetCache:
 
     def get(self, asset_key: str) -> tuple[str, int] | None:
         hit = self._map.get(f"{self.origin}/{asset_key}")
-        return hit if hit and self.mirror.objects.exists(hit[0]) else None
+        return hit if hit and self.mirror.objects.intact(hit[0]) else None
 
     def put(self, asset_key: str, object_id: str, size: int) -> None:
         key = f"{self.origin}/{asset_key}"
@@ -158,6 +159,11 @@ class ExperimentFetcher:
         listing_changed = previous is None or previous.get("metadata", {}).get("object") != metadata["object"]
         resources = dict(previous.get("resources", {})) if previous else {}
         texts = dict(previous.get("texts", {})) if previous else {}
+        # a stored resource whose object is gone (missing, or quarantined by a read that
+        # found it damaged) is fetched again, as is the resource a lost text came from
+        for name in heal.unsound(self.mirror.objects, resources) | {
+                TEXT_SOURCE.get(kind, kind) for kind in heal.unsound(self.mirror.objects, texts)}:
+            resources.pop(name, None)
         todo = sorted(name for name in RESOURCES if name in self.wanted
                       and (listing_changed or name in ALWAYS_CHECKED or name not in resources))
         pending = {name: self.request_pool.submit(self._request, name, key) for name in todo}
@@ -191,7 +197,7 @@ class ExperimentFetcher:
             if not asset_id:
                 continue
             prior = known.get(asset_id)
-            if prior and self.mirror.objects.exists(prior["object"]):
+            if prior and self.mirror.objects.intact(prior["object"]):
                 assets[asset_id] = prior
                 continue
             cached = self.cache.get(asset_id)

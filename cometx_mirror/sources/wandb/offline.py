@@ -105,6 +105,8 @@ def read_run(mirror, folder: Path) -> OfflineRun:
         "type": "experiment", "normalizer": "wandb-offline/1", "source": SOURCE,
         "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,
         "log_name": log_path.name, "log": store_bytes(mirror, data), "files": files, "texts": texts,
+        # how much the run holds: a later fetch never replaces it with less (sync/shrink.py)
+        "extent": {"log_bytes": len(data), "points": len(log.history)},
     }
     if missing:
         manifest["missing_files"] = missing
