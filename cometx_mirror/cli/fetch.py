@@ -19,7 +19,7 @@ from .progress import Progress
 @click.argument("path", required=False, default="")
 @click.argument("resources", nargs=-1)
 @mirror_option
-@click.option("--from", "source", type=click.Choice(["comet", "wandb", "neptune"]), default="comet",
+@click.option("--from", "source", type=click.Choice(["comet", "wandb", "neptune", "cometx"]), default="comet",
               show_default=True, help="Where to fetch from.")
 @click.option("--api-key", help="API key (default: found the way the vendor's SDK finds it).")
 @click.option("--url-override", "url", help="Server URL (Comet url_override, W&B base URL, Neptune URL).")
@@ -51,6 +51,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
                   WORKSPACE/model-registry[/NAME[/VERSION]], WORKSPACE/panels[/NAME]
     W&B:          ENTITY[/PROJECT[/RUN]] online, or a wandb/ or run folder
     Neptune:      an exporter folder, a .neptune folder, or WORKSPACE[/PROJECT] on a server
+    cometx:       a `cometx download` folder (its root, a workspace, project or experiment folder)
     RESOURCES (Comet): assets html metadata metrics others parameters project run system
     """
     # --list only reads the server: it needs no mirror, and must not create one

@@ -50,6 +50,6 @@ def get_normalizer(name: str) -> Callable[[Any, dict], Any]:
 
 
 def load_source(name: str):
-    if name not in ("comet", "wandb", "neptune"):
-        raise SourceError(f"unknown source {name!r} (comet, wandb or neptune)")
+    if name not in ("comet", "wandb", "neptune", "cometx"):
+        raise SourceError(f"unknown source {name!r} (comet, wandb, neptune or cometx)")
     return importlib.import_module(f"{__name__}.{name}")
