@@ -7,7 +7,6 @@ import pytest
 
 from push_fixtures import cli, push
 
-pytest_plugins = ["push_fixtures"]
 
 
 def check(server, mirror, src, dst, *args, expect=0):
