@@ -29,7 +29,20 @@ def load_libraries() -> None:
 def _json(value: Any) -> str | None:
     if value is None:
         return None
+    if value is model.JSON_NULL:     # a logged null is the JSON text null, not "no value"
+        return "null"
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _metadata(asset: model.Asset) -> str | None:
+    """The metadata as the source sent it, when that is JSON; else our encoding of it."""
+    if asset.metadata_text is not None:
+        try:
+            json.loads(asset.metadata_text)
+            return asset.metadata_text
+        except ValueError:
+            pass
+    return _json(asset.metadata)
 
 
 # Column types.  NumPy is imported on the first insert: an unchanged fetch never ingests.
@@ -144,14 +157,14 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
         {"exp_id": STR, "asset_id": STR, "file_name": STR, "type": STR, "step": I64, "epoch": I64,
          "context": STR, "metadata": STR, "object_id": STR, "size": I64, "remote": BOOL, "link": STR,
          "checksum": STR, "created_at": TS, "extra": STR},
-        ((eid, a.asset_id, a.file_name, a.type, a.step, a.epoch, a.context, _json(a.metadata),
+        ((eid, a.asset_id, a.file_name, a.type, a.step, a.epoch, a.context, _metadata(a),
           a.object_id, a.size, a.remote, a.link, a.checksum, a.created_at, _json(a.extra or None))
          for a in exp.assets)))
     m = exp.metrics
     _insert(con, "metrics", {
         "name": (STR, m.name), "step": (I64, m.step),
         "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
-        "context": (STR, m.context)}, constants={"exp_id": eid})
+        "context": (STR, m.context), "text": (STR, m.text)}, constants={"exp_id": eid})
 
 
 def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: str,

@@ -79,6 +79,16 @@ ALTER TABLE artifact_files ADD COLUMN project VARCHAR;
 # W&B artifact collections belong to a project: two projects of one entity may both
 # have a "model", so (source, workspace, project, name) identifies an artifact.
 
+MIGRATIONS.append((4, "exact values: metric text beside the double", """
+ALTER TABLE metrics ADD COLUMN text VARCHAR;
+UPDATE manifests SET manifest_id = '';
+"""))
+# metrics.value stays the DOUBLE for SQL; metrics.text is the exact value where the double's
+# canonical text (model.double_text) does not reproduce it: an integer, a long integer, a
+# non-canonical literal, a string-valued metric (value NULL).  Rows ingested before this
+# migration hold parsed values (params' raw, metadata re-serialized), so every manifest is
+# marked stale and the next refresh derives its rows again.
+
 LATEST = MIGRATIONS[-1][0]
 
 # Tables holding one experiment's rows, keyed by exp_id: replaced whole on each ingest.

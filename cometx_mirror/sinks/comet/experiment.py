@@ -20,17 +20,12 @@ from ...store import faultpoint
 from ...store.mirror import Mirror
 from .client import CometClient, HttpError, multipart, object_reader
 from .plan import MARKER, ExperimentPlan, missing_points
+from .values import metric_wire, param_wire
 
 METRIC_BATCH = 5000          # points per batch request (the SDK uses 1,000)
 OUTPUT_BATCH_BYTES = 2 << 20
 ALREADY_EXISTS = 90999
 REMAPPED_TYPES = ("confusion-matrix", "embeddings", "datagrid")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    return value
 
 
 class ExperimentWriter:
@@ -58,7 +53,7 @@ class ExperimentWriter:
         if plan.others:
             for other in plan.others:
                 self._post("write/experiment/log-other",
-                           {"key": other.name, "value": other.raw if other.raw is not None else other.value,
+                           {"key": other.name, "value": param_wire(other),
                             "timestamp": other.timestamp})
         if plan.params:
             self._params(plan.params)
@@ -95,10 +90,8 @@ class ExperimentWriter:
     def _params(self, params: list[model.Param]) -> None:
         values = []
         for p in params:
-            # the typed value where Comet has that type; a dict (a typed envelope such as
-            # Neptune's {"type", "value"}, or a JSON object) goes as the text the source showed
-            value = p.raw if p.raw is not None and not isinstance(p.raw, dict) else p.value
-            values.append({"parameterName": p.name, "parameterValue": value, "step": None,
+            # the exact text the source showed (values.py): a number only where that is exact
+            values.append({"parameterName": p.name, "parameterValue": param_wire(p), "step": None,
                            "source": p.source or "manual", "context": None})
         for start in range(0, len(values), METRIC_BATCH):
             self.client.request("POST", "clientlib", "batch/logger/experiment/parameter", write=True,
@@ -107,7 +100,7 @@ class ExperimentWriter:
 
     def _metrics(self, m: model.Metrics, rows: list[int]) -> None:
         for start in range(0, len(rows), METRIC_BATCH):
-            values = [{"metricName": m.name[i], "metricValue": _json_safe(m.value[i]), "step": m.step[i],
+            values = [{"metricName": m.name[i], "metricValue": metric_wire(m, i), "step": m.step[i],
                        "epoch": m.epoch[i], "context": m.context[i], "timestamp": m.timestamp[i]}
                       for i in rows[start:start + METRIC_BATCH]]
             batch = model.Metrics()
@@ -199,7 +192,8 @@ class ExperimentWriter:
             params["groupingName"] = model_dir[len("models/"):]
         fields: list[tuple[str, tuple]] = []
         if a.metadata is not None:
-            fields.append(("metadata", (None, json.dumps(a.metadata, sort_keys=True), None)))
+            text = a.metadata_text if a.metadata_text is not None else json.dumps(a.metadata, sort_keys=True)
+            fields.append(("metadata", (None, text, None)))     # the source's bytes when it sent any
         if a.remote:
             params["isRemote"] = "True"
             fields.append(("link", (None, a.link or "", None)))
@@ -255,13 +249,9 @@ def destination_picture(client: CometClient, key: str) -> tuple[model.Experiment
 def read_metrics(client: CometClient, key: str) -> model.Metrics:
     out = model.Metrics()
     for m in client.get("experiment/metrics/get-all", {"experimentKey": key}).get("metrics", []):
-        value = m.get("metricValue")
-        try:
-            value = None if value is None else float(value)
-        except (TypeError, ValueError):
-            pass
+        value, text = model.metric_from_text(m.get("metricValue"))     # exact, as fetch keeps it
         out.add(m.get("metricName"), value, step=m.get("step"), epoch=m.get("epoch"),
-                timestamp=m.get("timestamp"), context=m.get("runContext"))
+                timestamp=m.get("timestamp"), context=m.get("runContext"), text=text)
     return out
 
 

@@ -54,10 +54,9 @@ class ExperimentPlan:
 
 
 def _point_key(m: model.Metrics, i: int) -> tuple:
-    # repr() so NaN equals NaN and 1 equals 1.0 the same way on both sides
-    value = m.value[i]
-    return (m.name[i], m.step[i], m.epoch[i], m.timestamp[i],
-            None if value is None else repr(float(value)), m.context[i])
+    # the exact text, so "7" and "7.0" or two long integers one double apart differ, and
+    # NaN equals NaN (its text is "NaN" on both sides)
+    return (m.name[i], m.step[i], m.epoch[i], m.timestamp[i], m.exact(i), m.context[i])
 
 
 def missing_points(new: model.Metrics, old: model.Metrics | None) -> list[int]:

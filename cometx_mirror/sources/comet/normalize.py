@@ -26,15 +26,6 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _float(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _json_value(text: Any) -> Any:
     """Comet returns every value as a string; keep the typed value where it parses."""
     if not isinstance(text, str):
@@ -66,12 +57,12 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
         extra={k: meta[k] for k in ("filePath", "fileName", "optimizationId", "durationMillis")
                if meta.get(k) is not None})
 
+    # Comet's REST gives every value as text ("All value* fields are strings"): the text is
+    # kept verbatim, and no type is guessed from it ("1.50", "true" and '["a"]' stay text).
     for p in (_load(mirror, res.get("parameters")) or {}).get("values", []):
-        exp.params.append(model.Param(p["name"], p.get("valueCurrent"), _json_value(p.get("valueCurrent")),
-                                      p.get("source")))
+        exp.params.append(model.Param(p["name"], p.get("valueCurrent"), None, p.get("source")))
     for o in (_load(mirror, res.get("others")) or {}).get("values", []):
-        exp.others.append(model.Other(o["name"], o.get("valueCurrent"), _json_value(o.get("valueCurrent")),
-                                      _int(o.get("timestampCurrent"))))
+        exp.others.append(model.Other(o["name"], o.get("valueCurrent"), None, _int(o.get("timestampCurrent"))))
         if o["name"] == "Name" and not exp.name:
             exp.name = o.get("valueCurrent")   # the SDK names experiments through this other
     exp.tags = list((_load(mirror, res.get("tags")) or {}).get("tags", []))
@@ -81,8 +72,9 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
 
     points = (_load(mirror, res.get("metrics")) or {}).get("metrics", [])
     # column by column: a run can hold millions of points
+    values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
     exp.metrics = model.Metrics(
-        name=[m["metricName"] for m in points], value=[_float(m.get("metricValue")) for m in points],
+        name=[m["metricName"] for m in points], value=values, text=texts,
         step=[_int(m.get("step")) for m in points], epoch=[_int(m.get("epoch")) for m in points],
         timestamp=[_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
 
@@ -93,6 +85,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     for a in (_load(mirror, res.get("asset_list")) or {}).get("assets", []):
         got = fetched.get(a.get("assetId"))
         metadata = a.get("metadata")
+        metadata_text = metadata if isinstance(metadata, str) and metadata else None
         if isinstance(metadata, str):
             metadata = _json_value(metadata) if metadata else None
         exp.assets.append(model.Asset(
@@ -102,6 +95,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
             metadata=metadata if isinstance(metadata, dict) else ({"value": metadata} if metadata else None),
             remote=bool(a.get("remote")), link=a.get("link") if a.get("remote") else None,
             checksum=f"etag:{a['etag']}" if a.get("etag") else None, created_at=_int(a.get("createdAt")),
+            metadata_text=metadata_text,
             extra={k: a[k] for k in ("dir", "tags") if a.get(k)}))
     return exp
 

@@ -108,7 +108,7 @@ def value_text(kind: str, value: Any) -> str | None:
     if kind == "string_set":
         return canonical.dumps(sorted(value)).decode()
     if kind == "float":
-        return repr(float(value))
+        return model.double_text(float(value))     # "NaN", "Infinity" as JSON and the SDK spell them
     return str(value)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import xxhash
 
+from ...model import double_text
+
 SOURCE = "wandb"
 OFFLINE_ORIGIN = "offline"
 DEFAULT_PROJECT = "uncategorized"    # what W&B calls a run logged without a project
@@ -18,6 +20,17 @@ OFFLINE_WORKSPACE = "offline"        # offline runs often carry no entity
 # W&B bookkeeping keys that are not user data.
 INTERNAL_KEYS = ("_wandb",)
 HISTORY_AXES = ("_step", "_timestamp", "_runtime")
+
+# How a stored history/system page spells non-finite floats: as W&B itself does, with the
+# bare JSON tokens NaN, Infinity, -Infinity, so a float NaN and the string "nan" stay apart.
+# Pages without this mark (older fetches) spelled them "nan", "inf", "-inf".
+FLOAT_TOKENS = "json-tokens"
+
+
+def history_jsonl(rows: list[dict]) -> bytes:
+    """History or system rows as stored: one compact, key-sorted JSON line per row."""
+    return b"".join(json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                               allow_nan=True).encode("utf-8") + b"\n" for r in rows)
 
 
 def exp_label(workspace: str, project: str, run_id: str) -> str:
@@ -36,7 +49,7 @@ def value_str(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
+        return double_text(value)        # "NaN", "Infinity": as the SDK sends them
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 

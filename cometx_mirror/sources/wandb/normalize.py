@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ... import model
 from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment, Metrics, Other, Param, Text
 from .. import normalizer
-from .common import (HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media, iso_ms,
-                     value_str)
+from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
+                     iso_ms, value_str)
 from .records import fold
 
 
@@ -69,13 +70,17 @@ def asset_type(path: str) -> str:
     return "asset"
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    if value in ("NaN", "nan", "Infinity", "-Infinity", "inf", "-inf"):
-        return float(value.replace("Infinity", "inf"))
+def _point(value: Any) -> tuple[float, str | None] | None:
+    """(double, exact text or None) of a logged number; None for anything else.
+
+    The history keeps types: a real NaN is a float (W&B writes it as the bare JSON
+    token NaN), while a string logged as "NaN" or "nan" is a string, and strings are
+    not metric points, so the two never meet.
+    """
+    if type(value) is float:
+        return value, None
+    if isinstance(value, (bool, int)):
+        return model.metric_from_value(value)
     return None
 
 
@@ -86,6 +91,11 @@ def _epoch(row: dict) -> int | None:
     return int(value) if float(value).is_integer() else None
 
 
+def _typed(value: Any) -> Any:
+    """W&B keeps types, so the typed value is known, and a logged null is a JSON null."""
+    return model.JSON_NULL if value is None else value
+
+
 def _params(config: dict) -> list[Param]:
     out = []
     for key in sorted(config):
@@ -93,7 +103,7 @@ def _params(config: dict) -> list[Param]:
             continue
         value = config[key]
         for name, leaf in (flatten({key: value}) if isinstance(value, dict) else [(key, value)]):
-            out.append(Param(name=name, value=value_str(leaf), raw=leaf))
+            out.append(Param(name=name, value=value_str(leaf), raw=_typed(leaf)))
     return out
 
 
@@ -102,7 +112,7 @@ def _others(state: RunState) -> list[Other]:
     for name, value in flatten(state.summary, stop=is_media):
         if name.split(".")[0].startswith("_") or is_media(value):
             continue
-        out.append(Other(name=name, value=value_str(value), raw=value))
+        out.append(Other(name=name, value=value_str(value), raw=_typed(value)))
     run = state.run
     for field_name in ("group", "job_type", "notes", "sweep_id", "host", "exit_code", "user"):
         value = run.get(field_name)
@@ -129,18 +139,18 @@ def _metrics(state: RunState) -> tuple[Metrics, dict[str, dict]]:
                 if isinstance(path, str) and path not in media:
                     media[path] = {"key": name, "step": step, "timestamp": ts, "media": value}
                 continue
-            number = _number(value)
-            if number is not None:
-                metrics.add(name, number, step=step, epoch=epoch, timestamp=ts)
+            point = _point(value)
+            if point is not None:
+                metrics.add(name, point[0], step=step, epoch=epoch, timestamp=ts, text=point[1])
     for sample in state.system:
         ts = sample.get("_timestamp_ms")
         for key in sorted(sample):
             if key.startswith("_"):
                 continue
-            number = _number(sample[key])
-            if number is not None:
+            point = _point(sample[key])
+            if point is not None:
                 name = key[len("system."):] if key.startswith("system.") else key
-                metrics.add(f"sys.{name}", number, timestamp=ts)
+                metrics.add(f"sys.{name}", point[0], timestamp=ts, text=point[1])
     return metrics, media
 
 
@@ -268,9 +278,23 @@ def _unwrap_config(config: dict) -> dict:
 
 def _jsonl_rows(mirror, pages: list[dict]) -> Iterable[dict]:
     for page in pages:
+        legacy = page.get("floats") != FLOAT_TOKENS
         for line in mirror.objects.get_bytes(page["object"]).splitlines():
             if line.strip():
-                yield json.loads(line)
+                row = json.loads(line)
+                yield _legacy_floats(row) if legacy else row
+
+
+def _legacy_floats(value: Any) -> Any:
+    """Pages stored before FLOAT_TOKENS spelled a non-finite float as the string "nan",
+    "inf" or "-inf" (canonical JSON); read those back as floats, as they were then."""
+    if isinstance(value, str):
+        return float(value) if value in ("nan", "inf", "-inf") else value
+    if isinstance(value, dict):
+        return {k: _legacy_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_legacy_floats(v) for v in value]
+    return value
 
 
 def online_state(mirror, manifest: dict) -> RunState:

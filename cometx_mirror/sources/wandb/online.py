@@ -24,7 +24,8 @@ from urllib.parse import urlparse
 from ...store import canonical
 from ...store.refs import ref_part
 from .. import SourceError
-from .common import SOURCE, artifact_label, b64md5_to_hex, exp_label, iso_ms, store_bytes, store_file, store_json
+from .common import (FLOAT_TOKENS, SOURCE, artifact_label, b64md5_to_hex, exp_label, history_jsonl, iso_ms,
+                     store_bytes, store_file, store_json)
 
 HISTORY_PAGE_ROWS = 10_000     # rows per stored history object
 SCAN_PAGE_SIZE = 1_000         # rows per scan_history request
@@ -99,8 +100,9 @@ def connect(options):
 
 # -- one run ------------------------------------------------------------------
 
-def _jsonl(rows: list[dict]) -> bytes:
-    return b"".join(canonical.dumps(r) + b"\n" for r in rows)
+def _page(mirror, rows: list[dict]) -> dict:
+    """Store rows as one page; its entry says how non-finite floats are spelled in it."""
+    return dict(store_bytes(mirror, history_jsonl(rows)), rows=len(rows), floats=FLOAT_TOKENS)
 
 
 def _history(mirror, run, previous: dict | None, line_count: int | None) -> list[dict]:
@@ -114,8 +116,7 @@ def _history(mirror, run, previous: dict | None, line_count: int | None) -> list
     def flush():
         if rows:
             steps = [r.get("_step", 0) for r in rows]
-            pages.append(dict(store_bytes(mirror, _jsonl(rows)), rows=len(rows),
-                              first_step=min(steps), last_step=max(steps)))
+            pages.append(dict(_page(mirror, rows), first_step=min(steps), last_step=max(steps)))
             rows.clear()
 
     for row in run.scan_history(page_size=SCAN_PAGE_SIZE, min_step=start, use_cache=False):
@@ -128,7 +129,7 @@ def _history(mirror, run, previous: dict | None, line_count: int | None) -> list
 
 def _system(mirror, run) -> list[dict]:
     rows = run.history(stream="system", samples=SYSTEM_SAMPLES, pandas=False)
-    return [dict(store_bytes(mirror, _jsonl(rows)), rows=len(rows))] if rows else []
+    return [_page(mirror, rows)] if rows else []
 
 
 def _files(mirror, run, previous: dict | None, tmp: Path) -> dict:

@@ -113,13 +113,22 @@ def _key_path(item) -> list[str]:
     return list(item.nested_key) if len(item.nested_key) else [item.key]
 
 
+# Bare (unquoted) non-finite spellings some writers use where JSON has none; the Python
+# SDK writes NaN / Infinity, which json.loads reads.  A quoted "nan" is a string and stays one.
+_BARE_NON_FINITE = {"nan": float("nan"), "+nan": float("nan"), "-nan": float("nan"),
+                    "inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"),
+                    "infinity": float("inf"), "+infinity": float("inf"), "-infinity": float("-inf")}
+
+
 def _loads(text: str) -> Any:
     if not text:
         return None
     try:
         return json.loads(text)
     except ValueError:
-        return text          # kept rather than dropped: NaN spellings differ between writers
+        number = _BARE_NON_FINITE.get(text.strip().lower())
+        # a float the writer spelled its own way, else text kept rather than dropped
+        return text if number is None else number
 
 
 def _history_value(item) -> Any:
