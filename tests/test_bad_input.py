@@ -271,3 +271,47 @@ def test_export_writes_the_git_patch_as_text_not_the_zip_comet_answers(mirror, t
     run(mirror, "export", "ws/proj", str(tmp_path / "out"))
     written = tmp_path / "out" / "ws" / "proj" / KEY1 / "run" / "git_diff.patch"
     assert written.read_bytes() == patch
+
+
+# -- permissions and secrets ------------------------------------------------------------
+
+def test_a_new_mirror_and_what_a_fetch_writes_are_the_owners_only(seeded_env, tmp_path):
+    saved = os.umask(0o022)            # a usual umask: without the fix, everything is world-readable
+    try:
+        root = tmp_path / "m"
+        project = sorted(seeded_env.seeded["projects"])[0]
+        r = CliRunner().invoke(main, ["fetch", f"{seeded_env.seeded['workspace']}/{project}", "--mirror", str(root)])
+        assert r.exit_code == 0, r.output
+        assert os.umask(0o022) == 0o022        # the lock gave the umask back
+    finally:
+        os.umask(saved)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    made = list(root.rglob("*"))
+    assert any(p.parent.parent.name == "objects" for p in made) and (root / "index.duckdb").exists()
+    loose = [(str(p.relative_to(root)), oct(stat.S_IMODE(p.stat().st_mode))) for p in made
+             if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert loose == []
+
+
+def test_push_reads_the_destination_key_from_the_environment(filled):
+    # the key never needs the command line; a wrong one is refused by the (unreachable) server's absence,
+    # so check what push resolved: the key from COMET_TO_API_KEY, the server from COMET_TO_URL_OVERRIDE
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"COMET_TO_API_KEY": "env-key", "COMET_TO_URL_OVERRIDE": f"http://127.0.0.1:{port}/",
+           "COMET_API_KEY": None, "COMET_URL_OVERRIDE": None}
+    r = run(filled, "push", "ws/proj", "dest", ok=False, env=env)
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "no Comet API key" not in r.output and f"127.0.0.1:{port}" in r.output, r.output
+    assert "COMET_TO_API_KEY" in CliRunner().invoke(main, ["push", "--help"]).stdout
+
+
+def test_a_password_in_the_destination_url_is_never_echoed(filled):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = run(filled, "push", "ws/proj", "dest", ok=False,
+            env={"COMET_TO_API_KEY": "k", "COMET_TO_URL_OVERRIDE": f"http://user:s3cret-pw@127.0.0.1:{port}/"})
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "s3cret-pw" not in r.output, r.output

@@ -12,6 +12,9 @@ from pathlib import Path
 from ..errors import ExpectedError
 
 
+PRIVATE_UMASK = 0o077
+
+
 class LockedError(ExpectedError):
     """Another process holds the mirror's write lock."""
 
@@ -23,6 +26,17 @@ class WriteLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "WriteLock":
+        # Whatever a writer creates in the mirror (objects, temp files, refs, the index)
+        # is the owner's only, as the folder is (0700; mirror.py): the process umask is
+        # the one place that covers files made by DuckDB and by every store module.
+        self._umask = os.umask(PRIVATE_UMASK)
+        try:
+            return self._take()
+        except BaseException:
+            os.umask(self._umask)
+            raise
+
+    def _take(self) -> "WriteLock":
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -41,3 +55,4 @@ class WriteLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+            os.umask(self._umask)

@@ -28,6 +28,7 @@ from .refs import Refs
 
 FORMAT = 1
 CONFIG = "config.json"
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
 class MirrorError(ExpectedError):
@@ -67,12 +68,18 @@ class Mirror:
         if (root / CONFIG).exists():
             return cls.open(root)
         try:
+            # Private, as ssh and restic keep theirs: the mirror holds code, output and
+            # logged data.  Later files follow from the write lock's umask (store/lock.py).
+            root.parent.mkdir(parents=True, exist_ok=True)
+            root.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             for sub in ("objects", "refs", "logs", "tmp"):
-                (root / sub).mkdir(parents=True, exist_ok=True)
+                (root / sub).mkdir(mode=PRIVATE_DIR, exist_ok=True)
             config = {"format": FORMAT, "object_hash": "xxh3-128", "codec": "zstd:3",
                       "mirror_id": uuid.uuid4().hex, "created": time.time()}
             tmp = root / (CONFIG + ".tmp")
-            tmp.write_bytes(canonical.dumps(config))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(canonical.dumps(config))
             os.replace(tmp, root / CONFIG)
         except OSError as e:
             raise MirrorError(f"cannot create a mirror at {root}: {e.strerror}") from None

@@ -154,7 +154,7 @@ class ObjectStore:
             # the bytes we just hashed are the right ones, so they replace it.
             # This is how a later fetch heals a damaged store.
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp_name, 0o444)
+        os.chmod(tmp_name, 0o400)     # immutable, and the owner's only (docs/store.md)
         os.replace(tmp_name, final)
         with self._written_lock:
             self.written_objects += 1

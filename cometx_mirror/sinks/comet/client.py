@@ -68,13 +68,14 @@ class Credentials:
 def resolve_credentials(api_key: str | None = None, url_override: str | None = None) -> Credentials:
     """Flags first, then what comet_ml reads (COMET_* env, .env, config files, smart keys)."""
     from ...net.comet_auth import CredentialsError, resolve
+    from ...net.urls import redact
     try:
         found = resolve(api_key, url_override)
     except CredentialsError as e:
         raise PushError(str(e).replace("--api-key", "--to-api-key")) from None
     parsed = urlparse(found.clientlib_url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise PushError(f"bad destination URL {found.clientlib_url!r}")
+        raise PushError(f"bad destination URL {redact(found.clientlib_url)!r}")
     return Credentials(api_key=found.api_key, clientlib=found.clientlib_url,
                        root=f"{parsed.scheme}://{parsed.netloc}")
 
@@ -104,7 +105,9 @@ class CometClient:
 
     @property
     def destination(self) -> str:
-        return self.creds.root
+        # the ledger's and messages' name for the server: a user:password in the URL stays out
+        from ...net.urls import without_userinfo
+        return without_userinfo(self.creds.root)
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
@@ -175,7 +178,7 @@ class CometClient:
                 # nothing listening: one more try covers a restart, more only delays the error
                 refused = not _maybe_sent(e) and attempt >= 1
                 if refused or attempt + 1 >= self.max_tries:
-                    raise PushError(f"cannot reach {self.creds.root} ({type(e).__name__})") from None
+                    raise PushError(f"cannot reach {self.destination} ({type(e).__name__})") from None
                 time.sleep(self._sleep_for(attempt, None))
                 continue
             status = response.status_code
