@@ -80,7 +80,9 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     else:
         click.echo(f"{result.new} new, {result.changed} changed, {result.unchanged} unchanged, "
                    f"{result.failed} failed; {result.objects_written} objects "
-                   f"({result.bytes_written:,} bytes) in {result.requests} requests")
+                   f"({result.bytes_written:,} bytes) in {result.requests} requests"
+                   + (f"; {result.sampled_metrics} metric(s) only sampled (see the metric_status table)"
+                      if result.sampled_metrics else ""))
         for line in result.errors:
             click.echo(f"error: {line}", err=True)
     if result.failed or result.errors:

@@ -203,6 +203,8 @@ def experiment_summary(con, exp_id: str) -> dict[str, Any]:
     row["texts"] = [r[0] for r in con.execute("SELECT DISTINCT kind FROM texts WHERE exp_id = ? ORDER BY kind",
                                               [exp_id]).fetchall()]
     row["system_details"] = count("SELECT count(*) FROM system_details WHERE exp_id = ?")[0]
+    # Comet metrics kept as a sample of 15,000 values (index/schema.py, migration 5)
+    row["sampled_metrics"] = count("SELECT count(*) FROM metric_status WHERE exp_id = ? AND sampled")[0]
     return row
 
 

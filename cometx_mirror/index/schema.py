@@ -89,6 +89,24 @@ UPDATE manifests SET manifest_id = '';
 # migration hold parsed values (params' raw, metadata re-serialized), so every manifest is
 # marked stale and the next refresh derives its rows again.
 
+MIGRATIONS.append((5, "metric status: which metrics are only a sample", """
+CREATE VIEW metric_status AS
+SELECT m.exp_id, m.name, count(*) AS points,
+    coalesce(list_contains(from_json(json_extract(e.extra, '$.sampled_metrics'), '["VARCHAR"]'), m.name),
+             false) AS sampled,
+    CASE WHEN list_contains(from_json(json_extract(e.extra, '$.full_fidelity_metrics'), '["VARCHAR"]'), m.name)
+              THEN 'total-fidelity'
+         WHEN list_contains(from_json(json_extract(e.extra, '$.sampled_metrics'), '["VARCHAR"]'), m.name)
+              THEN 'sample'
+         ELSE 'complete' END AS source
+FROM metrics m JOIN experiments e USING (exp_id)
+GROUP BY m.exp_id, m.name, e.extra;
+"""))
+# Comet answers at most 15,000 values per metric (sources/comet/full_metrics.py): a metric at that
+# count was read whole from its total-fidelity files ('total-fidelity'), or is kept as the sample
+# (sampled = true, source 'sample'); every other metric is 'complete'.  A view over the rows the
+# normalizer derives (experiments.extra names the two lists), so reindex gives the same answer.
+
 LATEST = MIGRATIONS[-1][0]
 
 # Tables holding one experiment's rows, keyed by exp_id: replaced whole on each ingest.

@@ -482,3 +482,50 @@ def _abandon(exp) -> None:
         if thread is not None and hasattr(thread, "close"):
             with contextlib.suppress(Exception):
                 thread.close()
+
+
+# ----- a run longer than Comet's sampling limit -------------------------------------------
+
+def long_run(server: Any, points: int = 20_000, metrics: tuple = ("loss", "acc"), project: str = "long-run",
+             name: str = "long-run", per_ms: int = 1, batch: int = 5_000) -> dict:
+    """Log one experiment with `points` values per metric (Comet samples beyond 15,000).
+
+    The experiment is made by the real SDK (online `Experiment`: `OfflineExperiment`
+    samples metrics itself); the points go through the SDK's own ingestion endpoint,
+    `batch/logger/experiment/metric`, `batch` at a time, which is what `Experiment`
+    sends, without its per-point cost.  `per_ms` points share each timestamp (Comet
+    sees repeated timestamps whenever a loop logs faster than 1 ms).  Returns
+    {"key", "project", "name", "metrics": {name: points}, "values": {name: [text, ...]}}.
+    """
+    import requests
+    env = _target_env(server)
+    folder = tempfile.mkdtemp(prefix="comet-seed-")
+    try:
+        with _env_lock, sdk_environment(env, home=folder):
+            import comet_ml
+            exp = comet_ml.Experiment(project_name=project, **SDK_QUIET)
+            exp.set_name(name)
+            key = exp.get_key()
+            exp.end()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    url = env["COMET_URL_OVERRIDE"].rstrip("/") + "/batch/logger/experiment/metric"
+    t0 = 1_700_000_000_000
+    values: dict[str, list] = {}
+    for m_index, metric in enumerate(metrics):
+        series = [_long_run_value(m_index, i, points) for i in range(points)]
+        values[metric] = [json.dumps(v) for v in series]
+        for start in range(0, points, batch):
+            rows = [{"metricName": metric, "metricValue": series[i], "step": i, "epoch": i // 1000,
+                     "timestamp": t0 + i // max(1, per_ms), "context": None}
+                    for i in range(start, min(points, start + batch))]
+            r = requests.post(url, json={"experimentKey": key, "values": rows},
+                              headers={"Authorization": env["COMET_API_KEY"]}, timeout=60)
+            r.raise_for_status()
+    return {"key": key, "project": project, "name": name, "metrics": {m: points for m in metrics},
+            "values": values}
+
+
+def _long_run_value(metric_index: int, i: int, points: int) -> float:
+    # every value different, so a sample cannot pass for the whole
+    return round(1.0 / (i + 1 + metric_index), 12) if metric_index % 2 == 0 else i / points

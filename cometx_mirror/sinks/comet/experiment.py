@@ -19,6 +19,7 @@ from ... import model
 from ...store import faultpoint
 from ...store.mirror import Mirror
 from .client import CometClient, HttpError, multipart, object_reader
+from . import sampled
 from .plan import MARKER, ExperimentPlan, missing_points
 from .values import metric_wire, param_wire
 
@@ -164,6 +165,7 @@ class ExperimentWriter:
 
     # -- assets --------------------------------------------------------------
     def _assets(self, exp: model.Experiment, assets: list[model.Asset]) -> None:
+        assets = sampled.without_generated(self.client, self.key, assets, self.asset_id_of)
         id_map = {a.asset_id: self.asset_id_of(a) for a in exp.assets}
         changed = {k: v for k, v in id_map.items() if k != v}
         for a in assets:
@@ -240,6 +242,7 @@ def destination_picture(client: CometClient, key: str) -> tuple[model.Experiment
     """
     got = model.Experiment(source="comet", workspace="", project="", key=key)
     got.metrics = read_metrics(client, key)
+    sampled.refuse_sampled(got.metrics, key)      # a sample cannot say which points are missing
     output = (client.get("experiment/output", {"experimentKey": key}) or {}).get("output") or ""
     assets = client.get("experiment/asset/list", {"experimentKey": key, "type": "all"}).get("assets", [])
     # Comet keeps stdout and stderr in one stream: what is there counts against "output".
@@ -252,7 +255,10 @@ def read_metrics(client: CometClient, key: str) -> model.Metrics:
         value, text = model.metric_from_text(m.get("metricValue"))     # exact, as fetch keeps it
         out.add(m.get("metricName"), value, step=m.get("step"), epoch=m.get("epoch"),
                 timestamp=m.get("timestamp"), context=m.get("runContext"), text=text)
-    return out
+    # A metric at 15,000 values is a sample: read whole from the destination's total-fidelity
+    # files where it has them; `.sampled` names the others (engineer A: landed.Appends may
+    # now trust series above 15,000 that are not in `.sampled`).
+    return sampled.whole(client, key, out)
 
 
 def read_marker(client: CometClient, key: str) -> dict | None:

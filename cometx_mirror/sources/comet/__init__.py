@@ -277,6 +277,7 @@ class CometFetch:
                 out[label] = got.manifest_id
                 status = "unchanged" if got.manifest_id == prev_id else ("new" if prev_id is None else "changed")
                 setattr(self.result, status, getattr(self.result, status) + 1)
+                self.result.sampled_metrics += len(got.sampled)
                 for err in got.errors:
                     self.result.errors.append(f"{label.split('/', 1)[1]}: {err}")
                 if got.errors:

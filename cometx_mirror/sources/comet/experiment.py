@@ -21,6 +21,7 @@ import requests
 
 from ...store import canonical, heal
 from ...store.mirror import Mirror
+from . import full_metrics
 from .reader import CometReader, store_body
 
 NORMALIZER = "comet-experiment/1"
@@ -71,6 +72,7 @@ class ExperimentFetch:
     status: str                      # "new" | "changed" | "unchanged"
     bytes: int = 0                   # downloaded, for progress (the store counts what is new)
     errors: list[str] = field(default_factory=list)
+    sampled: list[str] = field(default_factory=list)   # metrics the mirror holds only a sample of
 
 
 class AssetCache:
@@ -174,9 +176,17 @@ class ExperimentFetcher:
             downloads = self._start_downloads(key, resources["asset_list"]["object"], assets)
         elif "asset_list" in resources and "asset_list" in self.wanted:
             downloads = self._start_downloads(key, resources["asset_list"]["object"], assets)
+        fresh = {}
         for name, job in pending.items():
-            self._record(name, job.result(), resources, texts, out)
+            fresh[name] = job.result()
+            self._record(name, fresh[name], resources, texts, out)
+        parts = self._full_metric_parts(key, resources, fresh, out)
+        if parts is not None:
+            downloads.update(self._start_part_downloads(key, parts, assets, downloads))
         self._finish_downloads(downloads, assets, out)
+        if parts is not None:
+            out.sampled = [name for name, files in parts.items()
+                           if not files or not all(a["assetId"] in assets for a in files)]
 
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": "comet",
                     "origin": self.reader.creds.origin, "workspace": workspace, "project": project,
@@ -186,6 +196,48 @@ class ExperimentFetcher:
         if previous is not None and canonical.dumps(previous) != canonical.dumps(manifest):
             out.status = "changed"
         return out
+
+    def _full_metric_parts(self, key: str, resources: dict, fresh: dict,
+                           out: ExperimentFetch) -> dict[str, list[dict]] | None:
+        """The total-fidelity files of each metric that may be sampled (see full_metrics),
+        or None when no metric may be.  When the full asset list names none for such a
+        metric, the files are asked for by type (a Comet may list them only that way)."""
+        if "metrics" not in resources or "asset_list" not in self.wanted or "asset_list" not in resources:
+            return None
+        body = fresh.get("metrics") if "metrics" in fresh else load_json(self.mirror, resources["metrics"])
+        candidates = full_metrics.may_be_sampled(
+            full_metrics.counts(m.get("metricName") for m in (body or {}).get("metrics", [])))
+        if not candidates:
+            return None
+        listed = (load_json(self.mirror, resources["asset_list"]) or {}).get("assets", [])
+        found = full_metrics.parts_by_stem(listed)
+        if any(full_metrics.file_stem(n) not in found for n in candidates) and "full_metric_list" not in fresh \
+                and ("full_metric_list" not in resources or "metrics" in fresh):
+            typed = self.reader.experiment_json("experiment/asset/list", key, type=full_metrics.FULL_METRIC_TYPE)
+            fresh["full_metric_list"] = typed
+            resources["full_metric_list"] = self._put(canonical.dumps(typed), out)
+        if "full_metric_list" in resources:
+            listed = listed + (load_json(self.mirror, resources["full_metric_list"]) or {}).get("assets", [])
+            found = full_metrics.parts_by_stem(listed)
+        return {name: found.get(full_metrics.file_stem(name), []) for name in candidates}
+
+    def _start_part_downloads(self, key: str, parts: dict[str, list[dict]], assets: dict,
+                              started: dict) -> dict:
+        """Download the total-fidelity files like other assets, whatever --filename or
+        --asset-type chose: they are the metrics' own data."""
+        jobs = {}
+        for files in parts.values():
+            for a in files:
+                asset_id = a["assetId"]
+                if asset_id in assets or asset_id in started or asset_id in jobs or a.get("remote") \
+                        or not getattr(self.asset_filter, "download", True):
+                    continue
+                cached = self.cache.get(asset_id)
+                if cached:
+                    assets[asset_id] = {"object": cached[0], "size": cached[1]}
+                    continue
+                jobs[asset_id] = self.asset_pool.submit(self._download, key, a)
+        return jobs
 
     def _start_downloads(self, key: str, list_object: str, assets: dict) -> dict:
         """Keep the assets already stored (in `assets`); start downloading the rest."""

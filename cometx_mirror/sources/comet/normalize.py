@@ -7,6 +7,7 @@ from typing import Any
 from ... import model
 from ...store import canonical
 from .. import normalizer
+from . import full_metrics
 
 
 def _load(mirror, ref: dict | None) -> Any:
@@ -82,7 +83,8 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))
 
     fetched = manifest.get("assets", {})
-    for a in (_load(mirror, res.get("asset_list")) or {}).get("assets", []):
+    listed = full_metrics.listed_assets(_load(mirror, res.get("asset_list")), _load(mirror, res.get("full_metric_list")))
+    for a in listed:
         got = fetched.get(a.get("assetId"))
         metadata = a.get("metadata")
         metadata_text = metadata if isinstance(metadata, str) and metadata else None
@@ -97,6 +99,8 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
             checksum=f"etag:{a['etag']}" if a.get("etag") else None, created_at=_int(a.get("createdAt")),
             metadata_text=metadata_text,
             extra={k: a[k] for k in ("dir", "tags") if a.get(k)}))
+    # a metric Comet may have sampled: its total-fidelity files, or a mark that it is a sample
+    full_metrics.complete(exp, listed, fetched, mirror.objects.get_bytes)
     return exp
 
 

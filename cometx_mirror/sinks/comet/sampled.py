@@ -1,0 +1,81 @@
+"""Reading a destination that samples its metrics, and not doubling its total-fidelity files.
+
+A Comet answers `metrics/get-all` with at most 15,000 values per metric.  A metric
+read back at that count is a sample: when the destination keeps total-fidelity
+files (`ASSET_TYPE_FULL_METRIC` CSV zips) the whole series is read from them;
+otherwise the metric cannot be compared point by point, and a resumed push says
+so instead of resending what the sample does not show.
+
+The mirror's total-fidelity files are assets and are pushed as assets, so a
+destination without the setting still lets `get_metric_total_df` read every point;
+a destination that makes its own files for a metric (it lists them once the points
+are sent) gets the points only, never a second set of files under the same names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ... import model
+from ...errors import ExpectedError
+from ...sources.comet import full_metrics
+from .client import CometClient
+
+
+@dataclass
+class DestinationMetrics(model.Metrics):
+    """Metrics read back from a destination; `sampled` names the series that are only a sample."""
+    sampled: frozenset = field(default_factory=frozenset)
+
+
+class DestinationSampled(ExpectedError):
+    """A resumed push cannot compare a metric the destination only samples."""
+
+
+def _full_metric_list(client: CometClient, key: str) -> list[dict]:
+    return client.get("experiment/asset/list",
+                      {"experimentKey": key, "type": full_metrics.FULL_METRIC_TYPE}).get("assets", [])
+
+
+def _part_bytes(client: CometClient, key: str, asset_id: str) -> bytes:
+    return client.request("GET", "rest", "experiment/asset/get-asset", write=False, expect_json=False,
+                          params={"experimentKey": key, "assetId": asset_id, "allow301": "False"})
+
+
+def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMetrics:
+    """`sample` (what get-all answered) with each sampled series read whole where the
+    destination has total-fidelity files for it."""
+    exp = model.Experiment(source="comet", workspace="", project="", key=key, metrics=sample)
+    candidates = full_metrics.may_be_sampled(full_metrics.counts(sample.name))
+    if candidates:
+        listed = _full_metric_list(client, key)
+        fetched = {a["assetId"]: {"object": a["assetId"]} for a in listed if full_metrics.is_part(a)}
+        full_metrics.complete(exp, listed, fetched, lambda asset_id: _part_bytes(client, key, asset_id))
+    m = exp.metrics
+    return DestinationMetrics(name=m.name, step=m.step, epoch=m.epoch, timestamp=m.timestamp, value=m.value,
+                              context=m.context, text=m.text,
+                              sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())))
+
+
+def refuse_sampled(metrics: model.Metrics, key: str) -> None:
+    """Raise when a destination read back for a resumed push holds only samples."""
+    sampled = sorted(getattr(metrics, "sampled", ()))
+    if sampled:
+        raise DestinationSampled(
+            f"destination experiment {key} holds only a sample ({full_metrics.SAMPLE_LIMIT:,} values) of "
+            f"{', '.join(sampled)} and keeps no total-fidelity files: its points cannot be compared with "
+            f"the mirror's, so nothing is resent; push to a new destination experiment instead")
+
+
+def without_generated(client: CometClient, key: str, assets: list[model.Asset], asset_id_of) -> list[model.Asset]:
+    """The assets to upload, less our total-fidelity files for metrics whose files the
+    destination made itself (ids other than ours)."""
+    ours = [a for a in assets if a.type == full_metrics.FULL_METRIC_TYPE]
+    if not ours:
+        return assets
+    our_ids = {asset_id_of(a) for a in ours}
+    theirs = {a.get("fileName") for a in _full_metric_list(client, key) if a.get("assetId") not in our_ids}
+    stems = {full_metrics.PART_NAME.match(name)["stem"] for name in theirs
+             if name and full_metrics.PART_NAME.match(name)}
+    return [a for a in assets if a.type != full_metrics.FULL_METRIC_TYPE
+            or not full_metrics.PART_NAME.match(a.file_name)
+            or full_metrics.PART_NAME.match(a.file_name)["stem"] not in stems]
