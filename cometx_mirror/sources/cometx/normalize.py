@@ -112,10 +112,12 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
 
     system = _json(mirror, files.get("system_details.json"))
     exp.system = {k: v for k, v in (system if isinstance(system, dict) else {}).items() if k != "experimentKey"}
-    if "installedPackages" not in exp.system and system is not None:
-        # cometx moved the package list to run/requirements.txt (and left no other trace of it)
+    if system is not None and "installedPackages" not in exp.system and "osPackages" not in exp.system:
+        # cometx deleted both lists and wrote one of them (installed, else OS packages) to
+        # run/requirements.txt: read back as the installed packages (docs/cometx.md)
         req = _bytes(mirror, files.get("run/requirements.txt"))
         exp.system["installedPackages"] = req.decode("utf-8", "replace").splitlines() if req else []
+        exp.system["osPackages"] = []
 
     points = [m for path in _metric_files(files) for m in _lines(mirror, files[path])
               if isinstance(m.get("metricName"), str)]

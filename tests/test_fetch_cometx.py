@@ -1,0 +1,178 @@
+"""fetch --from cometx: folders written by the real `cometx download` into the mirror.
+
+The server is seeded through the real comet_ml SDK (push_fixtures.seeded); the real cometx
+downloads it; the rows of `fetch --from cometx` are compared with a direct Comet fetch of the
+same server, then pushed to a second server and read back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from push_fixtures import IGNORED, cli, fetch, last_json, push, writes
+
+COMETX = str(Path(sys.executable).parent / "cometx")
+EXPERIMENT_TABLES = ("params", "metrics", "others", "tags", "system_details", "texts", "assets")
+# columns that name the source or, for a text, its stored bytes (a Comet git patch is a zip,
+# cometx unzips it: the same patch, another size)
+SKIP = IGNORED | {"source"}
+
+
+def cometx_download(server, out: Path, *paths: str) -> None:
+    env = {**os.environ, **server.env(), "HOME": str(out.parent / "home"), "COMET_ERROR_TRACKING_ENABLE": "false",
+           "COMET_DISABLE_ANNOUNCEMENT": "true"}
+    (out.parent / "home").mkdir(exist_ok=True)
+    for path in paths:
+        done = subprocess.run([COMETX, "download", path, "-o", str(out)], env=env, cwd=str(out.parent),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def fetch_folder(mirror: Path, folder: Path, *args, expect=0):
+    return cli("fetch", "--from", "cometx", "--mirror", mirror, "--json", folder, *args, expect=expect)
+
+
+def rows(mirror: Path, table: str, where: str = "true") -> list[tuple]:
+    """A table's rows, keys, ids and the source aside, for experiments matching `where`."""
+    con = duckdb.connect(str(mirror / "index.duckdb"), read_only=True)
+    try:
+        cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in SKIP]
+        if table == "experiments":
+            sql = f"SELECT {', '.join(cols)} FROM experiments e WHERE {where}"
+        else:
+            sql = (f"SELECT {', '.join('t.' + c for c in cols)} FROM {table} t JOIN experiments e "
+                   f"ON t.exp_id = e.exp_id WHERE {where}")
+        got = con.execute(sql).fetchall()
+        if table == "others":
+            got = [r for r in got if r[cols.index("name")] != "cometx-mirror.source"]
+        if table == "texts":       # git_patch: Comet keeps the zip, cometx the patch in it
+            got = [tuple(None if c == "size" and r[cols.index("kind")] == "git_patch" else v
+                         for c, v in zip(cols, r)) for r in got]
+        return sorted(tuple(json.dumps(v, sort_keys=True, default=str) for v in r) for r in got)
+    finally:
+        con.close()
+
+
+def diff(a: Path, b: Path, where: str = "true", tables=("experiments", *EXPERIMENT_TABLES)) -> dict:
+    out = {}
+    for t in tables:
+        ra, rb = rows(a, t, where), rows(b, t, where)
+        if ra != rb:
+            out[t] = (sorted(set(ra) - set(rb))[:5], sorted(set(rb) - set(ra))[:5])
+    return out
+
+
+@pytest.fixture(scope="module")
+def downloaded(seeded, tmp_path_factory):
+    """The seeded workspace as `cometx download` writes it (projects, panels, registry model)."""
+    out = tmp_path_factory.mktemp("cometx") / "downloads"
+    ws = seeded.workspace
+    cometx_download(seeded, out, ws, f"{ws}/panels", f"{ws}/model-registry/mymodel")
+    return out
+
+
+@pytest.fixture(scope="module")
+def from_folder(downloaded, tmp_path_factory):
+    mirror = tmp_path_factory.mktemp("cx-mirror") / "m"
+    first = last_json(fetch_folder(mirror, downloaded))
+    assert (first["new"], first["failed"], first["errors"]) == (3, 0, [])   # 1 experiment, panel, model
+    return mirror
+
+
+NOT_ARCHIVED = "NOT e.archived"     # cometx download skips archived experiments
+
+
+def test_rows_equal_a_comet_fetch_where_the_folder_holds_the_data(seeded, from_folder):
+    assert rows(from_folder, "experiments", "e.archived") == []
+    assert len(rows(from_folder, "experiments")) == 1
+    assert diff(seeded.mirror, from_folder, NOT_ARCHIVED) == {}
+    # exact text: metric values as the files hold them
+    assert rows(from_folder, "metrics") and rows(from_folder, "metrics") == rows(seeded.mirror, "metrics", NOT_ARCHIVED)
+
+
+def test_second_fetch_of_the_same_folder_is_unchanged(from_folder, downloaded):
+    again = last_json(fetch_folder(from_folder, downloaded))
+    assert (again["new"], again["changed"], again["unchanged"]) == (0, 0, 3)
+    assert (again["snapshots"], again["objects_written"]) == ([], 0)
+
+
+def test_push_of_the_folder_reads_back_equal_and_a_second_push_writes_nothing(seeded, from_folder, server_b,
+                                                                               tmp_path):
+    import shutil
+    mirror = tmp_path / "m"
+    shutil.copytree(from_folder, mirror)
+    first = last_json(push(server_b, mirror, seeded.workspace, server_b.workspace))
+    assert (first["new"], first["failed"], first["errors"]) == (1, 0, [])
+    back = tmp_path / "back"
+    fetch(server_b, back, server_b.workspace)
+    assert diff(mirror, back) == {}
+    server_b.reset_counters()
+    again = last_json(push(server_b, mirror, seeded.workspace, server_b.workspace))
+    assert (again["unchanged"], again["new"], again["updated"], again["failed"]) == (1, 0, 0, 0)
+    assert writes(server_b) == {}
+
+
+def test_any_level_of_the_folder_names_the_same_entities(seeded, downloaded, from_folder, tmp_path):
+    ws = seeded.workspace
+    (exp_dir,) = [d for d in (downloaded / ws / "proj-a").iterdir() if d.is_dir()]
+    for level in (downloaded / ws, downloaded / ws / "proj-a", exp_dir):
+        again = last_json(fetch_folder(from_folder, level))
+        assert (again["new"], again["changed"], again["snapshots"]) == (0, 0, []), level.name
+    single = tmp_path / "single"
+    assert last_json(fetch_folder(single, exp_dir))["new"] == 1
+    assert diff(from_folder, single) == {}
+    assert rows(single, "experiments")[0] == rows(from_folder, "experiments")[0]
+
+
+@pytest.mark.parametrize("make", ["missing", "file", "empty"])
+def test_a_folder_that_is_not_a_cometx_download_is_one_line(tmp_path, make):
+    target = tmp_path / "target"
+    if make == "file":
+        target.write_text("x")
+    elif make == "empty":
+        (target / "some" / "thing").mkdir(parents=True)
+    result = cli("fetch", "--from", "cometx", "--mirror", tmp_path / "m", target, expect=None)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "cometx download folder" in result.output or "no such folder" in result.output
+
+
+def test_workspace_entities_keep_what_the_folder_holds(seeded, downloaded, from_folder):
+    con = duckdb.connect(str(from_folder / "index.duckdb"), read_only=True)
+    try:
+        panels = con.execute("SELECT name, kind, size FROM panels").fetchall()
+        models = con.execute("SELECT model, version, size FROM registry_versions").fetchall()
+        project = con.execute("SELECT project, description, public FROM projects").fetchall()
+    finally:
+        con.close()
+    (zip_path,) = (downloaded / seeded.workspace / "panels").iterdir()
+    assert panels == [("My panel", "code", zip_path.stat().st_size)]
+    assert [(m, v) for m, v, _ in models] == [("mymodel", "1.0.0")] and models[0][2] > 0
+    assert project == rows_projects(seeded.mirror)
+
+
+def rows_projects(mirror: Path) -> list[tuple]:
+    con = duckdb.connect(str(mirror / "index.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT project, description, public FROM projects").fetchall()
+    finally:
+        con.close()
+
+
+def test_export_then_fetch_from_cometx_gives_equal_rows(seeded, tmp_path):
+    out = tmp_path / "export"
+    cli("export", "--mirror", seeded.mirror, seeded.workspace, out)
+    second = tmp_path / "second"
+    first = last_json(fetch_folder(second, out))
+    assert (first["failed"], first["errors"]) == (0, [])
+    assert len(rows(second, "experiments")) == 2          # export keeps the archived experiment too
+    assert diff(seeded.mirror, second, tables=EXPERIMENT_TABLES) == {}
+    # export's metadata.json has no hasCrashed yet: a crashed run comes back "finished"
+    state = lambda mirror: [r[:3] + r[4:] for r in rows(mirror, "experiments")]   # noqa: E731
+    assert state(seeded.mirror) == state(second)
