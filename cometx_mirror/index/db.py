@@ -73,9 +73,34 @@ def check_file(path: Path) -> None:
         raise IndexDamaged(f"the index {path.name} is not a DuckDB database")
     headers = [_DB_HEADER.unpack_from(head, off) for off in (4096, 8192)]
     _, _, _, _, blocks, block_size, _, _ = max(headers, key=lambda h: h[1])
-    if 4096 <= block_size <= (1 << 24) and blocks < (1 << 40) and size < HEADER_BYTES + blocks * block_size:
-        raise IndexDamaged(f"the index {path.name} is cut short ({size:,} of "
-                           f"{HEADER_BYTES + blocks * block_size:,} bytes)")
+    expected = HEADER_BYTES + blocks * block_size
+    # Shorter than the header says is only a suspicion: DuckDB may leave free blocks at
+    # the end unwritten (seen after a kill mid-write).  Reading every column decides.
+    if 4096 <= block_size <= (1 << 24) and blocks < (1 << 40) and size < expected:
+        problem = _read_everything(path)
+        if problem:
+            raise IndexDamaged(f"the index {path.name} is cut short ({size:,} of {expected:,} bytes: {problem})")
+
+
+def _read_everything(path: Path) -> str | None:
+    """None when every column of every table reads back; else DuckDB's complaint."""
+    import duckdb
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as e:
+        return str(e).splitlines()[0] if _is_damage(e) else None   # busy, or opened with other settings
+    try:
+        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                             ).fetchall()
+        for (table,) in tables:
+            cols = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]
+            if cols:
+                con.execute("SELECT " + ", ".join(f'max(hash("{c}"))' for c in cols) + f' FROM "{table}"').fetchall()
+        return None
+    except duckdb.Error as e:
+        return str(e).splitlines()[0] if _is_damage(e) else None
+    finally:
+        con.close()
 
 
 def set_aside(path: Path) -> Path:
