@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 from .. import model
 from ..sinks.comet import ledger as L
 from ..sinks.comet.client import CometClient, PushError, resolve_credentials
-from ..sinks.comet.experiment import ExperimentWriter, destination_picture, read_marker
+from ..sinks.comet.experiment import ExperimentWriter, destination_picture, read_marker, read_metrics
+from ..sinks.comet.landed import ExcessAtDestination, excess_of
 from ..sinks.comet.plan import plan_experiment
 from ..sinks.comet.workspace import Destination, push_artifact, push_panel, push_registry_model
 from ..sources import get_normalizer
@@ -39,6 +40,8 @@ class PushOptions:
     dry_run: bool = False
     parallel: int = 4
     progress: Callable[..., None] | None = None
+    timeout: float = 60.0               # seconds a request may wait for its answer
+    retry_backoff: float = 0.5          # the first retry's delay (doubling, with jitter)
 
 
 @dataclass
@@ -154,7 +157,8 @@ def run_push(mirror: Mirror, src: str, dst: str, options: PushOptions) -> PushRe
     if len(src.strip("/").split("/")) == 1 and dest_proj_override:
         raise PushError("a whole workspace goes to a workspace: give NEW_WORKSPACE only")
 
-    client = CometClient(resolve_credentials(options.api_key, options.url))
+    client = CometClient(resolve_credentials(options.api_key, options.url),
+                         timeout=options.timeout, backoff=options.retry_backoff)
     result = PushResult()
     with mirror.write_lock("push"):
         indexer.refresh(mirror)       # the ledger lives in the index: bring it up to the refs first
@@ -255,17 +259,22 @@ class _Run:
         elif exists:
             found = read_marker(self.client, key)
             if found and found.get("manifest") == item.manifest_id:
+                # no ledger row says so (lost, or an excess was found): read the appends back
+                self._no_excess(exp, read_metrics(self.client, key), writer._dest_output())
                 ledger(L.COMPLETE, rebuilt=True)
                 return "unchanged"
             if found:
                 old = self._load_old(found.get("manifest"), item)
         else:
             create = True
+        before_output = None
         if old is not None:
             old_texts = {t.kind: self.mirror.objects.get_bytes(t.object_id)
                          for t in old.texts if t.kind in ("output", "stderr")}
         elif exists:       # interrupted earlier: look at what landed
             old, old_texts, dest_assets = destination_picture(self.client, key)
+            before_output = old_texts["output"].decode("utf-8", "replace")
+            self._no_excess(exp, old.metrics, before_output)
 
         plan = plan_experiment(exp, old, create=create, old_texts=old_texts, dest_asset_ids=dest_assets,
                                asset_id_of=id_of)
@@ -285,10 +294,27 @@ class _Run:
             writer.create()
             faultpoint.hit("push_after_create")
             ledger(L.CREATED)
-        writer.apply(exp, plan, marker)
+        writer.apply(exp, plan, marker, before=old.metrics if old is not None else None,
+                     before_output=before_output)
         faultpoint.hit("push_after_marker")
+        if writer.appends.wrote:     # appended this time: read back, so a duplicate cannot hide
+            try:
+                writer.appends.check_no_excess()
+            except ExcessAtDestination:
+                ledger(L.CREATED, excess=True)    # not complete: the next push reads it back again
+                raise
         ledger(L.COMPLETE)
         return "new" if create else "updated"
+
+    def _no_excess(self, exp: model.Experiment, held: model.Metrics, output: str) -> None:
+        """Raise when the destination holds appended data beyond the mirror's."""
+        excess_of(held, exp.metrics)
+        mine = sum(len(self.mirror.objects.get_bytes(t.object_id).decode("utf-8", "replace"))
+                   for t in exp.texts if t.kind in ("output", "stderr"))
+        if len(output) > mine:
+            raise ExcessAtDestination(f"the destination's output has {len(output) - mine} characters more "
+                                      f"than the mirror's: written twice, or by someone else; "
+                                      f"push does not remove them")
 
     def _with_packages(self, exp: model.Experiment) -> model.Experiment:
         """Sources that keep a requirements.txt (W&B) carry it as Comet's installed packages."""

@@ -6,9 +6,11 @@ injects `curr_step`, `offline_experiment` and `process duration`.
 
 Retry rules (same as fetch): 429 waits for Retry-After; 5xx, connection resets
 and timeouts retry with exponential backoff and jitter; 4xx other than 429 fail
-at once.  A write cut by a reset may have landed, so every write this package
-sends is either idempotent (set-style endpoints, client-chosen experiment keys
-and asset ids with overwrite) or guarded by a read first (metrics, output).
+at once.  Any try but a 429 or a refused connection may have been applied
+although its answer says otherwise, so every write this package sends is either
+safe to resend (set-style endpoints, client-chosen experiment keys, asset ids,
+template ids and artifact version numbers) or append-only and checked at the
+destination before it is resent (metric batches, output): see `request`.
 
 The API key lives only in this object's session headers; it is never logged.
 """
@@ -148,12 +150,16 @@ class CometClient:
 
         `files_factory` rebuilds the multipart body for each try (file handles are consumed).
         `ok_codes` are sdk_error_codes answered with 4xx that the caller treats as success.
-        `landed()` is asked, for an append-only write, when the answer was lost after the
-        request was sent (reset, truncated body): True means it was stored, do not resend.
+        `landed` marks an append-only write: whenever a try may have been applied without our
+        hearing so (see `_Ambiguous`), `landed()` is asked before anything is resent: True
+        means it is stored, so the call is done; False means it is not, so it is sent again;
+        it raises a PushError when the destination cannot tell, and nothing is resent.
+        Writes without `landed` are set-style or carry our ids: resending them is harmless.
         """
         url = self._url(base, path)
         endpoint = f"{method} {path}"
         for attempt in range(self.max_tries):
+            last = attempt + 1 >= self.max_tries
             kwargs: dict[str, Any] = {"params": params, "timeout": self.timeout}
             nbytes = 0
             if json_body is not None:
@@ -168,43 +174,50 @@ class CometClient:
                 data, content_type, nbytes = files_factory()
                 kwargs.update(data=data, headers={"Content-Type": content_type})
             try:
-                self._count(write, nbytes, retry=attempt > 0)
-                response = self._session().request(method, url, **kwargs)
-                body = response.content          # read now: a cut body raises here
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError) as e:
-                if landed is not None and _maybe_sent(e) and landed():
-                    return {}
-                # nothing listening: one more try covers a restart, more only delays the error
-                refused = not _maybe_sent(e) and attempt >= 1
-                if refused or attempt + 1 >= self.max_tries:
-                    raise PushError(f"cannot reach {self.destination} ({type(e).__name__})") from None
-                time.sleep(self._sleep_for(attempt, None))
-                continue
-            status = response.status_code
-            if status == 429 or status in RETRY_STATUS:
-                if attempt + 1 >= self.max_tries:
-                    raise HttpError(status, endpoint, _body(response))
-                time.sleep(self._sleep_for(attempt, response))
-                continue
-            if status in (401, 403) or (status == 400 and _code(response) == 90212):
-                raise AuthError(f"the destination refused the API key for {endpoint} (HTTP {status})")
-            if status >= 400:
-                body = _body(response)
-                if isinstance(body, dict) and body.get("sdk_error_code") in ok_codes:
+                try:
+                    self._count(write, nbytes, retry=attempt > 0)
+                    response = self._session().request(method, url, **kwargs)
+                    body = response.content          # read now: a cut body raises here
+                except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                        requests.exceptions.ContentDecodingError) as e:
+                    if not _maybe_sent(e):
+                        # nothing listening: one more try covers a restart, more only delays the error
+                        if attempt >= 1 or last:
+                            raise PushError(f"cannot reach {self.destination} ({type(e).__name__})") from None
+                        time.sleep(self._sleep_for(attempt, None))
+                        continue
+                    raise _Ambiguous(PushError(f"cannot reach {self.destination} ({type(e).__name__})"),
+                                     None) from None
+                status = response.status_code
+                if status == 429:       # the rate limiter refused it: nothing was applied
+                    if last:
+                        raise HttpError(status, endpoint, _body(response))
+                    time.sleep(self._sleep_for(attempt, response))
+                    continue
+                if status in RETRY_STATUS:
+                    raise _Ambiguous(HttpError(status, endpoint, _body(response)), response)
+                if status in (401, 403) or (status == 400 and _code(response) == 90212):
+                    raise AuthError(f"the destination refused the API key for {endpoint} (HTTP {status})")
+                if status >= 400:
+                    body = _body(response)
+                    if isinstance(body, dict) and body.get("sdk_error_code") in ok_codes:
+                        return body
+                    raise HttpError(status, endpoint, body)
+                if not expect_json:
                     return body
-                raise HttpError(status, endpoint, body)
-            if not expect_json:
-                return body
-            try:
-                return json.loads(body) if body else {}
-            except ValueError:
-                # a truncated body: the request was handled; reads retry, writes are idempotent or checked
+                try:
+                    return json.loads(body) if body else {}
+                except ValueError:
+                    raise _Ambiguous(PushError(f"{endpoint}: unreadable response"), None) from None
+            except _Ambiguous as unsure:
+                # The try may have been applied.  Wait first: a slow backend may still be
+                # committing it, and the answer to landed() must see that.
+                if not last or landed is not None:
+                    time.sleep(self._sleep_for(attempt, unsure.response))
                 if landed is not None and landed():
                     return {}
-                if attempt + 1 >= self.max_tries:
-                    raise PushError(f"{endpoint}: unreadable response") from None
-                time.sleep(self._sleep_for(attempt, None))
+                if last:
+                    raise unsure.error from None
         raise PushError(f"{endpoint}: gave up")   # pragma: no cover
 
     # shorthands
@@ -213,6 +226,17 @@ class CometClient:
 
     def post(self, path: str, body: Any = None, base: str = "rest", **kw) -> Any:
         return self.request("POST", base, path, write=True, json_body=body, **kw)
+
+
+class _Ambiguous(Exception):
+    """A try whose write may have been applied: a 5xx (a gateway's 502/504 after the backend
+    committed is routine), a reset or timeout after the body was sent, a cut or unreadable
+    answer.  Carries the error to raise if no try succeeds."""
+
+    def __init__(self, error: PushError, response: requests.Response | None):
+        super().__init__(str(error))
+        self.error = error
+        self.response = response
 
 
 def _maybe_sent(e: Exception) -> bool:

@@ -19,8 +19,9 @@ from ... import model
 from ...store import faultpoint
 from ...store.mirror import Mirror
 from .client import CometClient, HttpError, multipart, object_reader
+from .landed import Appends, batches, take
 from . import sampled
-from .plan import MARKER, ExperimentPlan, missing_points
+from .plan import MARKER, ExperimentPlan
 from .values import metric_wire, param_wire
 
 METRIC_BATCH = 5000          # points per batch request (the SDK uses 1,000)
@@ -50,7 +51,23 @@ class ExperimentWriter:
         return answer.get("sdk_error_code") != ALREADY_EXISTS
 
     # -- the plan ------------------------------------------------------------
-    def apply(self, exp: model.Experiment, plan: ExperimentPlan, marker: dict) -> None:
+    # Which writes may be resent when a try's answer is lost (client.request), and why:
+    #   log-other, batch parameter   set-style: reads show the latest value; same value again
+    #   tags                         a set: a tag already there is not added twice
+    #   system-details               merged by key; html (override=True), code, graph,
+    #   git metadata, git-patch      replaced whole
+    #   file-path, set-start-end-time, update-status, archive    set a field
+    #   asset/upload                 our asset id, overwrite=False: the same id is replaced,
+    #                                never a second asset
+    #   logger/add/run               our experiment key: a second try answers "already exists"
+    # Append-only, checked at the destination before any resend (landed.Appends):
+    #   batch/logger/experiment/metric (metric and system-metric points), write/experiment/output.
+    def apply(self, exp: model.Experiment, plan: ExperimentPlan, marker: dict,
+              before: model.Metrics | None = None, before_output: str | None = None) -> None:
+        """`before`/`before_output`: the destination's metrics and output when the push began
+        (None: none for a new experiment, else the output is read before it is appended to)."""
+        self.appends = Appends(lambda: read_metrics(self.client, self.key), self._dest_output, before,
+                               "" if plan.create and before_output is None else before_output)
         if plan.others:
             for other in plan.others:
                 self._post("write/experiment/log-other",
@@ -100,16 +117,15 @@ class ExperimentWriter:
                                 json_body={"experimentKey": self.key, "values": values[start:start + METRIC_BATCH]})
 
     def _metrics(self, m: model.Metrics, rows: list[int]) -> None:
-        for start in range(0, len(rows), METRIC_BATCH):
+        for chunk in batches(m, rows, self.appends.before, METRIC_BATCH):
             values = [{"metricName": m.name[i], "metricValue": metric_wire(m, i), "step": m.step[i],
                        "epoch": m.epoch[i], "context": m.context[i], "timestamp": m.timestamp[i]}
-                      for i in rows[start:start + METRIC_BATCH]]
-            batch = model.Metrics()
-            for i in rows[start:start + METRIC_BATCH]:
-                batch.add(m.name[i], m.value[i], m.step[i], m.epoch[i], m.timestamp[i], m.context[i])
+                      for i in chunk]
+            batch = take(m, chunk)
             self.client.request("POST", "clientlib", "batch/logger/experiment/metric", write=True,
                                 gzip_json=True, json_body={"experimentKey": self.key, "values": values},
-                                landed=lambda: not missing_points(batch, self._dest_metrics()))
+                                landed=lambda: self.appends.batch_landed(batch))
+            self.appends.batch_sent(batch)
             faultpoint.hit("push_metric_batch")
 
     # -- texts ---------------------------------------------------------------
@@ -152,16 +168,14 @@ class ExperimentWriter:
 
     def _send_output(self, lines: list[dict]) -> None:
         text = "".join(line["output"] for line in lines)
-
-        def landed() -> bool:
-            out = (self.client.get("experiment/output", {"experimentKey": self.key}) or {}).get("output") or ""
-            return out.endswith(text)
+        self.appends.output_before()     # known before the first append, so a lost answer is decidable
         self.client.request("POST", "rest-clientlib", "write/experiment/output", write=True, gzip_json=True,
                             json_body={"experimentKey": self.key, "runContext": None, "outputLines": lines},
-                            landed=landed)
+                            landed=lambda: self.appends.output_landed(text))
+        self.appends.output_sent(text)
 
-    def _dest_metrics(self) -> model.Metrics:
-        return read_metrics(self.client, self.key)
+    def _dest_output(self) -> str:
+        return (self.client.get("experiment/output", {"experimentKey": self.key}) or {}).get("output") or ""
 
     # -- assets --------------------------------------------------------------
     def _assets(self, exp: model.Experiment, assets: list[model.Asset]) -> None:
