@@ -176,3 +176,29 @@ def test_export_then_fetch_from_cometx_gives_equal_rows(seeded, tmp_path):
     # export's metadata.json has no hasCrashed yet: a crashed run comes back "finished"
     state = lambda mirror: [r[:3] + r[4:] for r in rows(mirror, "experiments")]   # noqa: E731
     assert state(seeded.mirror) == state(second)
+
+
+def test_files_no_mapping_reads_are_kept_as_assets(tmp_path):
+    # the shape cometx writes for --from wandb: metrics per file, code and artifacts beside assets
+    run = tmp_path / "dl" / "ent" / "proj" / "run1"
+    (run / "metrics").mkdir(parents=True)
+    (run / "run" / "code").mkdir(parents=True)
+    (run / "artifacts" / "a1").mkdir(parents=True)
+    (run / "others.jsonl").write_text(json.dumps({"name": "Name", "valueCurrent": "my-run"}) + "\n")
+    (run / "parameters.json").write_text(json.dumps([{"name": "lr", "valueCurrent": 0.1}]))
+    (run / "metrics" / "metric_00000.jsonl").write_text(
+        json.dumps({"metricName": "loss", "metricValue": 0.5, "step": 1, "timestamp": 1000, "epoch": None}) + "\n")
+    (run / "run" / "code" / "train.py").write_text("print(1)\n")
+    (run / "artifacts" / "a1" / "data.csv").write_text("a,b\n")
+    mirror = tmp_path / "m"
+    assert last_json(fetch_folder(mirror, tmp_path / "dl"))["new"] == 1
+    con = duckdb.connect(str(mirror / "index.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT workspace, project, experiment_key, name FROM experiments").fetchall() == [
+            ("ent", "proj", "run1", "my-run")]
+        assert con.execute("SELECT name, value FROM params").fetchall() == [("lr", "0.1")]
+        assert con.execute("SELECT name, step, value FROM metrics").fetchall() == [("loss", 1, 0.5)]
+        assert sorted(con.execute("SELECT type, file_name, size FROM assets").fetchall()) == [
+            ("asset", "artifacts/a1/data.csv", 4), ("source_code", "train.py", 9)]
+    finally:
+        con.close()

@@ -190,9 +190,9 @@ KNOWN_FILES = {"metadata.json", "parameters.json", "others.jsonl", "system_detai
 
 
 def _loose_asset(path: str) -> bool:
-    if path in KNOWN_FILES or path.startswith("metrics/"):
-        return False
-    return path.startswith(("assets/", "run/code/")) or "/" not in path or path.startswith("run/")
+    """Any file the mapping above does not read (cometx --from wandb's run/code/ and artifacts/,
+    a file a user put there) is kept as an asset, so push carries it too."""
+    return path not in KNOWN_FILES and not (path.startswith("metrics/") and path.endswith(".jsonl"))
 
 
 def _derived_id(path: str) -> str:
