@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..errors import ExpectedError
+from .throttle import Throttle
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
@@ -50,7 +51,7 @@ class RetryableBody(Exception):
 class HttpClient:
     def __init__(self, base_url: str, headers: dict[str, str] | None = None, *, retries: int = 6,
                  backoff: float = 0.25, max_backoff: float = 20.0, timeout: float = 120.0,
-                 pool_size: int = 16, redact: tuple[str, ...] = ()):
+                 pool_size: int = 16, redact: tuple[str, ...] = (), max_rps: float | None = None):
         self.base_url = base_url.rstrip("/") + "/"
         self.retries = retries
         self.backoff = backoff
@@ -63,6 +64,7 @@ class HttpClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._lock = threading.Lock()
+        self.throttle = Throttle(max_rps)   # paces every thread after a 429 (net/throttle.py)
         self.sent = 0            # every attempt, retries included
         self.retried = 0
 
@@ -81,14 +83,9 @@ class HttpClient:
         return text
 
     def _wait(self, attempt: int, response: requests.Response | None) -> None:
-        delay = None
         if response is not None and response.status_code == 429:
-            try:
-                delay = float(response.headers.get("Retry-After", ""))
-            except ValueError:
-                delay = None
-        if delay is None:
-            delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** attempt)))
+            return      # the throttle holds every thread until Retry-After has passed
+        delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** attempt)))
         time.sleep(min(delay, self.max_backoff * 3))
 
     def call(self, method: str, path: str, consume: Callable[[requests.Response], Any] | None = None,
@@ -104,7 +101,9 @@ class HttpClient:
             self._count(retried=attempt > 0)
             response = None
             try:
+                sent_at = self.throttle.before()
                 response = self.session.request(method, url, stream=stream, **kwargs)
+                self.throttle.report(sent_at, response)
                 if response.status_code in RETRY_STATUS:
                     last = f"HTTP {response.status_code}"
                     response.close()

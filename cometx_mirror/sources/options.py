@@ -16,6 +16,7 @@ class FetchOptions:
     query: str | None = None
     use_name: bool = False
     parallel: int = 4
+    max_rps: float | None = None        # a ceiling on requests per second (Comet)
     ask: bool = False
     sync: str = "all"
     quick: bool = False

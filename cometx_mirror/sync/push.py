@@ -40,6 +40,7 @@ class PushOptions:
     dry_run: bool = False
     parallel: int = 4
     progress: Callable[..., None] | None = None
+    max_rps: float | None = None        # a ceiling on requests per second (a known quota)
     timeout: float = 60.0               # seconds a request may wait for its answer
     retry_backoff: float = 0.5          # the first retry's delay (doubling, with jitter)
 
@@ -157,7 +158,7 @@ def run_push(mirror: Mirror, src: str, dst: str, options: PushOptions) -> PushRe
     if len(src.strip("/").split("/")) == 1 and dest_proj_override:
         raise PushError("a whole workspace goes to a workspace: give NEW_WORKSPACE only")
 
-    client = CometClient(resolve_credentials(options.api_key, options.url),
+    client = CometClient(resolve_credentials(options.api_key, options.url), max_rps=options.max_rps,
                          timeout=options.timeout, backoff=options.retry_backoff)
     result = PushResult()
     with mirror.write_lock("push"):

@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import requests
 
 from ...errors import ExpectedError
+from ...net.throttle import Throttle
 
 RETRY_STATUS = {500, 502, 503, 504}
 
@@ -95,7 +96,7 @@ class CometClient:
     """Thread-safe: one requests.Session per thread, shared counters."""
 
     def __init__(self, creds: Credentials, timeout: float = 60.0, max_tries: int = 6,
-                 backoff: float = 0.5, max_backoff: float = 20.0):
+                 backoff: float = 0.5, max_backoff: float = 20.0, max_rps: float | None = None):
         self.creds = creds
         self.timeout = timeout
         self.max_tries = max_tries
@@ -104,6 +105,7 @@ class CometClient:
         self.counters = Counters()
         self._local = threading.local()
         self._lock = threading.Lock()
+        self.throttle = Throttle(max_rps)   # paces every thread after a 429 (net/throttle.py)
 
     @property
     def destination(self) -> str:
@@ -136,10 +138,7 @@ class CometClient:
 
     def _sleep_for(self, attempt: int, response: requests.Response | None) -> float:
         if response is not None and response.status_code == 429:
-            try:
-                return min(float(response.headers.get("Retry-After", "1")), 120.0)
-            except ValueError:
-                return 1.0
+            return 0.0      # the throttle holds every thread until Retry-After has passed
         delay = min(self.max_backoff, self.backoff * 2 ** attempt)
         return delay / 2 + random.uniform(0, delay / 2)   # jitter: retries do not stampede
 
@@ -176,7 +175,9 @@ class CometClient:
             try:
                 try:
                     self._count(write, nbytes, retry=attempt > 0)
+                    sent_at = self.throttle.before()
                     response = self._session().request(method, url, **kwargs)
+                    self.throttle.report(sent_at, response)
                     body = response.content          # read now: a cut body raises here
                 except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                         requests.exceptions.ContentDecodingError) as e:

@@ -13,18 +13,22 @@ committed as soon as it is complete.
 """
 from __future__ import annotations
 
+import collections
+import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterable
 
 from ... import paths
 from ...net.comet_auth import CredentialsError, resolve
 from ...net.http import HttpError
+from ...net.throttle import Throttle
 from ...store import canonical
 from ...store.mirror import Mirror
 from ...store.refs import ref_part
 from ..options import FetchOptions, FetchResult
 from .. import SourceError
-from . import normalize  # noqa: F401  (registers the normalizers)
+from . import listing, normalize  # noqa: F401  (normalize registers the normalizers)
 from .experiment import GROUPS, SUBRESOURCES, AssetCache, AssetFilter, ExperimentFetcher, wanted_resources
 from .query import compile_query
 from .reader import CometReader
@@ -37,6 +41,8 @@ SPECIAL = ("artifacts", "model-registry", "panels")
 # downloads of earlier ones run (up to 2N + 2 experiments are in flight), so the
 # download queue never waits for an asset list.
 READS_AHEAD = 3
+# experiments submitted ahead of the oldest unfinished one, in multiples of those in flight
+EXPERIMENTS_AHEAD = 2
 RESOURCE_NAMES = set(GROUPS) | set(SUBRESOURCES) | {"project", "project_metadata", "project_notes",
                                                    "experiments"}
 
@@ -86,6 +92,7 @@ class CometFetch:
         self.commit = commit
         # connections for: -j experiments' assets, their JSON reads, and the side requests
         self.reader = CometReader(self.creds, pool_size=2 * max(1, options.parallel) + READS_AHEAD + 4)
+        self.reader.http.throttle = Throttle(options.max_rps)   # paced after 429s, capped by --max-rps
         self.result = FetchResult()
         self.current = mirror.current_manifests()
         self.query = compile_query(options.query) if options.query else None
@@ -181,10 +188,10 @@ class CometFetch:
             self.result.unchanged += len(known)
             return
 
-        listing = self._finish_listing(workspace, project, experiment,
-                                       listing_jobs or self._start_listing(workspace, project, experiment))
+        found = self._finish_listing(workspace, project, experiment,
+                                     listing_jobs or self._start_listing(workspace, project, experiment))
         if self.options.list_only:
-            for e in listing:
+            for e in found:
                 name = e.get("experimentName") if self.options.use_name else None
                 self.result.listing.append({"path": f"{workspace}/{project}/{name or e['experimentKey']}",
                                             "key": e["experimentKey"], "name": e.get("experimentName"),
@@ -195,7 +202,7 @@ class CometFetch:
                      if want_project and meta.get("projectId") else None)
         manifests: dict[str, str] = {}
         if not self.skip_experiments:
-            manifests.update(self._experiments(workspace, project, listing))
+            manifests.update(self._experiments(workspace, project, found))
         else:
             manifests.update(known)
         if want_project:
@@ -208,7 +215,7 @@ class CometFetch:
         if experiment:
             # a single experiment is its own scope: the project snapshot stays whole
             manifests = {k: v for k, v in manifests.items() if k.startswith("experiment/")}
-            ref = self._ref(workspace, project, listing[0]["experimentKey"])
+            ref = self._ref(workspace, project, found[0]["experimentKey"])
         elif self.result.failed:
             # keep the last good manifest of experiments that failed this time
             for label, mid in known.items():
@@ -226,65 +233,78 @@ class CometFetch:
             and prev_meta.get("numberOfExperiments") == meta.get("numberOfExperiments")
 
     def _start_listing(self, workspace: str, project: str, experiment: str | None) -> list[Future]:
-        """One experiment's metadata, or the project's active and archived experiments
-        (Comet lists them apart), requested at once."""
+        """One experiment's metadata, or the first page of the project's active and archived
+        experiments (Comet lists them apart), requested at once."""
         if experiment:
             return [self.side.submit(self.reader.experiment_metadata, experiment)]
-        return [self.side.submit(self.reader.experiments, workspace, project, archived)
-                for archived in (False, True)]
+        return [self.side.submit(listing.read_page, self.reader.get, workspace, project, archived, 1,
+                                 listing.PAGE_SIZE) for archived in (False, True)]
 
     def _finish_listing(self, workspace: str, project: str, experiment: str | None,
-                        jobs: list[Future]) -> list[dict]:
+                        jobs: list[Future]) -> Iterable[dict]:
+        """A list for one experiment; for a project, an iterator that reads the next pages
+        only as the experiments before them are taken."""
         if not experiment:
-            return [e for job in jobs for e in job.result()]
+            return itertools.chain.from_iterable(
+                listing.experiments(self.reader.get, workspace, project, archived, first=job.result())
+                for archived, job in zip((False, True), jobs))
         meta = jobs[0].result()
         if meta and meta.get("workspaceName", workspace) == workspace:
             return [meta]
-        listing = self._finish_listing(workspace, project, None, self._start_listing(workspace, project, None))
-        hits = [e for e in listing if e.get("experimentName") == experiment]    # not a key: a name?
-        if not hits:
+        every = self._finish_listing(workspace, project, None, self._start_listing(workspace, project, None))
+        hit = next((e for e in every if e.get("experimentName") == experiment), None)   # not a key: a name?
+        if hit is None:
             raise SourceError(f"unknown experiment {workspace}/{project}/{experiment}")
-        return hits[:1]
+        return [hit]
 
-    def _experiments(self, workspace: str, project: str, listing: list[dict]) -> dict[str, str]:
+    def _experiments(self, workspace: str, project: str, experiments: Iterable[dict]) -> dict[str, str]:
         if self.query:
-            listing = [e for e in listing if self.query.matches(self.reader, e)]
-        if self.options.ask and len(listing) > 1 and self.options.confirm \
-                and not self.options.confirm(f"fetch {len(listing)} experiments of {workspace}/{project}?"):
-            return {}
+            experiments = (e for e in experiments if self.query.matches(self.reader, e))
+        if self.options.ask and self.options.confirm:
+            experiments = list(experiments)     # the question needs the count
+            if len(experiments) > 1 and not self.options.confirm(
+                    f"fetch {len(experiments)} experiments of {workspace}/{project}?"):
+                return {}
         cache = AssetCache(self.mirror, self.creds.origin)
         out: dict[str, str] = {}
         n = max(1, self.options.parallel)
+        # the listing is taken only as fast as experiments finish: memory follows the work
+        # in flight (and the label -> manifest map the snapshot needs), not the project's size
+        ahead = EXPERIMENTS_AHEAD * (2 * n + 2)
         with ThreadPoolExecutor(n) as asset_pool, ThreadPoolExecutor(n + READS_AHEAD) as request_pool, \
                 ThreadPoolExecutor(2 * n + 2) as exp_pool:
             fetcher = ExperimentFetcher(self.mirror, self.reader, cache, request_pool, asset_pool,
                                         self.wanted, self.asset_filter)
-            jobs = {}
-            for e in listing:
+            jobs: collections.deque = collections.deque()
+            for e in experiments:
                 label = f"experiment/{workspace}/{project}/{e['experimentKey']}"
                 prev_id, previous = self._previous(label)
                 if self.options.sync == "experiment" and prev_id:
                     out[label] = prev_id
                     self.result.unchanged += 1
                     continue
-                jobs[label] = (prev_id, exp_pool.submit(fetcher.fetch, e, workspace, project, previous))
-            for label, (prev_id, job) in jobs.items():
-                try:
-                    got = job.result()
-                except (HttpError, SourceError, OSError, ValueError) as err:
-                    self._fail(label.split("/", 1)[1], err)
-                    continue
-                out[label] = got.manifest_id
-                status = "unchanged" if got.manifest_id == prev_id else ("new" if prev_id is None else "changed")
-                setattr(self.result, status, getattr(self.result, status) + 1)
-                self.result.sampled_metrics += len(got.sampled)
-                for err in got.errors:
-                    self.result.errors.append(f"{label.split('/', 1)[1]}: {err}")
-                if got.errors:
-                    self.result.failed += 1
-                self._progress("experiment", label=label, status=status, bytes=got.bytes,
-                               manifest=got.manifest_id)
+                jobs.append((label, prev_id, exp_pool.submit(fetcher.fetch, e, workspace, project, previous)))
+                while len(jobs) >= ahead:
+                    self._collect(*jobs.popleft(), out)
+            while jobs:
+                self._collect(*jobs.popleft(), out)
         return out
+
+    def _collect(self, label: str, prev_id: str | None, job: Future, out: dict[str, str]) -> None:
+        try:
+            got = job.result()
+        except (HttpError, SourceError, OSError, ValueError) as err:
+            self._fail(label.split("/", 1)[1], err)
+            return
+        out[label] = got.manifest_id
+        status = "unchanged" if got.manifest_id == prev_id else ("new" if prev_id is None else "changed")
+        setattr(self.result, status, getattr(self.result, status) + 1)
+        self.result.sampled_metrics += len(got.sampled)
+        for err in got.errors:
+            self.result.errors.append(f"{label.split('/', 1)[1]}: {err}")
+        if got.errors:
+            self.result.failed += 1
+        self._progress("experiment", label=label, status=status, bytes=got.bytes, manifest=got.manifest_id)
 
     # -- artifacts, registry, panels ---------------------------------------
     def _special(self, t: Target) -> None:
