@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ...net.urls import host_of, redact
 from ...store import canonical
 from ...store.refs import ref_part
 from .. import SourceError
@@ -64,7 +65,7 @@ def probe(url: str, key: str) -> None:
     instead of wandb-core's long retry loop."""
     import requests
     token = base64.b64encode(f"api:{key}".encode()).decode()
-    host = urlparse(url).netloc or url
+    host = host_of(url) or redact(url)
     try:
         r = requests.post(f"{url}/graphql", json={"query": "query Viewer { viewer { id entity } }"},
                           headers={"Authorization": f"Basic {token}"}, timeout=20)
@@ -93,9 +94,9 @@ def connect(options):
     try:
         api = wandb.Api(api_key=key, overrides={"base_url": url}, timeout=60)
     except Exception as e:   # wandb raises many types; keep the message, never the key
-        raise SourceError(f"cannot open the W&B API at {urlparse(url).netloc}: "
+        raise SourceError(f"cannot open the W&B API at {host_of(url)}: "
                           f"{str(e).replace(key, '***').splitlines()[0]}") from None
-    return api, urlparse(url).netloc or url
+    return api, host_of(url) or redact(url)      # the origin: never a password in refs or messages
 
 
 # -- one run ------------------------------------------------------------------
