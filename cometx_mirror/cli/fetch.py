@@ -30,6 +30,8 @@ from .progress import Progress
 @click.option("-u", "--use-name", is_flag=True, help="Show experiment names instead of keys in --list.")
 @click.option("-j", "--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parallel downloads (from Comet: asset downloads; its JSON reads run ahead, N + 3 at a time).")
+@click.option("--max-rps", type=click.FloatRange(min=0.01), default=None,
+              help="At most this many requests a second (stay under a known quota); 429s slow it down further.")
 @click.option("-f", "--ask", is_flag=True, help="Ask before fetching several experiments.")
 @click.option("--sync", type=click.Choice(["all", "experiment", "project", "workspace"]), default="all",
               show_default=True, help="Skip what the mirror already has at this level (`all`: fetch what changed).")
@@ -42,7 +44,7 @@ from .progress import Progress
               help="Let a version with less data (fewer points, a shorter log) replace the stored one.")
 @expected_errors
 def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, asset_type, query,
-          use_name, parallel, ask, sync, quick, fetch_remote, list_only, as_json, debug,
+          use_name, parallel, max_rps, ask, sync, quick, fetch_remote, list_only, as_json, debug,
           allow_shrink) -> None:
     """Fetch PATH into the mirror; each fetch is a snapshot, and only what changed is downloaded.
 
@@ -60,7 +62,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     progress = Progress(enabled=sys.stderr.isatty() and not as_json)
     options = FetchOptions(api_key=api_key, url=url, resources=tuple(resources), ignore=tuple(ignore),
                            filename=filename, asset_type=asset_type, query=query, use_name=use_name,
-                           parallel=parallel, ask=ask, sync=sync, quick=quick, fetch_remote=fetch_remote,
+                           parallel=parallel, max_rps=max_rps, ask=ask, sync=sync, quick=quick, fetch_remote=fetch_remote,
                            list_only=list_only, debug=debug, progress=progress.event,
                            confirm=lambda q: click.confirm(q, default=True))
     options.allow_shrink = allow_shrink

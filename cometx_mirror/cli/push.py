@@ -28,10 +28,12 @@ from .progress import Progress
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
 @click.option("-j", "--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Experiments pushed at once.")
+@click.option("--max-rps", type=click.FloatRange(min=0.01), default=None,
+              help="At most this many requests a second (stay under a known quota); 429s slow it down further.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @expected_errors
 def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink, dry_run, parallel,
-         as_json) -> None:
+         max_rps, as_json) -> None:
     """Push SOURCE (a mirror path) to DESTINATION on a Comet instance.
 
     \b
@@ -49,7 +51,8 @@ def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink
     mirror = open_mirror(mirror_path)
     progress = Progress(enabled=sys.stderr.isatty() and not as_json)
     options = PushOptions(api_key=api_key, url=url, snapshot=snapshot, sync=sync, symlink=symlink,
-                          dry_run=dry_run, parallel=parallel, progress=progress.event)
+                          dry_run=dry_run, parallel=parallel, max_rps=max_rps,
+                          progress=progress.event)
     with progress:
         result = run_push(mirror, source, destination, options)
     if as_json:

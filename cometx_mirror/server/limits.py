@@ -98,6 +98,8 @@ class Limits:
 
     def __init__(self, spec: Optional[str] = None) -> None:
         self._lock = threading.Lock()
+        self._allowed: dict[str, int] = {}      # counts survive a change of limits
+        self._throttled: dict[str, int] = {}
         self.set(spec)
 
     def set(self, spec: Optional[str]) -> None:
@@ -107,8 +109,6 @@ class Limits:
             self._per_minute = per_minute
             self._burst = burst
             self._buckets: dict[tuple[str, str], _Bucket] = {}
-            self._allowed: dict[str, int] = {}
-            self._throttled: dict[str, int] = {}
 
     @property
     def active(self) -> bool:
