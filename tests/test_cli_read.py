@@ -169,7 +169,7 @@ def test_export_writes_cometx_download_layout(filled, tmp_path):
     assert (exp / "assets" / "html" / "experiment.html").read_bytes() == b"<b>hi</b>"
     assets = [json.loads(line) for line in (exp / "assets" / "assets_metadata.jsonl").read_text().splitlines()]
     for a in assets:
-        data = (exp / "assets" / a["type"] / a["diskFileName"]).read_bytes()
+        data = (exp / "assets" / a["type"] / a.get("diskFileName", a["fileName"])).read_bytes()
         assert len(data) == a["fileSize"] and json.loads(a["metadata"])["i"] in (0, 1)
     assert json.loads((out / "ws" / "proj" / "project_metadata.json").read_text())["projectDescription"] == "a project"
     assert (out / "ws" / "proj" / "project_notes.md").read_text() == "project notes"

@@ -173,9 +173,7 @@ def test_export_then_fetch_from_cometx_gives_equal_rows(seeded, tmp_path):
     assert (first["failed"], first["errors"]) == (0, [])
     assert len(rows(second, "experiments")) == 2          # export keeps the archived experiment too
     assert diff(seeded.mirror, second, tables=EXPERIMENT_TABLES) == {}
-    # export's metadata.json has no hasCrashed yet: a crashed run comes back "finished"
-    state = lambda mirror: [r[:3] + r[4:] for r in rows(mirror, "experiments")]   # noqa: E731
-    assert state(seeded.mirror) == state(second)
+    assert rows(seeded.mirror, "experiments") == rows(second, "experiments")     # the crashed state too
 
 
 def test_files_no_mapping_reads_are_kept_as_assets(tmp_path):
@@ -202,3 +200,45 @@ def test_files_no_mapping_reads_are_kept_as_assets(tmp_path):
             ("asset", "artifacts/a1/data.csv", 4), ("source_code", "train.py", 9)]
     finally:
         con.close()
+
+
+def _jsonl(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_export_writes_what_cometx_download_writes(seeded, downloaded, tmp_path):
+    """For Comet data, export's files hold what the real cometx download wrote for the same
+    experiment: the same JSON (cometx's version stamp aside), the same asset entries and
+    names on disk, requirements and the git README."""
+    out = tmp_path / "export"
+    cli("export", "--mirror", seeded.mirror, seeded.workspace, out)
+    theirs_root = downloaded / seeded.workspace / "proj-a"
+    ours_root = out / seeded.workspace / "proj-a"
+    keys = [p.name for p in theirs_root.iterdir() if p.is_dir()]
+    assert keys, "cometx downloaded no experiment"
+    unstamp = lambda d: {k: v for k, v in d.items() if k != "cometDownloadVersion"}   # noqa: E731
+    project = [unstamp(json.loads((root / "project_metadata.json").read_text())) for root in (theirs_root, ours_root)]
+    assert project[0] == project[1]
+    for key in keys:
+        theirs, ours = theirs_root / key, ours_root / key
+        assert unstamp(json.loads((ours / "metadata.json").read_text())) == \
+            unstamp(json.loads((theirs / "metadata.json").read_text()))
+        for name in ("parameters.json", "system_details.json"):
+            assert json.loads((ours / name).read_text()) == json.loads((theirs / name).read_text()), name
+        assert _jsonl(ours / "others.jsonl") == _jsonl(theirs / "others.jsonl")
+        # the same points; the order and the server's offsets are not part of the data
+        points = lambda path: sorted(json.dumps({k: v for k, v in p.items() if k != "offset"}, sort_keys=True)  # noqa: E731
+                                     for p in _jsonl(path))
+        assert points(ours / "metrics.jsonl") == points(theirs / "metrics.jsonl")
+        ours_assets = _jsonl(ours / "assets" / "assets_metadata.jsonl")
+        theirs_assets = _jsonl(theirs / "assets" / "assets_metadata.jsonl")
+        assert ours_assets == theirs_assets
+        on_disk = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())  # noqa: E731
+        assert on_disk(ours) == on_disk(theirs)
+        for name in ("run/requirements.txt", "run/git_diff.patch", "run/output.txt"):
+            if (theirs / name).exists():
+                assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+        if (theirs / "run" / "git_metadata.json").exists():
+            assert json.loads((ours / "run" / "git_metadata.json").read_text()) == \
+                json.loads((theirs / "run" / "git_metadata.json").read_text())
+        assert (ours / "run" / "README.md").exists() == (theirs / "run" / "README.md").exists()

@@ -236,10 +236,10 @@ class _Comparison:
 
 # -- comparing values --------------------------------------------------------------------------
 def _points(m: model.Metrics) -> Counter:
-    """Each point by its exact value: the source's text where the index keeps one, else the double."""
-    text = getattr(m, "text", None) or [None] * len(m)
+    """Each point by its exact value: the source's text where it differs from the double's."""
     return Counter((m.name[i], m.step[i], m.epoch[i], m.timestamp[i],
-                    text[i] if text[i] is not None else (None if m.value[i] is None else repr(float(m.value[i]))),
+                    m.text[i] if m.text[i] is not None else
+                    (None if m.value[i] is None else model.double_text(m.value[i])),
                     m.context[i]) for i in range(len(m)))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from .. import paths
+from .. import model, paths
 from ..errors import ExpectedError
 from ..index import queries
 from ..store.mirror import Mirror
@@ -239,12 +238,29 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _comet_raw(mirror: Mirror, manifest_id: str | None, kind: str) -> dict | None:
+    """The REST answers a Comet fetch kept for this entity (its manifest's objects), or None
+    for another source: cometx writes those answers, so export writes them as they came."""
+    if not manifest_id or not mirror.objects.exists(manifest_id):
+        return None
+    manifest = mirror.get_json(manifest_id)
+    if not str(manifest.get("normalizer", "")).startswith(f"comet-{kind}/"):
+        return None
+    load = lambda ref: mirror.get_json(ref["object"]) if ref and ref.get("object") else None  # noqa: E731
+    resources = manifest.get("resources") or {}
+    return {"metadata": load(manifest.get("metadata")),
+            **{name: load(resources.get(name)) for name in ("parameters", "others", "system", "asset_list")}}
+
+
 def _export_project(mirror: Mirror, p: dict, out: Path, report: ExportReport) -> None:
     folder = out / safe_relpath(p["workspace"]) / safe_relpath(p["project"])
-    meta = dict(_loads(p["extra"]) or {})
-    meta.update({"projectName": p["project"], "workspaceName": p["workspace"],
-                 "projectDescription": p["description"], "public": bool(p["public"]),
-                 "cometDownloadVersion": "cometx-mirror"})
+    raw = _comet_raw(mirror, p["manifest_id"], "project") or {}
+    meta = dict(raw.get("metadata") or _loads(p["extra"]) or {})
+    if not raw.get("metadata"):        # another source: the fields cometx's project JSON has
+        meta.update({"projectName": p["project"], "workspaceName": p["workspace"],
+                     "projectDescription": p["description"], "public": bool(p["public"]),
+                     "isPublic": bool(p["public"]), "createdAt": _ms(p["created_at"])})
+    meta["cometDownloadVersion"] = "cometx-mirror"
     _write(folder / "project_metadata.json", _dump(meta), report)
     if p["notes"]:
         _write(folder / "project_notes.md", p["notes"], report)
@@ -252,13 +268,7 @@ def _export_project(mirror: Mirror, p: dict, out: Path, report: ExportReport) ->
 
 
 def _metric_value(v: float | None) -> str | None:
-    if v is None:
-        return None
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Infinity" if v > 0 else "-Infinity"
-    return repr(v)
+    return None if v is None else model.double_text(v)
 
 
 @dataclass
@@ -284,7 +294,7 @@ def _experiment_rows(con, exp_id: str) -> ExperimentRows:
         params=rows("SELECT name, value FROM params WHERE exp_id = ? ORDER BY name"),
         others=rows("SELECT name, value, timestamp FROM others WHERE exp_id = ? ORDER BY name"),
         system={n: _loads(v) for n, v in rows("SELECT name, value FROM system_details WHERE exp_id = ? ORDER BY name")},
-        metrics=con.sql("""SELECT name, value, epoch_ms(timestamp) AS ts, step, epoch, context FROM metrics
+        metrics=con.sql("""SELECT name, value, text, epoch_ms(timestamp) AS ts, step, epoch, context FROM metrics
                            WHERE exp_id = ? ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""",
                         params=[exp_id]).to_arrow_table(),
         assets=queries.select(con, "SELECT * FROM assets WHERE exp_id = ? ORDER BY created_at NULLS FIRST, asset_id",
@@ -295,48 +305,96 @@ def _write_experiment(mirror: Mirror, r: ExperimentRows, out: Path, report: Expo
     e = r.exp
     folder = (out / safe_relpath(e["workspace"]) / safe_relpath(e["project"])
               / safe_relpath(e["experiment_key"]))
+    raw = _comet_raw(mirror, e["manifest_id"], "experiment") or {}
+    _write(folder / "metadata.json", _dump(_metadata(mirror, r, raw)), report)
+    params = (raw.get("parameters") or {}).get("values")
+    if params is None:
+        params = [_summary(n, v, None, steps=True) for n, v in r.params]
+    _write(folder / "parameters.json", _dump(params), report)
+    others = (raw.get("others") or {}).get("values")
+    if others is None:
+        others = [_summary(n, v, ts) for n, v, ts in r.others]
+        if e["name"] and not any(o["name"] == "Name" for o in others):
+            others.insert(0, _summary("Name", e["name"], None))   # cometx copy takes the name from here
+    _write(folder / "others.jsonl", "".join(_dump(o) + "\n" for o in others), report)
 
-    # metadata.json: the source's own metadata object when it kept one, our fields over it
-    meta: dict[str, Any] = {}
-    for t in r.texts:
-        if t["kind"] == "metadata":
-            try:
-                loaded = json.loads(mirror.objects.get_bytes(t["object_id"]))
-                meta = loaded if isinstance(loaded, dict) else {}
-            except ValueError:
-                pass
-    start, end = _ms(e["started_at"] or e["created_at"]), _ms(e["ended_at"])
-    meta.update({"experimentKey": e["experiment_key"], "experimentName": e["name"],
-                 "projectName": e["project"], "workspaceName": e["workspace"],
-                 "startTimeMillis": start, "endTimeMillis": end,
-                 "durationMillis": (end - start) if start is not None and end is not None else None,
-                 "archived": bool(e["archived"]), "running": e["state"] == "running",
-                 "tags": r.tags, "cometDownloadVersion": "cometx-mirror"})
-    _write(folder / "metadata.json", _dump(meta), report)
-
-    _write(folder / "parameters.json",
-           _dump([{"name": n, "valueCurrent": v, "valueMax": v, "valueMin": v} for n, v in r.params]), report)
-
-    others = list(r.others)
-    if e["name"] and not any(n == "Name" for n, _, _ in others):
-        others.insert(0, ("Name", e["name"], None))   # cometx copy takes the name from here
-    _write(folder / "others.jsonl", "".join(
-        _dump({"name": n, "valueCurrent": v, "valueMax": v, "valueMin": v,
-               "timestampCurrent": _ms(ts)}) + "\n" for n, v, ts in others), report)
-
-    system = {k: v for k, v in r.system.items() if k not in ("osPackages", "installedPackages")}
+    system = {k: v for k, v in (raw.get("system") or r.system).items()
+              if k not in ("osPackages", "installedPackages")}   # cometx writes the packages apart
     _write(folder / "system_details.json", _dump(system), report)
-
     _export_metrics(r.metrics, folder / "metrics.jsonl", report)
 
+    kinds = {t["kind"] for t in r.texts}
     for t in r.texts:
         target = TEXT_FILES.get(t["kind"])
         if target and t["kind"] == "git_patch" and t["object_id"]:
             _write_patch(mirror, t["object_id"], folder / target, report)
         elif target and t["object_id"]:
             _write_object(mirror, t["object_id"], folder / target, report)
-    _export_assets(mirror, r.assets, folder, report)
+    packages = r.system.get("installedPackages") or r.system.get("osPackages")
+    if "requirements" not in kinds and packages:    # cometx writes Comet's package list, one a line
+        _write(folder / TEXT_FILES["requirements"], "\n".join(map(str, packages)), report)
+    git = next((t for t in r.texts if t["kind"] == "git_metadata" and t["object_id"]), None)
+    if git is not None:
+        readme = _git_readme(json.loads(mirror.objects.get_bytes(git["object_id"]) or b"{}"),
+                             patch="git_patch" in kinds)
+        if readme:
+            _write(folder / "run" / "README.md", readme, report)
+    _export_assets(mirror, r.assets, folder, report, (raw.get("asset_list") or {}).get("assets"))
     report.experiments += 1
+
+
+def _metadata(mirror: Mirror, r: ExperimentRows, raw: dict) -> dict:
+    """metadata.json: Comet's own experiment metadata where the fetch kept it, else the source's
+    own metadata object with the fields cometx's has over it; tags as cometx adds them."""
+    e = r.exp
+    if raw.get("metadata"):
+        return {**raw["metadata"], "tags": r.tags, "cometDownloadVersion": "cometx-mirror"}
+    meta: dict[str, Any] = {}
+    for t in r.texts:
+        if t["kind"] == "metadata":
+            with contextlib.suppress(ValueError):
+                loaded = json.loads(mirror.objects.get_bytes(t["object_id"]))
+                meta = loaded if isinstance(loaded, dict) else {}
+    start, end = _ms(e["started_at"] or e["created_at"]), _ms(e["ended_at"])
+    extra = _loads(e["extra"]) or {}
+    meta.update({k: extra[k] for k in ("filePath", "fileName", "optimizationId") if k in extra})
+    meta.update({"experimentKey": e["experiment_key"], "experimentName": e["name"],
+                 "projectName": e["project"], "workspaceName": e["workspace"],
+                 "startTimeMillis": start, "endTimeMillis": end,
+                 "durationMillis": (end - start) if start is not None and end is not None else None,
+                 "archived": bool(e["archived"]), "running": e["state"] == "running",
+                 "hasCrashed": e["state"] == "crashed", "tags": r.tags, "cometDownloadVersion": "cometx-mirror"})
+    return meta
+
+
+def _summary(name: str, value: str | None, timestamp, steps: bool = False) -> dict:
+    """One entry of Comet's parameter/other summary, for a source that kept only the value."""
+    ts = _ms(timestamp)
+    out = {"name": name, "valueMax": value, "valueMin": value, "valueCurrent": value,
+           "timestampMax": ts, "timestampMin": ts, "timestampCurrent": ts, "editable": False}
+    if steps:
+        out.update(stepMax=None, stepMin=None, stepCurrent=None)
+    return out
+
+
+def _git_readme(git: dict, patch: bool) -> str | None:
+    """run/README.md: how to get back to the code this run saw (cometx writes one when the
+    origin is known).  Our own wording; the commands are git's."""
+    origin = git.get("origin")
+    if not origin:
+        return None
+    folder = origin.rstrip("/").split("/")[-1].split(":")[-1].removesuffix(".git") or "repo"
+    branch = (git.get("branch") or "").split("/")[-1]
+    lines = ["# The code of this run", "", "Clone the repository and go to the commit the run started from"
+             + (", then apply the uncommitted changes it carried" if patch else "") + ":", "", "```",
+             f"git clone {origin} {folder}", f"cd {folder}"]
+    if branch:
+        lines.append(f"git checkout {branch}")
+    if git.get("parent"):
+        lines.append(f"git checkout {git['parent']}")
+    if patch:
+        lines.append("git apply ../git_diff.patch")
+    return "\n".join(lines + ["```", ""])
 
 
 def _write_patch(mirror: Mirror, object_id: str, path: Path, report: ExportReport) -> None:
@@ -377,7 +435,8 @@ def _export_metrics(table, path: Path, report: ExportReport) -> None:
         for batch in table.to_batches(METRIC_BATCH):
             lines = []
             for row in batch.to_pylist():
-                lines.append(_dump({"metricName": row["name"], "metricValue": _metric_value(row["value"]),
+                value = row["text"] if row["text"] is not None else _metric_value(row["value"])
+                lines.append(_dump({"metricName": row["name"], "metricValue": value,
                                     "timestamp": row["ts"], "step": row["step"], "epoch": row["epoch"],
                                     "runContext": row["context"], "offset": offset}))
                 offset += 1
@@ -388,27 +447,38 @@ def _export_metrics(table, path: Path, report: ExportReport) -> None:
     report.files += 1
 
 
-def _export_assets(mirror: Mirror, rows: list[dict], folder: Path, report: ExportReport) -> None:
+def _export_assets(mirror: Mirror, rows: list[dict], folder: Path, report: ExportReport,
+                   listed: list[dict] | None = None) -> None:
+    """assets/<type>/<file> and assets_metadata.jsonl as cometx writes them: the asset list
+    entries (Comet's own where the fetch kept them), an audio file with a step renamed
+    `<name>-<step>.<ext>` (logAsFileName keeps the name), and a repeated name numbered
+    `<name>_<n>.<ext>` on disk (diskFileName), counting every asset, remote ones too."""
     if not rows:
         return
-    seen: dict[str, int] = {}     # cometx numbers repeated file names across all types
+    by_id = {entry.get("assetId"): entry for entry in listed or []}
+    order = {asset_id: i for i, asset_id in enumerate(by_id)}
+    rows = sorted(rows, key=lambda a: order.get(a["asset_id"], len(order)))   # the list's order, as cometx
+    seen: dict[str, int] = {}
     lines = []
     for a in rows:
-        entry = dict(_loads(a["extra"]) or {})
-        file_name = a["file_name"]
+        entry = dict(by_id.get(a["asset_id"]) or _loads(a["extra"]) or {})
+        if a["asset_id"] not in by_id:
+            entry.update({"assetId": a["asset_id"], "fileName": a["file_name"], "type": a["type"] or "asset",
+                          "fileSize": a["size"], "step": a["step"], "epoch": a["epoch"],
+                          "runContext": a["context"], "remote": bool(a["remote"]), "link": a["link"],
+                          "metadata": a["metadata"],      # the text the source sent (index/ingest)
+                          "createdAt": _ms(a["created_at"])})
+        file_name = entry["fileName"]
+        if entry.get("type") == "audio" and entry.get("step") is not None:
+            base, dot, ext = file_name.partition(".")
+            entry["logAsFileName"] = file_name
+            file_name = entry["fileName"] = f"{base}-{entry['step']}.{ext}"
+        n = seen.get(file_name)
+        seen[file_name] = 0 if n is None else n + 1
         disk_name = file_name
-        if not a["remote"]:
-            n = seen.get(file_name, 0)
-            seen[file_name] = n + 1
-            if n:
-                base, dot, ext = file_name.rpartition(".")
-                disk_name = f"{base}_{n}.{ext}" if dot and base else f"{file_name}_{n}"
-        entry.update({"assetId": a["asset_id"], "fileName": file_name, "type": a["type"] or "asset",
-                      "fileSize": a["size"], "step": a["step"], "epoch": a["epoch"],
-                      "runContext": a["context"], "remote": bool(a["remote"]), "link": a["link"],
-                      "metadata": a["metadata"],      # the text the source sent (index/ingest)
-                      "createdAt": _ms(a["created_at"]), "diskFileName": disk_name,
-                      "logAsFileName": file_name})
+        if n is not None:
+            base, dot, ext = file_name.rpartition(".")
+            disk_name = entry["diskFileName"] = (f"{base}_{n + 1}.{ext}" if dot else f"{file_name}_{n + 1}")
         lines.append(_dump(entry))
         if a["remote"] or not a["object_id"]:
             report.skipped_remote += 1
