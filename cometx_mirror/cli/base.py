@@ -67,7 +67,8 @@ def open_mirror(path: str, create: bool = False) -> Mirror:
 COMMAND_MODULES = {
     "init": "read", "ls": "read", "query": "read", "log": "read", "show": "read", "cat": "read",
     "export": "read", "verify": "read", "gc": "read", "reindex": "read",
-    "fetch": "fetch", "diff": "history", "push": "push", "serve": "serve",
+    "fetch": "fetch", "diff": "history", "push": "push", "check": "check", "serve": "serve",
+    "demo": "demo",
 }
 
 

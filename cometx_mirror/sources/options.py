@@ -21,6 +21,7 @@ class FetchOptions:
     sync: str = "all"
     quick: bool = False
     fetch_remote: bool = False
+    asset_bytes: bool = True            # False: list assets, download none (check without --read-data)
     list_only: bool = False
     debug: bool = False
     allow_shrink: bool = False          # let a smaller version replace a stored entity (sync/shrink.py)

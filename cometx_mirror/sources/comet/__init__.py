@@ -102,7 +102,8 @@ class CometFetch:
         project_names = {"project", "project_metadata", "project_notes"}
         self.want_project = (not chosen or bool(project_names & set(chosen))) \
             and not project_names & set(options.ignore)
-        self.asset_filter = AssetFilter(options.filename, options.asset_type, options.fetch_remote)
+        self.asset_filter = AssetFilter(options.filename, options.asset_type, options.fetch_remote,
+                                        download=options.asset_bytes)
 
     # -- helpers -----------------------------------------------------------
     def _previous(self, label: str) -> tuple[str | None, dict | None]:

@@ -56,8 +56,11 @@ class AssetFilter:
     filename: str | None = None
     asset_type: str | None = None
     fetch_remote: bool = False
+    download: bool = True       # False: the asset list is kept, no bytes are fetched
 
     def wants(self, asset: dict) -> bool:
+        if not self.download:
+            return False
         if self.filename and not str(asset.get("fileName", "")).endswith(self.filename):
             return False
         if self.asset_type and (asset.get("type") or "asset") != self.asset_type:
@@ -223,14 +226,13 @@ class ExperimentFetcher:
 
     def _start_part_downloads(self, key: str, parts: dict[str, list[dict]], assets: dict,
                               started: dict) -> dict:
-        """Download the total-fidelity files like other assets, whatever --filename or
-        --asset-type chose: they are the metrics' own data."""
+        """Download the total-fidelity files like other assets, whatever --filename,
+        --asset-type or a list-only fetch (check) chose: they are the metrics' own data."""
         jobs = {}
         for files in parts.values():
             for a in files:
                 asset_id = a["assetId"]
-                if asset_id in assets or asset_id in started or asset_id in jobs or a.get("remote") \
-                        or not getattr(self.asset_filter, "download", True):
+                if asset_id in assets or asset_id in started or asset_id in jobs or a.get("remote"):
                     continue
                 cached = self.cache.get(asset_id)
                 if cached:
