@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Optional, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from . import handlers_clientlib, handlers_read, handlers_registry, handlers_write  # noqa: F401 (register routes)
@@ -29,17 +29,27 @@ MAX_BODY = 8 << 30
 log = logging.getLogger(__name__)
 
 
+class Vendor(Protocol):
+    """What one vendor's server adds to the shared HTTP layer (faults, accounting, limits,
+    admin): its routes. `server.state` is its data (with .lock, .settings, .close())."""
+
+    def handle(self, server: "CometServer", method: str, path: str, query: dict, headers,
+               raw: bytes, base_url: str) -> Response: ...
+
+
 class CometServer(ThreadingHTTPServer):
+    """The HTTP server every vendor shares; `vendor` picks the routes (Comet's by default)."""
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
 
     def __init__(self, address, state: State, faults: Faults, accounting: Accounting,
-                 limits: Optional[Limits] = None) -> None:
+                 limits: Optional[Limits] = None, vendor: Optional["Vendor"] = None) -> None:
         self.state = state
         self.faults = faults
         self.accounting = accounting
         self.limits = limits or Limits()
+        self.vendor = vendor or CometVendor()
         super().__init__(address, Handler)
 
     def handle_error(self, request, client_address) -> None:
@@ -111,27 +121,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(response, cut, (chunks, length))
 
     def _handle(self, method: str, path: str, query: dict, raw: bytes) -> Response:
-        state = self.server.state
-        family, found, path_args = find_route(method, path)
-        try:
-            if found is None:
-                raise ApiError(404, f"no such endpoint: {method} {path}")
-            req = Request(method=method, path=path, query=query, headers=self.headers,
-                          body=decode_body(raw, self.headers), base_url=self._base_url(),
-                          state=state, path_args=path_args)
-            if found.auth:
-                req.user = state.user_for_key(req.api_key())
-                if req.user is None:
-                    raise _auth_error(family)
-                retry_after = self.server.limits.admit(req.user.name, limit_kind(path))
-                if retry_after is not None:   # before the handler: nothing of it is stored
-                    return _rate_limited(retry_after)
-            result = found.fn(req)
-            return result if isinstance(result, Response) else Response(body=result)
-        except ApiError as e:
-            return Response(status=e.status, body=e.body())
-        except Exception as e:  # a handler bug must answer 500, not kill the connection
-            return Response(status=500, body={"msg": f"internal error: {type(e).__name__}: {e}"})
+        return self.server.vendor.handle(self.server, method, path, query, self.headers, raw,
+                                         self._base_url())
 
     def _base_url(self) -> str:
         host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
@@ -238,6 +229,34 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as e:
             response = Response(status=e.status, body=e.body())
         self._send(response)
+
+
+class CometVendor:
+    """Comet's routes (the handlers_* modules) with its key check and per-key rate limits."""
+
+    def handle(self, server: CometServer, method: str, path: str, query: dict, headers,
+               raw: bytes, base_url: str) -> Response:
+        state = server.state
+        family, found, path_args = find_route(method, path)
+        try:
+            if found is None:
+                raise ApiError(404, f"no such endpoint: {method} {path}")
+            req = Request(method=method, path=path, query=query, headers=headers,
+                          body=decode_body(raw, headers), base_url=base_url,
+                          state=state, path_args=path_args)
+            if found.auth:
+                req.user = state.user_for_key(req.api_key())
+                if req.user is None:
+                    raise _auth_error(family)
+                retry_after = server.limits.admit(req.user.name, limit_kind(path))
+                if retry_after is not None:   # before the handler: nothing of it is stored
+                    return _rate_limited(retry_after)
+            result = found.fn(req)
+            return result if isinstance(result, Response) else Response(body=result)
+        except ApiError as e:
+            return Response(status=e.status, body=e.body())
+        except Exception as e:  # a handler bug must answer 500, not kill the connection
+            return Response(status=500, body={"msg": f"internal error: {type(e).__name__}: {e}"})
 
 
 def _settings(state: State, method: str, raw: bytes) -> dict:

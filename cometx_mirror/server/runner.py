@@ -1,4 +1,7 @@
-"""Starting and stopping the server from Python (tests, benchmarks, the `serve` command)."""
+"""Starting and stopping a server from Python (tests, benchmarks, the `serve` command).
+
+`start_vendor` starts any vendor's routes on the shared HTTP layer; `start_server` is Comet's.
+"""
 from __future__ import annotations
 
 import json
@@ -97,10 +100,19 @@ def start_server(host: str = "127.0.0.1", port: int = 0, data_dir: Optional[str]
                         full_metric_part_rows=full_metric_part_rows)
     state = State(users=list(users), data_dir=data_dir, settings=settings)
     state.start_saver()
+    return start_vendor(None, state, host=host, port=port, latency_ms=latency_ms, faults=faults,
+                        limits=limits)
+
+
+def start_vendor(vendor, state, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0,
+                 faults: Optional[str] = None, limits: Optional[Limits] = None,
+                 handle=ServerHandle):
+    """Start any vendor's server (its routes + its data) on the shared HTTP layer, faults and
+    counters; vendor None is Comet.  `handle` is the ServerHandle class to return."""
     fault_rules = Faults(faults, latency_ms=latency_ms)
     accounting = Accounting()
-    server = CometServer((host, port), state, fault_rules, accounting, limits)
-    return ServerHandle(server, state, fault_rules, accounting)
+    server = CometServer((host, port), state, fault_rules, accounting, limits or Limits(), vendor)
+    return handle(server, state, fault_rules, accounting)
 
 
 # ----- reading a server in another process (benchmarks) -----------------------------------
