@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .. import model
+from .. import metric_stream, model
 
 if TYPE_CHECKING:
     import duckdb
@@ -160,11 +160,11 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
         ((eid, a.asset_id, a.file_name, a.type, a.step, a.epoch, a.context, _metadata(a),
           a.object_id, a.size, a.remote, a.link, a.checksum, a.created_at, _json(a.extra or None))
          for a in exp.assets)))
-    m = exp.metrics
-    _insert(con, "metrics", {
-        "name": (STR, m.name), "step": (I64, m.step),
-        "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
-        "context": (STR, m.context), "text": (STR, m.text)}, constants={"exp_id": eid})
+    for m in metric_stream.batches(exp.metrics):     # a long run streams: one batch in memory
+        _insert(con, "metrics", {
+            "name": (STR, m.name), "step": (I64, m.step),
+            "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
+            "context": (STR, m.context), "text": (STR, m.text)}, constants={"exp_id": eid})
 
 
 def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: str,

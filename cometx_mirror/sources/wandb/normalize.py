@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ... import model
+from ...metric_stream import BatchBuilder, MetricStream
 from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment, Metrics, Other, Param, Text
 from .. import normalizer
+from .records import _loads
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
-from .records import fold
+from .records import fold, history_row, iter_history
 
 
 @dataclass
@@ -27,6 +29,9 @@ class RunState:
     history: Iterable[dict] = ()                # rows as W&B logged them (_step, _timestamp in s)
     system: Iterable[dict] = ()                 # {"_timestamp_ms": int, "<key>": value}
     metadata: dict = field(default_factory=dict)  # wandb-metadata.json / environment records
+    # Offline: instead of `history`, a callable reading the HistoryRecords again, and the rows that log media
+    history_records: Any = None
+    media_rows: list[dict] = field(default_factory=list)
 
 
 # Files W&B writes about the run itself: mapped to texts/system/params, not kept as assets.
@@ -121,27 +126,77 @@ def _others(state: RunState) -> list[Other]:
     return sorted(out, key=lambda o: o.name)
 
 
-def _metrics(state: RunState) -> tuple[Metrics, dict[str, dict]]:
-    """History rows and system samples as metric points; also where each media file was logged."""
-    metrics = Metrics()
-    media: dict[str, dict] = {}
-    for row in state.history:
-        step = row.get("_step")
-        step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
-        ts = row.get("_timestamp")
-        ts = int(ts * 1000) if isinstance(ts, (int, float)) and math.isfinite(ts) else None
-        epoch = _epoch(row)
-        for name, value in flatten(row, stop=is_media):
-            if name in HISTORY_AXES:
-                continue
-            if is_media(value):
-                path = value.get("path")
-                if isinstance(path, str) and path not in media:
-                    media[path] = {"key": name, "step": step, "timestamp": ts, "media": value}
-                continue
-            point = _point(value)
+def _row_axes(row: dict) -> tuple[int | None, int | None, int | None]:
+    step = row.get("_step")
+    step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+    ts = row.get("_timestamp")
+    ts = int(ts * 1000) if isinstance(ts, (int, float)) and math.isfinite(ts) else None
+    return step, ts, _epoch(row)
+
+
+def _row_points(row: dict, out: Metrics, media: dict | None) -> None:
+    """One history row's points into `out`; media files it logs into `media` (first wins)."""
+    step, ts, epoch = _row_axes(row)
+    for name, value in flatten(row, stop=is_media):
+        if name in HISTORY_AXES:
+            continue
+        if is_media(value):
+            path = value.get("path")
+            if media is not None and isinstance(path, str) and path not in media:
+                media[path] = {"key": name, "step": step, "timestamp": ts, "media": value}
+            continue
+        point = _point(value)
+        if point is not None:
+            out.add(name, point[0], step=step, epoch=epoch, timestamp=ts, text=point[1])
+
+
+_NUMBER = model._JSON_NUMBER
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _record_points(r, out: Metrics) -> bool:
+    """A HistoryRecord's points into `out` straight from its items, as _row_points would
+    give them; False (nothing added) when the record needs the row built: a nested key, a
+    key twice, a typed value, a dict value (nested metrics or media)."""
+    names, texts, seen = [], [], set()
+    axes: dict = {}
+    for it in r.item:
+        nested = it.nested_key
+        if len(nested) > 1 or it.WhichOneof("value") is not None:
+            return False
+        key = nested[0] if nested else it.key
+        if key in seen:
+            return False
+        seen.add(key)
+        text = it.value_json
+        if text[:1] == "{":
+            return False
+        if key in HISTORY_AXES or key == "epoch":
+            axes[key] = _loads(text)
+        if key not in HISTORY_AXES:
+            names.append(key)
+            texts.append(text)
+    if "_step" not in axes and r.HasField("step"):
+        axes["_step"] = r.step.num
+    step, ts, epoch = _row_axes(axes)
+    add = out.add
+    for name, text in zip(names, texts):
+        if _NUMBER.fullmatch(text):
+            if "." in text or "e" in text or "E" in text:
+                add(name, float(text), step, epoch, ts)
+            else:
+                number = int(text)
+                add(name, float(number), step, epoch, ts, None, str(number))
+        elif text in _NON_FINITE:
+            add(name, _NON_FINITE[text], step, epoch, ts)
+        else:
+            point = _point(_loads(text))
             if point is not None:
-                metrics.add(name, point[0], step=step, epoch=epoch, timestamp=ts, text=point[1])
+                add(name, point[0], step, epoch, ts, None, point[1])
+    return True
+
+
+def _system_points(state: RunState, out: Metrics) -> None:
     for sample in state.system:
         ts = sample.get("_timestamp_ms")
         for key in sorted(sample):
@@ -150,7 +205,32 @@ def _metrics(state: RunState) -> tuple[Metrics, dict[str, dict]]:
             point = _point(sample[key])
             if point is not None:
                 name = key[len("system."):] if key.startswith("system.") else key
-                metrics.add(f"sys.{name}", point[0], timestamp=ts, text=point[1])
+                out.add(f"sys.{name}", point[0], timestamp=ts, text=point[1])
+
+
+def _stream(state: RunState):
+    """The points of an offline run, a batch at a time, read again from its log."""
+    builder = BatchBuilder()
+    for r in state.history_records():
+        if not _record_points(r, builder.batch):
+            _row_points(history_row(r), builder.batch, None)
+        if builder.full():
+            yield builder.take()
+    _system_points(state, builder.batch)
+    yield builder.take()
+
+
+def _metrics(state: RunState) -> tuple[Metrics, dict[str, dict]]:
+    """History rows and system samples as metric points; also where each media file was logged."""
+    media: dict[str, dict] = {}
+    if state.history_records is not None:
+        for row in state.media_rows:
+            _row_points(row, Metrics(), media)
+        return MetricStream(lambda: _stream(state)), media
+    metrics = Metrics()
+    for row in state.history:
+        _row_points(row, metrics, media)
+    _system_points(state, metrics)
     return metrics, media
 
 
@@ -218,7 +298,8 @@ def to_experiment(manifest: dict, state: RunState, files: dict, texts: dict) -> 
 # -- offline ------------------------------------------------------------------
 
 def offline_state(mirror, manifest: dict) -> RunState:
-    log = fold(mirror.objects.get_bytes(manifest["log"]["object"]), manifest.get("log_name", "run.wandb"))
+    log_id, log_name = manifest["log"]["object"], manifest.get("log_name", "run.wandb")
+    log = fold(mirror.objects.get_bytes(log_id), log_name, history=False)
     run = dict(log.run)
     start = run.get("start_time")
     if log.exit is not None:
@@ -236,8 +317,9 @@ def offline_state(mirror, manifest: dict) -> RunState:
     summary = log.summary
     if not summary and "wandb-summary.json" in manifest.get("files", {}):
         summary = _json_object(mirror, manifest["files"]["wandb-summary.json"])
-    return RunState(run=run, config=log.config, summary=summary, history=log.history,
-                    system=log.system, metadata=metadata)
+    return RunState(run=run, config=log.config, summary=summary, system=log.system, metadata=metadata,
+                    history_records=lambda: iter_history(mirror.objects.get_bytes(log_id), log_name),
+                    media_rows=log.media_rows)
 
 
 def _json_object(mirror, entry: dict) -> dict:

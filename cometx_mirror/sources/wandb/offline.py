@@ -88,7 +88,7 @@ def read_run(mirror, folder: Path) -> OfflineRun:
     """Store one run folder's raw data and build its manifest (raises CorruptLog)."""
     log_path = _log_file(folder)
     data = log_path.read_bytes()
-    log = fold(data, f"{folder.name}/{log_path.name}")
+    log = fold(data, f"{folder.name}/{log_path.name}", history=False)   # rows counted, not kept
     run = log.run
     run_id = run.get("id") or log_path.stem[len("run-"):]
     workspace = run.get("entity") or OFFLINE_WORKSPACE
@@ -106,7 +106,7 @@ def read_run(mirror, folder: Path) -> OfflineRun:
         "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,
         "log_name": log_path.name, "log": store_bytes(mirror, data), "files": files, "texts": texts,
         # how much the run holds: a later fetch never replaces it with less (sync/shrink.py)
-        "extent": {"log_bytes": len(data), "points": len(log.history)},
+        "extent": {"log_bytes": len(data), "points": log.history_rows},
     }
     if missing:
         manifest["missing_files"] = missing

@@ -11,6 +11,7 @@ Each reassembled payload is one `wandb_internal_pb2.Record`.
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -145,6 +146,8 @@ def _history_value(item) -> Any:
 def _put(target: dict, path: list[str], value: Any) -> None:
     for part in path[:-1]:
         nxt = target.get(part)
+        if type(nxt) is _Pending:
+            nxt = target[part] = _loads(nxt.text)
         if not isinstance(nxt, dict):
             nxt = target[part] = {}
         target = nxt
@@ -153,7 +156,9 @@ def _put(target: dict, path: list[str], value: Any) -> None:
 
 def _drop(target: dict, path: list[str]) -> None:
     for part in path[:-1]:
-        target = target.get(part)
+        parent, target = target, target.get(part)
+        if type(target) is _Pending:
+            target = parent[part] = _loads(target.text)
         if not isinstance(target, dict):
             return
     target.pop(path[-1], None)
@@ -166,6 +171,86 @@ def _ts_ms(ts) -> int | None:
     return ts.seconds * 1000 + ts.nanos // 1_000_000
 
 
+class _Pending:
+    """A summary value kept as its JSON text until the log ends: wandb-core rewrites the
+    summary beside every history row, and only the last value of each key is kept."""
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _resolve(tree: dict) -> dict:
+    for key, value in tree.items():
+        if type(value) is _Pending:
+            tree[key] = _loads(value.text)
+        elif isinstance(value, dict):
+            _resolve(value)
+    return tree
+
+
+# -- reading history records without decoding them ----------------------------
+#
+# A history record is told by its top-level field tags (field 2 is `history`).  The fetch only counts those
+# rows, and the normalizer's first pass needs of them only the `_timestamp` (the run's
+# last time) and whether they log media; both are found in the bytes, and a row that
+# does not look exactly as expected is decoded instead.
+
+HISTORY_TAG = 0x12
+MEDIA_MARK = b"_type"   # in a value's JSON or as a nested key part
+# one HistoryItem {nested_key|key: "_timestamp", value_json: <text>}: its length byte is 15 + len(text)
+_TIMESTAMP_ITEM = re.compile(rb"\x0a([\x00-\x7f])[\x0a\x12]\x0a_timestamp\x82\x01([\x00-\x7f])")
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def is_history(payload: bytes) -> bool:
+    """Whether a payload is a history record, from its top-level field tags alone
+    (True for bytes that do not parse, so that decoding them reports the damage)."""
+    pos, end = 0, len(payload)
+    try:
+        while pos < end:
+            tag, pos = _varint(payload, pos)
+            if tag == HISTORY_TAG:
+                return True
+            wire = tag & 7
+            if wire == 0:
+                _, pos = _varint(payload, pos)
+            elif wire == 2:
+                length, pos = _varint(payload, pos)
+                pos += length
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            else:
+                return True
+    except IndexError:
+        return True
+    return pos != end
+
+
+def history_timestamp_text(payload: bytes) -> str | None:
+    """The `_timestamp` value text of a history record found in its bytes, or None when
+    the bytes do not show it unambiguously (then the record must be decoded)."""
+    if payload.count(b"_timestamp") != 1:
+        return None
+    m = _TIMESTAMP_ITEM.search(payload)
+    if m is None or m[1][0] != 15 + m[2][0]:
+        return None
+    start = m.end()
+    return payload[start:start + m[2][0]].decode("utf-8", "replace")
+
+
 @dataclass
 class RunLog:
     """What a record log says about a run, folded in record order."""
@@ -173,7 +258,9 @@ class RunLog:
     run: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)   # empty when folded with history=False
+    history_rows: int = 0
+    media_rows: list[dict] = field(default_factory=list)  # with history=False: the rows that log media
     system: list[dict] = field(default_factory=list)     # {"_timestamp_ms": int, key: value}
     files: list[str] = field(default_factory=list)
     artifacts: list[dict] = field(default_factory=list)
@@ -189,10 +276,55 @@ class RunLog:
             self.last_time_ms = ms
 
 
-def fold(buf: bytes, name: str = "run.wandb") -> RunLog:
+def history_row(r) -> dict:
+    """A HistoryRecord as the row W&B logged (nested keys as nested dicts)."""
+    row: dict = {}
+    for it in r.item:
+        _put(row, _key_path(it), _history_value(it))
+    if "_step" not in row and r.HasField("step"):
+        row["_step"] = r.step.num
+    return row
+
+
+def _see_row(log: RunLog, row: dict) -> None:
+    if isinstance(row.get("_timestamp"), (int, float)):
+        log._seen(int(row["_timestamp"] * 1000))
+
+
+def _light_history(log: RunLog, payload: bytes, decode) -> None:
+    """A history record when rows are not kept: count it, note its time, keep it if it logs media."""
+    log.history_rows += 1
+    if MEDIA_MARK not in payload:
+        text = history_timestamp_text(payload)
+        if text is not None:
+            _see_row(log, {"_timestamp": _loads(text)})
+            return
+    row = history_row(decode().history)
+    _see_row(log, row)
+    if MEDIA_MARK in payload:
+        log.media_rows.append(row)
+
+
+def fold(buf: bytes, name: str = "run.wandb", history: bool = True) -> RunLog:
+    """Fold a log in one pass; with history=False the rows are counted, not kept (see RunLog)."""
     from google.protobuf.json_format import MessageToDict
+    pb = _pb()
     log = RunLog()
-    for _, rec in iter_records(buf, name):
+    for offset, payload in iter_payloads(buf, name):
+        rec = pb.Record()
+
+        def decode(rec=rec, payload=payload, offset=offset):
+            try:
+                rec.ParseFromString(payload)
+            except Exception:
+                raise CorruptLog(name, offset, "record is not a protobuf Record") from None
+            return rec
+
+        if not history and is_history(payload):
+            log.records += 1
+            _light_history(log, payload, decode)
+            continue
+        decode()
         kind = rec.WhichOneof("record_type")
         log.records += 1
         if kind is None:
@@ -213,22 +345,22 @@ def fold(buf: bytes, name: str = "run.wandb") -> RunLog:
             for it in r.config.update:
                 _put(log.config, _key_path(it), _loads(it.value_json))
             for it in r.summary.update:
-                _put(log.summary, _key_path(it), _loads(it.value_json))
+                _put(log.summary, _key_path(it), _Pending(it.value_json))
         elif kind in ("config", "summary"):
             target = log.config if kind == "config" else log.summary
             for it in r.update:
-                _put(target, _key_path(it), _loads(it.value_json))
+                value = it.value_json
+                _put(target, _key_path(it), _loads(value) if kind == "config" else _Pending(value))
             for it in r.remove:
                 _drop(target, _key_path(it))
         elif kind == "history":
-            row: dict = {}
-            for it in r.item:
-                _put(row, _key_path(it), _history_value(it))
-            if "_step" not in row and r.HasField("step"):
-                row["_step"] = r.step.num
-            if isinstance(row.get("_timestamp"), (int, float)):
-                log._seen(int(row["_timestamp"] * 1000))
-            log.history.append(row)
+            row = history_row(r)
+            _see_row(log, row)
+            log.history_rows += 1
+            if history:
+                log.history.append(row)
+            elif MEDIA_MARK in payload:
+                log.media_rows.append(row)
         elif kind == "stats":
             ms = _ts_ms(r.timestamp)
             sample = {it.key: _loads(it.value_json) for it in r.item}
@@ -257,4 +389,19 @@ def fold(buf: bytes, name: str = "run.wandb") -> RunLog:
             log.environment.update(MessageToDict(r, preserving_proto_field_name=False))
         elif kind == "exit":
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
+    _resolve(log.summary)
     return log
+
+
+def iter_history(buf: bytes, name: str = "run.wandb") -> Iterator[Any]:
+    """Each HistoryRecord of a log, in order, decoding nothing else."""
+    pb = _pb()
+    for offset, payload in iter_payloads(buf, name):
+        if not is_history(payload):
+            continue
+        rec = pb.Record()
+        try:
+            rec.ParseFromString(payload)
+        except Exception:
+            raise CorruptLog(name, offset, "record is not a protobuf Record") from None
+        yield rec.history

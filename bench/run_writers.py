@@ -1,0 +1,146 @@
+"""Long runs written in the W&B and Neptune 1.x offline formats, for bench_readers.py and tests.
+
+The real clients take minutes per million points, so these write the same bytes
+directly: the W&B writer frames `wandb_internal_pb2.Record`s the way wandb-core
+does (a summary record beside each history record, `num` counting records, keys
+as `nested_key`), the Neptune writer appends `LogFloats` operations as neptune
+1.x's offline queue does.  `odd=True` adds the values a reader must keep exact:
+integers, booleans, NaN / Infinity, a nested key, strings, an epoch axis.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import uuid
+import zlib
+from pathlib import Path
+
+BLOCK = 32768
+START = 1_700_000_000
+
+
+class _Framer:
+    """LevelDB-log framing as wandb writes it, into a file."""
+
+    def __init__(self, f):
+        self.f, self.pos = f, 7
+        f.write(b":W&B" + struct.pack("<HB", 0xBEE1, 0))
+
+    def write(self, payload: bytes) -> None:
+        first, rest = True, payload
+        while True:
+            left = BLOCK - self.pos % BLOCK
+            if left < 7:
+                self.f.write(b"\0" * left)
+                self.pos += left
+                continue
+            chunk, rest = rest[:left - 7], rest[left - 7:]
+            kind = (1 if first else 4) if not rest else (2 if first else 3)
+            crc = zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
+            self.f.write(struct.pack("<IHB", crc, len(chunk), kind) + chunk)
+            self.pos += 7 + len(chunk)
+            first = False
+            if not rest:
+                return
+
+
+def _metric_value(step: int, k: int, odd: bool) -> str:
+    if not odd:
+        return repr(1.0 / (step + k + 1))
+    choice = (step + k) % 9
+    return {0: "7", 1: "true", 2: "NaN", 3: "Infinity", 4: '"a string"', 5: "123456789012345678",
+            6: "-0.0", 7: "1e-07"}.get(choice, repr(step * 0.5 + k))
+
+
+def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, run_id: str = "bench001") -> Path:
+    """A run folder `offline-run-<time>-<id>/run-<id>.wandb` of `steps` history rows × `metrics` keys."""
+    from wandb.proto import wandb_internal_pb2 as pb
+    run_dir = Path(folder) / f"offline-run-20240101_000000-{run_id}"
+    (run_dir / "files").mkdir(parents=True, exist_ok=True)
+    path = run_dir / f"run-{run_id}.wandb"
+    names = [["train", f"m{k}"] if odd and k == 1 else [f"m{k}"] for k in range(metrics)]
+    with open(path, "wb") as f:
+        out, num = _Framer(f), 0
+
+        def emit(rec) -> None:
+            nonlocal num
+            num += 1
+            rec.num = num
+            out.write(rec.SerializeToString())
+
+        rec = pb.Record()
+        rec.header.version_info.producer = "bench-writer"
+        emit(rec)
+        rec = pb.Record()
+        r = rec.run
+        r.run_id, r.entity, r.project, r.display_name = run_id, "bench", "long-runs", f"run-{run_id}"
+        r.start_time.seconds = START
+        for key, value in (("lr", "0.001"), ("layers", "[8, 4]")):
+            item = r.config.update.add()
+            item.key, item.value_json = key, value
+        emit(rec)
+        for step in range(steps):
+            ts = json.dumps(START + step * 0.01 + 0.5)
+            items = [(["_step"], str(step)), (["_timestamp"], ts), (["_runtime"], repr(step * 0.01))]
+            items += [(name, _metric_value(step, k, odd)) for k, name in enumerate(names)]
+            if odd:
+                items.append((["epoch"], str(step // 100)))
+            summary = pb.Record()
+            for key, value in items:
+                it = summary.summary.update.add()
+                it.nested_key.extend(key)
+                it.value_json = value
+            emit(summary)
+            rec = pb.Record()
+            for key, value in items:
+                it = rec.history.item.add()
+                it.nested_key.extend(key)
+                it.value_json = value
+            rec.history.step.num = step
+            emit(rec)
+            if step % 1000 == 999:
+                stats = pb.Record()
+                stats.stats.timestamp.seconds = START + step // 100
+                it = stats.stats.item.add()
+                it.key, it.value_json = "cpu", repr(step / steps)
+                emit(stats)
+        rec = pb.Record()
+        rec.exit.exit_code, rec.exit.runtime = 0, steps // 100
+        emit(rec)
+    return run_dir
+
+
+def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = False) -> Path:
+    """`.neptune/offline/run__<uuid>__1__x/data-1.log` with `steps` points in each of `series` float series,
+    logged as neptune 1.x batches them (one LogFloats op per series per batch of 100 points)."""
+    run_uuid = str(uuid.UUID(int=steps * 1000 + series))
+    run_dir = Path(folder) / ".neptune" / "offline" / f"run__{run_uuid}__1__bench"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metadata.json").write_text(json.dumps({
+        "mode": "offline", "containerType": "run", "containerId": run_uuid, "structureVersion": 2,
+        "neptuneClientVersion": "1.14.0", "createdAt": "2024-01-01T00:00:00.000Z"}))
+    version = 0
+    with open(run_dir / "data-1.log", "w") as f:
+        def op(obj: dict) -> None:
+            nonlocal version
+            version += 1
+            f.write(json.dumps({"obj": obj, "version": version, "at": START + version * 0.001}) + "\n")
+
+        op({"type": "AssignString", "path": ["sys", "name"], "value": "bench-run"})
+        op({"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.001})
+        for start in range(0, steps, 100):
+            for s in range(series):
+                values = []
+                for step in range(start, min(steps, start + 100)):
+                    value = 1.0 / (step + s + 1)
+                    if odd and step % 7 == 3:
+                        value = {0: math.nan, 1: 7, 2: math.inf}.get(s % 3, -0.0)
+                    point = {"value": value, "ts": START + step * 0.01}
+                    if not (odd and s == 1):          # a series logged without steps is numbered
+                        point["step"] = float(step)
+                    values.append(point)
+                op({"type": "LogFloats", "path": ["train", f"s{s}"], "values": values})
+    os.utime(run_dir / "data-1.log")
+    return Path(folder)
