@@ -86,8 +86,6 @@ def test_fetch_from_a_strict_server_holds_what_a_friendly_one_gives(strict_serve
     assert hits["new"] == 3
 
 
-@pytest.mark.xfail(reason="push stops with 'the index index.duckdb is cut short' on main now (the index damage "
-                          "check, also in test_push_roundtrip), before strict mode matters", strict=False)
 def test_push_to_a_strict_server_round_trips_and_repeats_send_nothing(strict_server, tmp_path):
     ws = strict_server.workspace
     mirror = tmp_path / "m"

@@ -6,6 +6,7 @@ import json
 import duckdb
 from push_fixtures import differences, fetch, last_json, push, writes
 
+from cometx_mirror.server.runner import start_server
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sources.options import FetchOptions
@@ -47,21 +48,32 @@ def rows(mirror_path, sql: str) -> list[tuple]:
         return sorted(con.execute(sql).fetchall(), key=repr)
 
 
-def test_long_metric_histories_are_never_sampled(server_b, tmp_path):
-    """cometx's offline path keeps 15,000 points per metric; push sends every one."""
+def test_long_metric_histories_are_never_sampled(tmp_path):
+    """cometx's offline path keeps 15,000 points per metric; push sends every one.  The destination
+    samples its metric reads like Comet, so it keeps every value as total-fidelity files (Comet's
+    "Store metrics without sampling") and the read back takes them from there."""
     from core_fixtures import add_experiment, commit
     mirror = Mirror.init(tmp_path / "m")
     mid = add_experiment(mirror, "lab", "long", "0123456789abcdef0123456789abcdef", name="long-run",
                          n_points=50_000)
     commit(mirror, "lab", {"experiment/lab/long/0123456789abcdef0123456789abcdef": mid})
-    result = last_json(push(server_b, tmp_path / "m", "lab/long", f"{server_b.workspace}/long"))
-    assert (result["new"], result["failed"]) == (1, 0)
-    back = tmp_path / "back"
-    fetch(server_b, back, f"{server_b.workspace}/long")
+    dest = start_server(total_fidelity=True)
+    try:
+        result = last_json(push(dest, tmp_path / "m", "lab/long", f"{dest.workspace}/long"))
+        assert (result["new"], result["failed"]) == (1, 0)
+        stored, = [exp["metrics"] for exp in dest.state.data["experiments"].values()]
+        assert len(stored) == 50_000                       # what the destination received, unsampled
+        back = tmp_path / "back"
+        fetch(dest, back, f"{dest.workspace}/long")
+    finally:
+        dest.stop()
     con = duckdb.connect(str(back / "index.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 50_000
+    assert con.execute("SELECT count(*) FROM metric_status WHERE sampled").fetchone()[0] == 0
     con.close()
-    assert differences(tmp_path / "m", back, ("metrics",)) == {}
+    # every point by its exact value; the total-fidelity CSV has no context column, so no context
+    points = "SELECT name, step, epoch, timestamp, value, text FROM metrics"
+    assert rows(back, points) == rows(tmp_path / "m", points)
 
 
 def test_neptune_runs_push_to_comet(exporter_folder, server_b, tmp_path):

@@ -81,8 +81,8 @@ def _sampled(dest: model.Metrics, name: str, expected: int) -> bool:
     return name in known if known is not None else expected > SAMPLED_AT
 
 
-def _same(a: model.Metrics, b: model.Metrics) -> bool:
-    return len(a) == len(b) and not missing_points(a, b)
+def _same(a: model.Metrics, b: model.Metrics, contextless: frozenset = frozenset()) -> bool:
+    return len(a) == len(b) and not missing_points(a, b, contextless)
 
 
 class Appends:
@@ -119,9 +119,10 @@ class Appends:
                 raise UndecidedWrite(
                     f"a metric batch's answer was lost and {name!r} has more than {SAMPLED_AT:,} points, "
                     f"which the destination only samples: cannot tell whether it landed; not resending")
-            if _same(held, after):
+            contextless = getattr(dest, "contextless", frozenset())
+            if _same(held, after, contextless):
                 verdicts.add(True)
-            elif _same(held, before):
+            elif _same(held, before, contextless):
                 verdicts.add(False)
             else:
                 raise UndecidedWrite(

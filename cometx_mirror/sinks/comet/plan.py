@@ -10,7 +10,7 @@ write and is re-sent only when it changed.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ... import model
 
@@ -59,10 +59,17 @@ def _point_key(m: model.Metrics, i: int) -> tuple:
     return (m.name[i], m.step[i], m.epoch[i], m.timestamp[i], m.exact(i), m.context[i])
 
 
-def missing_points(new: model.Metrics, old: model.Metrics | None) -> list[int]:
-    """Indices of `new` points not at the destination, as a multiset difference."""
+def missing_points(new: model.Metrics, old: model.Metrics | None, contextless: frozenset | None = None) -> list[int]:
+    """Indices of `new` points not at the destination, as a multiset difference.
+
+    A destination that read a series from its total-fidelity files (`contextless`, taken
+    from either side's DestinationMetrics unless given) cannot know its points' contexts:
+    those series are compared without context."""
     if old is None or len(old) == 0:
         return list(range(len(new)))
+    if contextless is None:
+        contextless = getattr(new, "contextless", frozenset()) | getattr(old, "contextless", frozenset())
+    new, old = without_context(new, contextless), without_context(old, contextless)
     have = Counter(_point_key(old, i) for i in range(len(old)))
     out = []
     for i in range(len(new)):
@@ -72,6 +79,15 @@ def missing_points(new: model.Metrics, old: model.Metrics | None) -> list[int]:
         else:
             out.append(i)
     return out
+
+
+def without_context(m: model.Metrics, names: frozenset) -> model.Metrics:
+    """`m` with no context on the series `names` (a copy; `m` itself when there are none)."""
+    if not names:
+        return m
+    columns = {f.name: getattr(m, f.name) for f in fields(model.Metrics)}
+    columns["context"] = [None if n in names else c for n, c in zip(m.name, m.context)]
+    return model.Metrics(**columns)
 
 
 def pushable_others(exp: model.Experiment) -> list[model.Other]:

@@ -23,8 +23,10 @@ from .client import CometClient
 
 @dataclass
 class DestinationMetrics(model.Metrics):
-    """Metrics read back from a destination; `sampled` names the series that are only a sample."""
+    """Metrics read back from a destination; `sampled` names the series that are only a sample,
+    `contextless` those read from total-fidelity files, whose CSV has no context column."""
     sampled: frozenset = field(default_factory=frozenset)
+    contextless: frozenset = field(default_factory=frozenset)
 
 
 class DestinationSampled(ExpectedError):
@@ -53,7 +55,8 @@ def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMe
     m = exp.metrics
     return DestinationMetrics(name=m.name, step=m.step, epoch=m.epoch, timestamp=m.timestamp, value=m.value,
                               context=m.context, text=m.text,
-                              sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())))
+                              sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())),
+                              contextless=frozenset(exp.extra.get(full_metrics.WHOLE_KEY, ())))
 
 
 def refuse_sampled(metrics: model.Metrics, key: str) -> None:
