@@ -3,7 +3,7 @@
 PATH may hold neptune-exporter output (parquet parts + files tree), neptune 1.x
 `.neptune/offline|async` op logs, or neptune-scale `run_operations.sqlite3`
 queues, in any mix; each kind is its own origin (its own refs). A PATH that is
-not a folder but `WORKSPACE[/PROJECT]` goes to a self-hosted server (online.py).
+not a folder but `WORKSPACE[/PROJECT[/RUN]]` goes to a live server (live.py).
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 from .. import SourceError
 from ..options import FetchResult
-from . import exporter, normalize, offline_v1, online, scale  # noqa: F401  (normalize registers)
+from . import exporter, live, normalize, offline_v1, scale  # noqa: F401  (normalize registers)
 from .driver import fetch_runs
 
 READERS = (exporter, offline_v1, scale)
-_TARGET_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
+_TARGET_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 
 
 def detect(path: Path) -> list:
@@ -35,7 +35,7 @@ def fetch(mirror, path: str, options, commit) -> FetchResult:
     p = Path(path)
     if not p.exists():
         if _TARGET_RE.match(path):
-            return online.fetch(mirror, path, options, commit)
+            return live.fetch(mirror, path, options, commit)
         raise SourceError(f"neptune: {path} does not exist")
     readers = detect(p)
     if not readers:
