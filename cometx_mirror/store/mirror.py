@@ -9,6 +9,11 @@
 
 Write order (restic's): data objects, then manifests, then the snapshot, then
 the ref.  A crash leaves unreferenced objects at worst, which gc collects.
+
+The location is a folder or `s3://BUCKET/PREFIX` (store/backend.py).  For a
+bucket, the index and staging files live in a local cache folder keyed by the
+mirror's id (`$COMETX_MIRROR_CACHE`, else the user's cache dir), and `root` is
+that folder: the layers above find the index and tmp/ the same way for both.
 """
 from __future__ import annotations
 
@@ -22,13 +27,16 @@ from typing import Any, Iterator
 
 from ..errors import ExpectedError
 from . import canonical, faultpoint
+from .backend import NotFound, is_remote, open_backend
 from .lock import WriteLock
 from .objects import ObjectError, ObjectStore
-from .refs import Refs
+from .refs import RefMoved, Refs
 
 FORMAT = 1
 CONFIG = "config.json"
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+# How often a snapshot is rebased onto a ref another writer moved before we give up.
+REF_RETRIES = 20
 
 
 class MirrorError(ExpectedError):
@@ -55,16 +63,21 @@ class Snapshot:
 
 
 class Mirror:
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.objects = ObjectStore(self.root)
-        self.refs = Refs(self.root)
+    def __init__(self, location: str | os.PathLike):
+        self.backend = open_backend(location)
+        self.location = self.backend.location
+        self.remote = self.backend.remote
+        self.root = _cache_dir(self.backend) if self.remote else Path(location)
+        self.objects = ObjectStore(self.root, self.backend)
+        self.refs = Refs(self.root, self.backend)
         self.index_path = self.root / "index.duckdb"
 
     # -- life cycle --------------------------------------------------------
     @classmethod
-    def init(cls, root: str | os.PathLike) -> "Mirror":
-        root = Path(root)
+    def init(cls, location: str | os.PathLike) -> "Mirror":
+        if is_remote(location):
+            return cls._init_remote(str(location))
+        root = Path(location)
         if (root / CONFIG).exists():
             return cls.open(root)
         try:
@@ -74,35 +87,49 @@ class Mirror:
             root.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             for sub in ("objects", "refs", "logs", "tmp"):
                 (root / sub).mkdir(mode=PRIVATE_DIR, exist_ok=True)
-            config = {"format": FORMAT, "object_hash": "xxh3-128", "codec": "zstd:3",
-                      "mirror_id": uuid.uuid4().hex, "created": time.time()}
             tmp = root / (CONFIG + ".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
             with os.fdopen(fd, "wb") as f:
-                f.write(canonical.dumps(config))
+                f.write(canonical.dumps(_new_config()))
             os.replace(tmp, root / CONFIG)
         except OSError as e:
             raise MirrorError(f"cannot create a mirror at {root}: {e.strerror}") from None
         return cls.open(root)
 
     @classmethod
-    def open(cls, root: str | os.PathLike) -> "Mirror":
-        root = Path(root)
+    def _init_remote(cls, location: str) -> "Mirror":
+        backend = open_backend(location)
+        # create-only: two machines creating one mirror at once agree on the first config
+        backend.put_bytes(CONFIG, canonical.dumps(_new_config()), if_absent=True)
+        return cls.open(location)
+
+    @classmethod
+    def open(cls, location: str | os.PathLike) -> "Mirror":
+        backend = open_backend(location)
+        where = backend.location
         try:
-            config = json.loads((root / CONFIG).read_text())
-        except FileNotFoundError:
-            raise MirrorError(f"no mirror at {root} (run `cometx-mirror init` or fetch into it)") from None
+            config = json.loads(backend.read(CONFIG))
+        except NotFound:
+            raise MirrorError(f"no mirror at {where} (run `cometx-mirror init` or fetch into it)") from None
         except (OSError, ValueError) as e:
-            raise MirrorError(f"unreadable mirror config at {root / CONFIG}: {e}") from None
-        if config.get("format") != FORMAT or config.get("object_hash") != "xxh3-128":
-            raise MirrorError(f"mirror at {root} has format {config.get('format')!r}; "
+            raise MirrorError(f"unreadable mirror config at {where}/{CONFIG}: {e}") from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT \
+                or config.get("object_hash") != "xxh3-128":
+            got = config.get("format") if isinstance(config, dict) else None
+            raise MirrorError(f"mirror at {where} has format {got!r}; "
                               f"this version reads format {FORMAT} only")
-        mirror = cls(root)
+        mirror = cls(location)
         mirror.config = config
         return mirror
 
-    def write_lock(self, purpose: str) -> WriteLock:
-        return WriteLock(self.root, purpose)
+    def write_lock(self, purpose: str, exclusive: bool = False):
+        """The lock a writer holds.  On a local disk: one writer at a time (flock).  On
+        object storage: many writers share it and only `exclusive` (gc) excludes the
+        others (store/remote_lock.py), plus the local cache's flock for its index."""
+        if not self.remote:
+            return WriteLock(self.root, purpose)
+        from .remote_lock import RemoteLock
+        return _Both(WriteLock(self.root, purpose), RemoteLock(self.backend, purpose, exclusive))
 
     # -- JSON objects ------------------------------------------------------
     def put_json(self, value: Any) -> str:
@@ -123,14 +150,38 @@ class Mirror:
         `manifests` maps a label ("experiment/<key>", "artifact/<name>", ...) to
         a manifest object id: the whole state of the scope, changed or not.
         """
-        parent = self.refs.get(ref)
-        snapshot = {"type": "snapshot", "parent": parent, "time": time.time(), "source": source,
-                    "origin": origin, "scope": scope, "manifests": manifests, "stats": stats or {}}
-        snapshot_id = self.put_json(snapshot)
-        faultpoint.hit("before_ref_update")
-        self.refs.update(ref, snapshot_id, parent, message)
-        faultpoint.hit("after_ref_update")
-        return snapshot_id
+        for _ in range(REF_RETRIES):
+            parent = self.refs.get(ref)
+            snapshot = {"type": "snapshot", "parent": parent, "time": time.time(), "source": source,
+                        "origin": origin, "scope": scope, "manifests": manifests, "stats": stats or {}}
+            snapshot_id = self.put_json(snapshot)
+            faultpoint.hit("before_ref_update")
+            try:
+                self.refs.update(ref, snapshot_id, parent, message)
+            except RefMoved:
+                continue     # another writer moved the ref: rebase onto its snapshot
+            faultpoint.hit("after_ref_update")
+            if self._kept(ref, snapshot_id):
+                return snapshot_id
+        raise RefMoved(f"ref {ref} kept moving under us ({REF_RETRIES} tries); run the command again")
+
+    def _kept(self, ref: str, snapshot_id: str, depth: int = 50) -> bool:
+        """Our move is in the ref's history, read back: a store that does not serialize
+        conditional writes (some S3 servers) may have let a concurrent one overwrite it.
+        Then the caller writes the snapshot again on top (our old one stays in the reflog)."""
+        if not self.remote:
+            return True      # the local lockfile serializes moves
+        current = self.refs.get(ref)
+        for _ in range(depth):
+            if current is None:
+                return False
+            if current == snapshot_id:
+                return True
+            try:
+                current = self.get_json(current).get("parent")
+            except ObjectError:
+                return False
+        return True          # far down the chain: others built on top long since
 
     def snapshot(self, snapshot_id: str, ref: str = "") -> Snapshot:
         return Snapshot.from_object(snapshot_id, ref, self.get_json(snapshot_id))
@@ -166,3 +217,47 @@ class Mirror:
                 if key not in out or out[key][0] <= snap.time:
                     out[key] = (snap.time, manifest_id)
         return {k: v[1] for k, v in out.items()}
+
+
+def _new_config() -> dict:
+    return {"format": FORMAT, "object_hash": "xxh3-128", "codec": "zstd:3",
+            "mirror_id": uuid.uuid4().hex, "created": time.time()}
+
+
+def _cache_dir(backend) -> Path:
+    """The local folder of a remote mirror: its index, stamp and staging files."""
+    base = os.environ.get("COMETX_MIRROR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "cometx-mirror")
+    try:
+        key = json.loads(backend.read(CONFIG)).get("mirror_id")
+    except (NotFound, ValueError, AttributeError):
+        key = None
+    if not isinstance(key, str) or not key.isalnum():
+        import hashlib      # no mirror there yet (fetch --list): keyed by its location
+        key = "at-" + hashlib.sha256(backend.location.encode()).hexdigest()[:16]
+    path = Path(base) / key
+    Path(base).mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    path.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    return path
+
+
+class _Both:
+    """Two locks taken in order and released in reverse."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def __enter__(self):
+        self.first.__enter__()
+        try:
+            self.second.__enter__()
+        except BaseException:
+            self.first.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.second.__exit__(*exc)
+        finally:
+            self.first.__exit__(*exc)

@@ -14,6 +14,9 @@ Every read (`open`, `read_chunks`, `get_bytes`) verifies BEFORE it hands out a
 byte, so damage is never spread (into a push, an export, `cat`, the index).  A
 read that finds damage moves the object into quarantine/ (never deleting it):
 it then counts as missing, and the next fetch of its entity downloads it again.
+
+Where the bytes live is the backend's business (store/backend.py): a local
+folder or a bucket.  Objects are staged in the local tmp/ either way.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ import xxhash
 import zstandard
 
 from ..errors import ExpectedError
+from .backend import Backend, Entry, NotFound
+from .local import LocalBackend
 
 MAGIC = b"CXM1"
 HEADER = struct.Struct("<4sBQ")
@@ -65,34 +70,64 @@ def _pays_to_compress(sample: bytes) -> bool:
 
 
 class ObjectStore:
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.objects = self.root / "objects"
+    def __init__(self, root: str | os.PathLike, backend: Backend | None = None):
+        self.root = Path(root)                  # the local working folder: tmp/ lives here
+        self.backend = backend or LocalBackend(root)
         self.tmp = self.root / "tmp"
-        self.quarantine_dir = self.root / "quarantine"
         # What this process added to the store (not what it found already there).
         self._written_lock = threading.Lock()
         self.written_objects = 0
         self.written_bytes = 0
+        # Ids this process has seen whole in remote storage, where a check is a round trip:
+        # then it is free.  Only gc deletes objects, and never while a writer holds its lock.
+        # (On a local disk a stat is cheap and tests damage files under a live store.)
+        self._present: set[str] = set()
+        self._cache_presence = self.backend.remote
 
-    # -- paths -------------------------------------------------------------
-    def path(self, object_id: str) -> Path:
+    # -- keys --------------------------------------------------------------
+    @staticmethod
+    def key(object_id: str) -> str:
         if not _ID_RE.match(object_id or ""):
             raise ObjectError(f"malformed object id {object_id!r}")
-        return self.objects / object_id[:2] / object_id[2:]
+        return f"objects/{object_id[:2]}/{object_id[2:]}"
+
+    def path(self, object_id: str) -> Path:
+        """The object's file, on a local backend (tests and tools that damage it)."""
+        return self.backend.local_path(self.key(object_id))
+
+    def _seen(self, object_id: str) -> None:
+        if self._cache_presence:
+            self._present.add(object_id)
 
     def exists(self, object_id: str) -> bool:
-        return self.path(object_id).is_file()
+        if object_id in self._present:
+            return True
+        return self.backend.stat(self.key(object_id)) is not None
 
     def ids(self) -> Iterator[str]:
-        if not self.objects.is_dir():
-            return
-        for fan in sorted(self.objects.iterdir()):
-            if fan.is_dir() and len(fan.name) == 2:
-                for f in sorted(fan.iterdir()):
-                    oid = fan.name + f.name
-                    if _ID_RE.match(oid):
-                        yield oid
+        for entry in self.entries():
+            yield entry.key
+
+    def entries(self) -> Iterator[Entry]:
+        """(id, stored size, mtime) of every object, in id order."""
+        for e in self.backend.list("objects/"):
+            parts = e.key.split("/")
+            if len(parts) == 3 and len(parts[1]) == 2 and _ID_RE.match(parts[1] + parts[2]):
+                yield Entry(parts[1] + parts[2], e.size, e.mtime)
+
+    def remove(self, object_id: str) -> None:
+        """Delete one object (gc's sweep only)."""
+        self._present.discard(object_id)
+        self.backend.delete(self.key(object_id))
+
+    def stale_tmp(self, cutoff: float) -> list[Path]:
+        """Staging files older than `cutoff` (a writer that died mid-object left them)."""
+        if not self.tmp.is_dir():
+            return []
+        return [p for p in sorted(self.tmp.iterdir()) if p.is_file() and p.stat().st_mtime <= cutoff]
+
+    def tmp_files(self) -> list[Path]:
+        return [p for p in sorted(self.tmp.iterdir()) if p.is_file()] if self.tmp.is_dir() else []
 
     # -- writing -----------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
@@ -142,28 +177,24 @@ class ObjectStore:
                 os.unlink(tmp_name)
 
     def _publish(self, tmp_name: str, object_id: str, size: int) -> None:
-        final = self.path(object_id)
-        if final.exists():
-            if self._looks_whole(object_id, size):
-                try:
-                    os.utime(final)  # freshen, so a concurrent gc's grace period spares it
-                except PermissionError:
-                    pass             # another user's object: it is whole, that is enough
-                return
-            # The copy on disk is damaged (truncated, zero-length, bad header):
-            # the bytes we just hashed are the right ones, so they replace it.
-            # This is how a later fetch heals a damaged store.
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp_name, 0o400)     # immutable, and the owner's only (docs/store.md)
-        os.replace(tmp_name, final)
+        if object_id in self._present:
+            return
+        key = self.key(object_id)
+        if self._looks_whole(object_id, size):
+            self.backend.touch(key)  # freshen, so a concurrent gc's grace period spares it
+            self._seen(object_id)
+            return
+        # Absent, or the stored copy is damaged (truncated, zero-length, bad header):
+        # the bytes we just hashed are the right ones, so they replace it.  This is
+        # how a later fetch heals a damaged store.
+        self.backend.put_file(key, tmp_name)
+        self._seen(object_id)
         with self._written_lock:
             self.written_objects += 1
             self.written_bytes += size
-        _fsync_dir(final.parent)
 
     # -- reading -----------------------------------------------------------
-    def _header(self, f: BinaryIO, object_id: str) -> tuple[int, int]:
-        head = f.read(HEADER.size)
+    def _header(self, head: bytes, object_id: str) -> tuple[int, int]:
         if len(head) != HEADER.size:
             raise ObjectError(f"object {object_id} is truncated")
         magic, codec, size = HEADER.unpack(head)
@@ -171,56 +202,70 @@ class ObjectStore:
             raise ObjectError(f"object {object_id} has a bad header")
         return codec, size
 
-    def raw_size(self, object_id: str) -> int:
+    def _head(self, object_id: str) -> tuple[int, int, int]:
+        """(codec, raw size, stored size) from one small read."""
         try:
-            with open(self.path(object_id), "rb") as f:
-                return self._header(f, object_id)[1]
-        except FileNotFoundError:
+            head, stored = self.backend.read_head(self.key(object_id), HEADER.size)
+        except NotFound:
             raise self._missing(object_id) from None
+        codec, size = self._header(head, object_id)
+        return codec, size, stored
 
-    def _open_unverified(self, object_id: str) -> BinaryIO:
+    def raw_size(self, object_id: str) -> int:
+        return self._head(object_id)[1]
+
+    def _open_unverified(self, object_id: str) -> tuple[BinaryIO, int]:
+        """A reader of the raw bytes and the size the header records."""
         try:
-            f = open(self.path(object_id), "rb")
-        except FileNotFoundError:
+            f = self.backend.reader(self.key(object_id))
+        except NotFound:
             raise self._missing(object_id) from None
         try:
-            codec, _ = self._header(f, object_id)
+            codec, size = self._header(f.read(HEADER.size), object_id)
         except ObjectError:
             f.close()
             raise
         if codec == CODEC_RAW:
-            return f
-        return zstandard.ZstdDecompressor().stream_reader(f, closefd=True)
+            return f, size
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=True), size
 
     def _missing(self, object_id: str) -> ObjectError:
         hint = " (a damaged copy is in quarantine/)" if self.in_quarantine(object_id) else ""
         return ObjectError(f"object {object_id} is missing{hint}; {HEAL_HINT}")
 
-    def _scan(self, object_id: str, keep: bool) -> bytes | None:
-        """Read, decompress and rehash the whole object, holding the bytes when `keep`.
+    def _scan(self, object_id: str, keep: bool, sink: BinaryIO | None = None) -> bytes | None:
+        """Read, decompress and rehash the whole object, holding the bytes when `keep`
+        (or writing them into `sink`), in one pass over the stored bytes.
 
         Raises ObjectError when the object is damaged; OSError (a read that failed,
         perhaps transiently) passes through untouched."""
         hasher, size, held = xxhash.xxh3_128(), 0, []
-        expected = self.raw_size(object_id)
+        r, expected = self._open_unverified(object_id)
         try:
-            with self._open_unverified(object_id) as r:
+            with r:
                 while chunk := r.read(CHUNK):
                     hasher.update(chunk)
                     size += len(chunk)
                     if keep:
                         held.append(chunk)
+                        if size > VERIFY_IN_MEMORY and sink is not None:
+                            sink.write(b"".join(held))
+                            held, keep = [], False
+                    elif sink is not None:
+                        sink.write(chunk)
         except zstandard.ZstdError as e:
             raise ObjectError(f"object {object_id} is corrupt: {e}") from None
         if size != expected or hasher.hexdigest() != object_id:
             raise ObjectError(f"object {object_id} is corrupt: content does not match its id")
+        self._seen(object_id)
         return b"".join(held) if keep else None
 
-    def _verified(self, object_id: str, keep: bool, quarantine: bool = True) -> bytes | None:
+    def _verified(self, object_id: str, keep: bool, quarantine: bool = True,
+                  sink: BinaryIO | None = None) -> bytes | None:
         """`_scan`, and a damaged object is moved into quarantine/ (so it counts as
         missing and the next fetch downloads it again) before the error is raised."""
         try:
-            return self._scan(object_id, keep)
+            return self._scan(object_id, keep, sink)
         except ObjectError as e:
             if HEAL_HINT in str(e):      # missing: nothing to move
                 raise
@@ -231,13 +276,28 @@ class ObjectStore:
     def open(self, object_id: str) -> BinaryIO:
         """A reader of the object's raw bytes, verified BEFORE the first byte is handed out.
 
-        A small object is read and checked into memory; a large one is read and
-        rehashed once, then streamed again (bounded memory, twice the reading), the
-        second pass checked too, in case the file changed in between."""
-        if self.raw_size(object_id) <= VERIFY_IN_MEMORY:
-            return io.BytesIO(self._verified(object_id, keep=True))
-        self._verified(object_id, keep=False)
-        return _CheckingReader(self._open_unverified(object_id), object_id)
+        A small object is read and checked into memory.  A large one on a local disk
+        is read and rehashed once, then streamed again (bounded memory, twice the
+        reading), the second pass checked too, in case the file changed in between;
+        on object storage it is downloaded once into a local temp file while it is
+        checked, and handed out from there."""
+        if not self.backend.remote:
+            if self.raw_size(object_id) <= VERIFY_IN_MEMORY:
+                return io.BytesIO(self._verified(object_id, keep=True))
+            self._verified(object_id, keep=False)
+            return _CheckingReader(self._open_unverified(object_id)[0], object_id)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        spool = tempfile.TemporaryFile(dir=self.tmp, prefix="get-")
+        try:
+            held = self._verified(object_id, keep=True, sink=spool)
+        except BaseException:
+            spool.close()
+            raise
+        if held is not None:
+            spool.close()
+            return io.BytesIO(held)
+        spool.seek(0)
+        return spool
 
     def read_chunks(self, object_id: str) -> Iterator[bytes]:
         """The object's raw bytes in chunks, verified first: a damaged object raises
@@ -259,60 +319,59 @@ class ObjectStore:
         self._verified(object_id, keep=False, quarantine=quarantine)
 
     # -- damage ------------------------------------------------------------
-    def quarantine(self, object_id: str) -> Path | None:
+    def quarantine(self, object_id: str) -> str | None:
         """Move a damaged object out of objects/ into quarantine/, never deleting it.
 
         Then it counts as missing: verify says so, and the next fetch of its entity
         downloads it again.  Returns where it went, or None when it cannot be moved
         (a read-only mirror: the damage is still reported)."""
-        src = self.path(object_id)
-        self.quarantine_dir.mkdir(exist_ok=True)
+        self._present.discard(object_id)
         for n in range(1000):
-            dest = self.quarantine_dir / (object_id + (f".{n}" if n else ""))
-            if not dest.exists():
+            dest = "quarantine/" + object_id + (f".{n}" if n else "")
+            if self.backend.stat(dest) is None:
                 break
         try:
-            os.rename(src, dest)
-        except FileNotFoundError:
-            return None        # another reader moved it first
+            moved = self.backend.move(self.key(object_id), dest)
         except OSError:
             return None
-        _fsync_dir(src.parent)
-        return dest
+        return dest if moved else None
 
     def in_quarantine(self, object_id: str) -> bool:
-        return (self.quarantine_dir / object_id).exists()
+        return self.backend.stat("quarantine/" + object_id) is not None
 
-    def quarantined(self) -> list[Path]:
-        if not self.quarantine_dir.is_dir():
-            return []
-        return sorted(p for p in self.quarantine_dir.iterdir() if p.is_file())
+    def quarantined(self) -> list[Entry]:
+        return sorted(self.backend.list("quarantine/"))
 
     def intact(self, object_id: str) -> bool:
-        """Present and structurally whole (header, a raw body's length): a stat and a
-        13-byte read, cheap enough for every fetch.  A flipped byte needs a rehash
+        """Present and structurally whole (header, a raw body's length): one small
+        read, cheap enough for every fetch.  A flipped byte needs a rehash
         (verify --read-data, or any read) to be seen."""
-        return self.body_length_ok(object_id)
+        return object_id in self._present or self.body_length_ok(object_id)
 
     def stored_size(self, object_id: str) -> int:
-        return self.path(object_id).stat().st_size
+        entry = self.backend.stat(self.key(object_id))
+        if entry is None:
+            raise self._missing(object_id)
+        return entry.size
 
     def body_length_ok(self, object_id: str) -> bool:
         """A cheap structural check: a raw body has exactly its recorded length,
         a zstd body is not empty.  Catches truncation without reading the data."""
         try:
-            with open(self.path(object_id), "rb") as f:
-                codec, size = self._header(f, object_id)
-                stored = os.fstat(f.fileno()).st_size - HEADER.size
+            codec, size, stored = self._head(object_id)
         except (OSError, ObjectError):
             return False
+        stored -= HEADER.size
         return stored == size if codec == CODEC_RAW else (stored > 0 or size == 0)
 
     def _looks_whole(self, object_id: str, size: int) -> bool:
         try:
-            return self.raw_size(object_id) == size and self.body_length_ok(object_id)
+            codec, raw, stored = self._head(object_id)
         except ObjectError:
             return False
+        stored -= HEADER.size
+        body_ok = stored == raw if codec == CODEC_RAW else (stored > 0 or raw == 0)
+        return raw == size and body_ok
 
 
 class _CheckingReader(io.RawIOBase):
@@ -361,11 +420,3 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from rest
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

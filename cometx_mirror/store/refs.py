@@ -1,20 +1,21 @@
 """Refs name the latest snapshot of each source scope; the reflog records every move.
 
-A ref is a text file under refs/ holding one object id.  Updates follow git's
-lockfile protocol: write <ref>.lock, fsync, rename over the ref; a compare of the
-old value catches a concurrent writer.  The reflog is append-only JSON lines and
-keeps older snapshots reachable for gc.
+A ref is a small object under refs/ holding one object id.  It moves by the
+backend's compare-and-swap (a local lockfile and rename, or a conditional PUT):
+a concurrent writer's move is never overwritten, the update fails instead.  The
+reflog is append-only JSON lines and keeps older snapshots reachable for gc.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import ExpectedError
+from .backend import Backend
+from .local import LocalBackend
 
 _PART_RE = re.compile(r"^[A-Za-z0-9._@+=-][A-Za-z0-9._@+= -]*$")
 
@@ -29,30 +30,38 @@ def ref_part(text: str) -> str:
     return "_" + safe if safe.startswith(".") else safe
 
 
-class Refs:
-    def __init__(self, root: Path):
-        self.dir = Path(root) / "refs"
-        self.reflog = Path(root) / "logs" / "reflog.jsonl"
+class RefMoved(RefError):
+    """The ref is not at the value the update expected (another writer moved it)."""
 
-    def _path(self, name: str) -> Path:
+
+class Refs:
+    LOG = "logs/reflog.jsonl"
+
+    def __init__(self, root: Path, backend: Backend | None = None):
+        self.backend = backend or LocalBackend(root)
+        # the reflog file, on a local backend (tests write torn lines into it)
+        self.reflog = None if self.backend.remote else self.backend.local_path(self.LOG)
+
+    def _key(self, name: str) -> str:
         parts = name.split("/")
         if not parts or any(p in ("", ".", "..") or not _PART_RE.match(p) or p.endswith(".lock")
                             for p in parts):
             raise RefError(f"bad ref name {name!r}")
-        return self.dir.joinpath(*parts)
+        return "refs/" + name
 
     def get(self, name: str) -> str | None:
-        try:
-            return self._path(name).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return self._load(name)[0]
+
+    def _load(self, name: str) -> tuple[str | None, str | None]:
+        data, version = self.backend.load(self._key(name))
+        if data is None:
+            return None, None
+        return data.decode(errors="replace").strip() or None, version
 
     def names(self) -> Iterator[str]:
-        if not self.dir.is_dir():
-            return
-        for p in sorted(self.dir.rglob("*")):
-            if p.is_file() and not p.name.endswith(".lock"):
-                yield p.relative_to(self.dir).as_posix()
+        for entry in self.backend.list("refs/"):
+            if not entry.key.endswith(".lock") and ".tmp" not in entry.name:
+                yield entry.key[len("refs/"):]
 
     def items(self) -> Iterator[tuple[str, str]]:
         for name in self.names():
@@ -61,36 +70,19 @@ class Refs:
                 yield name, value
 
     def update(self, name: str, new: str, old: str | None, message: str) -> None:
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = path.with_name(path.name + ".lock")
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise RefError(f"ref {name} is being updated by another process") from None
-        try:
-            if self.get(name) != old:
-                raise RefError(f"ref {name} moved while we worked; run the command again")
-            os.write(fd, (new + "\n").encode())
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(lock, path)
-            self._log(name, old, new, message)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if lock.exists():
-                lock.unlink()
+        """Move `name` from `old` to `new`; RefMoved when it is not at `old` (or
+        another writer moves it at the same moment)."""
+        current, version = self._load(name)
+        if current != old:
+            raise RefMoved(f"ref {name} moved while we worked; run the command again")
+        if not self.backend.swap(self._key(name), (new + "\n").encode(), version):
+            raise RefMoved(f"ref {name} moved while we worked; run the command again")
+        self._log(name, old, new, message)
 
     def _log(self, name: str, old: str | None, new: str, message: str) -> None:
-        self.reflog.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"time": time.time(), "ref": name, "old": old, "new": new,
                            "message": message}, sort_keys=True)
-        with open(self.reflog, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        self.backend.append(self.LOG, (line + "\n").encode())
 
     def log_entries(self) -> Iterator[dict]:
         """Every reflog entry, oldest first.  A line that is not an entry (a torn last
@@ -106,23 +98,19 @@ class Refs:
         return [n for n, entry, clean in self._read_log() if entry is None or not clean]
 
     def _read_log(self) -> Iterator[tuple[int, dict | None, bool]]:
-        try:
-            f = open(self.reflog, "rb")     # bytes: one bad line must not stop the others
-        except FileNotFoundError:
-            return
-        with f:
-            for n, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    text, clean = raw.decode("utf-8"), True
-                except UnicodeDecodeError:
-                    text, clean = raw.decode("utf-8", errors="replace"), False
-                try:
-                    entry = json.loads(text)
-                except ValueError:
-                    entry = None
-                yield n, (entry if _is_entry(entry) else None), clean
+        # bytes: one bad line must not stop the others
+        for n, raw in enumerate(self.backend.lines(self.LOG), 1):
+            if not raw.strip():
+                continue
+            try:
+                text, clean = raw.decode("utf-8"), True
+            except UnicodeDecodeError:
+                text, clean = raw.decode("utf-8", errors="replace"), False
+            try:
+                entry = json.loads(text)
+            except ValueError:
+                entry = None
+            yield n, (entry if _is_entry(entry) else None), clean
 
 
 def _is_entry(entry) -> bool:

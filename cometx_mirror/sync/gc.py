@@ -1,9 +1,10 @@
 """`gc`: mark from refs + reflog, sweep what nothing references (git prune, restic prune).
 
-Under the write lock, so no fetch runs meanwhile.  Only objects older than the
-grace period go: a writer that does not take the lock (or a clock skew) may
-have written an object it is about to reference, and put_* freshens the mtime
-of an object it re-adds.  gc refuses to run while anything a ref reaches is
+Under the exclusive write lock, so no fetch runs meanwhile (on object storage:
+no live lock of any writer on any machine, store/remote_lock.py).  Only objects
+older than the grace period go: a writer whose lock expired (or a clock skew)
+may have written an object it is about to reference, and on a local disk put_*
+freshens the mtime of an object it re-adds.  gc refuses to run while anything a ref reaches is
 missing or unreadable: deleting more from a damaged store makes it worse, and
 a manifest we cannot parse could be keeping anything alive.
 """
@@ -57,7 +58,7 @@ def parse_duration(text: str) -> float:
 
 
 def gc(mirror: Mirror, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> GcReport:
-    with mirror.write_lock("gc"):
+    with mirror.write_lock("gc", exclusive=True):
         return _gc_locked(mirror, grace, dry_run)
 
 
@@ -74,28 +75,21 @@ def _gc_locked(mirror: Mirror, grace: float, dry_run: bool) -> GcReport:
     marked = set(walk.marked) | _index_marks(mirror)
     report.referenced = len(marked)
     cutoff = time.time() - grace
-    for oid in list(mirror.objects.ids()):
+    for entry in list(mirror.objects.entries()):
+        oid = entry.key
         if oid in marked:
             continue
-        path = mirror.objects.path(oid)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        if st.st_mtime > cutoff:
+        if entry.mtime > cutoff:
             report.kept_young += 1
             continue
         report.swept.append(oid)
-        report.swept_bytes += st.st_size
+        report.swept_bytes += entry.size
         if not dry_run:
-            _unlink(path)
-    tmp = mirror.root / "tmp"
-    if tmp.is_dir():
-        for p in sorted(tmp.iterdir()):
-            if p.is_file() and p.stat().st_mtime <= cutoff:
-                report.tmp_removed.append(p.name)
-                if not dry_run:
-                    _unlink(p)
+            mirror.objects.remove(oid)
+    for p in mirror.objects.stale_tmp(cutoff):
+        report.tmp_removed.append(p.name)
+        if not dry_run:
+            _unlink(p)
     return report
 
 

@@ -186,5 +186,4 @@ def _check_index(mirror: Mirror, report: VerifyReport) -> None:
 
 
 def _tmp_files(mirror: Mirror):
-    tmp = mirror.root / "tmp"
-    return [p for p in tmp.iterdir() if p.is_file()] if tmp.is_dir() else []
+    return mirror.objects.tmp_files()
