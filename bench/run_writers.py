@@ -60,7 +60,8 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
     run_dir = Path(folder) / f"offline-run-20240101_000000-{run_id}"
     (run_dir / "files").mkdir(parents=True, exist_ok=True)
     path = run_dir / f"run-{run_id}.wandb"
-    names = [["train", f"m{k}"] if odd and k == 1 else [f"m{k}"] for k in range(metrics)]
+    names = [[f"m{k}"] for k in range(metrics)]
+    nested = [["train", f"m{k}"] if k == 1 else [f"m{k}"] for k in range(metrics)]   # odd: every 5th row
     with open(path, "wb") as f:
         out, num = _Framer(f), 0
 
@@ -84,7 +85,8 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
         for step in range(steps):
             ts = json.dumps(START + step * 0.01 + 0.5)
             items = [(["_step"], str(step)), (["_timestamp"], ts), (["_runtime"], repr(step * 0.01))]
-            items += [(name, _metric_value(step, k, odd)) for k, name in enumerate(names)]
+            keys = nested if odd and step % 5 == 0 else names
+            items += [(name, _metric_value(step, k, odd)) for k, name in enumerate(keys)]
             if odd:
                 items.append((["epoch"], str(step // 100)))
             summary = pb.Record()

@@ -68,8 +68,8 @@ def batches(metrics: Metrics) -> Iterator[Metrics]:
 class BatchBuilder:
     """Collects points column by column and hands out a batch every BATCH_POINTS."""
 
-    def __init__(self, size: int = BATCH_POINTS):
-        self.size = size
+    def __init__(self, size: int | None = None):
+        self.size = size or BATCH_POINTS
         self.batch = Metrics()
 
     def full(self) -> bool:
