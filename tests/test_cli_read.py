@@ -64,9 +64,9 @@ def test_mirror_from_environment(filled):
 
 def test_ls_walks_the_tree(filled):
     top = run(filled, "ls").stdout.splitlines()
-    assert top[0].split() == ["source", "workspace", "projects", "experiments"]
-    assert top[2].split() == ["coretest", "ws", "2", "3"]
-    assert [line.split()[1] for line in run(filled, "ls", "ws").stdout.splitlines()[2:]] == ["other", "proj"]
+    assert top[0].split() == ["source", "origin", "workspace", "projects", "experiments"]
+    assert top[2].split() == ["coretest", "test", "ws", "2", "3"]
+    assert [line.split()[2] for line in run(filled, "ls", "ws").stdout.splitlines()[2:]] == ["other", "proj"]
     exps = json.loads(run(filled, "ls", "ws/proj", "--json").stdout)
     assert [(e["key"], e["name"], e["metric_points"]) for e in exps] == [(KEY1, "first", 40), (KEY2, "second", 20)]
     for path in (f"ws/proj/{KEY1}", "ws/proj/first"):
@@ -176,7 +176,7 @@ def test_export_writes_cometx_download_layout(filled, tmp_path):
     assert not (out / "ws" / "other" / "project_notes.md").exists()
     # one experiment only
     r = run(filled, "export", "ws/proj/second", str(tmp_path / "one"))
-    assert "exported 1 experiments" in r.stdout
+    assert "exported 1 experiment," in r.stdout
     second = tmp_path / "one" / "ws" / "proj" / KEY2 / "assets" / "asset"
     assert sorted(p.name for p in second.iterdir()) == ["a.txt", "b.txt"]
 
@@ -235,9 +235,9 @@ def test_verify_read_data_subset_slices_cover_the_store_once(filled):
 def test_gc_dry_run_then_sweep(filled):
     old = filled.objects.put_bytes(b"orphan" * 100)
     age(filled.objects.path(old))
-    assert "would remove 1 unreferenced objects" in run(filled, "gc", "--dry-run").stdout
+    assert "would remove 1 unreferenced object (" in run(filled, "gc", "--dry-run").stdout
     assert filled.objects.exists(old)
-    assert "removed 1 unreferenced objects" in run(filled, "gc").stdout
+    assert "removed 1 unreferenced object (" in run(filled, "gc").stdout
     assert not filled.objects.exists(old)
     young = filled.objects.put_bytes(b"young orphan")
     assert "removed 0" in run(filled, "gc").stdout and filled.objects.exists(young)

@@ -111,7 +111,7 @@ def test_fetch_without_total_fidelity_keeps_the_sample_and_says_so(plain_server,
     assert status == [("acc", 15_000, True, "sample"), ("loss", 15_000, True, "sample")]
     text = cli("fetch", "--mirror", mirror, "--api-key", plain_server.api_key, "--url-override",
                plain_server.clientlib_url, f"{plain_server.workspace}/long-run").output
-    assert "2 metric(s) only sampled" in text       # an unchanged fetch still says what the mirror lacks
+    assert "2 metrics only sampled" in text       # an unchanged fetch still says what the mirror lacks
     shown = json.loads(cli("show", "--mirror", mirror, "--json", plain_server.logged["key"]).stdout)
     assert shown["sampled_metrics"] == 2
     assert shown["metric_points"] == 30_000

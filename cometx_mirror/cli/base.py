@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -59,7 +60,19 @@ mirror_option = click.option(
 
 
 def open_mirror(path: str, create: bool = False) -> Mirror:
-    return Mirror.init(path) if create else Mirror.open(path)
+    if create:
+        refuse_foreign_folder(path)
+        return Mirror.init(path)
+    return Mirror.open(path)
+
+
+def refuse_foreign_folder(path: str) -> None:
+    """A mirror is made in a new or empty folder: a folder that holds other files (a
+    project, a home) is not one, and mirror files strewn into it would be hard to undo."""
+    from ..store.mirror import CONFIG
+    root = Path(path)
+    if root.is_dir() and not (root / CONFIG).exists() and any(root.iterdir()):
+        raise CliError(f"{root} is not empty and is not a mirror; give a new or empty folder (--mirror)")
 
 
 # Which module defines each command: a command's module (and what it imports, such

@@ -28,6 +28,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 manifest", "2 manifests": counts in messages read as English."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, default=_jsonable, indent=2, ensure_ascii=False)
 
@@ -62,7 +67,7 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], limit: in
     if more:
         click.echo(f"(the first {len(shown):,} of {total:,} rows; --csv or --json print them all)", err=True)
     else:
-        click.echo(f"({total} row{'s' if total != 1 else ''})", err=True)
+        click.echo(f"({plural(total, 'row')})", err=True)
 
 
 def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

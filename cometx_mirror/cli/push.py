@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 
 import click
 
 from .. import paths
 from ..sync.push import PushOptions, run_push
 from .base import expected_errors, main, mirror_option, open_mirror
+from .output import plural
 from .progress import Progress
 
 
@@ -31,9 +33,11 @@ from .progress import Progress
 @click.option("--max-rps", type=click.FloatRange(min=0.01), default=None,
               help="At most this many requests a second (stay under a known quota); 429s slow it down further.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
+@click.option("--debug", is_flag=True, help="Stop at the first error, with its traceback.")
 @expected_errors
 def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink, dry_run, parallel,
-         max_rps, as_json) -> None:
+         max_rps, as_json, quiet, debug) -> None:
     """Push SOURCE (a mirror path) to DESTINATION on a Comet instance.
 
     \b
@@ -49,18 +53,24 @@ def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink
     paths.check(source, "source path")
     paths.check(destination, "destination")
     mirror = open_mirror(mirror_path)
-    progress = Progress(enabled=sys.stderr.isatty() and not as_json)
+    progress = Progress.for_command("push", quiet=quiet or as_json)
     options = PushOptions(api_key=api_key, url=url, snapshot=snapshot, sync=sync, symlink=symlink,
                           dry_run=dry_run, parallel=parallel, max_rps=max_rps,
-                          progress=progress.event)
-    with progress:
-        result = run_push(mirror, source, destination, options)
+                          progress=progress.event, debug=debug)
+    try:
+        with progress:
+            result = run_push(mirror, source, destination, options)
+    except Exception:
+        if not debug:
+            raise
+        traceback.print_exc()
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
     else:
         if dry_run:
             for step in result.plan:
-                click.echo(json.dumps(step, sort_keys=True))
+                click.echo(plan_line(step))
         click.echo(f"{result.new} new, {result.updated} updated, {result.unchanged} unchanged, "
                    f"{result.skipped} skipped, {result.symlinked} linked, {result.failed} failed; "
                    f"{result.workspace_entities} workspace entities; "
@@ -71,3 +81,22 @@ def push(source, destination, mirror_path, api_key, url, snapshot, sync, symlink
             click.echo(f"error: {line}", err=True)
     if result.failed or result.errors:
         sys.exit(1)
+
+
+def plan_line(step: dict) -> str:
+    """One step of a dry run's plan, as a sentence (--json gives the plan as data)."""
+    if "symlink" in step:
+        return f"would link {step['experiment']} into {step['symlink']}"
+    if "entity" in step:
+        return f"would push {step['entity']}"
+    verb = "create" if step.get("create") else "update"
+    parts = [plural(step.get(k) or 0, word) for k, word in
+             (("metric_points", "metric point"), ("params", "param"), ("others", "other"), ("tags", "tag"),
+              ("system", "system detail"), ("assets", "asset")) if step.get(k)]
+    if step.get("texts"):
+        parts.append(", ".join(step["texts"]))
+    for flag in ("state", "archive", "times"):
+        if step.get(flag):
+            parts.append(flag if flag != "times" else "start/end times")
+    what = "; ".join(parts) if parts else "nothing to send"
+    return f"would {verb} {step['destination']} (from {step['experiment']}): {what}"

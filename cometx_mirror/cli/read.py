@@ -13,13 +13,14 @@ from ..sync import gc as gc_lib
 from ..sync import verify as verify_lib
 from . import output
 from .base import expected_errors, main, mirror_option, open_mirror
+from .output import plural
 
 
 @main.command()
 @mirror_option
 @expected_errors
 def init(mirror_path: str) -> None:
-    """Create an empty mirror (fetch creates one too)."""
+    """Create an empty mirror (fetch creates one too) in a new or empty folder."""
     mirror = open_mirror(mirror_path, create=True)
     click.echo(f"mirror ready at {mirror.root}")
 
@@ -70,7 +71,7 @@ def query(sql: str, as_csv: bool, as_json: bool, mirror_path: str) -> None:
 
 
 @main.command()
-@click.option("-n", "--limit", type=int, default=None, help="Show at most N entries.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=None, help="Show at most N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @mirror_option
 @expected_errors
@@ -82,7 +83,7 @@ def log(limit: int | None, as_json: bool, mirror_path: str) -> None:
         return
     for e in entries:
         when = dt.datetime.fromtimestamp(e["time"] or 0, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        what = e.get("error") or f"{e['manifests']} manifests"
+        what = e.get("error") or plural(e["manifests"], "manifest")
         click.echo(f"{e['snapshot']}  {when}  {e['ref']}  {e['message']}  ({what})")
 
 
@@ -97,9 +98,21 @@ def show(exp: str, as_json: bool, mirror_path: str) -> None:
     if as_json:
         click.echo(output.to_json(summary))
         return
+    # params and last metric values get a section each below the one-line fields
+    sections = {"params": summary.pop("param_values", {}), "metrics (last value)": summary.pop("last_metrics", {})}
     width = max(len(k) for k in summary)
     for key, value in summary.items():
         click.echo(f"{key.ljust(width)}  {output._cell(value)}")
+    for title, rows in sections.items():
+        if not rows:
+            continue
+        click.echo(f"\n{title}:")
+        name_width = max(len(n) for n in rows)
+        for name, value in rows.items():
+            if isinstance(value, dict):     # a metric: its last value, at which step, of how many points
+                at = f"  (step {value['step']})" if value.get("step") is not None else ""
+                value = f"{output._cell(value['value'])}{at}  [{plural(value['points'], 'point')}]"
+            click.echo(f"  {name.ljust(name_width)}  {output._cell(value)}")
 
 
 @main.command()
@@ -134,8 +147,8 @@ def cat(exp: str, name: str, mirror_path: str) -> None:
 def export_cmd(path: str, directory: str, force: bool, mirror_path: str) -> None:
     """Write WORKSPACE[/PROJECT[/EXP]] into DIRECTORY in cometx's download layout."""
     report = export_lib.export(open_mirror(mirror_path), path, directory, force=force)
-    click.echo(f"exported {report.experiments} experiments, {report.projects} projects: "
-               f"{report.files} files, {report.bytes} bytes"
+    click.echo(f"exported {plural(report.experiments, 'experiment')}, {plural(report.projects, 'project')}: "
+               f"{plural(report.files, 'file')}, {plural(report.bytes, 'byte')}"
                + (f" ({report.skipped_remote} remote assets not stored)" if report.skipped_remote else ""))
     for line in report.errors:
         click.echo(f"error: {line}", err=True)
@@ -167,8 +180,10 @@ def verify(read_data: bool, subset: str | None, as_json: bool, mirror_path: str)
         for line in report.errors:
             click.echo(f"error: {line}", err=True)
         if read_data or subset:
-            click.echo(f"read {report.objects_checked} objects ({report.bytes_checked} bytes)")
-        click.echo("no errors were found" if report.ok else f"{len(report.errors)} errors found")
+            # the store's own sizes, compressed; fetch counts the bytes it downloaded, uncompressed
+            click.echo(f"read {plural(report.objects_checked, 'object')} "
+                       f"({plural(report.bytes_checked, 'byte')} stored, compressed)")
+        click.echo("no errors were found" if report.ok else f"{plural(len(report.errors), 'error')} found")
     if not report.ok:
         raise SystemExit(1)
 
@@ -187,9 +202,10 @@ def gc(grace: str, dry_run: bool, mirror_path: str) -> None:
         raise click.BadParameter(str(e), param_hint="--grace") from None
     report = gc_lib.gc(open_mirror(mirror_path), grace=seconds, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{report.referenced} referenced objects kept; {verb} {len(report.swept)} unreferenced "
-               f"objects ({report.swept_bytes} bytes) and {len(report.tmp_removed)} tmp files; "
-               f"{report.kept_young} unreferenced objects are inside the grace period")
+    click.echo(f"{plural(report.referenced, 'referenced object')} kept; {verb} "
+               f"{plural(len(report.swept), 'unreferenced object')} ({plural(report.swept_bytes, 'byte')} stored) "
+               f"and {plural(len(report.tmp_removed), 'tmp file')}; "
+               f"{plural(report.kept_young, 'unreferenced object')} inside the grace period")
 
 
 @main.command()
@@ -198,5 +214,5 @@ def gc(grace: str, dry_run: bool, mirror_path: str) -> None:
 def reindex(mirror_path: str) -> None:
     """Rebuild the index from the refs alone."""
     n = housekeeping.reindex(open_mirror(mirror_path))
-    click.echo(f"reindexed {n} entities")
+    click.echo(f"reindexed {plural(n, 'entity', 'entities')}")
 

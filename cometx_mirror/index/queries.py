@@ -52,7 +52,8 @@ def _execute_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckD
         raise QueryError(f"give exactly one statement (got {len(statements)})")
     kind = statements[0].type
     if kind not in READ_STATEMENTS:
-        raise QueryError(f"refused: query is read-only, and this is a {kind.name} statement")
+        article = "an" if kind.name[:1] in "AEIOU" else "a"      # an INSERT, an UPDATE, a DELETE
+        raise QueryError(f"refused: query is read-only, and this is {article} {kind.name} statement")
     try:
         return con.execute(sql)
     except duckdb.Error as e:
@@ -89,43 +90,61 @@ def select(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
 
 # -- the ls tree ---------------------------------------------------------------
 
+# Where each indexed entity came from: the sync layer registers `label_origin(label, origin)`
+# on the connection (from the refs: a snapshot names its origin server), so one workspace name
+# on two servers shows as two rows.
+ORIGINS = """
+    o AS (SELECT m.label, m.type, m.source, m.workspace, m.entity, coalesce(lo.origin, '') AS origin
+          FROM manifests m LEFT JOIN label_origin lo USING (label)),
+    e AS (SELECT o.source, o.origin, x.workspace, x.project, x.exp_id FROM o
+          JOIN experiments x ON x.exp_id = o.entity WHERE o.type = 'experiment'),
+    p AS (SELECT source, origin, workspace, entity AS project FROM o WHERE type = 'project'
+          UNION SELECT source, origin, workspace, project FROM e)"""
+
+
 def workspaces(con) -> Result:
-    return select(con, """
-        SELECT w.source, w.workspace,
-               (SELECT count(DISTINCT project) FROM (
-                    SELECT source, workspace, project FROM projects
-                    UNION SELECT source, workspace, project FROM experiments) p
-                 WHERE p.source = w.source AND p.workspace = w.workspace) AS projects,
-               (SELECT count(*) FROM experiments e
-                 WHERE e.source = w.source AND e.workspace = w.workspace) AS experiments
-        FROM workspaces w ORDER BY w.workspace, w.source""")
+    return select(con, f"""
+        WITH {ORIGINS},
+             w AS (SELECT DISTINCT source, origin, workspace FROM o)
+        SELECT w.source, w.origin, w.workspace,
+               (SELECT count(DISTINCT project) FROM p WHERE p.source = w.source AND p.origin = w.origin
+                  AND p.workspace = w.workspace) AS projects,
+               (SELECT count(*) FROM e WHERE e.source = w.source AND e.origin = w.origin
+                  AND e.workspace = w.workspace) AS experiments
+        FROM w ORDER BY w.workspace, w.source, w.origin""")
 
 
 def projects(con, workspace: str) -> Result:
-    result = select(con, """
-        WITH p AS (SELECT source, workspace, project FROM projects WHERE workspace = ?
-                   UNION SELECT source, workspace, project FROM experiments WHERE workspace = ?)
-        SELECT p.source, p.project,
-               (SELECT count(*) FROM experiments e WHERE e.source = p.source
+    result = select(con, f"""
+        WITH {ORIGINS}
+        SELECT p.source, p.origin, p.project,
+               (SELECT count(*) FROM e WHERE e.source = p.source AND e.origin = p.origin
                   AND e.workspace = p.workspace AND e.project = p.project) AS experiments,
                (SELECT description FROM projects j WHERE j.source = p.source
                   AND j.workspace = p.workspace AND j.project = p.project LIMIT 1) AS description
-        FROM p ORDER BY p.project, p.source""", [workspace, workspace])
-    others = select(con, """
-        SELECT source, 'artifacts/' || name AS project, NULL::BIGINT AS experiments, description
-          FROM artifacts WHERE workspace = ?
-        UNION ALL SELECT source, 'model-registry/' || name, NULL, description
-          FROM registry_models WHERE workspace = ?
-        UNION ALL SELECT source, 'panels/' || name, NULL, NULL FROM panels WHERE workspace = ?
-        ORDER BY 2""", [workspace] * 3)
+        FROM p WHERE p.workspace = ? ORDER BY p.project, p.source, p.origin""", [workspace])
+    # the origin of an artifact, model or panel: its manifest's, found by the label's last part
+    origin = lambda kind: f"""(SELECT min(o.origin) FROM o WHERE o.source = t.source AND o.workspace = t.workspace
+                               AND o.type = '{kind}' AND o.label LIKE '%/' || t.name)"""  # noqa: E731
+    others = select(con, f"""
+        WITH {ORIGINS}
+        SELECT t.source, {origin('artifact')} AS origin, 'artifacts/' || t.name AS project,
+               NULL::BIGINT AS experiments, t.description FROM artifacts t WHERE t.workspace = ?
+        UNION ALL SELECT t.source, {origin('registry_model')}, 'model-registry/' || t.name, NULL, t.description
+          FROM registry_models t WHERE t.workspace = ?
+        UNION ALL SELECT t.source, {origin('panel')}, 'panels/' || t.name, NULL, NULL
+          FROM panels t WHERE t.workspace = ?
+        ORDER BY 3""", [workspace] * 3)
     if not result.rows and not others.rows:
         raise NotFound(f"no workspace {workspace!r} in the mirror")
     return Result(result.columns, result.rows + others.rows)
 
 
 def experiments(con, workspace: str, project: str) -> Result:
-    result = select(con, """
+    result = select(con, f"""
+        WITH {ORIGINS}
         SELECT e.experiment_key AS key, e.name, e.state, e.created_at, e.ended_at, e.source,
+               (SELECT min(o.origin) FROM o WHERE o.entity = e.exp_id AND o.type = 'experiment') AS origin,
                (SELECT count(*) FROM metrics m WHERE m.exp_id = e.exp_id) AS metric_points,
                (SELECT count(*) FROM assets a WHERE a.exp_id = e.exp_id) AS assets
         FROM experiments e WHERE e.workspace = ? AND e.project = ?
@@ -205,7 +224,20 @@ def experiment_summary(con, exp_id: str) -> dict[str, Any]:
     row["system_details"] = count("SELECT count(*) FROM system_details WHERE exp_id = ?")[0]
     # Comet metrics kept as a sample of 15,000 values (index/schema.py, migration 5)
     row["sampled_metrics"] = count("SELECT count(*) FROM metric_status WHERE exp_id = ? AND sampled")[0]
+    row["param_values"] = dict(con.execute("SELECT name, value FROM params WHERE exp_id = ? ORDER BY name",
+                                           [exp_id]).fetchall())
+    row["last_metrics"] = last_metric_values(con, exp_id)
     return row
+
+
+def last_metric_values(con, exp_id: str) -> dict[str, dict]:
+    """Each metric's last point (by step, then time), its exact text where the index keeps one."""
+    rows = con.execute("""
+        SELECT name, arg_max(coalesce(text, CAST(value AS VARCHAR)),
+                             (coalesce(step, -1), coalesce(epoch_ms(timestamp), -1))),
+               max(step), count(*)
+        FROM metrics WHERE exp_id = ? GROUP BY name ORDER BY name""", [exp_id]).fetchall()
+    return {name: {"value": value, "step": step, "points": points} for name, value, step, points in rows}
 
 
 def find_resource(con, exp_id: str, name: str) -> tuple[str | None, dict]:

@@ -100,9 +100,35 @@ class Listing:
         return out
 
 
+def label_origins(mirror: Mirror) -> dict[str, str]:
+    """label -> the server (or folder kind) it was fetched from, as the refs say; where two
+    snapshots name one label the newer wins, as in Mirror.current_manifests."""
+    out: dict[str, tuple[float, str]] = {}
+    try:
+        for snap in mirror.head_snapshots():
+            for label in snap.manifests:
+                key = f"{snap.source}:{label}"
+                if key not in out or out[key][0] <= snap.time:
+                    out[key] = (snap.time, snap.origin)
+    except (ObjectError, SourceError, OSError, ValueError):
+        pass            # a damaged snapshot: ls still lists, without origins; `verify` says why
+    return {k: v[1] for k, v in out.items()}
+
+
+def _with_origins(con, mirror: Mirror):
+    """A cursor of `con` on which the queries can read `label_origin`."""
+    import pyarrow as pa
+    origins = label_origins(mirror)
+    cur = con.cursor()
+    cur.register("label_origin", pa.table({"label": pa.array(list(origins), pa.string()),
+                                           "origin": pa.array(list(origins.values()), pa.string())}))
+    return cur
+
+
 def ls(mirror: Mirror, path: str = "") -> Listing:
     parts = paths.split(path)
     with reading_index(mirror) as con:
+        con = _with_origins(con, mirror)
         if not parts:
             return Listing("workspaces", "", queries.workspaces(con))
         if len(parts) == 1:

@@ -43,6 +43,7 @@ class PushOptions:
     max_rps: float | None = None        # a ceiling on requests per second (a known quota)
     timeout: float = 60.0               # seconds a request may wait for its answer
     retry_backoff: float = 0.5          # the first retry's delay (doubling, with jitter)
+    debug: bool = False                 # stop at the first failure instead of going on with the rest
 
 
 @dataclass
@@ -212,6 +213,7 @@ class _Run:
         destinations = {L.destination_id(self.root, self.dest.workspace, self.dest_project(e.manifest))
                         for e in items}
         self.rows = self.ledger.load(destinations)
+        self._event("plan", total=len(items))
         workers = max(1, min(self.options.parallel, len(items)))
         with cf.ThreadPoolExecutor(workers, thread_name_prefix="push") as pool:
             futures = {pool.submit(self._one, item): item for item in items}
@@ -220,6 +222,8 @@ class _Run:
                 try:
                     status = fut.result()
                 except Exception as e:      # one experiment never aborts the rest
+                    if self.options.debug:
+                        raise
                     status = "failed"
                     self.result.errors.append(f"{item.label}: {' '.join(str(e).split()) or type(e).__name__}")
                 setattr(self.result, status, getattr(self.result, status) + 1)
@@ -386,5 +390,7 @@ class _Run:
                 self.result.workspace_entities += 1
                 self._event("entity", label=item.label)
             except Exception as e:
+                if self.options.debug:
+                    raise
                 self.result.failed += 1
                 self.result.errors.append(f"{item.label}: {' '.join(str(e).split()) or type(e).__name__}")

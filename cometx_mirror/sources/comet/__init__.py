@@ -183,6 +183,8 @@ class CometFetch:
             raise SourceError(f"unknown project {workspace}/{project}")
         if experiment is None and self.options.sync == "project" and known:
             return
+        if experiment is None:     # progress: how many experiments this project lists
+            self._progress("project", label=f"{workspace}/{project}", total=meta.get("numberOfExperiments"))
         ref = self._ref(workspace, project, "@project")
         if (experiment is None and self.options.quick and prev_project
                 and self._unchanged_project(meta, prev_project)):
