@@ -28,15 +28,25 @@ from .base import CliError, expected_errors, main
               help='Comet\'s "Store metrics without sampling": metrics also listed as CSV-zip assets.')
 @click.option("--strict", is_flag=True,
               help="Comet's other habits: unsorted points, 64-bit offsets, Java-style numbers, asset redirects.")
+@click.option("--mirror", "mirror_path", type=click.Path(file_okay=False),
+              help="Answer read-only from this mirror, with a web page at / (docs/serve.md).")
+@click.option("--snapshot", default=None, help="With --mirror: serve this snapshot (an id or its prefix; "
+              "default: the latest of every source).")
+@click.option("--api-key", "api_key", default=None,
+              help="With --mirror: the key every request must carry (or COMETX_MIRROR_API_KEY); "
+                   "required when --host is not 127.0.0.1.")
 @expected_errors
 def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_limit,
-          no_sampling, total_fidelity, strict) -> None:
+          no_sampling, total_fidelity, strict, mirror_path, snapshot, api_key) -> None:
     """Serve a Comet-compatible API that the real comet_ml SDK accepts as Comet."""
     from ..server import FaultSpecError, start_server
     from ..server.limits import LimitSpecError
 
     if not 0 <= port <= 65535:
         raise CliError(f"--port {port}: a TCP port is 0 to 65535 (0: any free one)")
+    if mirror_path:
+        _serve_mirror(mirror_path, host, port, api_key, snapshot)
+        return
 
     try:
         handle = start_server(host=host, port=port, data_dir=data_dir, latency_ms=latency_ms, faults=faults_spec,
@@ -71,6 +81,29 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
             click.echo(f"  (another user: {user.name}, COMET_API_KEY={user.api_key}, "
                        f"workspaces {', '.join(user.workspaces)})")
         click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults  /_admin/limits  /_admin/settings")
+        click.echo("Press Ctrl-C to stop.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        handle.stop()
+
+
+def _serve_mirror(path, host, port, api_key, snapshot) -> None:
+    from ..server.mirror_access import KeyRequired
+    from ..server.mirror_serve import serve_mirror
+
+    try:
+        handle = serve_mirror(path, host=host, port=port, api_key=api_key, snapshot=snapshot)
+    except KeyRequired as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        click.echo(f"Serving the mirror read-only at {handle.url}  (open {handle.url}/ in a browser)")
+        click.echo(f"comet_ml / cometx: export COMET_URL_OVERRIDE={handle.clientlib_url}"
+                   + ("  COMET_API_KEY=<your key>" if handle.state.api_key else "  COMET_API_KEY=any"))
         click.echo("Press Ctrl-C to stop.")
         while True:
             time.sleep(3600)

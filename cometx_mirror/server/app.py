@@ -19,6 +19,7 @@ from typing import Optional, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from . import handlers_clientlib, handlers_read, handlers_registry, handlers_write  # noqa: F401 (register routes)
+from . import mirror_access, web
 from .accounting import Accounting
 from .faults import APPLIED_STATUS, STATUS_KINDS, Faults, FaultSpecError
 from .limits import LimitSpecError, Limits, limit_kind
@@ -94,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if path.startswith("/_admin/"):
             self._admin(method, path, query, raw)
+            return
+        if getattr(self.server.state, "read_only", False) and (path == "/" or path.startswith("/ui/")):
+            self._send(web.handle(self.server.state, method, path, query, self.headers, raw))   # a mirror's page
             return
         with self.server.accounting.in_flight():
             decision = self.server.faults.decide(path)
@@ -196,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
         srv = self.server
         name = path[len("/_admin/"):].strip("/")
         try:
+            if getattr(srv.state, "read_only", False):
+                mirror_access.check_admin(srv.state, method, self.headers)
             if name == "counters" and method == "GET":
                 body = {**srv.accounting.counters(), "rate_limited": srv.limits.throttled_total()}
             elif name == "requests" and method == "GET":
@@ -241,6 +247,8 @@ class CometVendor:
         try:
             if found is None:
                 raise ApiError(404, f"no such endpoint: {method} {path}")
+            if getattr(state, "read_only", False):     # a served mirror: keys checked, writes refused
+                mirror_access.check(state, method, path, headers)
             req = Request(method=method, path=path, query=query, headers=headers,
                           body=decode_body(raw, headers), base_url=base_url,
                           state=state, path_args=path_args)
