@@ -11,7 +11,6 @@ from ..errors import ExpectedError
 from ..store.mirror import Mirror
 from ..sync.fetch import run_fetch
 from ..sources.options import FetchOptions
-from .. import paths
 from .base import CliError, expected_errors, main, mirror_option, open_mirror
 from .output import plural
 from .progress import Progress
@@ -40,9 +39,6 @@ from .progress import Progress
 @click.option("--quick", is_flag=True, help="Trust the project listing: skip projects that did not change.")
 @click.option("--fetch-remote", is_flag=True, help="Also download remote (http/https) assets.")
 @click.option("--list", "list_only", is_flag=True, help="List what PATH holds instead of fetching.")
-@click.option("--project", "project", metavar="WS/NAME",
-              help="Workspace and project for offline runs (W&B and Neptune offline folders; default "
-                   "wandb-offline/<project> and neptune-offline/default, or the run's own).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
 @click.option("--debug", is_flag=True, help="Stop at the first error, with its traceback.")
@@ -50,7 +46,7 @@ from .progress import Progress
               help="Let a version with less data (fewer points, a shorter log) replace the stored one.")
 @expected_errors
 def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, asset_type, query,
-          use_name, parallel, max_rps, ask, sync, quick, fetch_remote, list_only, project, as_json, quiet,
+          use_name, parallel, max_rps, ask, sync, quick, fetch_remote, list_only, as_json, quiet,
           debug, allow_shrink) -> None:
     """Fetch PATH into the mirror; each fetch is a snapshot, and only what changed is downloaded.
 
@@ -62,8 +58,6 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     cometx:       a `cometx download` folder (its root, a workspace, project or experiment folder)
     RESOURCES (Comet): assets html metadata metrics others parameters project run system
     """
-    if project is not None:
-        _check_project(project, source)
     # --list only reads the server: it needs no mirror, and must not create one
     mirror = Mirror(mirror_path) if list_only and not Path(mirror_path).exists() \
         else open_mirror(mirror_path, create=not list_only)
@@ -74,7 +68,6 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
                            list_only=list_only, debug=debug, progress=progress.event,
                            confirm=lambda q: click.confirm(q, default=True))
     options.allow_shrink = allow_shrink
-    options.project = project
     try:
         with progress:
             result = run_fetch(mirror, source, path, options)
@@ -104,14 +97,3 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     if result.failed or result.errors:
         sys.exit(1)
 
-
-OFFLINE_SOURCES = ("wandb", "neptune")
-
-
-def _check_project(project: str, source: str) -> None:
-    if source not in OFFLINE_SOURCES:
-        raise CliError(f"--project names offline runs (--from wandb or neptune), not --from {source}")
-    parts = project.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise CliError(f"--project {project!r}: give WORKSPACE/PROJECT")
-    paths.check(project, "--project")

@@ -25,7 +25,6 @@ class FetchOptions:
     list_only: bool = False
     debug: bool = False
     allow_shrink: bool = False          # let a smaller version replace a stored entity (sync/shrink.py)
-    project: str | None = None          # "WS/NAME" for runs that record none (W&B, Neptune offline folders)
     progress: Any = None                # a callable(event: str, **info) or None
     confirm: Any = None                 # a callable(question) -> bool, for --ask
 
