@@ -1,0 +1,302 @@
+"""A Comet workspace at scale: fetch and push through latency, beside `cometx download` / `cometx copy`.
+
+    python bench/bench_workspace.py [--experiments 300] [--points 1000] [--latency-ms 20] [--cometx]
+                                    [--growth 10,100,1000] [--big-points 1000000] [--big-asset-mb 2048]
+                                    [--write-docs]
+
+The source server is seeded directly through the SDK's REST batches (one `logger/add/run`, one
+metric batch, one parameter batch and 6 asset uploads per experiment), not through slow SDK
+runs: the SDK is not what is measured.  Then 20 ms latency is added to every request and each
+tool runs in its own process, timed from start to exit; its peak memory is the process's
+maximum RSS (os.wait4).  Requests and the most in flight at once are counted by the server; the
+latency bound is requests x latency / most in flight: the least time that many round trips take
+at that concurrency, so "x bound" says how close a tool comes to what latency allows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from cometx_mirror.server.runner import start_server
+
+try:
+    from bench.report import write_section
+except ImportError:                       # run as a script from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.report import write_section
+
+PROJECT = "wide"
+METRICS = ("loss", "acc", "lr")
+ASSETS = 6
+ASSET_BYTES = 20_000
+SHARED_MACHINE = ("The machine is shared with 5 other engineers' test runs while these figures were taken: "
+                  "wall times vary between runs (request counts do not), and a tool's time includes its "
+                  "process start and, for fetch, indexing.")
+
+
+# ----- seeding through REST batches ---------------------------------------------------------
+
+def _seed_one(session: requests.Session, server, n: int, points: int, project: str) -> str:
+    base = server.clientlib_url.rstrip("/")
+    key = f"{n:08d}" + os.urandom(12).hex()
+    body = {"apiKey": server.api_key, "experimentKey": key, "offline": True, "projectName": project,
+            "teamName": server.workspace, "libVersion": "bench", "local_timestamp": int(time.time() * 1000)}
+    session.post(f"{base}/logger/add/run", json=body, timeout=120).raise_for_status()
+    t0 = 1_700_000_000_000
+    values = [{"metricName": m, "metricValue": (1 / (s + 1)) if m == "loss" else s / points, "step": s,
+               "epoch": s // 100, "timestamp": t0 + s, "context": None}
+              for m in METRICS for s in range(points)]
+    for start in range(0, len(values), 20_000):
+        session.post(f"{base}/batch/logger/experiment/metric", timeout=300,
+                     json={"experimentKey": key, "values": values[start:start + 20_000]}).raise_for_status()
+    session.post(f"{base}/batch/logger/experiment/parameter", timeout=120, json={
+        "experimentKey": key, "values": [{"parameterName": k, "parameterValue": v, "timestamp": t0}
+                                         for k, v in (("lr", "0.1"), ("batch", str(32 + n)))]}).raise_for_status()
+    rng = random.Random(n)
+    for k in range(ASSETS):
+        session.post(f"{base}/asset/upload", timeout=120,
+                     params={"experimentKey": key, "fileName": f"blob-{k}.bin", "step": k, "overwrite": "False"},
+                     files={"file": ("file", rng.randbytes(ASSET_BYTES))}).raise_for_status()
+    return key
+
+
+def seed(server, experiments: int, points: int, project: str = PROJECT, workers: int = 8) -> float:
+    t = time.perf_counter()
+    session = requests.Session()
+    session.headers["Authorization"] = server.api_key
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda n: _seed_one(session, server, n, points, project), range(experiments)))
+    return time.perf_counter() - t
+
+
+def seed_big(server, points: int, asset_mb: int, project: str) -> None:
+    """One experiment: `points` values of each metric, and one asset of `asset_mb` MiB streamed
+    from a file (requests sends a file object in chunks)."""
+    session = requests.Session()
+    session.headers["Authorization"] = server.api_key
+    key = _seed_one(session, server, 0, 0, project)
+    base = server.clientlib_url.rstrip("/")
+    t0 = 1_700_000_000_000
+    for m in METRICS[:2]:
+        for start in range(0, points, 50_000):
+            batch = [{"metricName": m, "metricValue": s / points, "step": s, "epoch": s // 1000,
+                      "timestamp": t0 + s, "context": None} for s in range(start, min(points, start + 50_000))]
+            session.post(f"{base}/batch/logger/experiment/metric", timeout=300,
+                         json={"experimentKey": key, "values": batch}).raise_for_status()
+    if asset_mb:
+        with tempfile.NamedTemporaryFile() as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(asset_mb):
+                f.write(chunk)
+            f.flush()
+            f.seek(0)
+            session.post(f"{base}/asset/upload", timeout=3600, files={"file": ("file", f)},
+                         params={"experimentKey": key, "fileName": "big.bin", "overwrite": "False"}
+                         ).raise_for_status()
+
+
+# ----- running a tool ------------------------------------------------------------------------
+
+def run_tool(server, cmd: list[str], env: dict, cwd: str, latency_ms: float) -> dict:
+    """Run `cmd` to its end: wall time, its own peak RSS (os.wait4), and what the server saw."""
+    server.reset_counters()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}):\n{err.read()[-3000:].decode(errors='replace')}")
+    c = server.counters()
+    in_flight = max(1, c["peak_in_flight"])
+    bound = c["total"] * latency_ms / 1000 / in_flight
+    return {"seconds": round(elapsed, 2), "requests": c["total"], "in_flight": in_flight,
+            "bound": round(bound, 2), "x_bound": round(elapsed / bound, 2) if bound else 0.0,
+            "peak_mb": round(usage.ru_maxrss / 1024)}
+
+
+def tool_env(server, home: str) -> dict:
+    return {**os.environ, **server.env(), "HOME": home, "COMET_ERROR_TRACKING_ENABLE": "false",
+            "COMET_DISABLE_ANNOUNCEMENT": "true"}
+
+
+def mirror_cmd() -> list[str]:
+    return [shutil.which("cometx-mirror") or str(Path(sys.executable).parent / "cometx-mirror")]
+
+
+def cometx_cmd() -> str:
+    return shutil.which("cometx") or str(Path(sys.executable).parent / "cometx")
+
+
+# ----- the runs ------------------------------------------------------------------------------
+
+def workspace_run(work: Path, experiments: int, points: int, latency_ms: float, with_cometx: bool,
+                  project: str = PROJECT) -> dict:
+    src, dst = start_server(), start_server()
+    home = work / f"home-{experiments}"
+    home.mkdir()
+    try:
+        seconds = seed(src, experiments, points, project)
+        fault = f"latency ms={latency_ms:g}"
+        src.set_faults(fault)
+        dst.set_faults(fault)
+        env = tool_env(src, str(home))
+        mirror = work / f"mirror-{experiments}"
+        out = {"experiments": experiments, "points": points, "seed_s": round(seconds, 1)}
+        out["fetch"] = run_tool(src, [*mirror_cmd(), "fetch", "--mirror", str(mirror), "--api-key", src.api_key,
+                                      "--url-override", src.clientlib_url, "--json", f"{src.workspace}/{project}"],
+                                env, str(home), latency_ms)
+        out["push"] = run_tool(dst, [*mirror_cmd(), "push", "--mirror", str(mirror), "--to-api-key", dst.api_key,
+                                     "--to-url-override", dst.clientlib_url, "--json",
+                                     f"{src.workspace}/{project}", f"{dst.workspace}/{project}"],
+                               env, str(home), latency_ms)
+        out["push"]["experiments_at_destination"] = len(dst.state.data["experiments"])
+        if with_cometx:
+            folder = work / f"cometx-{experiments}"
+            out["cometx_download"] = run_tool(src, [cometx_cmd(), "download", f"{src.workspace}/{project}",
+                                                    "-o", str(folder)], env, str(home), latency_ms)
+            copy_dst = start_server()
+            copy_dst.set_faults(fault)
+            try:
+                copy_env = tool_env(copy_dst, str(home))
+                out["cometx_copy"] = run_tool(copy_dst, [cometx_cmd(), "copy", "--path", str(folder),
+                                                         f"{src.workspace}/{project}",
+                                                         f"{copy_dst.workspace}/{project}"],
+                                              copy_env, str(folder), latency_ms)
+                out["cometx_copy"]["experiments_at_destination"] = len(copy_dst.state.data["experiments"])
+            finally:
+                copy_dst.stop()
+        return out
+    finally:
+        src.stop()
+        dst.stop()
+
+
+def big_run(work: Path, points: int, asset_mb: int, latency_ms: float) -> dict:
+    src, dst = start_server(data_dir=str(work / "big-src")), start_server(data_dir=str(work / "big-dst"))
+    home = work / f"home-big-{points}-{asset_mb}"
+    home.mkdir()
+    try:
+        seed_big(src, points, asset_mb, "big")
+        fault = f"latency ms={latency_ms:g}"
+        src.set_faults(fault)
+        dst.set_faults(fault)
+        env = tool_env(src, str(home))
+        mirror = work / f"mirror-big-{points}-{asset_mb}"
+        out = {"points": points, "asset_mb": asset_mb}
+        out["fetch"] = run_tool(src, [*mirror_cmd(), "fetch", "--mirror", str(mirror), "--api-key", src.api_key,
+                                      "--url-override", src.clientlib_url, "--json", f"{src.workspace}/big"],
+                                env, str(home), latency_ms)
+        out["push"] = run_tool(dst, [*mirror_cmd(), "push", "--mirror", str(mirror), "--to-api-key", dst.api_key,
+                                     "--to-url-override", dst.clientlib_url, "--json", f"{src.workspace}/big",
+                                     f"{dst.workspace}/big"], env, str(home), latency_ms)
+        shutil.rmtree(mirror, ignore_errors=True)
+        return out
+    finally:
+        src.stop()
+        dst.stop()
+
+
+# ----- the report ----------------------------------------------------------------------------
+
+def _row(label: str, r: dict) -> str:
+    return (f"| {label} | {r['seconds']:.1f} | {r['requests']} | {r['in_flight']} | {r['bound']:.1f} | "
+            f"{r['x_bound']:.1f}× | {r['peak_mb']} MB |")
+
+
+def report(results: dict, latency_ms: float) -> str:
+    head = ("| run | wall s | requests | most in flight | latency bound s | × bound | peak memory |\n"
+            "|---|---:|---:|---:|---:|---:|---:|")
+    parts = [f"`python bench/bench_workspace.py` — each experiment: {len(METRICS)} metrics, {ASSETS} assets of "
+             f"{ASSET_BYTES // 1000} KB, 2 parameters, seeded through REST batches; {latency_ms:g} ms latency on "
+             f"every request of the source and the destination; default `-j`. Latency bound = requests × latency "
+             f"÷ most in flight. Peak memory = the tool process's maximum RSS. {SHARED_MACHINE}"]
+    ws = results.get("workspace")
+    if ws:
+        lines = [f"**Workspace: {ws['experiments']} experiments, {ws['points']:,} points per metric** "
+                 f"(seeding took {ws['seed_s']} s)", "", head,
+                 _row("cometx-mirror fetch", ws["fetch"]), _row("cometx-mirror push", ws["push"])]
+        for name, label in (("cometx_download", "cometx download"), ("cometx_copy", "cometx copy")):
+            if name in ws:
+                lines.append(_row(label, ws[name]))
+        if "cometx_download" in ws:
+            lines += ["", f"fetch is {ws['cometx_download']['seconds'] / ws['fetch']['seconds']:.1f}× faster than "
+                      f"`cometx download`" + (f"; push {ws['cometx_copy']['seconds'] / ws['push']['seconds']:.1f}× "
+                                              f"faster than `cometx copy`" if "cometx_copy" in ws else "") + "."]
+        parts.append("\n".join(lines))
+    growth = results.get("growth")
+    if growth:
+        lines = ["**Growth** (fetch, then push, of a fresh workspace of each size)", "",
+                 "| experiments | fetch s | fetch requests | fetch × bound | fetch peak | push s | push requests "
+                 "| push × bound | push peak |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for g in growth:
+            f, p = g["fetch"], g["push"]
+            lines.append(f"| {g['experiments']} | {f['seconds']:.1f} | {f['requests']} | {f['x_bound']:.1f}× | "
+                         f"{f['peak_mb']} MB | {p['seconds']:.1f} | {p['requests']} | {p['x_bound']:.1f}× | "
+                         f"{p['peak_mb']} MB |")
+        parts.append("\n".join(lines))
+    big = results.get("big")
+    if big:
+        lines = ["**One big experiment** (2 metrics; the asset is random bytes)", "",
+                 "| points per metric | asset | fetch s | fetch peak | push s | push peak |",
+                 "|---:|---:|---:|---:|---:|---:|"]
+        for b in big:
+            lines.append(f"| {b['points']:,} | {b['asset_mb']:,} MiB | {b['fetch']['seconds']:.1f} | "
+                         f"{b['fetch']['peak_mb']} MB | {b['push']['seconds']:.1f} | {b['push']['peak_mb']} MB |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--experiments", type=int, default=300, help="0: skip the workspace run")
+    ap.add_argument("--points", type=int, default=1000)
+    ap.add_argument("--latency-ms", type=float, default=20)
+    ap.add_argument("--cometx", action="store_true", help="also time cometx download and cometx copy")
+    ap.add_argument("--growth", default="", help="e.g. 10,100,1000")
+    ap.add_argument("--big-points", default="", help="e.g. 1000,1000000: one experiment each")
+    ap.add_argument("--big-asset-mb", default="", help="e.g. 1,2048: one experiment each")
+    ap.add_argument("--out", help="also write the results as JSON here")
+    ap.add_argument("--write-docs", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+    results: dict = {}
+    try:
+        if args.experiments:
+            results["workspace"] = workspace_run(work, args.experiments, args.points, args.latency_ms, args.cometx)
+            print(json.dumps(results["workspace"]), flush=True)
+        for n in [int(x) for x in args.growth.split(",") if x]:
+            results.setdefault("growth", []).append(workspace_run(work, n, args.points, args.latency_ms, False,
+                                                                  project=f"grow{n}"))
+            print(json.dumps(results["growth"][-1]), flush=True)
+        for points in [int(x) for x in args.big_points.split(",") if x]:
+            results.setdefault("big", []).append(big_run(work, points, 0, args.latency_ms))
+            print(json.dumps(results["big"][-1]), flush=True)
+        for mb in [int(x) for x in args.big_asset_mb.split(",") if x]:
+            results.setdefault("big", []).append(big_run(work, 0, mb, args.latency_ms))
+            print(json.dumps(results["big"][-1]), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    text = report(results, args.latency_ms)
+    print(text)
+    if args.write_docs:
+        write_section("workspace", "A workspace at scale (`bench/bench_workspace.py`)", text)
+
+
+if __name__ == "__main__":
+    main()
