@@ -14,7 +14,6 @@ import argparse
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,12 @@ import time
 from pathlib import Path
 
 from cometx_mirror.server.runner import start_server
+
+try:
+    from bench.report import write_section
+except ImportError:                       # run as a script from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "bench"
@@ -145,8 +150,7 @@ def main() -> None:
 
 def write_docs(result: dict) -> None:
     rows = result["rows"]
-    lines = ["## push", "",
-             f"`python bench/bench_push.py` — {result['experiments']} experiments, each "
+    lines = [f"`python bench/bench_push.py` — {result['experiments']} experiments, each "
              f"{result['points_per_experiment']:,} metric points, 7 assets, params, others, tags, html; "
              f"destination server with {result['latency_ms']:g} ms latency per request; both tools start "
              "from the same data on a local server (cometx from its `cometx download` folder, "
@@ -161,20 +165,14 @@ def write_docs(result: dict) -> None:
     lines += ["", f"First copy: cometx-mirror push is {speedup:.1f}x faster. It sends fewer requests (no "
               "version checks, status reports or offline-metadata per experiment, metric batches of 5,000 "
               "instead of 1,000) and pushes 4 experiments at once; cometx builds each offline archive on "
-              "its main thread before uploading it. A repeated `cometx copy` creates every experiment again "
+              "its main thread before uploading it. Push reads back each experiment it appended to (the "
+              "metrics and the output: 2 reads per experiment), so a duplicate cannot hide. A repeated "
+              "`cometx copy` creates every experiment again "
               "(duplicates); a repeated push costs 4 reads and no write. cometx's offline path also keeps at "
               "most 15,000 points per metric and adds `curr_step`, `offline_experiment` and "
-              "`process duration`; push sends every point as fetched. (A shared machine: timings vary "
-              "between runs; request counts do not.)", ""]
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "\n".join(lines)
-    if re.search(r"^## push\n", text, flags=re.M):
-        text = re.sub(r"^## push\n.*?(?=^## |\Z)", section + "\n", text, flags=re.M | re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
+              "`process duration`; push sends every point as fetched. (A shared machine, with 5 other "
+              "engineers' test runs at the time: timings vary between runs; request counts do not.)"]
+    write_section("push", "push (`bench/bench_push.py`)", "\n".join(lines))
 
 if __name__ == "__main__":
     main()
