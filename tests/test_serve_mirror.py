@@ -163,3 +163,18 @@ def test_beyond_loopback_only_the_key_is_answered(mixed, monkeypatch):
         assert requests.get(open_handle.url + "/ui/api/tree", timeout=10).status_code == 200
     finally:
         open_handle.stop()
+
+
+def test_plot_writes_png_and_svg(mixed, seeded, tmp_path):
+    from click.testing import CliRunner
+    from cometx_mirror.cli import main
+    out = tmp_path / "loss.svg"
+    r = CliRunner().invoke(main, ["plot", "--mirror", str(mixed), seeded.keys[0], "loss", "--exp", seeded.keys[1],
+                                  "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 series" in r.output and out.read_text().count("<path") > 2
+    png = tmp_path / "loss.png"
+    assert CliRunner().invoke(main, ["plot", "--mirror", str(mixed), seeded.keys[0], "loss", "-o", str(png)]).exit_code == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(main, ["plot", "--mirror", str(mixed), seeded.keys[0], "no-such-metric", "-o", str(png)])
+    assert bad.exit_code == 1 and "no points" in bad.output and "Traceback" not in bad.output

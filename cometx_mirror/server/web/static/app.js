@@ -187,6 +187,10 @@ function chartBox(keys, metric, big) {
       g.strokeStyle = COLORS[i % COLORS.length]; g.lineWidth = 1.2; g.beginPath();
       for (let j = 0; j < s.x.length; j++) { const px = sx(s.x[j]), py = sy(ys[i][j]); j ? g.lineTo(px, py) : g.moveTo(px, py); }
       g.stroke();
+      if (s.x.length < 50) {     // few points: mark each, a single one draws no line
+        g.fillStyle = COLORS[i % COLORS.length];
+        for (let j = 0; j < s.x.length; j++) { g.beginPath(); g.arc(sx(s.x[j]), sy(ys[i][j]), 3, 0, 7); g.fill(); }
+      }
     });
   }
   function smoothed(y) {
