@@ -168,3 +168,18 @@ def test_a_killed_fetch_on_object_storage_resumes(seeded_env, s3_env, tmp_path):
     assert cli("fetch", f"{ws}/{project}", "--mirror", serial).exit_code == 0
     assert rows(url) == rows(serial)
     assert cli("verify", "--read-data", "--mirror", url).exit_code == 0
+
+
+def test_push_and_diff_from_a_bucket(comet_server, s3_env):
+    url = f"s3://{s3_env.new_bucket()}/m"
+    m = Mirror.init(url)
+    labels = fill(m)
+    first = m.refs.get("coretest/test/ws")
+    r = cli("push", "ws", "dest", "--mirror", url)
+    assert r.exit_code == 0 and "3 new" in r.stdout, r.output
+    r = cli("push", "ws", "dest", "--mirror", url)
+    assert r.exit_code == 0 and "0 new" in r.stdout and "0 writes" in r.stdout, r.output
+    from core_fixtures import commit
+    commit(m, "ws", {k: v for k, v in labels.items() if "runthree" not in k})
+    r = cli("diff", first, m.refs.get("coretest/test/ws"), "--mirror", url)
+    assert r.exit_code == 0 and "runthree" in r.stdout, r.output
