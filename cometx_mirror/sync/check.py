@@ -137,8 +137,10 @@ class _Comparison:
             else:
                 keep_ids = not _same_instance(item.manifest.get("origin"), self.root)
                 self.experiment(exp, got, where, L.asset_id_mapper(key, keep_ids))
+        # extra experiments count only in the projects the source maps to: a destination
+        # workspace may hold other projects (other teams', other sources')
         for key, got in sorted(self.there["experiment"].items()):
-            if key not in claimed and (self.proj_override is None or got.project == self.proj_override):
+            if key not in claimed and got.project in projects:
                 self.result.add("experiments", False, "", f"{got.workspace}/{got.project}/{key}",
                                 "at the destination but not in the mirror")
         for kind, compare in (("artifact", self.artifact), ("registry_model", self.registry_model),
