@@ -99,12 +99,13 @@ def test_fetch_under_a_low_read_limit_is_complete_and_draws_few_429s(seeded, tmp
 
 
 def test_push_under_a_low_write_limit_is_complete_and_draws_few_429s(seeded, mirror_a, server_b, tmp_path):
-    with limited(server_b, "all=1800"):         # 30 requests a second of each kind
+    with limited(server_b, "all=600"):          # 10 requests a second of each kind
         result = last_json(push(server_b, mirror_a, seeded.workspace, server_b.workspace))
         counters = server_b.counters()
     assert (result["new"], result["failed"], result["errors"]) == (2, 0, [])
     sent = counters["total"]
-    assert 0 < counters["rate_limited"] <= 0.15 * sent, (counters["rate_limited"], sent)
+    # a slow machine may never reach the limit (then no 429 at all); never a retry storm
+    assert counters["rate_limited"] <= 0.15 * sent, (counters["rate_limited"], sent)
     back = tmp_path / "back"
     fetch(server_b, back, server_b.workspace)
     assert differences(mirror_a, back) == {}
