@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -130,3 +131,36 @@ def test_push_debug_stops_with_a_traceback(seeded_env, tmp_path):
     assert plain.exit_code == 1 and "Traceback" not in plain.output
     debug = cli("push", path, "dest", "--debug", *dead, "--mirror", tmp_path / "m")
     assert debug.exit_code == 1 and "Traceback (most recent call last)" in debug.stderr, debug.output
+
+
+def test_serve_seed_says_ready_only_when_seeded_and_keeps_the_sdk_quiet(tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+    env = dict(os.environ, HOME=str(tmp_path), COMET_ERROR_TRACKING_ENABLE="false")
+    proc = subprocess.Popen([sys.executable, "-m", "cometx_mirror", "serve", "--seed", "demo"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("ready: "):
+                break
+        url = lines[-1].split()[1]
+        assert line.startswith("ready: ") and "Ctrl-C" in line, lines
+        assert not [x for x in lines if x.startswith("COMET")], lines
+        listed = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"{url}/api/rest/v2/experiments?projectId=" + _project_id(url, "demo-nlp"),
+            headers={"Authorization": "alice-api-key-0000000000000001"})).read())
+        assert len(listed["experiments"]) == 2          # seeded whole before "ready"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _project_id(url, name):
+    import urllib.request
+    projects = json.loads(urllib.request.urlopen(urllib.request.Request(
+        f"{url}/api/rest/v2/projects?workspaceName=alice",
+        headers={"Authorization": "alice-api-key-0000000000000001"})).read())["projects"]
+    return next(p["projectId"] for p in projects if p["projectName"] == name)

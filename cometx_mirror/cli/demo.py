@@ -8,9 +8,6 @@ is printed before it runs, so the demo doubles as a transcript to copy from.
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
-import os
 import shlex
 import time
 from pathlib import Path
@@ -32,7 +29,7 @@ QUERY = ("SELECT e.project, e.name, min(m.value) AS best_loss FROM metrics m JOI
 def demo(mirror_path, keep) -> None:
     """Run the whole tool once on two local demo servers: fetch, query, push twice, check."""
     from ..server import start_server
-    from ..server.seed import seed
+    from ..server.seed import quiet_sdk, seed
 
     mirror = Path(mirror_path)
     if mirror.exists() and any(mirror.iterdir()):
@@ -46,7 +43,7 @@ def demo(mirror_path, keep) -> None:
         click.echo(f"destination server (empty) {destination.url}")
         click.echo("seeding the source through the real comet_ml SDK (about 20 s) ...")
         started = time.monotonic()
-        with _quiet():
+        with quiet_sdk():
             seeded = seed(source, size="small")
         click.echo(f"seeded {len(seeded['experiments'])} experiments in {len(seeded['projects'])} projects "
                    f"in {time.monotonic() - started:.0f} s\n")
@@ -91,21 +88,3 @@ def _run(title: str, args: list[str]) -> None:
             raise CliError(f"the demo stopped: `cometx-mirror {args[0]}` exited {e.code}") from None
     except click.ClickException as e:
         raise CliError(f"the demo stopped at `cometx-mirror {args[0]}`: {e.format_message()}") from None
-
-
-@contextlib.contextmanager
-def _quiet():
-    """The SDK's console chatter (and its loggers) stay out of the demo's transcript."""
-    saved = os.environ.get("COMET_LOGGING_CONSOLE")
-    os.environ["COMET_LOGGING_CONSOLE"] = "critical"
-    level = logging.getLogger("comet_ml").level
-    logging.getLogger("comet_ml").setLevel(logging.CRITICAL)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logging.getLogger("comet_ml").setLevel(level)
-        if saved is None:
-            os.environ.pop("COMET_LOGGING_CONSOLE", None)
-        else:
-            os.environ["COMET_LOGGING_CONSOLE"] = saved

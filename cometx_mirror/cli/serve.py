@@ -64,12 +64,13 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
             if handle.state.data["experiments"]:
                 click.echo("data folder already holds experiments; not seeding again")
             else:
-                from ..server.seed import seed as run_seed
-                click.echo(f"seeding {seed_size} demo data through comet_ml ...")
+                from ..server.seed import quiet_sdk, seed as run_seed
+                click.echo(f"seeding {seed_size} demo data through comet_ml (about 20 s; wait for 'ready') ...")
                 # Faults would make the seeding itself flaky: switch them on afterwards.
                 handle.set_faults(None)
                 handle.set_rate_limits(None)
-                summary = run_seed(handle, size=seed_size)
+                with quiet_sdk():
+                    summary = run_seed(handle, size=seed_size)
                 handle.set_faults(faults_spec)
                 handle.set_rate_limits(rate_limit)
                 click.echo(f"seeded {len(summary['experiments'])} experiments in "
@@ -81,13 +82,11 @@ def serve(host, port, data_dir, seed, seed_size, latency_ms, faults_spec, rate_l
             click.echo(f"  (another user: {user.name}, COMET_API_KEY={user.api_key}, "
                        f"workspaces {', '.join(user.workspaces)})")
         click.echo(f"Admin: {handle.url}/_admin/counters  /_admin/requests  /_admin/faults  /_admin/limits  /_admin/settings")
-        click.echo("Press Ctrl-C to stop.")
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
+        click.echo(f"ready: {handle.url} (stop it with Ctrl-C, or `kill %1` when started with &)")
+    except BaseException:
         handle.stop()
+        raise
+    _run_until_interrupted(handle)
 
 
 def _serve_mirror(path, host, port, api_key, snapshot) -> None:
@@ -100,10 +99,15 @@ def _serve_mirror(path, host, port, api_key, snapshot) -> None:
         raise CliError(str(e)) from None
     except OSError as e:
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    click.echo(f"Serving the mirror read-only at {handle.url}  (open {handle.url}/ in a browser)")
+    click.echo(f"comet_ml / cometx: export COMET_URL_OVERRIDE={handle.clientlib_url}"
+               + ("  COMET_API_KEY=<your key>" if handle.state.api_key else "  COMET_API_KEY=any"))
+    _run_until_interrupted(handle)
+
+
+def _run_until_interrupted(handle) -> None:
+    """Serve until Ctrl-C, then stop the server."""
     try:
-        click.echo(f"Serving the mirror read-only at {handle.url}  (open {handle.url}/ in a browser)")
-        click.echo(f"comet_ml / cometx: export COMET_URL_OVERRIDE={handle.clientlib_url}"
-                   + ("  COMET_API_KEY=<your key>" if handle.state.api_key else "  COMET_API_KEY=any"))
         click.echo("Press Ctrl-C to stop.")
         while True:
             time.sleep(3600)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
 import random
 import shutil
@@ -80,6 +82,25 @@ def sdk_environment(env: dict, home: str, git_dir: Optional[str] = None):
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def quiet_sdk():
+    """Keep comet_ml's console chatter (and its loggers) off the terminal while seeding."""
+    saved = os.environ.get("COMET_LOGGING_CONSOLE")
+    os.environ["COMET_LOGGING_CONSOLE"] = "critical"
+    log = logging.getLogger("comet_ml")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        log.setLevel(level)
+        if saved is None:
+            os.environ.pop("COMET_LOGGING_CONSOLE", None)
+        else:
+            os.environ["COMET_LOGGING_CONSOLE"] = saved
 
 
 # ----- small realistic files -------------------------------------------------------------

@@ -137,6 +137,21 @@ class ObjectStore:
         with open(path, "rb") as f:
             return self.put_stream(f)
 
+    def put_file_once(self, path: str | os.PathLike) -> tuple[str, int]:
+        """put_file, skipping the write when the object is already there.
+
+        Hashing first costs one more read of a new file but makes re-reading an
+        unchanged folder write nothing at all (the offline and folder readers)."""
+        hasher, size = xxhash.xxh3_128(), 0
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                hasher.update(chunk)
+                size += len(chunk)
+        object_id = hasher.hexdigest()
+        if self.exists(object_id):
+            return object_id, size
+        return self.put_file(path)
+
     def put_stream(self, stream: BinaryIO | Iterable[bytes],
                    expected_size: int | None = None) -> tuple[str, int]:
         """Store everything read from `stream`; return (object id, raw size).

@@ -16,10 +16,10 @@ def _load(mirror, ref: dict | None) -> Any:
     return canonical.loads(mirror.objects.get_bytes(ref["object"]))
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if type(value) is int:      # the common case, and the fastest way out
         return value
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
         return int(float(value))
@@ -27,7 +27,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _json_value(text: Any) -> Any:
+def json_value(text: Any) -> Any:
     """Comet returns every value as a string; keep the typed value where it parses."""
     if not isinstance(text, str):
         return text
@@ -37,7 +37,7 @@ def _json_value(text: Any) -> Any:
         return text
 
 
-def _state(meta: dict) -> str:
+def experiment_state(meta: dict) -> str:
     if meta.get("running"):
         return "running"
     if meta.get("hasCrashed"):
@@ -52,8 +52,8 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     exp = model.Experiment(
         source="comet", workspace=manifest["workspace"], project=manifest["project"],
         key=manifest["key"], name=meta.get("experimentName"),
-        started_at=_int(meta.get("startTimeMillis")), ended_at=_int(meta.get("endTimeMillis")),
-        created_at=_int(meta.get("startTimeMillis")), state=_state(meta),
+        started_at=as_int(meta.get("startTimeMillis")), ended_at=as_int(meta.get("endTimeMillis")),
+        created_at=as_int(meta.get("startTimeMillis")), state=experiment_state(meta),
         archived=bool(meta.get("archived")),
         extra={k: meta[k] for k in ("filePath", "fileName", "optimizationId", "durationMillis")
                if meta.get(k) is not None})
@@ -63,7 +63,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     for p in (_load(mirror, res.get("parameters")) or {}).get("values", []):
         exp.params.append(model.Param(p["name"], p.get("valueCurrent"), None, p.get("source")))
     for o in (_load(mirror, res.get("others")) or {}).get("values", []):
-        exp.others.append(model.Other(o["name"], o.get("valueCurrent"), None, _int(o.get("timestampCurrent"))))
+        exp.others.append(model.Other(o["name"], o.get("valueCurrent"), None, as_int(o.get("timestampCurrent"))))
         if o["name"] == "Name" and not exp.name:
             exp.name = o.get("valueCurrent")   # the SDK names experiments through this other
     exp.tags = list((_load(mirror, res.get("tags")) or {}).get("tags", []))
@@ -76,8 +76,8 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
     exp.metrics = model.Metrics(
         name=[m["metricName"] for m in points], value=values, text=texts,
-        step=[_int(m.get("step")) for m in points], epoch=[_int(m.get("epoch")) for m in points],
-        timestamp=[_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
+        step=[as_int(m.get("step")) for m in points], epoch=[as_int(m.get("epoch")) for m in points],
+        timestamp=[as_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))
@@ -89,14 +89,14 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
         metadata = a.get("metadata")
         metadata_text = metadata if isinstance(metadata, str) and metadata else None
         if isinstance(metadata, str):
-            metadata = _json_value(metadata) if metadata else None
+            metadata = json_value(metadata) if metadata else None
         exp.assets.append(model.Asset(
             asset_id=a["assetId"], file_name=a.get("fileName", ""), type=a.get("type") or "asset",
-            size=_int(a.get("fileSize")), object_id=got["object"] if got else None,
-            step=_int(a.get("step")), epoch=_int(a.get("epoch")), context=a.get("runContext"),
+            size=as_int(a.get("fileSize")), object_id=got["object"] if got else None,
+            step=as_int(a.get("step")), epoch=as_int(a.get("epoch")), context=a.get("runContext"),
             metadata=metadata if isinstance(metadata, dict) else ({"value": metadata} if metadata else None),
             remote=bool(a.get("remote")), link=a.get("link") if a.get("remote") else None,
-            checksum=f"etag:{a['etag']}" if a.get("etag") else None, created_at=_int(a.get("createdAt")),
+            checksum=f"etag:{a['etag']}" if a.get("etag") else None, created_at=as_int(a.get("createdAt")),
             metadata_text=metadata_text,
             extra={k: a[k] for k in ("dir", "tags") if a.get(k)}))
     # a metric Comet may have sampled: its total-fidelity files, or a mark that it is a sample
@@ -112,7 +112,7 @@ def project(mirror, manifest: dict) -> model.Project:
     return model.Project(source="comet", workspace=manifest["workspace"], name=manifest["project"],
                          description=meta.get("projectDescription"), notes=notes or None,
                          public=None if public is None else bool(public),
-                         created_at=_int(meta.get("createdAt")),
+                         created_at=as_int(meta.get("createdAt")),
                          extra={"projectId": meta.get("projectId")} if meta.get("projectId") else {})
 
 
@@ -131,16 +131,16 @@ def artifact(mirror, manifest: dict) -> model.Artifact:
         metadata = v.get("metadata")
         version = model.ArtifactVersion(
             version=str(v.get("version")), aliases=list(v.get("alias") or []), tags=list(v.get("tags") or []),
-            metadata=_json_value(metadata) if isinstance(metadata, str) and metadata else metadata,
-            state=v.get("state"), created_at=_int(v.get("added")),
+            metadata=json_value(metadata) if isinstance(metadata, str) and metadata else metadata,
+            state=v.get("state"), created_at=as_int(v.get("added")),
             experiment_key=v.get("experimentKey") or v.get("createdFrom"))
         for f in files:
             obj = got.get(f.get("assetId"))
             md = f.get("metadata")
             version.files.append(model.ArtifactFile(
-                path=f.get("fileName", ""), size=_int(f.get("fileSize")), object_id=obj["object"] if obj else None,
+                path=f.get("fileName", ""), size=as_int(f.get("fileSize")), object_id=obj["object"] if obj else None,
                 remote=bool(f.get("remote")), link=f.get("link") if f.get("remote") else None,
-                metadata=_json_value(md) if isinstance(md, str) and md else md))
+                metadata=json_value(md) if isinstance(md, str) and md else md))
         art.versions.append(version)
     return art
 
@@ -164,7 +164,7 @@ def registry_model(mirror, manifest: dict) -> model.RegistryModel:
         rm.versions.append(model.ModelVersion(
             version=str(v.get("version")), stages=list(v.get("stages") or []), status=v.get("status"),
             tags=list(v.get("tags") or []), comment=v.get("comment"),
-            experiment_key=em.get("experimentKey"), created_at=_int(v.get("createdAt")),
+            experiment_key=em.get("experimentKey"), created_at=as_int(v.get("createdAt")),
             object_id=z["object"] if z else None, size=z["size"] if z else None,
             extra={"experimentModel": em} if em else {}))
     return rm

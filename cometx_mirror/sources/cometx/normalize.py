@@ -16,29 +16,10 @@ from typing import Any, Iterator
 
 from ... import model
 from .. import normalizer
+from ..comet.normalize import as_int, experiment_state, json_value   # the same REST shapes, from files
 from .reader import SOURCE
 
 GENERATED = {"run/README.md"}      # cometx writes it from git_metadata.json: nothing of its own
-
-
-def _int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _json_value(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _bytes(mirror, ref: dict | None) -> bytes | None:
@@ -71,14 +52,6 @@ def _lines(mirror, ref: dict | None) -> Iterator[dict]:
             yield value
 
 
-def _state(meta: dict) -> str:
-    if meta.get("running"):
-        return "running"
-    if meta.get("hasCrashed"):
-        return "crashed"
-    return "finished"
-
-
 def _metric_files(files: dict) -> list[str]:
     """metrics.jsonl (Comet), or metrics/metric_NNNNN.jsonl (cometx --from wandb)."""
     out = ["metrics.jsonl"] if "metrics.jsonl" in files else []
@@ -92,9 +65,9 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     meta = meta if isinstance(meta, dict) else {}
     exp = model.Experiment(
         source=SOURCE, workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"],
-        name=meta.get("experimentName"), started_at=_int(meta.get("startTimeMillis")),
-        ended_at=_int(meta.get("endTimeMillis")), created_at=_int(meta.get("startTimeMillis")),
-        state=_state(meta), archived=bool(meta.get("archived")),
+        name=meta.get("experimentName"), started_at=as_int(meta.get("startTimeMillis")),
+        ended_at=as_int(meta.get("endTimeMillis")), created_at=as_int(meta.get("startTimeMillis")),
+        state=experiment_state(meta), archived=bool(meta.get("archived")),
         extra={k: meta[k] for k in ("filePath", "fileName", "optimizationId", "durationMillis", "userName")
                if meta.get(k) is not None})
 
@@ -105,7 +78,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     for o in _lines(mirror, files.get("others.jsonl")):
         if not isinstance(o.get("name"), str):
             continue
-        exp.others.append(model.Other(o["name"], _text(o.get("valueCurrent")), None, _int(o.get("timestampCurrent"))))
+        exp.others.append(model.Other(o["name"], _text(o.get("valueCurrent")), None, as_int(o.get("timestampCurrent"))))
         if o["name"] == "Name" and not exp.name:
             exp.name = o.get("valueCurrent")
     exp.tags = [t for t in meta.get("tags") or [] if isinstance(t, (str, int, float))]
@@ -124,8 +97,8 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
     exp.metrics = model.Metrics(
         name=[m["metricName"] for m in points], value=values, text=texts,
-        step=[_int(m.get("step")) for m in points], epoch=[_int(m.get("epoch")) for m in points],
-        timestamp=[_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
+        step=[as_int(m.get("step")) for m in points], epoch=[as_int(m.get("epoch")) for m in points],
+        timestamp=[as_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))
@@ -157,17 +130,17 @@ def _assets(mirror, files: dict) -> list[model.Asset]:
         metadata = a.get("metadata")
         metadata_text = metadata if isinstance(metadata, str) and metadata else None
         if isinstance(metadata, str):
-            metadata = _json_value(metadata) if metadata else None
+            metadata = json_value(metadata) if metadata else None
         # an audio asset with a step was renamed on disk and in fileName; logAsFileName has the name
         file_name = a.get("logAsFileName") or a.get("fileName") or ""
         out.append(model.Asset(
             asset_id=str(a.get("assetId") or _derived_id(path)), file_name=file_name,
-            type=a.get("type") or "asset", size=_int(a.get("fileSize")),
+            type=a.get("type") or "asset", size=as_int(a.get("fileSize")),
             object_id=got["object"] if got else None,
-            step=_int(a.get("step")), epoch=_int(a.get("epoch")), context=a.get("runContext"),
+            step=as_int(a.get("step")), epoch=as_int(a.get("epoch")), context=a.get("runContext"),
             metadata=metadata if isinstance(metadata, dict) else ({"value": metadata} if metadata else None),
             remote=bool(a.get("remote")), link=a.get("link") if a.get("remote") else None,
-            checksum=f"etag:{a['etag']}" if a.get("etag") else None, created_at=_int(a.get("createdAt")),
+            checksum=f"etag:{a['etag']}" if a.get("etag") else None, created_at=as_int(a.get("createdAt")),
             metadata_text=metadata_text,
             extra={k: a[k] for k in ("dir", "tags") if a.get(k)}))
     # files no metadata line names (cometx --from wandb writes some; a user may add them): kept as assets
@@ -210,7 +183,7 @@ def project(mirror, manifest: dict) -> model.Project:
     return model.Project(source=SOURCE, workspace=manifest["workspace"], name=manifest["project"],
                          description=meta.get("projectDescription"),
                          notes=notes.decode("utf-8", "replace") if notes else None,
-                         public=None if public is None else bool(public), created_at=_int(meta.get("createdAt")),
+                         public=None if public is None else bool(public), created_at=as_int(meta.get("createdAt")),
                          extra={"projectId": meta.get("projectId")} if meta.get("projectId") else {})
 
 

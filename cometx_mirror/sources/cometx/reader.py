@@ -31,14 +31,7 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)      # fixed, so a zip we build is the same byt
 
 
 def store_file(mirror, path: Path) -> dict:
-    hasher, size = xxhash.xxh3_128(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-    object_id = hasher.hexdigest()
-    if not mirror.objects.exists(object_id):
-        object_id, size = mirror.objects.put_file(path)
+    object_id, size = mirror.objects.put_file_once(path)
     return {"object": object_id, "size": size}
 
 

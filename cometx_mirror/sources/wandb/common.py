@@ -96,20 +96,8 @@ def b64md5_to_hex(digest: str | None) -> str | None:
 
 
 def store_file(mirror, path: str | os.PathLike) -> tuple[str, int]:
-    """Store a file, skipping the write when its object exists already.
-
-    Hashing first costs one extra read of new files but makes re-reading an
-    unchanged folder write nothing at all.
-    """
-    hasher, size = xxhash.xxh3_128(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-    object_id = hasher.hexdigest()
-    if mirror.objects.exists(object_id):
-        return object_id, size
-    return mirror.objects.put_file(path)
+    """Store a file; an unchanged one writes nothing (ObjectStore.put_file_once)."""
+    return mirror.objects.put_file_once(path)
 
 
 def store_bytes(mirror, data: bytes) -> dict:
