@@ -37,6 +37,16 @@ def json_value(text: Any) -> Any:
         return text
 
 
+def metric_points(points: list[dict]) -> model.Metrics:
+    """Comet's metric entries (metricName, metricValue as text, step, epoch, timestamp,
+    runContext) as columns, column by column: a run can hold millions of points."""
+    values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
+    return model.Metrics(
+        name=[m["metricName"] for m in points], value=values, text=texts,
+        step=[as_int(m.get("step")) for m in points], epoch=[as_int(m.get("epoch")) for m in points],
+        timestamp=[as_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
+
+
 def experiment_state(meta: dict) -> str:
     if meta.get("running"):
         return "running"
@@ -71,13 +81,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     system = _load(mirror, res.get("system")) or {}
     exp.system = {k: v for k, v in system.items() if k != "experimentKey"}
 
-    points = (_load(mirror, res.get("metrics")) or {}).get("metrics", [])
-    # column by column: a run can hold millions of points
-    values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
-    exp.metrics = model.Metrics(
-        name=[m["metricName"] for m in points], value=values, text=texts,
-        step=[as_int(m.get("step")) for m in points], epoch=[as_int(m.get("epoch")) for m in points],
-        timestamp=[as_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
+    exp.metrics = metric_points((_load(mirror, res.get("metrics")) or {}).get("metrics", []))
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))

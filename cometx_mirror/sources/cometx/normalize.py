@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ... import model
 from .. import normalizer
-from ..comet.normalize import as_int, experiment_state, json_value   # the same REST shapes, from files
+from ..comet.normalize import as_int, experiment_state, json_value, metric_points  # the same REST shapes
 from .reader import SOURCE
 
 GENERATED = {"run/README.md"}      # cometx writes it from git_metadata.json: nothing of its own
@@ -94,11 +94,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
 
     points = [m for path in _metric_files(files) for m in _lines(mirror, files[path])
               if isinstance(m.get("metricName"), str)]
-    values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
-    exp.metrics = model.Metrics(
-        name=[m["metricName"] for m in points], value=values, text=texts,
-        step=[as_int(m.get("step")) for m in points], epoch=[as_int(m.get("epoch")) for m in points],
-        timestamp=[as_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
+    exp.metrics = metric_points(points)
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))
