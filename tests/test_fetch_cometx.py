@@ -29,7 +29,7 @@ def cometx_download(server, out: Path, *paths: str) -> None:
            "COMET_DISABLE_ANNOUNCEMENT": "true"}
     (out.parent / "home").mkdir(exist_ok=True)
     for path in paths:
-        done = subprocess.run([COMETX, "download", path, "-o", str(out)], env=env, cwd=str(out.parent),
+        done = subprocess.run([COMETX, "download", path, "-o", str(out), "-j", "1"], env=env, cwd=str(out.parent),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 

@@ -121,7 +121,7 @@ def test_cometx_download_writes_a_complete_folder(served, mixed, tmp_path):
                COMET_ERROR_TRACKING_ENABLE="false", COMET_DISABLE_ANNOUNCEMENT="true")
     rows = index(mixed, "SELECT workspace, project, experiment_key, exp_id FROM experiments WHERE NOT archived")
     for ws in sorted({r[0] for r in rows}):
-        done = subprocess.run([COMETX, "download", ws, "-o", str(out)], env=env, cwd=str(tmp_path),
+        done = subprocess.run([COMETX, "download", ws, "-o", str(out), "-j", "1"], env=env, cwd=str(tmp_path),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     for ws, proj, key, exp_id in rows:
