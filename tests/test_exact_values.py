@@ -192,19 +192,12 @@ def test_point_comparison_is_exact():
 
 # -- W&B ------------------------------------------------------------------------
 
-def test_wandb_null_and_nan_text_stay_apart(tmp_path, monkeypatch):
+def test_wandb_null_and_nan_text_stay_apart(tmp_path, wandb_env):
     from wandb_fixtures import API_KEY
     from wandb_graphql_server import WandbServer
     from cometx_mirror.sources.options import FetchOptions
     from cometx_mirror.sync.fetch import run_fetch
 
-    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     server = WandbServer(API_KEY, page_size=1)
     row = {"_step": 0, "_timestamp": 1_700_000_000.0, "real_nan": float("nan"), "text_nan": "NaN",
            "text_lower": "nan", "text_inf": "Infinity", "big": 2 ** 53 + 1, "seven": 7, "half": 0.5}

@@ -13,15 +13,7 @@ from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sources.options import FetchOptions
 
 
-@pytest.fixture(autouse=True)
-def wandb_env(monkeypatch, tmp_path):
-    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+pytestmark = pytest.mark.usefixtures("wandb_env")     # wandb_fixtures.wandb_env
 
 
 def fetch(mirror, path, server_url, key=API_KEY):

@@ -96,6 +96,18 @@ def wandb_runs(tmp_path_factory):
 API_KEY = "local-" + "x" * 40
 
 
+@pytest.fixture
+def wandb_env(monkeypatch, tmp_path):
+    """wandb.Api with no developer settings: no key, URL, entity, netrc or shared dirs leak in."""
+    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+
+
 @pytest.fixture()
 def wandb_server(wandb_runs):
     """A fresh emulated W&B server serving runs A and B (changes stay within one test)."""
