@@ -81,7 +81,7 @@ COMMAND_MODULES = {
     "init": "read", "ls": "read", "query": "read", "log": "read", "show": "read", "cat": "read",
     "export": "read", "verify": "read", "gc": "read", "reindex": "read",
     "fetch": "fetch", "diff": "history", "push": "push", "check": "check", "serve": "serve",
-    "demo": "demo", "plot": "plot",
+    "demo": "demo", "plot": "plot", "export-index": "export_index",
 }
 
 

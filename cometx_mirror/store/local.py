@@ -7,7 +7,9 @@ are made read-only, 0400.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -70,7 +72,12 @@ class LocalBackend:
         final = self.local_path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o400)         # immutable, and the owner's only (docs/store.md)
-        os.replace(path, final)
+        try:
+            os.replace(path, final)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            _copy_in(path, final)     # staged on another file system (export-index's temp folder)
         fsync_dir(final.parent)
 
     def put_bytes(self, key: str, data: bytes, if_absent: bool = False) -> bool:
@@ -176,3 +183,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _copy_in(path: str | os.PathLike, final: Path) -> None:
+    """A rename across file systems: copy beside `final`, fsync, rename, drop the source."""
+    tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.chmod(tmp, 0o400)
+    os.replace(tmp, final)
+    os.unlink(path)
