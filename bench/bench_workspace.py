@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 
 from cometx_mirror.server.runner import start_server
+from cometx_mirror.server.seed import build_workspace
 
 try:
     from bench.report import write_section
@@ -71,8 +72,14 @@ def _seed_one(session: requests.Session, server, n: int, points: int, project: s
     return key
 
 
-def seed(server, experiments: int, points: int, project: str = PROJECT, workers: int = 8) -> float:
+def seed(server, experiments: int, points: int, project: str = PROJECT, workers: int = 8,
+         fast: bool = True) -> float:
+    """Fill the source: fast builds the same experiments in the server's state directly
+    (server.seed.build_workspace); otherwise they are sent through REST batches."""
     t = time.perf_counter()
+    if fast:
+        build_workspace(server, project, experiments, points, METRICS, ASSETS, ASSET_BYTES)
+        return time.perf_counter() - t
     session = requests.Session()
     session.headers["Authorization"] = server.api_key
     with ThreadPoolExecutor(workers) as pool:

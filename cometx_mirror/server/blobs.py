@@ -10,7 +10,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 CHUNK = 1 << 16
 
@@ -37,6 +37,27 @@ class BlobStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
+        return digest
+
+    def put_stream(self, chunks: Iterable[bytes]) -> str:
+        """Store bytes given in chunks without holding them whole (a folder store only)."""
+        if self._folder is None:
+            return self.put(b"".join(chunks))
+        sha = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=self._folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    sha.update(chunk)
+                    f.write(chunk)
+            digest = sha.hexdigest()
+            path = self._path(digest)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         return digest
 
     def size(self, digest: str) -> int:
