@@ -64,7 +64,7 @@ def test_v1_offline_run(mirror, neptune_v1_offline, monkeypatch):
 def test_v1_default_project_without_env(mirror, v1_copy, monkeypatch):
     monkeypatch.delenv("NEPTUNE_PROJECT", raising=False)
     fetch(mirror, v1_copy[0])
-    assert q(mirror, "SELECT workspace, project FROM experiments") == [("offline", "offline")]
+    assert q(mirror, "SELECT workspace, project FROM experiments") == [("neptune-offline", "default")]
 
 
 def test_v1_malformed_line_named_rest_fetched(mirror, v1_copy):

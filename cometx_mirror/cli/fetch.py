@@ -10,6 +10,7 @@ import click
 from ..errors import ExpectedError
 from ..store.mirror import Mirror
 from ..sync.fetch import run_fetch
+from ..sources.offline_names import parse_project
 from ..sources.options import FetchOptions
 from .base import CliError, expected_errors, main, mirror_option, open_mirror
 from .output import plural
@@ -42,12 +43,15 @@ from .progress import Progress
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines, only the summary.")
 @click.option("--debug", is_flag=True, help="Stop at the first error, with its traceback.")
+@click.option("--project", "project", metavar="WS/NAME",
+              help="Put the runs of an offline or exported folder (W&B, Neptune) into this workspace/project "
+                   "(default: what the folder records, else wandb-offline / neptune-offline).")
 @click.option("--allow-shrink", is_flag=True,
               help="Let a version with less data (fewer points, a shorter log) replace the stored one.")
 @expected_errors
 def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, asset_type, query,
           use_name, parallel, max_rps, ask, sync, quick, fetch_remote, list_only, as_json, quiet,
-          debug, allow_shrink) -> None:
+          debug, project, allow_shrink) -> None:
     """Fetch PATH into the mirror; each fetch is a snapshot, and only what changed is downloaded.
 
     \b
@@ -58,6 +62,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
     cometx:       a `cometx download` folder (its root, a workspace, project or experiment folder)
     RESOURCES (Comet): assets html metadata metrics others parameters project run system
     """
+    project = parse_project(project)     # bad input stops before a mirror is made
     # --list only reads the server: it needs no mirror, and must not create one
     mirror = Mirror(mirror_path) if list_only and not Path(mirror_path).exists() \
         else open_mirror(mirror_path, create=not list_only)
@@ -68,6 +73,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
                            list_only=list_only, debug=debug, progress=progress.event,
                            confirm=lambda q: click.confirm(q, default=True))
     options.allow_shrink = allow_shrink
+    options.project = project
     try:
         with progress:
             result = run_fetch(mirror, source, path, options)

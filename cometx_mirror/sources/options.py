@@ -25,6 +25,7 @@ class FetchOptions:
     list_only: bool = False
     debug: bool = False
     allow_shrink: bool = False          # let a smaller version replace a stored entity (sync/shrink.py)
+    project: tuple[str, str] | None = None   # --project WS/NAME for offline runs (sources/offline_names.py)
     progress: Any = None                # a callable(event: str, **info) or None
     confirm: Any = None                 # a callable(question) -> bool, for --ask
 

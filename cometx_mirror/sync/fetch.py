@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..sources import load_source
+from ..sources.offline_names import refuse_project
 from ..store.mirror import Mirror
 from ..store.objects import ObjectError
 from . import indexer, shrink
@@ -22,6 +23,8 @@ from ..sources.options import FetchOptions, FetchResult
 
 def run_fetch(mirror: Mirror, source_name: str, path: str, options: FetchOptions) -> FetchResult:
     source = load_source(source_name)
+    if options.project is not None and not getattr(source, "NAMES_OFFLINE_RUNS", False):
+        refuse_project(source_name, "experiments", options.project)
     if options.list_only:
         return source.fetch(mirror, path, options, _no_commit) or FetchResult()
     committed: list[str] = []

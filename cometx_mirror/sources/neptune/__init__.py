@@ -7,15 +7,18 @@ not a folder but `WORKSPACE[/PROJECT[/RUN]]` goes to a live server (live.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 from .. import SourceError
+from ..offline_names import OfflineNames, ref_prefix, refuse_project
 from ..options import FetchResult
-from . import exporter, live, normalize, offline_v1, scale  # noqa: F401  (normalize registers)
-from .driver import fetch_runs
+from . import exporter, live, mapping, normalize, offline_v1, scale  # noqa: F401  (normalize registers)
+from .driver import RunSource, fetch_runs
 
 READERS = (exporter, offline_v1, scale)
+NAMES_OFFLINE_RUNS = True    # takes `fetch --project` (local folders; a live server refuses it)
 _TARGET_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 
 
@@ -35,6 +38,7 @@ def fetch(mirror, path: str, options, commit) -> FetchResult:
     p = Path(path)
     if not p.exists():
         if _TARGET_RE.match(path):
+            refuse_project("Neptune", "server runs", options.project)
             return live.fetch(mirror, path, options, commit)
         raise SourceError(f"neptune: {path} does not exist")
     readers = detect(p)
@@ -44,10 +48,12 @@ def fetch(mirror, path: str, options, commit) -> FetchResult:
         raise SourceError(f"neptune: nothing Neptune-like in {path} (expected neptune-exporter parquet parts, "
                           ".neptune/offline run folders or neptune-scale run_operations.sqlite3)")
     result = FetchResult()
-    for reader in readers:
+    found = []
+    for reader in readers:       # every name is checked before any reader writes
         notes: list[str] = []
         errors: list[str] = []
-        runs = reader.runs(p, notes, errors)
+        found.append((reader, _named(mirror, reader, reader.runs(p, notes, errors), options, notes), notes, errors))
+    for reader, runs, notes, errors in found:
         if options.list_only:
             result.listing += [{"path": f"{r.workspace}/{r.project}/{r.key}", "origin": reader.ORIGIN,
                                 "workspace": r.workspace, "project": r.project, "key": r.key} for r in runs]
@@ -59,3 +65,36 @@ def fetch(mirror, path: str, options, commit) -> FetchResult:
         result.errors.extend(errors)
         result.failed += len(errors)
     return result
+
+
+def _pair(text: str | None) -> tuple[str, str] | None:
+    return tuple(text.split("/", 1)) if text else None
+
+
+def _named(mirror, reader, runs: list[RunSource], options, notes: list[str]) -> list[RunSource]:
+    """Runs under the names sources/offline_names.py gives: --project, else what the folder
+    records; a reader's DEFAULT_PROJECT marks runs that record none (LEGACY_PROJECT: older fetches')."""
+    default = _pair(getattr(reader, "DEFAULT_PROJECT", None))
+    names = OfflineNames(mirror, ref_prefix(mapping.SOURCE, reader.ORIGIN), default,
+                         _pair(getattr(reader, "LEGACY_PROJECT", None)), options.project)
+    out = []
+    for run in runs:
+        recorded = (run.workspace, run.project)
+        if default and recorded == default:
+            recorded = (None, None)
+        out.append(_renamed(run, *names.name(*recorded)))
+    if runs and names.note():
+        notes.append(names.note())
+    if not options.list_only:
+        names.check([(r.workspace, r.project, r.key) for r in out])
+    return out
+
+
+def _renamed(run: RunSource, workspace: str, project: str) -> RunSource:
+    if (workspace, project) == (run.workspace, run.project):
+        return run
+    stored = run.store
+
+    def store(mirror, old):     # the manifest carries the name: the normalizer reads it from there
+        return dict(stored(mirror, old), workspace=workspace, project=project)
+    return dataclasses.replace(run, workspace=workspace, project=project, store=store)

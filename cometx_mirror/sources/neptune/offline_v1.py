@@ -6,7 +6,8 @@ new operations add new segments (and rewrite at most the last one). Uploaded
 files are read from the paths the op recorded (the client does not copy them);
 missing ones are reported, not fatal. Offline runs have no `sys/id`: the key is
 the container UUID, and the project (not recorded either) comes from
-NEPTUNE_PROJECT, else DEFAULT_PROJECT.
+`fetch --project`, else NEPTUNE_PROJECT, else DEFAULT_PROJECT (LEGACY_PROJECT in a
+mirror that already has runs there: see sources/offline_names.py).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from .driver import RunSource, store_file
 ORIGIN = "offline"
 NORMALIZER = "neptune-offline/1"
 SEGMENT_LINES = 2000
-DEFAULT_PROJECT = "offline/offline"
+DEFAULT_PROJECT = "neptune-offline/default"   # its own workspace: W&B offline runs are in wandb-offline
+LEGACY_PROJECT = "offline/offline"            # what mirrors fetched before gave them
 RUN_DIR_RE = re.compile(r"^(?P<type>[a-z_]+)__(?P<uuid>[0-9a-fA-F-]{36})(__.*)?$")
 LOG_RE = re.compile(r"^data-(\d+)\.log$")
 

@@ -11,6 +11,8 @@ import os
 from . import normalize  # noqa: F401  (registers the normalizers)
 from ..options import FetchResult
 
+NAMES_OFFLINE_RUNS = True    # takes `fetch --project` (run folders; online runs refuse it)
+
 
 def _looks_local(path: str) -> bool:
     return os.path.exists(path) or path.startswith((".", "/", "~"))
@@ -22,6 +24,8 @@ def fetch(mirror, path: str, options, commit) -> FetchResult:
         from .offline import fetch_offline
         fetch_offline(mirror, path, options, commit, result)
     else:
+        from ..offline_names import refuse_project
+        refuse_project("W&B", "online runs", options.project)
         from .online import fetch_online
         fetch_online(mirror, path, options, commit, result)
     return result

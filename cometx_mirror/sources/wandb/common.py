@@ -15,7 +15,8 @@ from ...model import double_text
 SOURCE = "wandb"
 OFFLINE_ORIGIN = "offline"
 DEFAULT_PROJECT = "uncategorized"    # what W&B calls a run logged without a project
-OFFLINE_WORKSPACE = "offline"        # offline runs often carry no entity
+OFFLINE_WORKSPACE = "wandb-offline"  # offline runs often carry no entity (see sources/offline_names.py)
+LEGACY_WORKSPACE = "offline"         # what mirrors fetched before gave them; kept where present
 
 # W&B bookkeeping keys that are not user data.
 INTERNAL_KEYS = ("_wandb",)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import SourceError
-from .common import (DEFAULT_PROJECT, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes, store_file,
-                     store_json)
+from ..offline_names import OfflineNames, ref_prefix
+from .common import (DEFAULT_PROJECT, LEGACY_WORKSPACE, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes,
+                     store_file, store_json)
 from .records import CorruptLog, fold
 
 RUN_DIR_RE = re.compile(r"^(offline-)?run-\d{8}_\d{6}-[A-Za-z0-9_-]+$")
@@ -84,15 +85,14 @@ def _store_files(mirror, folder: Path, missing: list[str]) -> dict:
     return dict(sorted(files.items()))
 
 
-def read_run(mirror, folder: Path) -> OfflineRun:
+def read_run(mirror, folder: Path, names: OfflineNames) -> OfflineRun:
     """Store one run folder's raw data and build its manifest (raises CorruptLog)."""
     log_path = _log_file(folder)
     data = log_path.read_bytes()
     log = fold(data, f"{folder.name}/{log_path.name}", history=False)   # rows counted, not kept
     run = log.run
     run_id = run.get("id") or log_path.stem[len("run-"):]
-    workspace = run.get("entity") or OFFLINE_WORKSPACE
-    project = run.get("project") or DEFAULT_PROJECT
+    workspace, project = names.name(run.get("entity"), run.get("project"))
     texts = {}
     if run.get("notes"):
         texts["notes"] = store_bytes(mirror, run["notes"].encode("utf-8"))
@@ -170,10 +170,14 @@ def fetch_offline(mirror, path: str, options, commit, result) -> None:
     from ...store.refs import ref_part
     from .common import OFFLINE_ORIGIN
     folders = find_run_dirs(path)
+    names = OfflineNames(mirror, ref_prefix(SOURCE, OFFLINE_ORIGIN), (OFFLINE_WORKSPACE, DEFAULT_PROJECT),
+                         (LEGACY_WORKSPACE, DEFAULT_PROJECT), options.project)
+    if names.note():
+        _progress(options, "note", message=names.note())
     runs: list[OfflineRun] = []
     for folder in folders:
         try:
-            runs.append(read_run(mirror, folder))
+            runs.append(read_run(mirror, folder, names))
             _progress(options, "run", label=folder.name, bytes=runs[-1].manifest["log"]["size"])
         except CorruptLog as e:
             result.failed += 1
@@ -186,6 +190,7 @@ def fetch_offline(mirror, path: str, options, commit, result) -> None:
                                "workspace": r.workspace, "project": r.project,
                                "key": r.run_id, "folder": r.folder.name} for r in runs)
         return
+    names.check([(r.workspace, r.project, r.run_id) for r in runs])
     scopes: dict[tuple[str, str], list[OfflineRun]] = {}
     for run in runs:
         scopes.setdefault((run.workspace, run.project), []).append(run)
