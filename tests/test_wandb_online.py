@@ -1,10 +1,14 @@
 """`fetch --from wandb ENTITY[/PROJECT[/RUN]]` through the real wandb.Api against a local emulator."""
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
+from click.testing import CliRunner
 from wandb_fixtures import API_KEY
+
+from cometx_mirror.cli import main
 
 from cometx_mirror.index.db import open_read
 from cometx_mirror.sources import SourceError
@@ -35,11 +39,20 @@ COMPARE = {
 }
 
 
-def test_online_equals_offline(wandb_runs, wandb_server, tmp_path):
+def test_online_equals_offline(wandb_runs, wandb_server, tmp_path, monkeypatch):
     wandb_dir, runs = wandb_runs
     online, offline = Mirror.init(tmp_path / "on"), Mirror.init(tmp_path / "off")
-    result = fetch(online, "ent-y/proj-x", wandb_server.url)
-    assert result.errors == [] and result.new == 2
+    # wandb's terminal as a user has it (not silent): its "N of N files downloaded." must not show
+    import wandb
+    monkeypatch.delenv("WANDB_SILENT")
+    wandb.termsetup(wandb.Settings(silent=False), None)
+    r = CliRunner().invoke(main, ["fetch", "--from", "wandb", "ent-y/proj-x", "--api-key", API_KEY,
+                                  "--url-override", wandb_server.url, "-j", "2", "-q", "--mirror", str(online.root)])
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    [line] = r.stdout.splitlines()           # only our summary; every request counted, most by wandb-core
+    m = re.fullmatch(r"2 new, 0 changed, 0 unchanged, 0 failed; .* in (\d+) requests "
+                     r"\((\d+) of them sent by wandb-core; its retries are not seen\)", line)
+    assert m and int(m[1]) == len(wandb_server.requests) and 0 < int(m[2]) < int(m[1]), (line, wandb_server.requests)
     run_fetch(offline, "wandb", str(wandb_dir), FetchOptions())
     assert wandb_server.requests.count("Runs") == 2           # page size 1: two pages
     assert "RunFullHistory" in wandb_server.requests           # the system stream only
@@ -65,6 +78,7 @@ def test_incremental_unchanged_and_growing_run(wandb_runs, wandb_server, tmp_pat
     result = fetch(mirror, "ent-y/proj-x", wandb_server.url)
     assert (result.unchanged, result.new, result.changed, result.snapshots) == (2, 0, 0, [])
     assert set(wandb_server.requests) <= {"Viewer", "GetDefaultEntity", "Runs"}
+    assert result.requests == len(wandb_server.requests)
     assert set(mirror.objects.ids()) == before
 
     run_b = next(r for r in wandb_server.runs if r["id"] == runs["B"]["id"])
@@ -77,6 +91,7 @@ def test_incremental_unchanged_and_growing_run(wandb_runs, wandb_server, tmp_pat
     result = fetch(mirror, "ent-y/proj-x", wandb_server.url)
     assert (result.unchanged, result.changed, result.errors) == (1, 1, [])
     assert not any(r.startswith("GET /files/") for r in wandb_server.requests)   # md5 unchanged
+    assert result.requests == len(wandb_server.requests)
     exp = f"wandb:ent-y/proj-x/{runs['B']['id']}"
     got = rows(mirror, "SELECT step, value FROM metrics WHERE exp_id=? AND name='loss' ORDER BY step", exp)
     assert got == [(0, 2.0), (10, 1.0), (20, 0.0), (30, -3.0), (40, -4.0)]

@@ -96,6 +96,7 @@ def fetch(path, resources, mirror_path, source, api_key, url, ignore, filename, 
         click.echo(f"{result.new} new, {result.changed} changed, {result.unchanged} unchanged, "
                    f"{result.failed} failed; {plural(result.objects_written, 'new object')} "
                    f"({plural(result.bytes_written, 'byte')} uncompressed) in {plural(result.requests, 'request')}"
+                   + (f" ({result.requests_note})" if result.requests_note else "")
                    + (f"; {plural(result.sampled_metrics, 'metric')} only sampled (see the metric_status table)"
                       if result.sampled_metrics else ""))
         for line in result.errors:

@@ -39,6 +39,7 @@ class FetchResult:
     objects_written: int = 0
     bytes_written: int = 0
     requests: int = 0
+    requests_note: str = ""        # how to read `requests` where part of them is not ours to see
     sampled_metrics: int = 0       # Comet metrics the mirror holds only a sample of
     snapshots: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)     # one line each

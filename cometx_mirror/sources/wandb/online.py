@@ -27,6 +27,7 @@ from ...store.refs import ref_part
 from .. import SourceError
 from .common import (FLOAT_TOKENS, SOURCE, artifact_label, b64md5_to_hex, exp_label, history_jsonl, iso_ms,
                      store_bytes, store_file, store_json)
+from .request_count import RequestCount
 
 HISTORY_PAGE_ROWS = 10_000     # rows per stored history object
 SCAN_PAGE_SIZE = 1_000         # rows per scan_history request
@@ -91,12 +92,22 @@ def connect(options):
     key = api_key(options, url)
     probe(url, key)
     import wandb
+    _quiet(wandb)
     try:
         api = wandb.Api(api_key=key, overrides={"base_url": url}, timeout=60)
     except Exception as e:   # wandb raises many types; keep the message, never the key
         raise SourceError(f"cannot open the W&B API at {host_of(url)}: "
                           f"{str(e).replace(key, '***').splitlines()[0]}") from None
     return api, host_of(url) or redact(url)      # the origin: never a password in refs or messages
+
+
+def _quiet(wandb) -> None:
+    """Keep wandb's own terminal lines ("2 of 2 files downloaded.") out of our output: set up
+    wandb silent (before wandb.Api() would set it up from the environment), and make its
+    terminal silent too where another part of this process set wandb up already."""
+    settings = wandb.Settings(silent=True)
+    wandb.setup(settings=settings)
+    wandb.termsetup(settings, None)
 
 
 # -- one run ------------------------------------------------------------------
@@ -253,6 +264,16 @@ def _parse_path(path: str) -> list[str]:
 
 def fetch_online(mirror, path: str, options, commit, result) -> None:
     parts = _parse_path(path)
+    count = RequestCount()
+    try:
+        with count.counting():
+            _fetch_online(mirror, parts, options, commit, result)
+    finally:
+        result.requests += count.total
+        result.requests_note = count.note()
+
+
+def _fetch_online(mirror, parts: list[str], options, commit, result) -> None:
     api, origin = connect(options)
     entity = parts[0]
     if len(parts) == 1:
