@@ -24,12 +24,18 @@ def build_mixed_mirror(seeded, folder: Path) -> Path:
     part0, part1 = run1_rows()
     write_part(pdir, "RUN-1", 0, part0)
     write_part(pdir, "RUN-1", 1, part1)
-    write_part(pdir, "RUN-2", 0, [row("RUN-2", "sys/id", "string", string_value="RUN-2"),
-                                  row("RUN-2", "sys/name", "string", string_value="second"),
-                                  row("RUN-2", "params/seed", "int", int_value=42)])
+    write_run2(exports, seed=42)
     write_files(exports / "files" / sanitize("ws/proj"))
     run_fetch(mirror, "neptune", str(exports), FetchOptions())
     return path
+
+
+def write_run2(exports: Path, seed: int) -> None:
+    """The second Neptune run of the export, its `params/seed` = seed."""
+    write_part(exports / "data" / sanitize("ws/proj"), "RUN-2", 0, [
+        row("RUN-2", "sys/id", "string", string_value="RUN-2"),
+        row("RUN-2", "sys/name", "string", string_value="second"),
+        row("RUN-2", "params/seed", "int", int_value=seed)])
 
 
 def index(path: Path, sql: str, args=()) -> list[tuple]:

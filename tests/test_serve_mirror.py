@@ -2,9 +2,11 @@
 W&B and Neptune data back from the read-only server; writes are refused; keys are enforced."""
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from cometx_mirror.server.mirror_access import KeyRequired
 from cometx_mirror.server.mirror_serve import serve_mirror
 from serve_mirror_fixtures import build_mixed_mirror, index
 
+SEMVER = re.compile(r"\d+\.\d+\.\d+")
 COMETX = str(Path(sys.executable).parent / "cometx")
 
 
@@ -178,3 +181,143 @@ def test_plot_writes_png_and_svg(mixed, seeded, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(main, ["plot", "--mirror", str(mixed), seeded.keys[0], "no-such-metric", "-o", str(png)])
     assert bad.exit_code == 1 and "no points" in bad.output and "Traceback" not in bad.output
+
+
+def _cometx_env(served, tmp_path, api_key="any") -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+    env.update(HOME=str(tmp_path), COMET_URL_OVERRIDE=served.clientlib_url, COMET_API_KEY=api_key,
+               COMET_ERROR_TRACKING_ENABLE="false", COMET_DISABLE_ANNOUNCEMENT="true")
+    return env
+
+
+def _stored(mixed, object_id) -> bytes:
+    from cometx_mirror.store.mirror import Mirror
+    return Mirror.open(mixed).objects.get_bytes(object_id)
+
+
+def test_artifacts_registry_models_and_panels_read_back_equal_to_the_index(mixed, api, tmp_path):
+    import zipfile
+    from cometx.api import API as CometxAPI
+    artifacts = index(mixed, "SELECT workspace, name, type FROM artifacts")
+    assert artifacts, "the fixture holds an artifact"
+    for ws, name, kind in artifacts:
+        listed = {a["name"]: a for a in api.get_artifact_list(ws)["artifacts"]}
+        assert listed[name]["type"] == kind
+        versions = index(mixed, "SELECT version, aliases, tags, metadata, experiment_key FROM artifact_versions "
+                                "WHERE workspace = ? AND artifact = ?", [ws, name])
+        details = api._client.get_artifact_details(workspace=ws, name=name)
+        assert sorted((v["version"], frozenset(v["alias"]), v["experimentKey"]) for v in details["versions"]) == \
+            sorted((v, frozenset(a), k) for v, a, _, _, k in versions)
+        for version, aliases, tags, metadata, key in versions:
+            if not SEMVER.fullmatch(version):
+                continue    # a W&B version (a digest): comet_ml's Artifact reads only x.y.z, the listing has it
+            art = api.get_artifact(ws, name, version=version)
+            assert (art.aliases, art.version_tags) == (frozenset(aliases), frozenset(tags))
+            assert art.metadata == (json.loads(metadata) if metadata else {})
+            assert art.source_experiment_key == key
+            files = index(mixed, "SELECT path, size, object_id, remote, link FROM artifact_files "
+                                 "WHERE workspace = ? AND artifact = ? AND version = ?", [ws, name, version])
+            assert sorted((a.logical_path, bool(a.remote), a.link if a.remote else None) for a in art.assets) == \
+                sorted((p, r, lk if r else None) for p, _, _, r, lk in files)
+            out = tmp_path / "art" / version
+            art.download(str(out), sync_mode=False)     # its remote file failed to sync when logged
+            for path, size, object_id, remote, _ in files:
+                if not remote:
+                    assert (out / path).read_bytes() == _stored(mixed, object_id)
+
+    models = index(mixed, "SELECT workspace, name, description FROM registry_models")
+    assert models, "the fixture holds a registry model"
+    for ws, name, description in models:
+        assert name in api.get_registry_model_names(ws)
+        details = api.get_registry_model_details(ws, name)
+        assert details["description"] == (description or "")
+        want = index(mixed, "SELECT version, stages, object_id FROM registry_versions WHERE workspace = ? "
+                            "AND model = ? ORDER BY version", [ws, name])
+        assert [(v["version"], v["stages"]) for v in details["versions"]] == [(v, s) for v, s, _ in want]
+        for version, _, zip_id in want:
+            out = tmp_path / "model" / version
+            api.download_registry_model(ws, name, version=version, output_path=str(out))
+            with zipfile.ZipFile(io.BytesIO(_stored(mixed, zip_id))) as zf:
+                for member in zf.namelist():
+                    assert (out / member).read_bytes() == zf.read(member)
+
+    panels = index(mixed, "SELECT workspace, panel_id, name, object_id FROM panels")
+    assert panels, "the fixture holds a panel"
+    cx = CometxAPI(cache=False)
+    for ws, panel_id, name, object_id in panels:
+        rows = {p["templateId"]: p for p in cx.get_panels(ws)}
+        assert rows[panel_id]["templateName"] == name
+        path = cx.download_panel_zip(panel_id, str(tmp_path / f"{panel_id}.zip"))
+        assert Path(path).read_bytes() == _stored(mixed, object_id)
+        assert cx.get_panel(panel_id)["templateName"] == name
+
+
+def _cometx_download(served, path, out, tmp_path, api_key="any") -> str:
+    done = subprocess.run([COMETX, "download", path, "-o", str(out), "-j", "1"],
+                          env=_cometx_env(served, tmp_path, api_key),
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def test_cometx_download_writes_models_and_panels(served, mixed, tmp_path):
+    out = tmp_path / "out"
+    paths = [f"{ws}/model-registry/{name}" for ws, name in index(mixed, "SELECT workspace, name FROM registry_models")]
+    paths += sorted({f"{ws}/panels" for (ws,) in index(mixed, "SELECT workspace FROM panels")})
+    for path in paths:
+        said = _cometx_download(served, path, out, tmp_path)
+        assert "aborted" not in said, said
+    for ws, name, zip_id in index(mixed, "SELECT workspace, model, object_id FROM registry_versions"):
+        import zipfile
+        with zipfile.ZipFile(io.BytesIO(_stored(mixed, zip_id))) as zf:
+            for member in zf.namelist():
+                assert (out / ws / "model-registry" / name / member).read_bytes() == zf.read(member)
+    for ws, panel_id, object_id in index(mixed, "SELECT workspace, panel_id, object_id FROM panels"):
+        assert (out / ws / "panels" / f"panel-{panel_id}.zip").read_bytes() == _stored(mixed, object_id)
+
+
+def test_cometx_download_of_an_artifact_says_what_comet_says(served, seeded, mixed, tmp_path):
+    """The seeded artifact's remote file failed to sync when logged, and cometx download stops at
+    it: the served mirror answers the same as the server it was fetched from."""
+    (ws, name), = index(mixed, "SELECT workspace, name FROM artifacts WHERE source = 'comet'")
+    from_mirror = _cometx_download(served, f"{ws}/artifacts/{name}", tmp_path / "a", tmp_path)
+    from_comet = _cometx_download(seeded, f"{ws}/artifacts/{name}", tmp_path / "b", tmp_path, seeded.api_key)
+    assert "big.parquet" in from_mirror
+    assert from_mirror.replace(served.url, "URL") == from_comet.replace(seeded.url, "URL")
+
+
+def test_an_older_snapshot_is_served_with_its_values(mixed, tmp_path):
+    """A value changed by a later fetch: --snapshot of the earlier fetch serves the old value."""
+    import shutil
+    from cometx_mirror.store.mirror import Mirror
+    from cometx_mirror.sync.fetch import FetchOptions, run_fetch
+    from serve_mirror_fixtures import write_run2
+    path = tmp_path / "mirror"
+    shutil.copytree(mixed, path)
+    exports = mixed.parent / "exports"
+    before = [e["new"] for e in Mirror.open(path).refs.log_entries() if "neptune" in e.get("ref", "")]
+    shutil.copytree(exports, tmp_path / "exports")
+    write_run2(tmp_path / "exports", seed=43)
+    run_fetch(Mirror.open(path), "neptune", str(tmp_path / "exports"), FetchOptions())
+    (key, param, value), = index(path, "SELECT experiment_key, p.name, p.value FROM experiments JOIN params p "
+                                       "USING (exp_id) WHERE source = 'neptune' AND p.name LIKE '%seed'")
+    assert value == "43"
+
+    def seed_served(**kw) -> str:
+        handle = serve_mirror(str(path), **kw)
+        try:
+            r = requests.get(handle.url + "/api/rest/v2/experiment/parameters", params={"experimentKey": key},
+                             headers={"Authorization": "k"}, timeout=10)
+            return {p["name"]: p["valueCurrent"] for p in r.json()["values"]}[param]
+        finally:
+            handle.stop()
+    assert seed_served() == "43"
+    assert seed_served(snapshot=before[-1][:12]) == "42"
+
+
+def test_a_bad_snapshot_id_is_one_line_and_a_non_zero_exit(mixed):
+    from click.testing import CliRunner
+    from cometx_mirror.cli import main
+    r = CliRunner().invoke(main, ["serve", "--mirror", str(mixed), "--snapshot", "0000nosuch"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert r.output.strip().count("\n") == 0 and "no such snapshot" in r.output, r.output

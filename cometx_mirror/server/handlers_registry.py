@@ -286,7 +286,7 @@ def _registry_model(state: State, req: Request, ws: Optional[str], name: Optiona
 
 
 def _registry_version_view(version: dict) -> dict:
-    return {k: (list(v) if isinstance(v, list) else v) for k, v in version.items() if k != "assetIds"}
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in version.items() if k not in ("assetIds", "zip")}
 
 
 def _registry_summary(model: dict) -> dict:
@@ -565,6 +565,9 @@ def registry_download(req: Request):
     with state.lock:
         model = _registry_model(state, req, req.arg("workspaceName"), req.arg("modelName"))
         version = _registry_version(model, req.arg("version"), req.arg("stage"))
+        if version.get("zip"):      # a mirror keeps the zip the source answered: those bytes
+            return Response(body=state.blobs.iter(version["zip"]), length=state.blobs.size(version["zip"]),
+                            content_type="application/octet-stream")
         exp = state.data["experiments"].get(version["experimentModel"]["experimentKey"])
         assets = [exp["assets"][a] for a in version["assetIds"] if exp and a in exp["assets"]]
     return Response(body=model_zip(state, assets), content_type="application/octet-stream")

@@ -134,7 +134,7 @@ class _Data(Mapping):
         if name == "experiments":
             return self._experiments
         if name in ("artifacts", "registry", "panels"):
-            return {}           # not served from a mirror yet (docs/serve.md)
+            return self._state.workspace_things()[name]
         if name == "seq":
             return 0
         return self._state.catalog()[name]
@@ -164,6 +164,7 @@ class MirrorState:
         self._index = mirror.index_path
         self._tmp: Optional[str] = None
         self._catalog: Optional[dict] = None
+        self._things: Optional[dict] = None
         self._seen: Optional[tuple] = None
         self._heavy: OrderedDict[str, ExperimentRecord] = OrderedDict()
         if snapshot:
@@ -232,6 +233,7 @@ class MirrorState:
                     from ..sync.browse import catch_up
                     catch_up(self.mirror)       # what ls does: the index up to the refs
                 self._catalog = self._read_catalog()
+                self._things = None
                 self._heavy.clear()
                 self._seen = seen
             return self._catalog
@@ -246,6 +248,7 @@ class MirrorState:
                 "ended_at, updated_at, state, archived, extra FROM experiments "
                 "ORDER BY created_at NULLS LAST, experiment_key").fetchall()
             # Others are few and listings read them (an experiment's name is its "Name" other).
+            workspace_rows = con.execute("SELECT DISTINCT workspace FROM workspaces ORDER BY workspace").fetchall()
             other_rows = con.execute("SELECT exp_id, name, value, timestamp FROM others "
                                      "ORDER BY exp_id, name").fetchall()
         workspaces: dict[str, dict] = {}
@@ -264,6 +267,8 @@ class MirrorState:
 
         for source, ws, name, description, notes, public, created, extra in project_rows:
             project(ws, name, ms(created), description, notes, public)
+        for (ws,) in workspace_rows:        # a workspace may hold only artifacts, models or panels
+            workspaces.setdefault(ws, {"name": ws, "workspaceId": stable_id("ws", ws), "createdAt": None})
         keys = [r[4] for r in exp_rows]
         counts: dict[str, int] = {}
         for k in keys:
@@ -286,7 +291,8 @@ class MirrorState:
                 "archived": bool(archived), "running": state == "running", "hasCrashed": state == "crashed",
                 "throttle": False, "error": None, "filePath": extra.get("filePath"),
                 "fileName": extra.get("fileName"), "optimizationId": extra.get("optimizationId"),
-                "offline": False, "others": others.get(exp_id, {}), "_exp_id": exp_id, "_source": source, "_state": state,
+                "offline": False, "others": others.get(exp_id, {}), "_exp_id": exp_id, "_source": source,
+                "_key": key, "_state": state,
             }
             p["lastUpdated"] = max(filter(None, [p["lastUpdated"], ms(updated or ended or created)]), default=None)
             record = ExperimentRecord(header, self._load_heavy)
@@ -294,6 +300,28 @@ class MirrorState:
             by_exp_id[exp_id] = record
         return {"workspaces": workspaces, "projects": projects, "experiments": experiments,
                 "by_exp_id": by_exp_id}
+
+    def workspace_things(self) -> dict:
+        """Artifacts, registry models and panels (server/mirror_workspace.py), read once per index."""
+        from .mirror_workspace import read_workspace_things, zip_member_text
+        with self.lock:
+            catalog = self.catalog()
+            if self._things is None:
+                by_source_key = {(e["_source"], e["_key"]): e for e in catalog["experiments"].values()}
+
+                def served_key(source, key):
+                    e = by_source_key.get((source, key))
+                    return e["experimentKey"] if e else None
+
+                def exp_id_of(source, key):
+                    e = by_source_key.get((source, key))
+                    return e["_exp_id"] if e else None
+
+                def blob_text(object_id, member):
+                    return zip_member_text(self.blobs.get(object_id), member)
+                with self.connect() as con:
+                    self._things = read_workspace_things(con, served_key, exp_id_of, blob_text)
+            return self._things
 
     def _load_heavy(self, record: ExperimentRecord) -> dict:
         exp_id = record["_exp_id"]
@@ -408,6 +436,10 @@ def read_experiment(state: MirrorState, exp_id: str, key: str) -> dict:
             "link": link, "tags": extra.get("tags") or [], "experimentKey": key, "etag": None,
             "groupingName": extra.get("groupingName"), "extension": file_name.rpartition(".")[2] or None,
             "seq": i, "blob": object_id}
+        grouping = out["assets"][asset_id]["groupingName"]
+        if kind == "model-element" and grouping and grouping not in out["models"]:
+            from .mirror_workspace import experiment_model_id
+            out["models"][grouping] = experiment_model_id(exp_id, grouping)
     return out
 
 
