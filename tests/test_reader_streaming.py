@@ -92,3 +92,80 @@ def test_a_summary_value_then_a_key_under_it_merge_as_before():
     second.summary.update.add(nested_key=["opt", "lr"], value_json="0.1")
     log = fold(write_log([first.SerializeToString(), second.SerializeToString()]))
     assert log.summary == {"opt": {"m": 0.8, "lr": 0.1}}
+
+
+def _odd_records() -> list[bytes]:
+    """History records of every shape the bulk path must hand back or read exactly."""
+    from wandb.proto import wandb_internal_pb2 as pb
+    out = []
+    for step in range(40):
+        rec = pb.Record()
+        h = rec.history
+        shape = step % 8
+        items = [("_step", str(step)), ("_timestamp", f"{1700000000 + step}.25")]
+        items += [("loss", ["0.5", "7", "-0", "NaN", "-Infinity", "1e-07", "123456789012345678", "true"][shape])]
+        items += [("epoch", "2.0" if shape < 4 else "3")]
+        if shape == 1:
+            items.append(("note", '"a {string}"'))
+        if shape == 2:
+            items.append(("nothing", "null"))
+        for key, value in items:
+            it = h.item.add()
+            if shape == 3:
+                it.key = key                      # the legacy writer
+            else:
+                it.nested_key.append(key)
+            it.value_json = value
+        if shape == 4:
+            it = h.item.add()
+            it.nested_key.extend(["train", "acc"])   # a nested key
+            it.value_json = "0.25"
+        if shape == 5:
+            it = h.item.add()
+            it.nested_key.append("typed")
+            it.integer = 11                      # a typed value, no JSON
+        if shape == 6:
+            it = h.item.add()
+            it.nested_key.append("loss")         # the same key twice
+            it.value_json = "0.75"
+        if shape == 7:
+            del h.item[0]                         # no _step item: the record's step
+            h.step.num = step
+            it = h.item.add()
+            it.nested_key.append("opt")
+            it.value_json = '{"lr": 0.1}'         # a dict value: nested metrics
+        rec.num = step + 1
+        out.append(rec.SerializeToString())
+    return out
+
+
+def test_bulk_path_gives_the_row_mappings_points_for_every_shape(monkeypatch):
+    from test_wandb_records import write_log
+    from cometx_mirror.sources.wandb.records import iter_history
+    data = write_log(_odd_records())
+    eager = normalize._metrics(normalize.RunState(run={}, history=fold(data).history))[0]
+    for size in (5, 1 << 16):                    # a batch per record or two; one batch
+        monkeypatch.setattr(metric_stream, "BATCH_POINTS", size)
+        state = normalize.RunState(run={}, history_records=lambda: iter_history(data))
+        streamed = normalize._metrics(state)[0].whole()
+        for column in ("name", "step", "epoch", "timestamp", "text", "context"):
+            assert getattr(streamed, column) == getattr(eager, column), (size, column)
+        assert [json.dumps(v) for v in streamed.value] == [json.dumps(v) for v in eager.value]
+    assert {"7", "0", "true", "11"} <= set(eager.text)
+    assert {"train.acc", "opt.lr", "typed"} <= set(eager.name)
+
+
+def test_log_reader_resumes_at_the_last_whole_record_reading_only_the_tail():
+    from test_wandb_records import record, write_log
+    from cometx_mirror.sources.wandb.records import BLOCK, LogReader
+    import io
+    first = [record(history=[("_step", str(i)), ("loss", "0.5" * 40)]) for i in range(3000)]
+    grown = write_log(first + [record(history=[("_step", str(i))]) for i in range(3000, 3010)])
+    old = LogReader(io.BytesIO(write_log(first)))
+    assert len(list(old)) == 3000
+    torn = grown[:-3]                             # the grown log, its last record torn
+    tail = LogReader(io.BytesIO(torn), start=old.complete_end)
+    assert len(list(tail)) == 9
+    assert tail.bytes_read <= len(torn) - old.complete_end + BLOCK < len(torn) // 10
+    again = LogReader(io.BytesIO(grown), start=tail.complete_end)
+    assert len(list(again)) == 1 and again.complete_end == len(grown)

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ... import model
-from ...metric_stream import BatchBuilder, MetricStream
+from ... import metric_stream
+from ...metric_stream import MetricStream
 from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment, Metrics, Other, Param, Text
 from .. import normalizer
 from .records import _loads
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
+from .history_columns import stream_points
 from .records import fold, history_row, iter_history
 
 
@@ -181,19 +183,22 @@ def _record_points(r, out: Metrics) -> bool:
     step, ts, epoch = _row_axes(axes)
     add = out.add
     for name, text in zip(names, texts):
-        if _NUMBER.fullmatch(text):
-            if "." in text or "e" in text or "E" in text:
-                add(name, float(text), step, epoch, ts)
-            else:
-                number = int(text)
-                add(name, float(number), step, epoch, ts, None, str(number))
-        elif text in _NON_FINITE:
-            add(name, _NON_FINITE[text], step, epoch, ts)
-        else:
-            point = _point(_loads(text))
-            if point is not None:
-                add(name, point[0], step, epoch, ts, None, point[1])
+        point = _text_point(text)
+        if point is not None:
+            add(name, point[0], step, epoch, ts, None, point[1])
     return True
+
+
+def _text_point(text: str) -> tuple[float, str | None] | None:
+    """(double, exact text or None) of a history value's JSON text; None when it is no number."""
+    if _NUMBER.fullmatch(text):
+        if "." in text or "e" in text or "E" in text:
+            return float(text), None
+        number = int(text)
+        return float(number), str(number)
+    if text in _NON_FINITE:
+        return _NON_FINITE[text], None
+    return _point(_loads(text))
 
 
 def _system_points(state: RunState, out: Metrics) -> None:
@@ -210,14 +215,19 @@ def _system_points(state: RunState, out: Metrics) -> None:
 
 def _stream(state: RunState):
     """The points of an offline run, a batch at a time, read again from its log."""
-    builder = BatchBuilder()
-    for r in state.history_records():
-        if not _record_points(r, builder.batch):
-            _row_points(history_row(r), builder.batch, None)
-        if builder.full():
-            yield builder.take()
-    _system_points(state, builder.batch)
-    yield builder.take()
+    last = None
+    for batch in stream_points(state.history_records(), _row_axes, _text_point, _slow_points,
+                               metric_stream.BATCH_POINTS):
+        if last is not None:
+            yield last
+        last = batch
+    _system_points(state, last)       # the system samples close the last batch
+    yield last
+
+
+def _slow_points(r, out: Metrics) -> None:
+    if not _record_points(r, out):
+        _row_points(history_row(r), out, None)
 
 
 def _metrics(state: RunState) -> tuple[Metrics, dict[str, dict]]:
@@ -299,7 +309,8 @@ def to_experiment(manifest: dict, state: RunState, files: dict, texts: dict) -> 
 
 def offline_state(mirror, manifest: dict) -> RunState:
     log_id, log_name = manifest["log"]["object"], manifest.get("log_name", "run.wandb")
-    log = fold(mirror.objects.get_bytes(log_id), log_name, history=False)
+    with mirror.objects.open(log_id) as stream:     # never the whole log in memory
+        log = fold(stream, log_name, history=False)
     run = dict(log.run)
     start = run.get("start_time")
     if log.exit is not None:
@@ -318,8 +329,13 @@ def offline_state(mirror, manifest: dict) -> RunState:
     if not summary and "wandb-summary.json" in manifest.get("files", {}):
         summary = _json_object(mirror, manifest["files"]["wandb-summary.json"])
     return RunState(run=run, config=log.config, summary=summary, system=log.system, metadata=metadata,
-                    history_records=lambda: iter_history(mirror.objects.get_bytes(log_id), log_name),
+                    history_records=lambda: _history_records(mirror, log_id, log_name),
                     media_rows=log.media_rows)
+
+
+def _history_records(mirror, log_id: str, log_name: str):
+    with mirror.objects.open(log_id) as stream:
+        yield from iter_history(stream, log_name)
 
 
 def _json_object(mirror, entry: dict) -> dict:

@@ -85,11 +85,27 @@ def _store_files(mirror, folder: Path, missing: list[str]) -> dict:
     return dict(sorted(files.items()))
 
 
+class _Prefix:
+    """The first `size` bytes of a binary file, as a readable stream."""
+
+    def __init__(self, f, size: int):
+        self.f, self.left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+
 def read_run(mirror, folder: Path, names: OfflineNames) -> OfflineRun:
     """Store one run folder's raw data and build its manifest (raises CorruptLog)."""
     log_path = _log_file(folder)
-    data = log_path.read_bytes()
-    log = fold(data, f"{folder.name}/{log_path.name}", history=False)   # rows counted, not kept
+    # Stored first, then folded from the file (never whole in memory), up to the size stored:
+    # a live run grows meanwhile, and the count must describe the object the manifest names.
+    log_id, log_size = store_file(mirror, log_path)
+    with open(log_path, "rb") as f:
+        log = fold(_Prefix(f, log_size), f"{folder.name}/{log_path.name}", history=False)  # rows counted
     run = log.run
     run_id = run.get("id") or log_path.stem[len("run-"):]
     workspace, project = names.name(run.get("entity"), run.get("project"))
@@ -104,9 +120,10 @@ def read_run(mirror, folder: Path, names: OfflineNames) -> OfflineRun:
     manifest = {
         "type": "experiment", "normalizer": "wandb-offline/1", "source": SOURCE,
         "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,
-        "log_name": log_path.name, "log": store_bytes(mirror, data), "files": files, "texts": texts,
+        "log_name": log_path.name, "log": {"object": log_id, "size": log_size}, "files": files,
+        "texts": texts,
         # how much the run holds: a later fetch never replaces it with less (sync/shrink.py)
-        "extent": {"log_bytes": len(data), "points": log.history_rows},
+        "extent": {"log_bytes": log_size, "points": log.history_rows},
     }
     if missing:
         manifest["missing_files"] = missing

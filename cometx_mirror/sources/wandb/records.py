@@ -10,12 +10,13 @@ Each reassembled payload is one `wandb_internal_pb2.Record`.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 BLOCK = 32768
 HEADER = 7
@@ -32,17 +33,103 @@ class CorruptLog(Exception):
         self.name, self.offset, self.reason = name, offset, reason
 
 
-def _crc(kind: int, payload: bytes) -> int:
-    return zlib.crc32(payload, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
+# CRC-32 of each chunk type byte: the running value a chunk's checksum starts from
+_TYPE_CRC = [zlib.crc32(bytes([kind])) for kind in range(5)]
+READ_BLOCKS = 32      # a reader holds at most this many blocks (1 MiB) of the log at a time
 
 
-def iter_payloads(buf: bytes, name: str = "run.wandb") -> Iterator[tuple[int, bytes]]:
-    """Yield (offset, payload) for each logical record.
+def _read_full(stream: BinaryIO, n: int) -> bytes:
+    """Up to n bytes, fewer only at the end (a stream may hand out less per read)."""
+    data = stream.read(n)
+    if len(data) == n or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n and (more := stream.read(n - got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
-    A short chunk header or payload at the very end is a torn tail (a live run
-    mid-flush, or a crash) and ends the scan quietly; anything else that does not
-    check out raises CorruptLog with the offset.
+
+class LogReader:
+    """Frames the records of a log read from a binary stream, a few blocks at a time.
+
+    Memory is bounded by READ_BLOCKS blocks plus the record being reassembled.
+    `start` resumes at a record boundary an earlier read reported as `complete_end`
+    (it must not be in a block trailer); after iterating, `complete_end` is the byte
+    just past the last whole record and `bytes_read` how much of the stream was read.
     """
+
+    def __init__(self, stream: BinaryIO, name: str = "run.wandb", start: int = 0):
+        self.stream, self.name, self.start = stream, name, start
+        self.complete_end = start
+        self.bytes_read = 0
+
+    def _chunks(self) -> Iterator[tuple[int, bytes]]:
+        """(file offset, data) of block-aligned reads, from the block holding `start`."""
+        base = self.start - self.start % BLOCK
+        if base:
+            self.stream.seek(base)
+        while data := _read_full(self.stream, BLOCK * READ_BLOCKS):
+            self.bytes_read += len(data)
+            yield base, data
+            base += len(data)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        """Yield (offset, payload) per logical record; see iter_payloads."""
+        name, crc32, unpack = self.name, zlib.crc32, CHUNK_HEADER.unpack_from
+        pending: list | None = None
+        pending_at = 0
+        for base, buf in self._chunks():
+            end = len(buf)
+            pos = self.start - base if base <= self.start else 0
+            if base == 0 and self.start == 0:
+                _check_file_header(buf, name)
+                pos = HEADER
+            while pos < end:
+                left = BLOCK - pos % BLOCK
+                if left < HEADER:                    # block trailer: zero padding
+                    pos += left
+                    continue
+                if pos + HEADER > end:
+                    return                           # torn tail
+                crc, length, kind = unpack(buf, pos)
+                if crc == 0 and length == 0 and kind == 0:
+                    stop = min(end, pos + left)
+                    if buf.count(0, pos, stop) == stop - pos:
+                        pos += left                  # zero-filled rest of a block (preallocated)
+                        continue
+                    raise CorruptLog(name, base + pos, "empty chunk header before data")
+                if kind > LAST or kind < FULL or HEADER + length > left:
+                    raise CorruptLog(name, base + pos, f"bad chunk header (type {kind}, length {length})")
+                if pos + HEADER + length > end:
+                    return                           # torn tail
+                payload = buf[pos + HEADER:pos + HEADER + length]
+                if crc32(payload, _TYPE_CRC[kind]) != crc:
+                    raise CorruptLog(name, base + pos, "checksum mismatch")
+                at, pos = base + pos, pos + HEADER + length
+                if kind == FULL:
+                    if pending is not None:
+                        raise CorruptLog(name, at, "record starts inside a fragmented record")
+                    self.complete_end = base + pos
+                    yield at, payload
+                elif kind == FIRST:
+                    if pending is not None:
+                        raise CorruptLog(name, at, "record starts inside a fragmented record")
+                    pending, pending_at = [payload], at
+                elif pending is None:
+                    raise CorruptLog(name, at, "continuation chunk without a first chunk")
+                else:
+                    pending.append(payload)
+                    if kind == LAST:
+                        whole, pending = b"".join(pending), None
+                        self.complete_end = base + pos
+                        yield pending_at, whole
+        if self.start == 0 and not self.bytes_read:
+            raise CorruptLog(name, 0, "shorter than the file header")
+
+
+def _check_file_header(buf: bytes, name: str) -> None:
     if len(buf) < HEADER:
         raise CorruptLog(name, 0, "shorter than the file header")
     ident, magic, version = FILE_HEADER.unpack_from(buf, 0)
@@ -50,44 +137,22 @@ def iter_payloads(buf: bytes, name: str = "run.wandb") -> Iterator[tuple[int, by
         raise CorruptLog(name, 0, "not a W&B record log")
     if version != 0:
         raise CorruptLog(name, 6, f"unknown log version {version}")
-    pos, pending, pending_at = HEADER, None, 0
-    end = len(buf)
-    while pos < end:
-        left = BLOCK - pos % BLOCK
-        if left < HEADER:                    # block trailer: zero padding
-            pos += left
-            continue
-        if pos + HEADER > end:
-            return                           # torn tail
-        crc, length, kind = CHUNK_HEADER.unpack_from(buf, pos)
-        if crc == 0 and length == 0 and kind == 0:
-            if not any(buf[pos:min(end, pos + left)]):
-                pos += left                  # zero-filled rest of a block (preallocated)
-                continue
-            raise CorruptLog(name, pos, "empty chunk header before data")
-        if kind not in (FULL, FIRST, MIDDLE, LAST) or HEADER + length > left:
-            raise CorruptLog(name, pos, f"bad chunk header (type {kind}, length {length})")
-        payload = buf[pos + HEADER:pos + HEADER + length]
-        if len(payload) < length:
-            return                           # torn tail
-        if _crc(kind, payload) != crc:
-            raise CorruptLog(name, pos, "checksum mismatch")
-        at, pos = pos, pos + HEADER + length
-        if kind == FULL:
-            if pending is not None:
-                raise CorruptLog(name, at, "record starts inside a fragmented record")
-            yield at, payload
-        elif kind == FIRST:
-            if pending is not None:
-                raise CorruptLog(name, at, "record starts inside a fragmented record")
-            pending, pending_at = bytearray(payload), at
-        elif pending is None:
-            raise CorruptLog(name, at, "continuation chunk without a first chunk")
-        else:
-            pending += payload
-            if kind == LAST:
-                yield pending_at, bytes(pending)
-                pending = None
+
+
+def _stream(source) -> BinaryIO:
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+
+
+def iter_payloads(source, name: str = "run.wandb") -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, payload) for each logical record of a log (bytes or a binary stream).
+
+    A short chunk header or payload at the very end is a torn tail (a live run
+    mid-flush, or a crash) and ends the scan quietly; anything else that does not
+    check out raises CorruptLog with the offset.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)) and len(source) < HEADER:
+        raise CorruptLog(name, 0, "shorter than the file header")
+    return iter(LogReader(_stream(source), name))
 
 
 def _pb():
@@ -146,8 +211,8 @@ def _history_value(item) -> Any:
 def _put(target: dict, path: list[str], value: Any) -> None:
     for part in path[:-1]:
         nxt = target.get(part)
-        if type(nxt) is _Pending:
-            nxt = target[part] = _loads(nxt.text)
+        if type(nxt) is str:
+            nxt = target[part] = _loads(nxt)
         if not isinstance(nxt, dict):
             nxt = target[part] = {}
         target = nxt
@@ -157,8 +222,8 @@ def _put(target: dict, path: list[str], value: Any) -> None:
 def _drop(target: dict, path: list[str]) -> None:
     for part in path[:-1]:
         parent, target = target, target.get(part)
-        if type(target) is _Pending:
-            target = parent[part] = _loads(target.text)
+        if type(target) is str:
+            target = parent[part] = _loads(target)
         if not isinstance(target, dict):
             return
     target.pop(path[-1], None)
@@ -171,22 +236,28 @@ def _ts_ms(ts) -> int | None:
     return ts.seconds * 1000 + ts.nanos // 1_000_000
 
 
-class _Pending:
-    """A summary value kept as its JSON text until the log ends: wandb-core rewrites the
-    summary beside every history row, and only the last value of each key is kept."""
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
-
+# A summary value is kept as its JSON text (a str) until the log ends: wandb-core rewrites the
+# summary beside every history row, and only the last value of each key is kept.  The summary
+# tree holds nothing but dicts and such texts (a text is decoded when a key is put under it),
+# so a str in it is always a value still to decode.
 
 def _resolve(tree: dict) -> dict:
     for key, value in tree.items():
-        if type(value) is _Pending:
-            tree[key] = _loads(value.text)
+        if type(value) is str:
+            tree[key] = _loads(value)
         elif isinstance(value, dict):
             _resolve(value)
     return tree
+
+
+def _put_texts(target: dict, items) -> None:
+    """Summary updates, their values kept as text; a one-part key (nearly all) takes the short way."""
+    for it in items:
+        nested = it.nested_key
+        if len(nested) == 1:
+            target[nested[0]] = it.value_json
+        else:
+            _put(target, _key_path(it), it.value_json)
 
 
 # -- reading history records without decoding them ----------------------------
@@ -216,6 +287,12 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def is_history(payload: bytes) -> bool:
     """Whether a payload is a history record, from its top-level field tags alone
     (True for bytes that do not parse, so that decoding them reports the damage)."""
+    if payload[:1] == b"\x08":              # `num` first, as the writers put it: history is next
+        pos = 1
+        while pos < len(payload) and payload[pos] & 0x80:
+            pos += 1
+        if payload[pos + 1:pos + 2] == b"\x12":
+            return True
     pos, end = 0, len(payload)
     try:
         while pos < end:
@@ -305,12 +382,13 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
         log.media_rows.append(row)
 
 
-def fold(buf: bytes, name: str = "run.wandb", history: bool = True) -> RunLog:
-    """Fold a log in one pass; with history=False the rows are counted, not kept (see RunLog)."""
+def fold(source, name: str = "run.wandb", history: bool = True) -> RunLog:
+    """Fold a log (bytes or a binary stream) in one pass; with history=False the rows are
+    counted, not kept (see RunLog), and memory does not grow with them."""
     from google.protobuf.json_format import MessageToDict
     pb = _pb()
     log = RunLog()
-    for offset, payload in iter_payloads(buf, name):
+    for offset, payload in iter_payloads(source, name):
         rec = pb.Record()
 
         def decode(rec=rec, payload=payload, offset=offset):
@@ -344,15 +422,16 @@ def fold(buf: bytes, name: str = "run.wandb", history: bool = True) -> RunLog:
             log._seen(start)
             for it in r.config.update:
                 _put(log.config, _key_path(it), _loads(it.value_json))
-            for it in r.summary.update:
-                _put(log.summary, _key_path(it), _Pending(it.value_json))
-        elif kind in ("config", "summary"):
-            target = log.config if kind == "config" else log.summary
-            for it in r.update:
-                value = it.value_json
-                _put(target, _key_path(it), _loads(value) if kind == "config" else _Pending(value))
+            _put_texts(log.summary, r.summary.update)
+        elif kind == "summary":
+            _put_texts(log.summary, r.update)
             for it in r.remove:
-                _drop(target, _key_path(it))
+                _drop(log.summary, _key_path(it))
+        elif kind == "config":
+            for it in r.update:
+                _put(log.config, _key_path(it), _loads(it.value_json))
+            for it in r.remove:
+                _drop(log.config, _key_path(it))
         elif kind == "history":
             row = history_row(r)
             _see_row(log, row)
@@ -393,10 +472,10 @@ def fold(buf: bytes, name: str = "run.wandb", history: bool = True) -> RunLog:
     return log
 
 
-def iter_history(buf: bytes, name: str = "run.wandb") -> Iterator[Any]:
-    """Each HistoryRecord of a log, in order, decoding nothing else."""
+def iter_history(source, name: str = "run.wandb") -> Iterator[Any]:
+    """Each HistoryRecord of a log (bytes or a binary stream), in order, decoding nothing else."""
     pb = _pb()
-    for offset, payload in iter_payloads(buf, name):
+    for offset, payload in iter_payloads(source, name):
         if not is_history(payload):
             continue
         rec = pb.Record()
