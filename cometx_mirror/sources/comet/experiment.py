@@ -11,10 +11,12 @@ downloaded again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -79,37 +81,51 @@ class ExperimentFetch:
 
 
 class AssetCache:
-    """origin/assetId -> object id, appended as assets land, so a fetch killed before its
-    manifest was written does not download those assets again.  Only a cache: entries
-    whose object is gone are ignored."""
+    """assetId -> object id of the assets already downloaded, kept per experiment in a small
+    JSONL file appended as assets land, so a fetch killed before its snapshot was committed
+    does not download those assets again.  One file per origin and experiment, read only
+    while that experiment is fetched: memory follows the experiments in flight, not the
+    mirror's size.  Only a cache: entries whose object is gone are ignored."""
 
     def __init__(self, mirror: Mirror, origin: str):
-        self.path = mirror.root / "cache" / "comet-assets.jsonl"
+        self.folder = mirror.root / "cache" / "comet-assets"
         self.origin = origin
         self.mirror = mirror
+
+    def experiment(self, experiment_key: str) -> "ExperimentAssetCache":
+        name = hashlib.sha256(f"{self.origin}/{experiment_key}".encode()).hexdigest()[:40]
+        return ExperimentAssetCache(self.mirror, self.folder / name[:2] / f"{name}.jsonl")
+
+
+class ExperimentAssetCache:
+    """One experiment's entries of the AssetCache; put() is safe from several threads."""
+
+    def __init__(self, mirror: Mirror, path: Path):
+        self.mirror = mirror
+        self.path = path
         self._lock = threading.Lock()
         self._map: dict[str, tuple[str, int]] = {}
         try:
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                    self._map[row["k"]] = (row["o"], row["s"])
-                except (ValueError, KeyError):
-                    continue   # a torn last line after a crash
+            with open(path) as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                        self._map[row["k"]] = (row["o"], row["s"])
+                    except (ValueError, KeyError):
+                        continue   # a torn last line after a crash
         except FileNotFoundError:
             pass
 
-    def get(self, asset_key: str) -> tuple[str, int] | None:
-        hit = self._map.get(f"{self.origin}/{asset_key}")
+    def get(self, asset_id: str) -> tuple[str, int] | None:
+        hit = self._map.get(asset_id)
         return hit if hit and self.mirror.objects.intact(hit[0]) else None
 
-    def put(self, asset_key: str, object_id: str, size: int) -> None:
-        key = f"{self.origin}/{asset_key}"
+    def put(self, asset_id: str, object_id: str, size: int) -> None:
         with self._lock:
-            self._map[key] = (object_id, size)
+            self._map[asset_id] = (object_id, size)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
-                f.write(json.dumps({"k": key, "o": object_id, "s": size}) + "\n")
+                f.write(json.dumps({"k": asset_id, "o": object_id, "s": size}) + "\n")
 
 
 class ExperimentFetcher:
@@ -159,6 +175,7 @@ class ExperimentFetcher:
 
     def fetch(self, listing: dict, workspace: str, project: str, previous: dict | None) -> ExperimentFetch:
         key = listing["experimentKey"]
+        cache = self.cache.experiment(key)
         out = ExperimentFetch("", "new" if previous is None else "unchanged")
         metadata = self._put(canonical.dumps(listing), out)
         listing_changed = previous is None or previous.get("metadata", {}).get("object") != metadata["object"]
@@ -176,16 +193,20 @@ class ExperimentFetcher:
         downloads = {}
         if "asset_list" in pending:       # start the downloads while the other requests run
             self._record("asset_list", pending.pop("asset_list").result(), resources, texts, out)
-            downloads = self._start_downloads(key, resources["asset_list"]["object"], assets)
+            downloads = self._start_downloads(key, resources["asset_list"]["object"], assets, cache)
         elif "asset_list" in resources and "asset_list" in self.wanted:
-            downloads = self._start_downloads(key, resources["asset_list"]["object"], assets)
-        fresh = {}
-        for name, job in pending.items():
-            fresh[name] = job.result()
-            self._record(name, fresh[name], resources, texts, out)
+            downloads = self._start_downloads(key, resources["asset_list"]["object"], assets, cache)
+        # each answer is stored and let go at once: only the metric names' counts are kept
+        # (below, to tell a sample), so an experiment holds one answer at a time, not all
+        fresh: dict[str, Any] = {}
+        for name in list(pending):
+            body = pending.pop(name).result()
+            self._record(name, body, resources, texts, out)
+            fresh[name] = _metric_counts(body) if name == "metrics" else True
+            del body
         parts = self._full_metric_parts(key, resources, fresh, out)
         if parts is not None:
-            downloads.update(self._start_part_downloads(key, parts, assets, downloads))
+            downloads.update(self._start_part_downloads(key, parts, assets, downloads, cache))
         self._finish_downloads(downloads, assets, out)
         if parts is not None:
             out.sampled = [name for name, files in parts.items()
@@ -200,16 +221,15 @@ class ExperimentFetcher:
             out.status = "changed"
         return out
 
-    def _full_metric_parts(self, key: str, resources: dict, fresh: dict,
+    def _full_metric_parts(self, key: str, resources: dict, fresh: dict[str, Any],
                            out: ExperimentFetch) -> dict[str, list[dict]] | None:
         """The total-fidelity files of each metric that may be sampled (see full_metrics),
         or None when no metric may be.  When the full asset list names none for such a
         metric, the files are asked for by type (a Comet may list them only that way)."""
         if "metrics" not in resources or "asset_list" not in self.wanted or "asset_list" not in resources:
             return None
-        body = fresh.get("metrics") if "metrics" in fresh else load_json(self.mirror, resources["metrics"])
         candidates = full_metrics.may_be_sampled(
-            full_metrics.counts(m.get("metricName") for m in (body or {}).get("metrics", [])))
+            fresh["metrics"] if "metrics" in fresh else _metric_counts(load_json(self.mirror, resources["metrics"])))
         if not candidates:
             return None
         listed = (load_json(self.mirror, resources["asset_list"]) or {}).get("assets", [])
@@ -225,7 +245,7 @@ class ExperimentFetcher:
         return {name: found.get(full_metrics.file_stem(name), []) for name in candidates}
 
     def _start_part_downloads(self, key: str, parts: dict[str, list[dict]], assets: dict,
-                              started: dict) -> dict:
+                              started: dict, cache: ExperimentAssetCache) -> dict:
         """Download the total-fidelity files like other assets, whatever --filename,
         --asset-type or a list-only fetch (check) chose: they are the metrics' own data."""
         jobs = {}
@@ -234,14 +254,14 @@ class ExperimentFetcher:
                 asset_id = a["assetId"]
                 if asset_id in assets or asset_id in started or asset_id in jobs or a.get("remote"):
                     continue
-                cached = self.cache.get(asset_id)
+                cached = cache.get(asset_id)
                 if cached:
                     assets[asset_id] = {"object": cached[0], "size": cached[1]}
                     continue
-                jobs[asset_id] = self.asset_pool.submit(self._download, key, a)
+                jobs[asset_id] = self.asset_pool.submit(self._download, key, a, cache)
         return jobs
 
-    def _start_downloads(self, key: str, list_object: str, assets: dict) -> dict:
+    def _start_downloads(self, key: str, list_object: str, assets: dict, cache: ExperimentAssetCache) -> dict:
         """Keep the assets already stored (in `assets`); start downloading the rest."""
         listing = canonical.loads(self.mirror.objects.get_bytes(list_object)).get("assets", [])
         known, jobs = dict(assets), {}
@@ -254,7 +274,7 @@ class ExperimentFetcher:
             if prior and self.mirror.objects.intact(prior["object"]):
                 assets[asset_id] = prior
                 continue
-            cached = self.cache.get(asset_id)
+            cached = cache.get(asset_id)
             if cached:
                 assets[asset_id] = {"object": cached[0], "size": cached[1]}
                 continue
@@ -262,9 +282,9 @@ class ExperimentFetcher:
                 continue
             if asset.get("remote"):
                 if self.asset_filter.fetch_remote and str(asset.get("link", "")).startswith(("http://", "https://")):
-                    jobs[asset_id] = self.asset_pool.submit(self._download_remote, asset)
+                    jobs[asset_id] = self.asset_pool.submit(self._download_remote, asset, cache)
                 continue
-            jobs[asset_id] = self.asset_pool.submit(self._download, key, asset)
+            jobs[asset_id] = self.asset_pool.submit(self._download, key, asset, cache)
         return jobs
 
     def _finish_downloads(self, jobs: dict, assets: dict, out: ExperimentFetch) -> None:
@@ -277,17 +297,17 @@ class ExperimentFetcher:
             assets[asset_id] = {"object": object_id, "size": size}
             out.bytes += size
 
-    def _download(self, key: str, asset: dict) -> tuple[str, int]:
+    def _download(self, key: str, asset: dict, cache: ExperimentAssetCache) -> tuple[str, int]:
         object_id, size = self.reader.stream_asset(store_body(self.mirror.objects, asset.get("fileSize")),
                                                    asset["assetId"], experiment_key=key)
-        self.cache.put(asset["assetId"], object_id, size)
+        cache.put(asset["assetId"], object_id, size)
         return object_id, size
 
-    def _download_remote(self, asset: dict) -> tuple[str, int]:
+    def _download_remote(self, asset: dict, cache: ExperimentAssetCache) -> tuple[str, int]:
         with requests.get(asset["link"], stream=True, timeout=120) as r:
             r.raise_for_status()
             object_id, size = self.mirror.objects.put_stream(r.iter_content(1 << 20))
-        self.cache.put(asset["assetId"], object_id, size)
+        cache.put(asset["assetId"], object_id, size)
         return object_id, size
 
 
@@ -315,6 +335,11 @@ def wanted_resources(chosen: tuple[str, ...], ignore: tuple[str, ...]) -> set[st
     for name in ignore:
         names.difference_update(_expand(name))
     return names
+
+
+def _metric_counts(body: Any) -> dict[str, int]:
+    """Points per metric name in a metrics/get-all answer."""
+    return full_metrics.counts(m.get("metricName") for m in (body or {}).get("metrics", []))
 
 
 def load_json(mirror: Mirror, ref: dict | None) -> Any:
