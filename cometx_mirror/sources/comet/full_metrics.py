@@ -23,9 +23,10 @@ import io
 import re
 import zipfile
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ... import model
+from ...metric_stream import BatchBuilder, MetricStream
 
 SAMPLE_LIMIT = 15_000
 FULL_METRIC_TYPE = "ASSET_TYPE_FULL_METRIC"     # what comet_ml asks asset/list for
@@ -95,24 +96,27 @@ def _whole(text: str, column: str) -> int | None:
             raise FullMetricError(f"{column} {text!r} is not a number") from None
 
 
-def read_part(data: bytes) -> list[tuple[str, int | None, int | None, int | None]]:
-    """(value text, timestamp ms, step, epoch) of each row of one CSV zip."""
+def iter_part(data: bytes) -> Iterator[tuple[str, int | None, int | None, int | None]]:
+    """(value text, timestamp ms, step, epoch) of each row of one CSV zip, read as a stream."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
         raise FullMetricError("not a zip file") from None
-    rows = []
     with archive:
         for member in sorted(i.filename for i in archive.infolist() if not i.is_dir()):
-            text = archive.read(member).decode("utf-8-sig")
-            reader = csv.DictReader(io.StringIO(text))
-            missing = {"value", "timestamp", "step", "epoch"} - set(reader.fieldnames or ())
-            if missing:
-                raise FullMetricError(f"{member} lacks the column(s) {', '.join(sorted(missing))}")
-            for row in reader:
-                rows.append((row["value"], _ms(row["timestamp"] or ""), _whole(row["step"] or "", "step"),
-                             _whole(row["epoch"] or "", "epoch")))
-    return rows
+            with archive.open(member) as raw:
+                reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
+                missing = {"value", "timestamp", "step", "epoch"} - set(reader.fieldnames or ())
+                if missing:
+                    raise FullMetricError(f"{member} lacks the column(s) {', '.join(sorted(missing))}")
+                for row in reader:
+                    yield (row["value"], _ms(row["timestamp"] or ""), _whole(row["step"] or "", "step"),
+                           _whole(row["epoch"] or "", "epoch"))
+
+
+def read_part(data: bytes) -> list[tuple[str, int | None, int | None, int | None]]:
+    """Every row of one CSV zip (see iter_part)."""
+    return list(iter_part(data))
 
 
 # -- normalizing: the sample, or the whole -------------------------------------------
@@ -127,7 +131,9 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict, read_obje
     mirror holds all its files; record in exp.extra which metrics stay a sample.
 
     `listed`: asset list entries (both listings), `fetched`: assetId -> {"object"},
-    `read_object`: object id -> bytes.
+    `read_object`: object id -> bytes.  The files are read once here to check them and
+    count their rows, and the points then come as a MetricStream that reads them again
+    batch by batch: memory is bounded by one part and one batch, not by the series.
     """
     m = exp.metrics
     by_count = counts(m.name)
@@ -136,48 +142,55 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict, read_obje
         return
     stems = counts(file_stem(n) for n in by_count)
     parts = parts_by_stem(listed)
-    whole: dict[str, list] = {}
+    whole: dict[str, list[str]] = {}       # name -> the object ids of its parts, in order
     sampled: list[str] = []
     for name in candidates:
         files = parts.get(file_stem(name), [])
         # two names with one stem share their files' names: nothing says which is whose
         usable = files and stems[file_stem(name)] == 1 and all(a.get("assetId") in fetched for a in files)
-        rows = []
-        if usable:
-            try:
-                for a in files:
-                    rows.extend(read_part(read_object(fetched[a["assetId"]]["object"])))
-            except FullMetricError:
-                rows = []
-        if rows and len(rows) >= by_count[name]:
-            whole[name] = rows
+        objects = [fetched[a["assetId"]]["object"] for a in files] if usable else []
+        rows = 0
+        try:
+            for object_id in objects:
+                rows += sum(1 for _ in iter_part(read_object(object_id)))
+        except FullMetricError:
+            rows = 0
+        if rows and rows >= by_count[name]:
+            whole[name] = objects
         else:
             sampled.append(name)
     if whole:
-        exp.metrics = _replaced(m, whole)
+        exp.metrics = MetricStream(lambda: _replaced(m, whole, read_object))
         exp.extra[WHOLE_KEY] = sorted(whole)
     if sampled:
         exp.extra[SAMPLED_KEY] = sampled
 
 
-def _replaced(m: model.Metrics, whole: dict[str, list]) -> model.Metrics:
-    """The same columns with each series in `whole` replaced, in place of its sample."""
-    out = model.Metrics()
+def _replaced(m: model.Metrics, whole: dict[str, list[str]], read_object) -> Iterator[model.Metrics]:
+    """The same columns with each series in `whole` replaced, in place of its sample, in
+    batches of at most BATCH_POINTS."""
     contexts: dict[str, list] = {}
     for i, name in enumerate(m.name):
         if name in whole:
             contexts.setdefault(name, []).append(m.context[i])
+    out = BatchBuilder()
     done: set[str] = set()
     for i, name in enumerate(m.name):
         if name not in whole:
-            out.add(name, m.value[i], m.step[i], m.epoch[i], m.timestamp[i], m.context[i], m.text[i])
+            out.batch.add(name, m.value[i], m.step[i], m.epoch[i], m.timestamp[i], m.context[i], m.text[i])
         elif name not in done:        # the whole series where its sample began
             done.add(name)
             context = _sole_context(contexts[name])
-            for value_text, ts, step, epoch in whole[name]:
-                value, text = model.metric_from_text(value_text) if value_text != "" else (None, None)
-                out.add(name, value, step, epoch, ts, context, text)
-    return out
+            for object_id in whole[name]:
+                for value_text, ts, step, epoch in iter_part(read_object(object_id)):
+                    value, text = model.metric_from_text(value_text) if value_text != "" else (None, None)
+                    out.batch.add(name, value, step, epoch, ts, context, text)
+                    if out.full():
+                        yield out.take()
+        if out.full():
+            yield out.take()
+    if out.batch.name:
+        yield out.take()
 
 
 def listed_assets(asset_list: dict | None, typed_list: dict | None) -> list[dict]:
