@@ -1,12 +1,12 @@
 """A Comet workspace at scale: fetch and push through latency, beside `cometx download` / `cometx copy`.
 
     python bench/bench_workspace.py [--experiments 300] [--points 1000] [--latency-ms 20] [--cometx]
-                                    [--growth 10,100,1000] [--big-points 1000000] [--big-asset-mb 2048]
-                                    [--write-docs]
+                                    [--rest-seed] [--write-docs]
 
-The source server is seeded directly through the SDK's REST batches (one `logger/add/run`, one
-metric batch, one parameter batch and 6 asset uploads per experiment), not through slow SDK
-runs: the SDK is not what is measured.  Then 20 ms latency is added to every request and each
+The source server's experiments are built straight into its state (server.seed.build_workspace:
+the records REST uploads make, without the uploads; --rest-seed sends them instead, one
+`logger/add/run`, metric and parameter batches and 6 asset uploads per experiment): seeding is
+not what is measured.  Growth with size is bench/bench_growth.py's.  Then 20 ms latency is added to every request and each
 tool runs in its own process, timed from start to exit; its peak memory is the process's
 maximum RSS (os.wait4).  Requests and the most in flight at once are counted by the server; the
 latency bound is requests x latency / most in flight: the least time that many round trips take
@@ -87,32 +87,6 @@ def seed(server, experiments: int, points: int, project: str = PROJECT, workers:
     return time.perf_counter() - t
 
 
-def seed_big(server, points: int, asset_mb: int, project: str) -> None:
-    """One experiment: `points` values of each metric, and one asset of `asset_mb` MiB streamed
-    from a file (requests sends a file object in chunks)."""
-    session = requests.Session()
-    session.headers["Authorization"] = server.api_key
-    key = _seed_one(session, server, 0, 0, project)
-    base = server.clientlib_url.rstrip("/")
-    t0 = 1_700_000_000_000
-    for m in METRICS[:2]:
-        for start in range(0, points, 50_000):
-            batch = [{"metricName": m, "metricValue": s / points, "step": s, "epoch": s // 1000,
-                      "timestamp": t0 + s, "context": None} for s in range(start, min(points, start + 50_000))]
-            session.post(f"{base}/batch/logger/experiment/metric", timeout=300,
-                         json={"experimentKey": key, "values": batch}).raise_for_status()
-    if asset_mb:
-        with tempfile.NamedTemporaryFile() as f:
-            chunk = os.urandom(1 << 20)
-            for _ in range(asset_mb):
-                f.write(chunk)
-            f.flush()
-            f.seek(0)
-            session.post(f"{base}/asset/upload", timeout=3600, files={"file": ("file", f)},
-                         params={"experimentKey": key, "fileName": "big.bin", "overwrite": "False"}
-                         ).raise_for_status()
-
-
 # ----- running a tool ------------------------------------------------------------------------
 
 def run_tool(server, cmd: list[str], env: dict, cwd: str, latency_ms: float) -> dict:
@@ -132,7 +106,12 @@ def run_tool(server, cmd: list[str], env: dict, cwd: str, latency_ms: float) -> 
     bound = c["total"] * latency_ms / 1000 / in_flight
     return {"seconds": round(elapsed, 2), "requests": c["total"], "in_flight": in_flight,
             "bound": round(bound, 2), "x_bound": round(elapsed / bound, 2) if bound else 0.0,
-            "peak_mb": round(usage.ru_maxrss / 1024)}
+            "peak_mb": round(usage.ru_maxrss / 1024), "load": load_average()}
+
+
+def load_average() -> str:
+    """The machine's 1/5/15-minute load average, beside each figure: the machine is shared."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def tool_env(server, home: str) -> dict:
@@ -151,12 +130,12 @@ def cometx_cmd() -> str:
 # ----- the runs ------------------------------------------------------------------------------
 
 def workspace_run(work: Path, experiments: int, points: int, latency_ms: float, with_cometx: bool,
-                  project: str = PROJECT) -> dict:
+                  project: str = PROJECT, rest_seed: bool = False) -> dict:
     src, dst = start_server(), start_server()
     home = work / f"home-{experiments}"
     home.mkdir()
     try:
-        seconds = seed(src, experiments, points, project)
+        seconds = seed(src, experiments, points, project, fast=not rest_seed)
         fault = f"latency ms={latency_ms:g}"
         src.set_faults(fault)
         dst.set_faults(fault)
@@ -192,43 +171,19 @@ def workspace_run(work: Path, experiments: int, points: int, latency_ms: float, 
         dst.stop()
 
 
-def big_run(work: Path, points: int, asset_mb: int, latency_ms: float) -> dict:
-    src, dst = start_server(data_dir=str(work / "big-src")), start_server(data_dir=str(work / "big-dst"))
-    home = work / f"home-big-{points}-{asset_mb}"
-    home.mkdir()
-    try:
-        seed_big(src, points, asset_mb, "big")
-        fault = f"latency ms={latency_ms:g}"
-        src.set_faults(fault)
-        dst.set_faults(fault)
-        env = tool_env(src, str(home))
-        mirror = work / f"mirror-big-{points}-{asset_mb}"
-        out = {"points": points, "asset_mb": asset_mb}
-        out["fetch"] = run_tool(src, [*mirror_cmd(), "fetch", "--mirror", str(mirror), "--api-key", src.api_key,
-                                      "--url-override", src.clientlib_url, "--json", f"{src.workspace}/big"],
-                                env, str(home), latency_ms)
-        out["push"] = run_tool(dst, [*mirror_cmd(), "push", "--mirror", str(mirror), "--to-api-key", dst.api_key,
-                                     "--to-url-override", dst.clientlib_url, "--json", f"{src.workspace}/big",
-                                     f"{dst.workspace}/big"], env, str(home), latency_ms)
-        shutil.rmtree(mirror, ignore_errors=True)
-        return out
-    finally:
-        src.stop()
-        dst.stop()
-
-
 # ----- the report ----------------------------------------------------------------------------
 
 def _row(label: str, r: dict) -> str:
     return (f"| {label} | {r['seconds']:.1f} | {r['requests']} | {r['in_flight']} | {r['bound']:.1f} | "
-            f"{r['x_bound']:.1f}× | {r['peak_mb']} MB |")
+            f"{r['x_bound']:.1f}× | {r['peak_mb']} MB | {r.get('load', '—')} |")
 
 
 def report(results: dict, latency_ms: float) -> str:
-    head = ("| run | wall s | requests | most in flight | latency bound s | × bound | peak memory |\n"
-            "|---|---:|---:|---:|---:|---:|---:|")
+    head = ("| run | wall s | requests | most in flight | latency bound s | × bound | peak memory | load |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---|")
     parts = [f"`python bench/bench_workspace.py` — each experiment: {len(METRICS)} metrics, {ASSETS} assets of "
-             f"{ASSET_BYTES // 1000} KB, 2 parameters, seeded through REST batches; {latency_ms:g} ms latency on "
+             f"{ASSET_BYTES // 1000} KB, 2 parameters (built in the source server's state by "
+             f"`server.seed.build_workspace`); {latency_ms:g} ms latency on "
              f"every request of the source and the destination; default `-j`. Latency bound = requests × latency "
              f"÷ most in flight. Peak memory = the tool process's maximum RSS. {SHARED_MACHINE}"]
     ws = results.get("workspace")
@@ -244,26 +199,6 @@ def report(results: dict, latency_ms: float) -> str:
                       f"`cometx download`" + (f"; push {ws['cometx_copy']['seconds'] / ws['push']['seconds']:.1f}× "
                                               f"faster than `cometx copy`" if "cometx_copy" in ws else "") + "."]
         parts.append("\n".join(lines))
-    growth = results.get("growth")
-    if growth:
-        lines = ["**Growth** (fetch, then push, of a fresh workspace of each size)", "",
-                 "| experiments | fetch s | fetch requests | fetch × bound | fetch peak | push s | push requests "
-                 "| push × bound | push peak |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for g in growth:
-            f, p = g["fetch"], g["push"]
-            lines.append(f"| {g['experiments']} | {f['seconds']:.1f} | {f['requests']} | {f['x_bound']:.1f}× | "
-                         f"{f['peak_mb']} MB | {p['seconds']:.1f} | {p['requests']} | {p['x_bound']:.1f}× | "
-                         f"{p['peak_mb']} MB |")
-        parts.append("\n".join(lines))
-    big = results.get("big")
-    if big:
-        lines = ["**One big experiment** (2 metrics; the asset is random bytes)", "",
-                 "| points per metric | asset | fetch s | fetch peak | push s | push peak |",
-                 "|---:|---:|---:|---:|---:|---:|"]
-        for b in big:
-            lines.append(f"| {b['points']:,} | {b['asset_mb']:,} MiB | {b['fetch']['seconds']:.1f} | "
-                         f"{b['fetch']['peak_mb']} MB | {b['push']['seconds']:.1f} | {b['push']['peak_mb']} MB |")
-        parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
@@ -273,31 +208,24 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--latency-ms", type=float, default=20)
     ap.add_argument("--cometx", action="store_true", help="also time cometx download and cometx copy")
-    ap.add_argument("--growth", default="", help="e.g. 10,100,1000")
-    ap.add_argument("--big-points", default="", help="e.g. 1000,1000000: one experiment each")
-    ap.add_argument("--big-asset-mb", default="", help="e.g. 1,2048: one experiment each")
+    ap.add_argument("--rest-seed", action="store_true", help="seed through REST uploads (slow)")
     ap.add_argument("--out", help="also write the results as JSON here")
+    ap.add_argument("--report", help="only write the report of results saved earlier with --out")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-    results: dict = {}
-    try:
-        if args.experiments:
-            results["workspace"] = workspace_run(work, args.experiments, args.points, args.latency_ms, args.cometx)
-            print(json.dumps(results["workspace"]), flush=True)
-        for n in [int(x) for x in args.growth.split(",") if x]:
-            results.setdefault("growth", []).append(workspace_run(work, n, args.points, args.latency_ms, False,
-                                                                  project=f"grow{n}"))
-            print(json.dumps(results["growth"][-1]), flush=True)
-        for points in [int(x) for x in args.big_points.split(",") if x]:
-            results.setdefault("big", []).append(big_run(work, points, 0, args.latency_ms))
-            print(json.dumps(results["big"][-1]), flush=True)
-        for mb in [int(x) for x in args.big_asset_mb.split(",") if x]:
-            results.setdefault("big", []).append(big_run(work, 0, mb, args.latency_ms))
-            print(json.dumps(results["big"][-1]), flush=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if args.out:
+    if args.report:
+        results = json.loads(Path(args.report).read_text())
+    else:
+        work = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+        results = {}
+        try:
+            if args.experiments:
+                results["workspace"] = workspace_run(work, args.experiments, args.points, args.latency_ms,
+                                                     args.cometx, rest_seed=args.rest_seed)
+                print(json.dumps(results["workspace"]), flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.out and not args.report:
         Path(args.out).write_text(json.dumps(results, indent=1))
     text = report(results, args.latency_ms)
     print(text)
