@@ -121,3 +121,20 @@ def test_project_is_refused_where_the_data_names_its_project(tmp_path):
         r = cli("fetch", *args, "--project", "a/b", "--mirror", mirror)
         assert r.exit_code == 1 and "--project names offline runs" in r.stderr and "Traceback" not in r.output, \
             (args, r.output)
+
+
+def test_run_ids_two_exporter_projects_share_are_no_rename(tmp_path):
+    """neptune-exporter run ids (`RUN-1`) are unique within a project only: two projects with a RUN-1
+    fetch again without being taken for a renamed run."""
+    from neptune_fixtures import row, sanitize, write_part
+    export = tmp_path / "exports"
+    for project in ("ws/a", "other/b"):
+        write_part(export / "data" / sanitize(project), "RUN-1", 0, [
+            row("RUN-1", "sys/id", "string", project=project, string_value="RUN-1"),
+            row("RUN-1", "params/seed", "int", project=project, int_value=len(project))])
+    mirror = Mirror.init(tmp_path / "m")
+    for project in ("ws/a", "other/b"):        # one project folder at a time, then both
+        assert run_fetch(mirror, "neptune", str(export / "data" / sanitize(project)), FetchOptions()).new == 1
+    again = run_fetch(mirror, "neptune", str(export), FetchOptions())
+    assert (again.new, again.unchanged, again.errors) == (0, 2, [])
+    assert names(mirror) == [("neptune", "other", "b"), ("neptune", "ws", "a")]

@@ -8,8 +8,9 @@ A name, once a run is in the mirror, is part of its labels, index rows and push 
 later fetch must not move it silently (that would store it twice and push it twice):
   * a mirror that already holds runs under the old shared default `offline` keeps using it for
     runs without a name (and says so), so re-fetching a folder changes nothing;
-  * a run already stored under one name and now read under another is refused, before anything
-    is written, with the name it has.
+  * a run already stored under one name and now read under another is refused, before any
+    snapshot is written, with the name it has (where run keys are unique beyond a project:
+    W&B run ids, neptune 1.x container UUIDs; exporter and neptune-scale ids are not).
 """
 from __future__ import annotations
 
@@ -71,20 +72,23 @@ class OfflineNames:
         return workspace or default_ws, project or default_proj
 
     def check(self, runs: list[tuple[str, str, str]]) -> None:
-        """Refuse (workspace, project, key) triples whose key the mirror holds under another name."""
+        """Refuse (workspace, project, key) triples whose key the mirror holds under other names only.
+
+        Only for keys unique beyond a project (W&B run ids, neptune 1.x container UUIDs): a key
+        that two projects may share (an exporter's `PROJ-12`) says nothing about a rename."""
         stored = self._stored()
-        clashes = [(key, stored[key], (ws, proj)) for ws, proj, key in runs
-                   if key in stored and stored[key] != (ws, proj)]
+        clashes = [(key, sorted(stored[key])[0], (ws, proj)) for ws, proj, key in runs
+                   if stored.get(key) and (ws, proj) not in stored[key]]
         if clashes:
             key, (old_ws, old_proj), (ws, proj) = clashes[0]
             more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
             raise OfflineNameError(f"run {key} is in the mirror as {old_ws}/{old_proj}, not {ws}/{proj}{more}: "
-                             f"fetching it under a new name would keep and push it twice; fetch with "
-                             f"--project {old_ws}/{old_proj}, or into a new mirror to rename")
+                                   f"fetching it under a new name would keep and push it twice; fetch with "
+                                   f"--project {old_ws}/{old_proj}, or into a new mirror to rename")
 
-    def _stored(self) -> dict[str, tuple[str, str]]:
-        """key -> (workspace, project) of every experiment under this origin's refs."""
-        out: dict[str, tuple[str, str]] = {}
+    def _stored(self) -> dict[str, set[tuple[str, str]]]:
+        """key -> the (workspace, project) names it has under this origin's refs."""
+        out: dict[str, set[tuple[str, str]]] = {}
         for ref in self.refs:
             snapshot_id = self.mirror.refs.get(ref)
             if not snapshot_id:
@@ -92,7 +96,7 @@ class OfflineNames:
             for label in self.mirror.snapshot(snapshot_id).manifests:
                 parts = label.split("/")
                 if parts[0] == "experiment" and len(parts) >= 4:
-                    out[parts[-1]] = (parts[1], "/".join(parts[2:-1]))
+                    out.setdefault(parts[-1], set()).add((parts[1], "/".join(parts[2:-1])))
         return out
 
 

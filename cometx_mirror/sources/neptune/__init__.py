@@ -73,7 +73,9 @@ def _pair(text: str | None) -> tuple[str, str] | None:
 
 def _named(mirror, reader, runs: list[RunSource], options, notes: list[str]) -> list[RunSource]:
     """Runs under the names sources/offline_names.py gives: --project, else what the folder
-    records; a reader's DEFAULT_PROJECT marks runs that record none (LEGACY_PROJECT: older fetches')."""
+    records; a reader's DEFAULT_PROJECT marks runs that record none (LEGACY_PROJECT: older fetches'),
+    KEYS_UNIQUE says its run keys are unique beyond a project, so a stored run read under another name
+    can be told (and refused)."""
     default = _pair(getattr(reader, "DEFAULT_PROJECT", None))
     names = OfflineNames(mirror, ref_prefix(mapping.SOURCE, reader.ORIGIN), default,
                          _pair(getattr(reader, "LEGACY_PROJECT", None)), options.project)
@@ -85,7 +87,7 @@ def _named(mirror, reader, runs: list[RunSource], options, notes: list[str]) -> 
         out.append(_renamed(run, *names.name(*recorded)))
     if runs and names.note():
         notes.append(names.note())
-    if not options.list_only:
+    if not options.list_only and getattr(reader, "KEYS_UNIQUE", False):
         names.check([(r.workspace, r.project, r.key) for r in out])
     return out
 

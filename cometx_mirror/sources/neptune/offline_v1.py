@@ -26,6 +26,7 @@ NORMALIZER = "neptune-offline/1"
 SEGMENT_LINES = 2000
 DEFAULT_PROJECT = "neptune-offline/default"   # its own workspace: W&B offline runs are in wandb-offline
 LEGACY_PROJECT = "offline/offline"            # what mirrors fetched before gave them
+KEYS_UNIQUE = True                            # container UUIDs: a rename can be told (offline_names.py)
 RUN_DIR_RE = re.compile(r"^(?P<type>[a-z_]+)__(?P<uuid>[0-9a-fA-F-]{36})(__.*)?$")
 LOG_RE = re.compile(r"^data-(\d+)\.log$")
 
