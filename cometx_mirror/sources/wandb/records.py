@@ -15,6 +15,7 @@ import json
 import re
 import struct
 import zlib
+from operator import attrgetter, itemgetter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
 
@@ -250,14 +251,17 @@ def _resolve(tree: dict) -> dict:
     return tree
 
 
+_FIRST, _VALUE_JSON = itemgetter(0), attrgetter("value_json")
+
+
 def _put_texts(target: dict, items) -> None:
     """Summary updates, their values kept as text; a one-part key (nearly all) takes the short way."""
+    nested = [it.nested_key for it in items]
+    if {*map(len, nested)} == {1}:
+        target.update(zip(map(_FIRST, nested), map(_VALUE_JSON, items)))   # loops in C
+        return
     for it in items:
-        nested = it.nested_key
-        if len(nested) == 1:
-            target[nested[0]] = it.value_json
-        else:
-            _put(target, _key_path(it), it.value_json)
+        _put(target, _key_path(it), it.value_json)
 
 
 # -- reading history records without decoding them ----------------------------
@@ -287,12 +291,8 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def is_history(payload: bytes) -> bool:
     """Whether a payload is a history record, from its top-level field tags alone
     (True for bytes that do not parse, so that decoding them reports the damage)."""
-    if payload[:1] == b"\x08":              # `num` first, as the writers put it: history is next
-        pos = 1
-        while pos < len(payload) and payload[pos] & 0x80:
-            pos += 1
-        if payload[pos + 1:pos + 2] == b"\x12":
-            return True
+    if _starts_as_history(payload):
+        return True
     pos, end = 0, len(payload)
     try:
         while pos < end:
@@ -314,6 +314,17 @@ def is_history(payload: bytes) -> bool:
     except IndexError:
         return True
     return pos != end
+
+
+def _starts_as_history(payload: bytes) -> bool:
+    """True when the payload is `num` then `history`, as every writer orders them.  (A
+    history record in another order is decoded whole and folded as one: only slower.)"""
+    if payload[:1] != b"\x08":
+        return False
+    pos = 1
+    while pos < len(payload) and payload[pos] & 0x80:
+        pos += 1
+    return payload[pos + 1:pos + 2] == b"\x12"
 
 
 def history_timestamp_text(payload: bytes) -> str | None:
@@ -398,7 +409,7 @@ def fold(source, name: str = "run.wandb", history: bool = True) -> RunLog:
                 raise CorruptLog(name, offset, "record is not a protobuf Record") from None
             return rec
 
-        if not history and is_history(payload):
+        if not history and _starts_as_history(payload):
             log.records += 1
             _light_history(log, payload, decode)
             continue
