@@ -160,9 +160,21 @@ def main() -> None:
     ap.add_argument("--big-asset-mb", default="2048", help="one experiment each, beside 1,000 points")
     ap.add_argument("--out", help="also write the results as JSON here")
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--report", help="only write the report of results saved earlier with --out "
+                                     "(several files, comma-separated, are merged)")
     args = ap.parse_args()
+    if args.report:
+        results = {"growth": [], "big": []}
+        for name in args.report.split(","):
+            saved = json.loads(Path(name).read_text())
+            for part in results:
+                results[part] += saved.get(part, [])
+        results["growth"].sort(key=lambda g: g["experiments"])
+        results["big"].sort(key=lambda b: (b["asset_mb"], b["points"]))
+        _write(results, args)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-growth-"))
-    results: dict = {"growth": [], "big": []}
+    results = {"growth": [], "big": []}
     try:
         for n in [int(x) for x in args.sizes.split(",") if x]:
             results["growth"].append(growth_run(work, n, args.points, args.latency_ms, args.push))
@@ -178,6 +190,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
+    _write(results, args)
+
+
+def _write(results: dict, args) -> None:
     text = report(results, args.latency_ms)
     print(text)
     if args.write_docs:
