@@ -252,38 +252,44 @@ def test_artifacts_registry_models_and_panels_read_back_equal_to_the_index(mixed
         assert cx.get_panel(panel_id)["templateName"] == name
 
 
-def _cometx_download(served, path, out, tmp_path, api_key="any") -> str:
-    done = subprocess.run([COMETX, "download", path, "-o", str(out), "-j", "1"],
-                          env=_cometx_env(served, tmp_path, api_key),
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.stdout
+def _cometx_download(path: str, out: Path) -> None:
+    """What `cometx download PATH -o OUT -j 1` runs, in this process (a cometx process costs
+    seconds of imports); the server is the one the environment names."""
+    from cometx.framework.comet import DownloadManager
+    manager = DownloadManager()
+    manager.download(comet_path=path, output=str(out), max_workers=1)
+    manager.end()
 
 
-def test_cometx_download_writes_models_and_panels(served, mixed, tmp_path):
+def test_cometx_download_writes_models_and_panels(api, mixed, tmp_path):
+    import zipfile
     out = tmp_path / "out"
-    paths = [f"{ws}/model-registry/{name}" for ws, name in index(mixed, "SELECT workspace, name FROM registry_models")]
-    paths += sorted({f"{ws}/panels" for (ws,) in index(mixed, "SELECT workspace FROM panels")})
-    for path in paths:
-        said = _cometx_download(served, path, out, tmp_path)
-        assert "aborted" not in said, said
+    for ws, name in index(mixed, "SELECT workspace, name FROM registry_models"):
+        _cometx_download(f"{ws}/model-registry/{name}", out)
+    for ws in sorted({ws for (ws,) in index(mixed, "SELECT workspace FROM panels")}):
+        _cometx_download(f"{ws}/panels", out)
     for ws, name, zip_id in index(mixed, "SELECT workspace, model, object_id FROM registry_versions"):
-        import zipfile
         with zipfile.ZipFile(io.BytesIO(_stored(mixed, zip_id))) as zf:
+            assert zf.namelist()
             for member in zf.namelist():
                 assert (out / ws / "model-registry" / name / member).read_bytes() == zf.read(member)
     for ws, panel_id, object_id in index(mixed, "SELECT workspace, panel_id, object_id FROM panels"):
         assert (out / ws / "panels" / f"panel-{panel_id}.zip").read_bytes() == _stored(mixed, object_id)
 
 
-def test_cometx_download_of_an_artifact_says_what_comet_says(served, seeded, mixed, tmp_path):
-    """The seeded artifact's remote file failed to sync when logged, and cometx download stops at
-    it: the served mirror answers the same as the server it was fetched from."""
+def test_cometx_download_of_an_artifact_stops_where_comet_stops(api, seeded, mixed, tmp_path, monkeypatch):
+    """The seeded artifact's remote file failed to sync when it was logged, and cometx download
+    stops at it: the served mirror answers as the server it was fetched from does."""
     (ws, name), = index(mixed, "SELECT workspace, name FROM artifacts WHERE source = 'comet'")
-    from_mirror = _cometx_download(served, f"{ws}/artifacts/{name}", tmp_path / "a", tmp_path)
-    from_comet = _cometx_download(seeded, f"{ws}/artifacts/{name}", tmp_path / "b", tmp_path, seeded.api_key)
-    assert "big.parquet" in from_mirror
-    assert from_mirror.replace(served.url, "URL") == from_comet.replace(seeded.url, "URL")
+    said = []
+    for url, key in ((None, None), (seeded.clientlib_url, seeded.api_key)):
+        if url:
+            monkeypatch.setenv("COMET_URL_OVERRIDE", url)
+            monkeypatch.setenv("COMET_API_KEY", key)
+        with pytest.raises(Exception) as stop:
+            _cometx_download(f"{ws}/artifacts/{name}", tmp_path / f"out-{len(said)}")
+        said.append(str(stop.value))
+    assert "big.parquet" in said[0] and said[0] == said[1]
 
 
 def test_an_older_snapshot_is_served_with_its_values(mixed, tmp_path):
@@ -321,3 +327,32 @@ def test_a_bad_snapshot_id_is_one_line_and_a_non_zero_exit(mixed):
     r = CliRunner().invoke(main, ["serve", "--mirror", str(mixed), "--snapshot", "0000nosuch"])
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert r.output.strip().count("\n") == 0 and "no such snapshot" in r.output, r.output
+
+
+def test_plain_serve_answers_the_same_page_reads_as_its_mirror(served, seeded):
+    """The page over the in-memory server (plain `serve`) and over the mirror fetched from it:
+    the same table, metric names and series, thinned the same way."""
+    def page(handle, read, **params):
+        r = requests.get(f"{handle.url}/ui/api/{read}", params=params, timeout=30)
+        assert r.status_code == 200, (read, r.text[:300])
+        return r.json()
+    assert "<html" in requests.get(seeded.url + "/", timeout=10).text.lower()
+    tree = page(seeded, "tree")
+    assert {p["project"]: p["experiments"] for w in tree["workspaces"] if w["workspace"] == seeded.workspace
+            for p in w["projects"]} == {"proj-a": 2}
+    table = {r["key"]: r for r in page(seeded, "experiments", workspace=seeded.workspace, project="proj-a")
+             ["experiments"]}
+    assert set(table) == set(seeded.keys) and table[seeded.keys[0]]["metrics"]["loss"]["points"] == 401
+    mirror_table = {r["key"]: r for r in page(served, "experiments", workspace=seeded.workspace,
+                                              project="proj-a")["experiments"]}
+    for key in seeded.keys:
+        for field in ("name", "state", "tags", "params", "metrics"):
+            assert table[key][field] == mirror_table[key][field], (key, field)
+    keys = ",".join(seeded.keys)
+    assert page(seeded, "metrics", keys=keys) == page(served, "metrics", keys=keys)
+    for buckets in (10, 4000):        # thinned to a min and a max per bucket; then every point
+        memory = page(seeded, "series", keys=keys, metric="loss", buckets=buckets)
+        assert memory == page(served, "series", keys=keys, metric="loss", buckets=buckets)
+        assert [s["points"] for s in memory["series"]] == [401, 401]
+        # the last point opens one more bucket: at most 2 * (buckets + 1) points drawn
+        assert all(len(s["x"]) == (22 if buckets == 10 else 401) for s in memory["series"])

@@ -96,8 +96,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_admin/"):
             self._admin(method, path, query, raw)
             return
-        if getattr(self.server.state, "read_only", False) and (path == "/" or path.startswith("/ui/")):
-            self._send(web.handle(self.server.state, method, path, query, self.headers, raw))   # a mirror's page
+        if path == "/" or path.startswith("/ui/"):      # the page, over a mirror or the in-memory state
+            self._send(web.handle(self.server.state, method, path, query, self.headers, raw))
             return
         with self.server.accounting.in_flight():
             decision = self.server.faults.decide(path)

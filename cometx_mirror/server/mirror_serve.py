@@ -12,11 +12,13 @@ from .runner import start_vendor
 def serve_mirror(path: str, host: str = "127.0.0.1", port: int = 0, api_key: Optional[str] = None,
                  snapshot: Optional[str] = None):
     """A running server (a ServerHandle) answering from the mirror at `path`, read-only.
-    Nothing is read before the first request; see server/mirror_state.py."""
+    Start-up reads nothing; the catalog is read on a thread next (server/mirror_state.py)."""
     key = choose_key(host, api_key)
     state = MirrorState(Mirror.open(path), api_key=key, snapshot=snapshot)
     try:
-        return start_vendor(None, state, host=host, port=port)
+        handle = start_vendor(None, state, host=host, port=port)
+        state.read_in_background()
+        return handle
     except BaseException:
         state.close()
         raise

@@ -3,10 +3,11 @@
 `State` (server/state.py) keeps everything in dicts; `MirrorState` answers the same
 attributes (`lock`, `settings`, `users`, `data`, `blobs`, `find_project`,
 `experiment`, `project_of`, `can_access`, `user_for_key`) from the index and the
-object store, so the handlers cannot tell them apart.  Nothing is loaded at start:
-the first request reads the light rows (workspaces, projects, one header per
-experiment); an experiment's heavy parts (metrics, params, assets, output, ...) are
-read when a handler first touches them, and a few such records are kept.
+object store, so the handlers cannot tell them apart.  Start-up reads nothing: a
+background thread then reads the light rows (workspaces, projects, one header per
+experiment), or the first request does if it comes sooner; an experiment's heavy
+parts (metrics, params, assets, output, ...) are read when a handler first touches
+them, and a few such records are kept.
 
 Every DuckDB connection is short and read-only: an open one would keep a fetch from
 writing the index.  When the index file changes (a fetch ran), the caches are dropped.
@@ -212,7 +213,18 @@ class MirrorState:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def start_saver(self) -> None:
-        pass
+        pass            # nothing is written
+
+    def read_in_background(self) -> None:
+        """Read the catalog on a thread (DuckDB's import, the index caught up, the headers) so
+        the first request finds it read.  Start-up does not wait for it; a request that comes
+        first waits on the lock, and an error here is raised again by that request."""
+        def read() -> None:
+            try:
+                self.catalog()
+            except Exception:       # noqa: BLE001 - the first request reports it
+                pass
+        threading.Thread(target=read, name="mirror-catalog", daemon=True).start()
 
     # ----- reading the index -----------------------------------------------------------
 

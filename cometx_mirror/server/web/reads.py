@@ -1,15 +1,32 @@
-"""The JSON the page reads: the tree, a project's table, one experiment, metric series."""
+"""The JSON the page reads: the tree, a project's table, one experiment, metric series.
+
+Light parts come from `state.data`, which the in-memory State and a mirror's MirrorState
+both offer; the heavy reads (a table's stats, metric names, series) go to index_reads
+(SQL over a mirror's index) or memory_reads (the State's own records), chosen in `_heavy`.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from ..state import ApiError
+from ..views import summary_view
+from . import index_reads, memory_reads
 
 MAX_BUCKETS = 4000
 
 
+def _heavy(state):
+    return index_reads if hasattr(state, "connect") else memory_reads
+
+
+def _state_of(e: dict) -> str:
+    if "_state" in e:
+        return e["_state"]
+    return "crashed" if e.get("hasCrashed") else "running" if e.get("running") else "finished"
+
+
 def _records(state, keys: list[str]) -> list[dict]:
-    exps = state.catalog()["experiments"]
+    exps = state.data["experiments"]
     out = []
     for key in keys:
         if key not in exps:
@@ -19,51 +36,36 @@ def _records(state, keys: list[str]) -> list[dict]:
 
 
 def tree(state, query: dict) -> dict:
-    catalog = state.catalog()
-    counts: dict[str, int] = {}
-    for e in catalog["experiments"].values():
-        counts[e["projectId"]] = counts.get(e["projectId"], 0) + 1
-    workspaces: dict[str, list] = {ws: [] for ws in catalog["workspaces"]}
-    for p in catalog["projects"].values():
-        workspaces[p["workspaceName"]].append({"project": p["projectName"], "projectId": p["projectId"],
-                                               "experiments": counts.get(p["projectId"], 0),
-                                               "description": p["projectDescription"]})
+    with state.lock:
+        data = state.data
+        counts: dict[str, int] = {}
+        for e in data["experiments"].values():
+            counts[e["projectId"]] = counts.get(e["projectId"], 0) + 1
+        workspaces: dict[str, list] = {ws: [] for ws in data["workspaces"]}
+        for p in data["projects"].values():
+            workspaces.setdefault(p["workspaceName"], []).append(
+                {"project": p["projectName"], "projectId": p["projectId"],
+                 "experiments": counts.get(p["projectId"], 0), "description": p["projectDescription"]})
     return {"workspaces": [{"workspace": ws, "projects": sorted(ps, key=lambda p: p["project"])}
                            for ws, ps in sorted(workspaces.items())]}
 
 
 def experiments(state, query: dict) -> dict:
     """A project's table: one row per experiment, its params and per-metric last/min/max."""
-    project = state.find_project(query.get("workspace") or "", query.get("project") or "")
-    if project is None:
-        raise ApiError(404, "no such project")
-    rows = [e for e in state.catalog()["experiments"].values() if e["projectId"] == project["projectId"]]
-    ids = [e["_exp_id"] for e in rows]
-    params: dict[str, dict] = {i: {} for i in ids}
-    metrics: dict[str, dict] = {i: {} for i in ids}
-    tags: dict[str, list] = {i: [] for i in ids}
-    if ids:
-        with state.connect() as con:
-            con.execute("CREATE TEMP TABLE wanted (exp_id VARCHAR)")
-            con.executemany("INSERT INTO wanted VALUES (?)", [[i] for i in ids])
-            for exp_id, name, value in con.execute(
-                    "SELECT exp_id, name, value FROM params JOIN wanted USING (exp_id)").fetchall():
-                params[exp_id][name] = value
-            for exp_id, tag in con.execute(
-                    "SELECT exp_id, tag FROM tags JOIN wanted USING (exp_id) ORDER BY tag").fetchall():
-                tags[exp_id].append(tag)
-            for exp_id, name, last, low, high, n in con.execute("""
-                    SELECT exp_id, name, arg_max(value, {'s': coalesce(step, -1), 't': coalesce(epoch_ms(timestamp), 0)}),
-                           min(value), max(value), count(*)
-                    FROM metrics JOIN wanted USING (exp_id) GROUP BY exp_id, name""").fetchall():
-                metrics[exp_id][name] = {"last": last, "min": low, "max": high, "points": n}
+    with state.lock:
+        project = state.find_project(query.get("workspace") or "", query.get("project") or "")
+        if project is None:
+            raise ApiError(404, "no such project")
+        rows = [e for e in state.data["experiments"].values() if e["projectId"] == project["projectId"]]
+    stats = _heavy(state).table_stats(state, rows)
     out = []
     for e in rows:
         start, end = e["startTimeMillis"], e["endTimeMillis"]
-        out.append({"key": e["experimentKey"], "name": _name(e), "state": e["_state"], "source": e["_source"],
-                    "start": start, "duration": (end - start) if start is not None and end is not None else None,
-                    "tags": tags[e["_exp_id"]], "params": params[e["_exp_id"]],
-                    "metrics": metrics[e["_exp_id"]]})
+        s = stats[e["runId"]]
+        out.append({"key": e["experimentKey"], "name": _name(e), "state": _state_of(e),
+                    "source": e.get("_source", "comet"), "start": start,
+                    "duration": (end - start) if start is not None and end is not None else None,
+                    "tags": s["tags"], "params": s["params"], "metrics": s["metrics"]})
     return {"workspace": project["workspaceName"], "project": project["projectName"], "experiments": out}
 
 
@@ -79,11 +81,11 @@ def experiment(state, query: dict) -> dict:
         assets = sorted(e["assets"].values(), key=lambda a: a["seq"])
         project = state.project_of(e)
         return {
-            "key": e["experimentKey"], "name": _name(e), "state": e["_state"], "source": e["_source"],
-            "workspace": e["workspaceName"], "project": project["projectName"],
+            "key": e["experimentKey"], "name": _name(e), "state": _state_of(e),
+            "source": e.get("_source", "comet"), "workspace": e["workspaceName"], "project": project["projectName"],
             "start": e["startTimeMillis"], "end": e["endTimeMillis"], "tags": list(e["tags"]),
-            "params": {n: h[-1]["value"] for n, h in e["params"].items()},
-            "others": {n: h[-1]["value"] for n, h in e["others"].items()},
+            "params": {n: summary_view(n, h, False)["valueCurrent"] for n, h in e["params"].items() if h},
+            "others": {n: summary_view(n, h, False)["valueCurrent"] for n, h in e["others"].items() if h},
             "system": {k: v for k, v in e["system"].items() if v not in (None, [], "")},
             "html": e["html"], "output": "".join(line["output"] for line in e["output"]),
             "metrics": metric_names,
@@ -95,11 +97,7 @@ def experiment(state, query: dict) -> dict:
 
 def metric_names(state, query: dict) -> dict:
     records = _records(state, [k for k in (query.get("keys") or "").split(",") if k])
-    with state.connect() as con:
-        names = [r[0] for r in con.execute(
-            "SELECT DISTINCT name FROM metrics WHERE list_contains(?, exp_id) ORDER BY name",
-            [[e["_exp_id"] for e in records]]).fetchall()]
-    return {"metrics": names}
+    return {"metrics": _heavy(state).metric_names(state, records)}
 
 
 def series(state, query: dict) -> dict:
@@ -107,42 +105,17 @@ def series(state, query: dict) -> dict:
     bucket of [lo, hi]; `points` says how many the range holds in all."""
     records = _records(state, [k for k in (query.get("keys") or "").split(",") if k])
     metric = query.get("metric") or ""
-    x = "epoch_ms(timestamp)" if query.get("x") == "time" else "step"
+    by_time = query.get("x") == "time"
     try:
         buckets = max(1, min(MAX_BUCKETS, int(query.get("buckets") or 1000)))
         lo = float(query["lo"]) if query.get("lo") not in (None, "") else None
         hi = float(query["hi"]) if query.get("hi") not in (None, "") else None
     except ValueError:
         raise ApiError(400, "buckets, lo and hi are numbers") from None
-    out = []
-    with state.connect() as con:
-        for e in records:
-            where = f"exp_id = ? AND name = ? AND {x} IS NOT NULL AND value IS NOT NULL"
-            args: list = [e["_exp_id"], metric]
-            if lo is not None:
-                where += f" AND {x} >= ?"
-                args.append(lo)
-            if hi is not None:
-                where += f" AND {x} <= ?"
-                args.append(hi)
-            n, x0, x1 = con.execute(f"SELECT count(*), min({x}), max({x}) FROM metrics WHERE {where}",
-                                    args).fetchone()
-            if not n:
-                out.append({"key": e["experimentKey"], "name": _name(e), "points": 0, "x": [], "y": []})
-                continue
-            if n <= 2 * buckets:
-                rows = con.execute(f"SELECT {x}, value FROM metrics WHERE {where} ORDER BY {x}", args).fetchall()
-            else:
-                width = (x1 - x0) / buckets or 1
-                rows = con.execute(f"""
-                    WITH p AS (SELECT {x} AS x, value, floor(({x} - ?) / ?) AS b FROM metrics WHERE {where}),
-                    ends AS (SELECT b, arg_min(x, value) AS xlo, min(value) AS ylo,
-                                       arg_max(x, value) AS xhi, max(value) AS yhi FROM p GROUP BY b)
-                    SELECT x, y FROM (SELECT xlo AS x, ylo AS y FROM ends UNION ALL SELECT xhi, yhi FROM ends)
-                    ORDER BY x""", [x0, width] + args).fetchall()
-            out.append({"key": e["experimentKey"], "name": _name(e), "points": n,
-                        "x": [r[0] for r in rows], "y": [r[1] for r in rows]})
-    return {"metric": metric, "x": "time" if x != "step" else "step", "series": out}
+    answers = _heavy(state).series(state, records, metric, by_time, lo, hi, buckets)
+    return {"metric": metric, "x": "time" if by_time else "step",
+            "series": [{"key": e["experimentKey"], "name": _name(e), "points": n, "x": xs, "y": ys}
+                       for e, (n, xs, ys) in zip(records, answers)]}
 
 
 READS = {"tree": tree, "experiments": experiments, "experiment": experiment, "metrics": metric_names,
