@@ -6,7 +6,8 @@ Writes W&B runs of N points (N / metrics history rows × `metrics` keys, plus th
 summary record wandb-core writes beside each row) with bench/run_writers.py, then in
 a fresh subprocess each: fetches the run into an empty mirror (store + index), and,
 separately, only frames the log and decodes every record and every value (the
-floor no reader can beat).  Peak memory is the child's maximum RSS.  Prints a table
+floor no reader can beat).  Peak memory is the child's maximum RSS; CPU time and the
+load average are recorded beside the wall time, the machine being shared.  Prints a table
 and rewrites the "Offline readers" section of docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,8 @@ import glob, sys, time, json
 t = time.perf_counter()
 from cometx_mirror.sources.wandb.records import iter_payloads
 from wandb.proto import wandb_internal_pb2 as pb
-buf = open(glob.glob(sys.argv[1] + "/*/run-*.wandb")[0], "rb").read()
 values = 0
-for _, payload in iter_payloads(buf):
+for _, payload in iter_payloads(open(glob.glob(sys.argv[1] + "/*/run-*.wandb")[0], "rb")):
     rec = pb.Record()
     rec.ParseFromString(payload)
     if rec.WhichOneof("record_type") == "history":
@@ -55,22 +55,50 @@ print(time.perf_counter() - t)
 """
 
 
-def child(script: str, *args: str) -> tuple[float, int]:
-    """(seconds the child reports, its peak RSS in bytes), each in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    if done.returncode:
-        raise SystemExit(done.stderr[-2000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of any child so far: measure in rising order of size
-    return float(done.stdout.split()[-1]), max(peak, before) * 1024
+def child(script: str, *args: str) -> dict:
+    """The child's own seconds, its CPU seconds, and its peak RSS in bytes (os.wait4: this child's
+    alone), in a fresh process."""
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=out, stderr=err,
+                                cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if proc.returncode:
+            raise SystemExit(err.read()[-2000:])
+        seconds = float(out.read().split()[-1])
+    return {"s": seconds, "cpu": usage.ru_utime + usage.ru_stime, "peak": usage.ru_maxrss * 1024,
+            "load": max(load, os.getloadavg()[0])}
+
+
+def write_table(rows: list[dict], metrics: int, note: str) -> None:
+    table = ["| run | log | fetch wall (CPU) | points/s wall (CPU) | floor wall (CPU) | fetch / floor, CPU "
+             "| peak memory | load average |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f, fl = r["fetch"], r["floor"]
+        table.append(f"| W&B offline, {r['points']:,} points ({r['points'] // metrics:,} rows × "
+                     f"{metrics}) | {r['mb']:.0f} MB | {f['s']:.1f} s ({f['cpu']:.1f} s) | "
+                     f"{r['points'] / f['s']:,.0f} ({r['points'] / f['cpu']:,.0f}) | "
+                     f"{fl['s']:.1f} s ({fl['cpu']:.1f} s) | {f['cpu'] / fl['cpu']:.1f}× | "
+                     f"{f['peak'] / 1e6:.0f} MB | {f['load']:.1f} |")
+    body = ("Each run written by `bench/run_writers.py` in wandb-core's framing (a summary record beside each "
+            "history row); fetch = store the folder and index every point into a fresh mirror, in a fresh "
+            "process (its CPU time includes Python's and wandb's imports); floor = framing plus protobuf and "
+            "JSON decode of every record and value, nothing else; peak memory = the fetch process's maximum "
+            "RSS; load average = the 1-minute figure, the highest seen around the fetch (2 cores: above 2, "
+            "the wall times are stretched by other jobs, the CPU times less so).\n\n" + "\n".join(table)
+            + ("\n\n" + note if note else ""))
+    write_section("readers", "Offline readers (`bench/bench_readers.py`)", body)
+    print("\n".join(table))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--metrics", type=int, default=10)
+    ap.add_argument("--note", default="", help="a paragraph written under the table")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,22 +106,13 @@ def main() -> None:
             src = Path(tmp) / f"src-{points}" / "wandb"
             run_dir = write_wandb_run(src, points // args.metrics, args.metrics, run_id=f"b{points}")
             size = sum(f.stat().st_size for f in run_dir.glob("run-*.wandb"))
-            floor, _ = child(FLOOR, str(src))
-            fetch, peak = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"))
-            rows.append({"points": points, "mb": size / 1e6, "fetch": fetch, "floor": floor, "peak": peak})
+            floor = child(FLOOR, str(src))
+            fetch = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"))
+            rows.append({"points": points, "mb": size / 1e6, "fetch": fetch, "floor": floor})
             print(json.dumps(rows[-1]))
-    table = ["| run | log | fetch | points/s | parse-only floor | fetch / floor | peak memory |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        table.append(f"| W&B offline, {r['points']:,} points ({r['points'] // args.metrics:,} rows × "
-                     f"{args.metrics}) | {r['mb']:.0f} MB | {r['fetch']:.1f} s | {r['points'] / r['fetch']:,.0f} | "
-                     f"{r['floor']:.1f} s | {r['fetch'] / r['floor']:.1f}× | {r['peak'] / 1e6:.0f} MB |")
-    body = ("Each run written by `bench/run_writers.py` in wandb-core's framing (a summary record beside each "
-            "history row); fetch = store the folder and index every point into a fresh mirror, in a fresh "
-            "process; floor = framing plus protobuf and JSON decode of every record and value, nothing else; "
-            "peak memory = the process's maximum RSS.\n\n" + "\n".join(table))
-    write_section("readers", "Offline readers (`bench/bench_readers.py`)", body)
-    print("\n".join(table))
+            shutil.rmtree(src.parent)
+            shutil.rmtree(Path(tmp) / f"mirror-{points}")
+            write_table(rows, args.metrics, args.note)    # after each size: a long last size may not finish
 
 
 if __name__ == "__main__":

@@ -271,7 +271,7 @@ def _put_texts(target: dict, items) -> None:
 # last time) and whether they log media; both are found in the bytes, and a row that
 # does not look exactly as expected is decoded instead.
 
-HISTORY_TAG = 0x12
+HISTORY_TAG, SUMMARY_TAG = 0x12, 0x1A     # fields 2 and 3, length-delimited
 MEDIA_MARK = b"_type"   # in a value's JSON or as a nested key part
 # one HistoryItem {nested_key|key: "_timestamp", value_json: <text>}: its length byte is 15 + len(text)
 _TIMESTAMP_ITEM = re.compile(rb"\x0a([\x00-\x7f])[\x0a\x12]\x0a_timestamp\x82\x01([\x00-\x7f])")
@@ -291,7 +291,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def is_history(payload: bytes) -> bool:
     """Whether a payload is a history record, from its top-level field tags alone
     (True for bytes that do not parse, so that decoding them reports the damage)."""
-    if _starts_as_history(payload):
+    if _starts_as(payload, HISTORY_TAG):
         return True
     pos, end = 0, len(payload)
     try:
@@ -316,15 +316,15 @@ def is_history(payload: bytes) -> bool:
     return pos != end
 
 
-def _starts_as_history(payload: bytes) -> bool:
-    """True when the payload is `num` then `history`, as every writer orders them.  (A
-    history record in another order is decoded whole and folded as one: only slower.)"""
+def _starts_as(payload: bytes, tag: int) -> bool:
+    """True when the payload is `num` then the field of `tag`, as every writer orders them.
+    (A record in another order is decoded whole and folded as one: only slower.)"""
     if payload[:1] != b"\x08":
         return False
     pos = 1
     while pos < len(payload) and payload[pos] & 0x80:
         pos += 1
-    return payload[pos + 1:pos + 2] == b"\x12"
+    return pos + 1 < len(payload) and payload[pos + 1] == tag
 
 
 def history_timestamp_text(payload: bytes) -> str | None:
@@ -393,9 +393,11 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
         log.media_rows.append(row)
 
 
-def fold(source, name: str = "run.wandb", history: bool = True) -> RunLog:
+def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True) -> RunLog:
     """Fold a log (bytes or a binary stream) in one pass; with history=False the rows are
-    counted, not kept (see RunLog), and memory does not grow with them."""
+    counted, not kept (see RunLog), and memory does not grow with them; with summary=False
+    summary records (one beside every row in wandb-core's logs) are skipped undecoded, for
+    a reader that does not need the summary."""
     from google.protobuf.json_format import MessageToDict
     pb = _pb()
     log = RunLog()
@@ -409,7 +411,10 @@ def fold(source, name: str = "run.wandb", history: bool = True) -> RunLog:
                 raise CorruptLog(name, offset, "record is not a protobuf Record") from None
             return rec
 
-        if not history and _starts_as_history(payload):
+        if not summary and _starts_as(payload, SUMMARY_TAG):
+            log.records += 1
+            continue
+        if not history and _starts_as(payload, HISTORY_TAG):
             log.records += 1
             _light_history(log, payload, decode)
             continue
