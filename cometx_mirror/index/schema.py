@@ -72,6 +72,13 @@ CREATE VIEW workspaces AS
 """),
 ]
 
+# Workspaces, projects, artifacts, registry models and panels are keyed by (source, workspace, name), not
+# by origin server: two Comet servers that both have `alice/demo`, fetched into one mirror, share one
+# projects row (and one row per artifact/model/panel name); their experiments stay apart by key.  The
+# labels already meet in the store (Mirror.current_manifests keys them by source and label), so keeping
+# servers apart needs the origin in labels, rows and push/check selections, not a migration here;
+# docs/migrate.md asks for one mirror per source server instead.
+
 MIGRATIONS.append((3, "artifact versions and files name their project", """
 ALTER TABLE artifact_versions ADD COLUMN project VARCHAR;
 ALTER TABLE artifact_files ADD COLUMN project VARCHAR;
