@@ -20,6 +20,7 @@ folder or a bucket.  Objects are staged in the local tmp/ either way.
 """
 from __future__ import annotations
 
+import collections
 import io
 import os
 import re
@@ -48,6 +49,8 @@ _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # Objects up to this size are verified into memory and handed out from there; larger
 # ones are rehashed first, then streamed again from disk.
 VERIFY_IN_MEMORY = 8 << 20
+# Remote stores: uploaded objects up to RECENT_OBJECT bytes are kept in memory, RECENT_BYTES in all.
+RECENT_OBJECT, RECENT_BYTES = 1 << 20, 64 << 20
 HEAL_HINT = "`cometx-mirror fetch` of its entity downloads it again"
 
 
@@ -83,6 +86,14 @@ class ObjectStore:
         # (On a local disk a stat is cheap and tests damage files under a live store.)
         self._present: set[str] = set()
         self._cache_presence = self.backend.remote
+        # Ids a stat found absent: their upload skips the header read that would say so
+        # again (a concurrent writer of the same id writes the same bytes: no harm).
+        self._absent: set[str] = set()
+        # Small objects this process uploaded, as stored (header + body), so the index
+        # ingest that reads them back right after a fetch wrote them is not a download
+        # each.  Reads still verify them.  Bounded by RECENT_BYTES.
+        self._recent: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._recent_bytes = 0
 
     # -- keys --------------------------------------------------------------
     @staticmethod
@@ -102,7 +113,10 @@ class ObjectStore:
     def exists(self, object_id: str) -> bool:
         if object_id in self._present:
             return True
-        return self.backend.stat(self.key(object_id)) is not None
+        found = self.backend.stat(self.key(object_id)) is not None
+        if not found and self._cache_presence:
+            self._absent.add(object_id)
+        return found
 
     def ids(self) -> Iterator[str]:
         for entry in self.entries():
@@ -118,6 +132,7 @@ class ObjectStore:
     def remove(self, object_id: str) -> None:
         """Delete one object (gc's sweep only)."""
         self._present.discard(object_id)
+        self._forget(object_id)
         self.backend.delete(self.key(object_id))
 
     def stale_tmp(self, cutoff: float) -> list[Path]:
@@ -195,14 +210,17 @@ class ObjectStore:
         if object_id in self._present:
             return
         key = self.key(object_id)
-        if self._looks_whole(object_id, size):
+        if object_id not in self._absent and self._looks_whole(object_id, size):
             self.backend.touch(key)  # freshen, so a concurrent gc's grace period spares it
             self._seen(object_id)
             return
         # Absent, or the stored copy is damaged (truncated, zero-length, bad header):
         # the bytes we just hashed are the right ones, so they replace it.  This is
         # how a later fetch heals a damaged store.
+        if self._cache_presence:
+            self._remember(object_id, tmp_name)
         self.backend.put_file(key, tmp_name)
+        self._absent.discard(object_id)
         self._seen(object_id)
         with self._written_lock:
             self.written_objects += 1
@@ -226,13 +244,24 @@ class ObjectStore:
         codec, size = self._header(head, object_id)
         return codec, size, stored
 
+    def _head_or_none(self, object_id: str) -> tuple[int, int, int] | None:
+        """`_head` for the checks that only ask "is it whole?": a missing object is
+        None, without the quarantine look-up an error message would cost (a request
+        per new object on object storage)."""
+        try:
+            head, stored = self.backend.read_head(self.key(object_id), HEADER.size)
+        except NotFound:
+            return None
+        return (*self._header(head, object_id), stored)
+
     def raw_size(self, object_id: str) -> int:
         return self._head(object_id)[1]
 
     def _open_unverified(self, object_id: str) -> tuple[BinaryIO, int]:
         """A reader of the raw bytes and the size the header records."""
+        recent = self._recent.get(object_id)
         try:
-            f = self.backend.reader(self.key(object_id))
+            f = io.BytesIO(recent) if recent is not None else self.backend.reader(self.key(object_id))
         except NotFound:
             raise self._missing(object_id) from None
         try:
@@ -243,6 +272,26 @@ class ObjectStore:
         if codec == CODEC_RAW:
             return f, size
         return zstandard.ZstdDecompressor().stream_reader(f, closefd=True), size
+
+    def _remember(self, object_id: str, tmp_name: str) -> None:
+        if os.path.getsize(tmp_name) > RECENT_OBJECT:
+            return
+        with open(tmp_name, "rb") as f:
+            data = f.read()
+        with self._written_lock:
+            if object_id in self._recent:
+                return
+            self._recent[object_id] = data
+            self._recent_bytes += len(data)
+            while self._recent_bytes > RECENT_BYTES:
+                _, dropped = self._recent.popitem(last=False)
+                self._recent_bytes -= len(dropped)
+
+    def _forget(self, object_id: str) -> None:
+        with self._written_lock:
+            data = self._recent.pop(object_id, None)
+            if data is not None:
+                self._recent_bytes -= len(data)
 
     def _missing(self, object_id: str) -> ObjectError:
         hint = " (a damaged copy is in quarantine/)" if self.in_quarantine(object_id) else ""
@@ -373,17 +422,23 @@ class ObjectStore:
         """A cheap structural check: a raw body has exactly its recorded length,
         a zstd body is not empty.  Catches truncation without reading the data."""
         try:
-            codec, size, stored = self._head(object_id)
+            head = self._head_or_none(object_id)
         except (OSError, ObjectError):
             return False
+        if head is None:
+            return False
+        codec, size, stored = head
         stored -= HEADER.size
         return stored == size if codec == CODEC_RAW else (stored > 0 or size == 0)
 
     def _looks_whole(self, object_id: str, size: int) -> bool:
         try:
-            codec, raw, stored = self._head(object_id)
+            head = self._head_or_none(object_id)
         except ObjectError:
             return False
+        if head is None:
+            return False
+        codec, raw, stored = head
         stored -= HEADER.size
         body_ok = stored == raw if codec == CODEC_RAW else (stored > 0 or raw == 0)
         return raw == size and body_ok
