@@ -1,8 +1,10 @@
 """A real S3-protocol server on loopback for object-store mirrors: moto's server.
 
 Fixtures
-    moto_s3      session-scoped ThreadedMotoServer on 127.0.0.1 (a free port); `.env` holds the
-                 AWS_* variables that point boto3 (and a subprocess) at it, dummy credentials
+    moto_s3      session-scoped moto server on 127.0.0.1 (a free port) in a process of its own,
+                 as a real store is: in a thread of the test process it would share the GIL
+                 with the code under test and slow both.  `.env` holds the AWS_* variables
+                 that point boto3 (and a subprocess) at it, dummy credentials
     s3_env       function-scoped: os.environ pointed at moto_s3, a private mirror cache folder
     s3_url       function-scoped: s3://<a new bucket>/mirror, inside s3_env
 
@@ -11,6 +13,10 @@ conditional writes; tests of many writers must not count on its arbitration.
 """
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -18,16 +24,37 @@ import pytest
 
 class MotoS3:
     def __init__(self):
-        import logging
-        from moto.server import ThreadedMotoServer
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)   # one line per request otherwise
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._wait_until_up(port)
         self.env = {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
                     "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_DEFAULT_REGION": "us-east-1",
                     "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def _wait_until_up(self, port: int, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto's server exited ({self.process.returncode})")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("moto's server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def client(self):
         import boto3
@@ -50,7 +77,7 @@ def moto_s3():
     try:
         yield server
     finally:
-        server.server.stop()
+        server.stop()
 
 
 @pytest.fixture

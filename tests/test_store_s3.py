@@ -23,10 +23,10 @@ from cometx_mirror.store.remote_lock import RemoteLock
 from core_fixtures import fill
 
 ROWS = {
-    "experiments": "SELECT exp_id, name, state FROM experiments ORDER BY exp_id",
-    "metrics": "SELECT exp_id, name, step, value, text FROM metrics ORDER BY ALL",
-    "params": "SELECT exp_id, name, value FROM params ORDER BY ALL",
-    "assets": "SELECT exp_id, file_name, object_id, size FROM assets ORDER BY ALL",
+    "experiments": "SELECT exp_id, name, state FROM experiments {where} ORDER BY exp_id",
+    "metrics": "SELECT exp_id, name, step, value, text FROM metrics {where} ORDER BY ALL",
+    "params": "SELECT exp_id, name, value FROM params {where} ORDER BY ALL",
+    "assets": "SELECT exp_id, file_name, object_id, size FROM assets {where} ORDER BY ALL",
 }
 
 
@@ -34,13 +34,31 @@ def cli(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-def rows(location: str) -> dict:
+def rows(location: str, projects: list[str] | None = None) -> dict:
+    """The rows of each table; with `projects` ("WS/PROJ"), only theirs."""
+    where = ("WHERE " + " OR ".join(f"exp_id LIKE 'comet:{p}/%'" for p in projects)) if projects else ""
     out = {}
     for name, sql in ROWS.items():
-        r = cli("query", sql, "--json", "--mirror", location)
+        r = cli("query", sql.format(where=where), "--json", "--mirror", location)
         assert r.exit_code == 0, r.output
         out[name] = json.loads(r.stdout)
     return out
+
+
+@pytest.fixture(scope="module")
+def serial(seeded_server, tmp_path_factory):
+    """Two seeded projects fetched one after the other into a local mirror, once for
+    the tests that compare a bucket fetched concurrently or after a kill with it."""
+    from server_fixtures import comet_environment
+    home = tmp_path_factory.mktemp("serial-home")
+    ws = seeded_server.seeded["workspace"]
+    paths = [f"{ws}/{p}" for p in sorted(seeded_server.seeded["projects"])[:2]]
+    mirror = str(home / "serial")
+    with comet_environment(seeded_server, home):
+        for path in paths:
+            r = cli("fetch", path, "--mirror", mirror)
+            assert r.exit_code == 0, r.output
+    return mirror, paths
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -128,21 +146,19 @@ def _fetch(path: str, mirror: str, cache: str, **env) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_concurrent_fetches_into_one_bucket_equal_a_serial_fetch(seeded_env, s3_env, tmp_path):
-    ws = seeded_env.seeded["workspace"]
-    projects = sorted(seeded_env.seeded["projects"])[:2]
+def test_concurrent_fetches_into_one_bucket_equal_a_serial_fetch(seeded_env, s3_env, tmp_path, serial):
+    serial_mirror, paths = serial
     url = f"s3://{s3_env.new_bucket()}/shared"
-    assert cli("init", "--mirror", url).exit_code == 0
-    # two projects and one of them twice, at once, each process with its own cache (a machine)
-    procs = [_fetch(f"{ws}/{p}", url, str(tmp_path / f"cache{i}"))
-             for i, p in enumerate(projects + projects[:1])]
+    r = cli("init", "--mirror", url)
+    assert r.exit_code == 0 and r.stdout.strip() == f"mirror ready at {url}", r.output
+    # two projects and one of them twice, at once: two processes with a cache each (two
+    # machines), and a third sharing the first one's cache folder (a second writer on it)
+    caches = [str(tmp_path / "cache0"), str(tmp_path / "cache1"), str(tmp_path / "cache0")]
+    procs = [_fetch(path, url, cache) for path, cache in zip(paths + paths[:1], caches)]
     for p in procs:
         out, err = p.communicate(timeout=240)
         assert p.returncode == 0, err
-    serial = str(tmp_path / "serial")
-    for p in projects:
-        assert cli("fetch", f"{ws}/{p}", "--mirror", serial).exit_code == 0
-    assert rows(url) == rows(serial)
+    assert rows(url) == rows(serial_mirror)
     m = Mirror.open(url)
     refs = dict(m.refs.items())
     # every snapshot any writer made is reachable (reflog), and each ref's chain is whole
@@ -152,22 +168,30 @@ def test_concurrent_fetches_into_one_bucket_equal_a_serial_fetch(seeded_env, s3_
     assert r.exit_code == 0 and "no errors" in r.stdout, r.output
 
 
-def test_a_killed_fetch_on_object_storage_resumes(seeded_env, s3_env, tmp_path):
-    ws = seeded_env.seeded["workspace"]
-    project = sorted(seeded_env.seeded["projects"])[0]
+def test_a_killed_fetch_on_object_storage_resumes(seeded_env, s3_env, tmp_path, serial):
+    serial_mirror, paths = serial
     url = f"s3://{s3_env.new_bucket()}/m"
-    cache = str(tmp_path / "cache")
-    killed = _fetch(f"{ws}/{project}", url, cache, COMETX_MIRROR_FAULT="before_ref_update")
+    cache = str(tmp_path / "cache")      # s3_env's: the fetch resumed in this process uses it too
+    killed = _fetch(paths[0], url, cache, COMETX_MIRROR_FAULT="before_ref_update")
     killed.communicate(timeout=240)
     assert killed.returncode == 137
     assert not list(Mirror.open(url).refs.names())       # died before its ref moved
-    again = _fetch(f"{ws}/{project}", url, cache)
-    out, err = again.communicate(timeout=240)
-    assert again.returncode == 0, err
-    serial = str(tmp_path / "serial")
-    assert cli("fetch", f"{ws}/{project}", "--mirror", serial).exit_code == 0
-    assert rows(url) == rows(serial)
+    r = cli("fetch", paths[0], "--mirror", url)
+    assert r.exit_code == 0, r.output
+    assert rows(url) == rows(serial_mirror, paths[:1])
     assert cli("verify", "--read-data", "--mirror", url).exit_code == 0
+
+
+def test_a_second_writer_on_one_cache_folder_takes_its_own(s3_url):
+    m = Mirror.init(s3_url)
+    fill(m)
+    with m.write_lock("fetch comet"):          # a writer on this machine holds the cache
+        r = cli("reindex", "--mirror", s3_url)
+        assert r.exit_code == 0 and "reindexed 5 entities" in r.stdout, r.output
+        assert "holds this machine's cache of the mirror" in r.stderr and ".w1)" in r.stderr, r.output
+        assert rows(s3_url)["experiments"]       # a reader meanwhile reads the shared cache as it is
+    spare = m.root.parent / f"{m.root.name}.w1" / "index.duckdb"
+    assert spare.exists() and not (m.root.parent / f"{m.root.name}.w2").exists()
 
 
 def test_push_and_diff_from_a_bucket(comet_server, s3_env):

@@ -22,7 +22,7 @@ from .output import plural
 def init(mirror_path: str) -> None:
     """Create an empty mirror (fetch creates one too) in a new or empty folder."""
     mirror = open_mirror(mirror_path, create=True)
-    click.echo(f"mirror ready at {mirror.root}")
+    click.echo(f"mirror ready at {mirror.location}")    # a bucket's, not its local cache folder
 
 
 @main.command("ls")

@@ -18,6 +18,7 @@ that folder: the layers above find the index and tmp/ the same way for both.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -28,7 +29,7 @@ from typing import Any, Iterator
 from ..errors import ExpectedError
 from . import canonical, faultpoint
 from .backend import NotFound, is_remote, open_backend
-from .lock import WriteLock
+from .lock import LockedError, WriteLock
 from .objects import ObjectError, ObjectStore
 from .refs import RefMoved, Refs
 
@@ -37,6 +38,7 @@ CONFIG = "config.json"
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 # How often a snapshot is rebased onto a ref another writer moved before we give up.
 REF_RETRIES = 20
+notes = logging.getLogger("cometx_mirror")   # one-line notes the CLI shows
 
 
 class MirrorError(ExpectedError):
@@ -63,11 +65,11 @@ class Snapshot:
 
 
 class Mirror:
-    def __init__(self, location: str | os.PathLike):
-        self.backend = open_backend(location)
+    def __init__(self, location: str | os.PathLike, backend=None, config: dict | None = None):
+        self.backend = backend or open_backend(location)
         self.location = self.backend.location
         self.remote = self.backend.remote
-        self.root = _cache_dir(self.backend) if self.remote else Path(location)
+        self.root = _cache_dir(self.backend, config) if self.remote else Path(location)
         self.objects = ObjectStore(self.root, self.backend)
         self.refs = Refs(self.root, self.backend)
         self.index_path = self.root / "index.duckdb"
@@ -118,18 +120,30 @@ class Mirror:
             got = config.get("format") if isinstance(config, dict) else None
             raise MirrorError(f"mirror at {where} has format {got!r}; "
                               f"this version reads format {FORMAT} only")
-        mirror = cls(location)
+        mirror = cls(location, backend, config)    # one client, one read of the config
         mirror.config = config
         return mirror
 
-    def write_lock(self, purpose: str, exclusive: bool = False):
+    def write_lock(self, purpose: str, exclusive: bool = False, own_cache_if_busy: bool = True):
         """The lock a writer holds.  On a local disk: one writer at a time (flock).  On
         object storage: many writers share it and only `exclusive` (gc) excludes the
-        others (store/remote_lock.py), plus the local cache's flock for its index."""
+        others (store/remote_lock.py), plus a local cache folder's flock for its index.
+        When another process on this machine holds the cache folder, a writer takes a
+        cache folder of its own (`own_cache_if_busy`) rather than stop: the index is a
+        cache of the refs, so any copy catches up.  A reader's catch-up passes False: it
+        reads the shared cache as it is rather than build a second index."""
         if not self.remote:
             return WriteLock(self.root, purpose)
         from .remote_lock import RemoteLock
-        return _Both(WriteLock(self.root, purpose), RemoteLock(self.backend, purpose, exclusive))
+        cache = _CacheLock(self, purpose) if own_cache_if_busy else WriteLock(self.root, purpose)
+        return _Both(cache, RemoteLock(self.backend, purpose, exclusive))
+
+    def _use_cache(self, folder: Path) -> None:
+        """Point the index and staging files at another local cache folder."""
+        self.root = folder
+        self.index_path = folder / "index.duckdb"
+        self.objects.root = folder
+        self.objects.tmp = folder / "tmp"
 
     # -- JSON objects ------------------------------------------------------
     def put_json(self, value: Any) -> str:
@@ -224,12 +238,12 @@ def _new_config() -> dict:
             "mirror_id": uuid.uuid4().hex, "created": time.time()}
 
 
-def _cache_dir(backend) -> Path:
+def _cache_dir(backend, config: dict | None = None) -> Path:
     """The local folder of a remote mirror: its index, stamp and staging files."""
     base = os.environ.get("COMETX_MIRROR_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "cometx-mirror")
     try:
-        key = json.loads(backend.read(CONFIG)).get("mirror_id")
+        key = (config if config is not None else json.loads(backend.read(CONFIG))).get("mirror_id")
     except (NotFound, ValueError, AttributeError):
         key = None
     if not isinstance(key, str) or not key.isalnum():
@@ -239,6 +253,46 @@ def _cache_dir(backend) -> Path:
     Path(base).mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     path.mkdir(mode=PRIVATE_DIR, exist_ok=True)
     return path
+
+
+# A machine's writers of one bucket mirror share its cache folder; while it is busy, each
+# further writer takes the first free one of <folder>.w1 ... (kept for the next such writer).
+CACHE_SLOTS = 16
+
+
+class _CacheLock:
+    """The cache folder's flock; when another process holds it, the first free spare
+    folder's, and the mirror then keeps its index there."""
+
+    def __init__(self, mirror: "Mirror", purpose: str):
+        self.mirror, self.purpose = mirror, purpose
+        self.held: WriteLock | None = None
+
+    def __enter__(self):
+        base = self.mirror.root
+        try:
+            self.held = WriteLock(base, self.purpose).__enter__()
+            return self
+        except LockedError as busy:
+            first = busy
+        for n in range(1, CACHE_SLOTS):
+            folder = base.with_name(f"{base.name}.w{n}")
+            folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            try:
+                self.held = WriteLock(folder, self.purpose).__enter__()
+            except LockedError:
+                continue
+            self.mirror._use_cache(folder)
+            holder = str(first).removeprefix("the mirror is busy: ").removesuffix(" holds its write lock")
+            notes.info(f"{holder} holds this machine's cache of the mirror; this {self.purpose} keeps "
+                       f"its index in a cache folder of its own ({folder.name})")
+            return self
+        raise first
+
+    def __exit__(self, *exc) -> None:
+        if self.held is not None:
+            self.held.__exit__(*exc)
+            self.held = None
 
 
 class _Both:

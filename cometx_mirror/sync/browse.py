@@ -48,7 +48,7 @@ def catch_up(mirror: Mirror) -> str | None:
                 return None
         except IndexDamaged:
             damaged = True
-        with mirror.write_lock("index catch-up"):
+        with mirror.write_lock("index catch-up", own_cache_if_busy=False):
             if damaged or not mirror.index_path.exists():
                 aside = set_aside(mirror.index_path) if damaged else None
                 n = indexer.rebuild(mirror)
