@@ -105,8 +105,9 @@ def read_run(mirror, folder: Path, names: OfflineNames) -> OfflineRun:
     # a live run grows meanwhile, and the count must describe the object the manifest names.
     log_id, log_size = store_file(mirror, log_path)
     with open(log_path, "rb") as f:
-        # rows counted, the summary not read: the normalizer folds it
-        log = fold(_Prefix(f, log_size), f"{folder.name}/{log_path.name}", history=False, summary=False)
+        # rows counted, nothing more read from them nor the summary: the normalizer folds those
+        log = fold(_Prefix(f, log_size), f"{folder.name}/{log_path.name}", history=False, summary=False,
+                   row_details=False)
     run = log.run
     run_id = run.get("id") or log_path.stem[len("run-"):]
     workspace, project = names.name(run.get("entity"), run.get("project"))
