@@ -6,7 +6,8 @@ from __future__ import annotations
 
 
 def table_stats(state, records: list[dict]) -> dict[str, dict]:
-    """runId (a mirror's exp_id) -> {"params": {name: value}, "tags": [...], "metrics": {name: {last, min, max, points}}}."""
+    """runId (a mirror's exp_id) -> {"params": {name: value}, "tags": [...],
+    "metrics": {name: {last, min, max, points}}}."""
     ids = [e["runId"] for e in records]
     out = {i: {"params": {}, "tags": [], "metrics": {}} for i in ids}
     if not ids:
