@@ -202,12 +202,16 @@ def _file_key(part: Part, n: int) -> str:
     return f"{part.table}/{folder}/part-{part.hash[:16]}-{n}.parquet"
 
 
+# The characters Hive (and so Spark) escapes in a partition folder name; it decodes each
+# %XX as one character, so a letter beyond ASCII is left as it is (UTF-8), not escaped.
+_HIVE_SPECIAL = frozenset('"#%\'*/:=?\\\x7f{[]^')
+
+
 def _encode(value) -> str:
-    """Hive-style: what Spark and DuckDB decode back to the value ('/' and '=' escaped too)."""
+    """Hive-style: what Spark, DuckDB, pyarrow and Polars decode back to the value."""
     if value is None:
         return HIVE_NULL
-    from urllib.parse import quote
-    return quote(str(value), safe="")
+    return "".join(f"%{ord(c):02X}" if c in _HIVE_SPECIAL or ord(c) < 32 else c for c in str(value))
 
 
 def _sql_literal(text: str) -> str:
