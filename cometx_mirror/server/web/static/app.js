@@ -178,11 +178,9 @@ function chartBox(keys, metric, big) {
     scale = {x0, x1, W};
     g.strokeStyle = "#999"; g.fillStyle = "#444"; g.font = "11px system-ui";
     g.strokeRect(pad.l, pad.t, W - pad.l - pad.r, H - pad.t - pad.b);
-    for (let k = 0; k <= 4; k++) {
-      const yv = y0 + (y1 - y0) * k / 4, xv = x0 + (x1 - x0) * k / 4;
-      g.fillText(fmtNum(yv), 2, sy(yv) + 4);
-      g.fillText(x === "time" ? fmtTime(xv).slice(11) : fmtNum(Math.round(xv)), sx(xv) - 15, H - 10);
-    }
+    for (const yv of niceTicks(y0, y1, 5, 0)) g.fillText(fmtNum(yv), 2, sy(yv) + 4);
+    for (const xv of niceTicks(x0, x1, 5, x === "time" ? 0 : 1))
+      g.fillText(x === "time" ? fmtTime(xv).slice(11) : fmtNum(xv), sx(xv) - 15, H - 10);
     series.forEach((s, i) => {
       g.strokeStyle = COLORS[i % COLORS.length]; g.lineWidth = 1.2; g.beginPath();
       for (let j = 0; j < s.x.length; j++) { const px = sx(s.x[j]), py = sy(ys[i][j]); j ? g.lineTo(px, py) : g.moveTo(px, py); }
@@ -192,6 +190,14 @@ function chartBox(keys, metric, big) {
         for (let j = 0; j < s.x.length; j++) { g.beginPath(); g.arc(sx(s.x[j]), sy(ys[i][j]), 3, 0, 7); g.fill(); }
       }
     });
+  }
+  // about n ticks at round values (1, 2 or 5 times a power of ten), no finer than minStep
+  function niceTicks(lo, hi, n, minStep) {
+    const raw = (hi - lo) / n, pow = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = Math.max(minStep, [1, 2, 5, 10].map(m => m * pow).find(s => s >= raw));
+    const out = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+    return out;
   }
   function smoothed(y) {
     if (!smooth) return y;
