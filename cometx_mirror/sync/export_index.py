@@ -43,6 +43,8 @@ PARTITIONED = "metrics"
 # Index bookkeeping, not data: the schema version is in the manifest instead.
 SKIPPED = {"schema_migrations", "meta"}
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"     # how DuckDB (and Hive, Spark) name a NULL value
+# zstd: half the size of the default snappy for metrics (measured: 12 vs 26 MB for 2e6 points), ~20 % slower
+PARQUET = "FORMAT PARQUET, COMPRESSION zstd"
 
 
 class ExportIndexError(ExpectedError):
@@ -86,6 +88,7 @@ def export_index(mirror: Mirror, dest: str) -> ExportResult:
         # The index is read (and the files made) first, the uploads come after: a read
         # connection held through slow uploads would keep a fetch from writing the index.
         with browse.reading_index(mirror) as con:
+            con.execute("SET enable_progress_bar = false")     # DuckDB draws one on stderr for a long COPY
             parts = _plan(con)
             stale = []
             for part in parts:
@@ -165,7 +168,7 @@ def _write(con, parts: list[Part], n_partitions: int, staging: Path):
     whole = [p for p in parts if p.values is None]
     for part in whole:
         path = staging / f"{part.table}.parquet"
-        con.execute(f"COPY (SELECT * FROM \"{part.table}\") TO '{_sql_path(path)}' (FORMAT PARQUET)")
+        con.execute(f"COPY (SELECT * FROM \"{part.table}\") TO '{_sql_path(path)}' ({PARQUET})")
         yield part, path
     partitions = {p.values: p for p in parts if p.values is not None}
     if not partitions:
@@ -180,7 +183,7 @@ def _write(con, parts: list[Part], n_partitions: int, staging: Path):
     con.execute(
         f"COPY (SELECT * FROM (SELECT m.*, {_partition_columns('e')} FROM metrics m "
         f"LEFT JOIN experiments e USING (exp_id)){where} ORDER BY exp_id, name, step) "
-        f"TO '{_sql_path(out)}' (FORMAT PARQUET, PARTITION_BY ({', '.join(PARTITION_BY)}))")
+        f"TO '{_sql_path(out)}' ({PARQUET}, PARTITION_BY ({', '.join(PARTITION_BY)}))")
     for path in sorted(out.rglob("*.parquet")):
         values = tuple(_decode(seg) for seg in path.parent.relative_to(out).parts)
         yield partitions[values], path
