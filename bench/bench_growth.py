@@ -14,7 +14,7 @@ of `--big-asset-mb` MiB.  The asset is generated into the source server's blob f
 chunks and every folder is deleted at the end: no file of that size is kept.  Before it, the
 free disk is checked (the asset lands three times: source, mirror, destination).
 
-Each tool runs in its own process; peak memory is that process's maximum RSS (os.wait4), and
+Each tool runs in its own process; peak memory is its process tree's peak RSS (VmHWM), and
 the load average is recorded beside each figure: the machine is shared.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _cell(r: dict | None, key: str, fmt: str = "{}") -> str:
 
 def report(results: dict, latency_ms: float) -> str:
     parts = [f"`python bench/bench_growth.py` — fetch (and push) through {latency_ms:g} ms latency, default "
-             f"`-j`; each tool in its own process, peak memory = its maximum RSS (os.wait4); load = the "
+             f"`-j`; each tool in its own process, peak memory = its process tree's peak RSS (VmHWM polled from /proc); load = the "
              f"machine's 1/5/15-minute load average when the run ended (2 cores shared with other "
              f"engineers' runs: wall times are noisy, requests and memory are not)."]
     growth = results.get("growth") or []
@@ -160,6 +160,7 @@ def main() -> None:
     ap.add_argument("--big-asset-mb", default="2048", help="one experiment each, beside 1,000 points")
     ap.add_argument("--out", help="also write the results as JSON here")
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--note", default="", help="a paragraph to add under the tables (what the figures show)")
     ap.add_argument("--report", help="only write the report of results saved earlier with --out "
                                      "(several files, comma-separated, are merged)")
     args = ap.parse_args()
@@ -194,7 +195,7 @@ def main() -> None:
 
 
 def _write(results: dict, args) -> None:
-    text = report(results, args.latency_ms)
+    text = report(results, args.latency_ms) + (f"\n\n{args.note}" if args.note else "")
     print(text)
     if args.write_docs:
         write_section("growth", "Growth: project size and experiment size (`bench/bench_growth.py`)", text)
