@@ -121,8 +121,10 @@ def test_a_filter_on_one_project_reads_only_its_files(exported, tmp_path):
 def test_a_second_export_writes_only_what_changed(exported):
     m, labels, out = exported
     dest = str(out)
+    stamp = (out / X.MANIFEST).stat().st_mtime_ns
     again = X.export_index(m, dest)
     assert again.written == [] and again.removed == 0 and again.unchanged > 0
+    assert (out / X.MANIFEST).stat().st_mtime_ns == stamp        # not even the manifest
     before = {p.relative_to(out): p.stat().st_mtime_ns for p in (out / "metrics").rglob("*.parquet")}
     _grow(m, labels, "proj", "projrun")
     grown = X.export_index(m, dest)

@@ -90,6 +90,8 @@ def export_index(mirror: Mirror, dest: str) -> ExportResult:
         with browse.reading_index(mirror) as con:
             con.execute("SET enable_progress_bar = false")     # DuckDB draws one on stderr for a long COPY
             parts = _plan(con)
+            result.tables = len({p.table for p in parts})
+            result.partitions = sum(1 for p in parts if p.values is not None)
             stale = []
             for part in parts:
                 old = previous.get(part.id)
@@ -98,16 +100,17 @@ def export_index(mirror: Mirror, dest: str) -> ExportResult:
                     result.unchanged += 1
                 else:
                     stale.append(part)
-            n_partitions = sum(1 for p in parts if p.values is not None)
-            made = list(_write(con, stale, n_partitions, Path(staging)))
+            made = list(_write(con, stale, result.partitions, Path(staging)))
         for part, path in made:
             key = _file_key(part, len(part.files))
             part.files.append(key)
             result.written_bytes += path.stat().st_size
             target.put_file(key, path)       # consumes the staged file
             result.written.append(key)
-    # A part that exists but has no rows left (a table emptied) still gets its file from
-    # _write; a partition that vanished is simply not in `parts` any more.
+    # A table emptied still gets its (empty) file from _write; a partition that vanished is
+    # simply not in `parts` any more, and its files go below.
+    if not made and {p.id: p.files for p in parts} == {k: p.files for k, p in previous.items()}:
+        return result         # nothing changed: not even the manifest is written
     target.put_bytes(MANIFEST, _manifest_bytes(parts))
     named = {f for p in parts for f in p.files}
     for part in previous.values():
@@ -115,8 +118,6 @@ def export_index(mirror: Mirror, dest: str) -> ExportResult:
             if key not in named and key in present:
                 target.delete(key)
                 result.removed += 1
-    result.tables = len({p.table for p in parts})
-    result.partitions = sum(1 for p in parts if p.values is not None)
     return result
 
 
