@@ -1,8 +1,8 @@
 """Offline readers on long runs: fetch time, points/s, peak memory, and the parse-only floor.
 
-    python bench/bench_readers.py [--points 100000 1000000] [--metrics 10]
+    python bench/bench_readers.py [--points 100000 1000000] [--metrics 10] [--source wandb|neptune]
 
-Writes W&B runs of N points (N / metrics history rows × `metrics` keys, plus the
+Writes W&B runs (or, with --source neptune, neptune 1.x offline queues) of N points (N / metrics history rows × `metrics` keys, plus the
 summary record wandb-core writes beside each row) with bench/run_writers.py, then in
 a fresh subprocess each: fetches the run into an empty mirror (store + index), and,
 separately, only frames the log and decodes every record and every value (the
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
-from bench.run_writers import write_wandb_run  # noqa: E402
+from bench.run_writers import write_neptune_v1_run, write_wandb_run  # noqa: E402
 
 FETCH = """
 import sys, time
@@ -33,7 +33,7 @@ from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sources.options import FetchOptions
 t = time.perf_counter()
-result = run_fetch(Mirror.init(sys.argv[2]), "wandb", sys.argv[1], FetchOptions())
+result = run_fetch(Mirror.init(sys.argv[2]), sys.argv[3], sys.argv[1], FetchOptions())
 assert not result.errors, result.errors
 print(time.perf_counter() - t)
 """
@@ -51,6 +51,19 @@ for _, payload in iter_payloads(open(glob.glob(sys.argv[1] + "/*/run-*.wandb")[0
         for it in rec.history.item:
             json.loads(it.value_json)
             values += 1
+print(time.perf_counter() - t)
+"""
+
+NEPTUNE_FLOOR = """
+import glob, sys, time, json
+t = time.perf_counter()
+values = 0
+for log in glob.glob(sys.argv[1] + "/.neptune/offline/*/data-*.log"):
+    with open(log, "rb") as f:
+        for line in f:
+            for v in json.loads(line)["obj"].get("values") or ():
+                float(v["value"])
+                values += 1
 print(time.perf_counter() - t)
 """
 
@@ -72,17 +85,33 @@ def child(script: str, *args: str) -> dict:
             "load": max(load, os.getloadavg()[0])}
 
 
-def write_table(rows: list[dict], metrics: int, note: str) -> None:
+NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` as the client batches it "
+                "(one LogFloats op per series per 100 points; `bench/check_writers.py` reads one back with "
+                "neptune's DiskQueue); fetch = store the queue and index every point into a fresh mirror, in a "
+                "fresh process (its CPU time includes the imports); floor = reading the op lines and decoding "
+                "each as JSON, each value as a float, nothing else; peak memory = the fetch process's maximum "
+                "RSS; load average = the 1-minute figure, the highest seen around the fetch (2 cores: above 2, "
+                "wall times are stretched by other jobs, CPU times less so).")
+
+
+def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
     table = ["| run | log | fetch wall (CPU) | points/s wall (CPU) | floor wall (CPU) | fetch / floor, CPU "
              "| peak memory | load average |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f, fl = r["fetch"], r["floor"]
-        table.append(f"| W&B offline, {r['points']:,} points ({r['points'] // metrics:,} rows × "
-                     f"{metrics}) | {r['mb']:.0f} MB | {f['s']:.1f} s ({f['cpu']:.1f} s) | "
+        what = (f"W&B offline, {r['points']:,} points ({r['points'] // metrics:,} rows × {metrics})"
+                if source == "wandb" else
+                f"neptune 1.x offline, {r['points']:,} points ({r['points'] // metrics:,} steps × {metrics} series)")
+        table.append(f"| {what} | {r['mb']:.0f} MB | {f['s']:.1f} s ({f['cpu']:.1f} s) | "
                      f"{r['points'] / f['s']:,.0f} ({r['points'] / f['cpu']:,.0f}) | "
                      f"{fl['s']:.1f} s ({fl['cpu']:.1f} s) | {f['cpu'] / fl['cpu']:.1f}× | "
                      f"{f['peak'] / 1e6:.0f} MB | {f['load']:.1f} |")
+    if source == "neptune":
+        body = NEPTUNE_BODY + "\n\n" + "\n".join(table) + ("\n\n" + note if note else "")
+        write_section("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)", body)
+        print("\n".join(table))
+        return
     body = ("Each run written by `bench/run_writers.py` in wandb-core's framing (a summary record beside each "
             "history row); fetch = store the folder and index every point into a fresh mirror, in a fresh "
             "process (its CPU time includes Python's and wandb's imports); floor = framing plus protobuf and "
@@ -98,21 +127,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--metrics", type=int, default=10)
+    ap.add_argument("--source", choices=("wandb", "neptune"), default="wandb")
     ap.add_argument("--note", default="", help="a paragraph written under the table")
+    ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for points in sorted(args.points):
             src = Path(tmp) / f"src-{points}" / "wandb"
-            run_dir = write_wandb_run(src, points // args.metrics, args.metrics, run_id=f"b{points}")
-            size = sum(f.stat().st_size for f in run_dir.glob("run-*.wandb"))
-            floor = child(FLOOR, str(src))
-            fetch = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"))
+            if args.source == "wandb":
+                run_dir = write_wandb_run(src, points // args.metrics, args.metrics, run_id=f"b{points}")
+                size = sum(f.stat().st_size for f in run_dir.glob("run-*.wandb"))
+                floor = child(FLOOR, str(src))
+            else:
+                write_neptune_v1_run(src, points // args.metrics, args.metrics)
+                size = sum(f.stat().st_size for f in src.glob(".neptune/offline/*/data-*.log"))
+                floor = child(NEPTUNE_FLOOR, str(src))
+            fetch = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"), args.source)
             rows.append({"points": points, "mb": size / 1e6, "fetch": fetch, "floor": floor})
             print(json.dumps(rows[-1]))
             shutil.rmtree(src.parent)
             shutil.rmtree(Path(tmp) / f"mirror-{points}")
-            write_table(rows, args.metrics, args.note)    # after each size: a long last size may not finish
+            write_table(rows, args.metrics, args.note, args.source)   # after each size: a long last size may not finish
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -169,3 +170,73 @@ def test_log_reader_resumes_at_the_last_whole_record_reading_only_the_tail():
     assert tail.bytes_read <= len(torn) - old.complete_end + BLOCK < len(torn) // 10
     again = LogReader(io.BytesIO(grown), start=tail.complete_end)
     assert len(list(again)) == 1 and again.complete_end == len(grown)
+
+
+# -- Neptune 1.x op logs --------------------------------------------------------------------------
+def _neptune_expected(steps: int) -> list[tuple]:
+    """(name, step, timestamp ms, value text) of every float point the run below holds, from its recipe."""
+    from bench.run_writers import START
+    out = []
+    for s in range(3):
+        for step in range(steps):
+            value = 1.0 / (step + s + 1)
+            if step % 7 == 3:
+                value = {0: math.nan, 1: 7.0, 2: math.inf}[s]
+            out.append((f"train/s{s}", step, int(round((START + step * 0.01) * 1000)), repr(value)))
+    out = [p for p in out if p[0] != "train/s2"]                    # cleared, then three new points
+    out += [("train/s2", i, 5000 + i, repr(float(i))) for i in range(3)]
+    out = [p for p in out if p[0] != "train/s0"]                    # deleted, then two new points,
+    out += [("train/s0", steps + i, 6000 + i, repr(0.5)) for i in range(2)]   # numbered on from before
+    return sorted(out)
+
+
+@pytest.fixture(scope="module")
+def neptune_run(tmp_path_factory):
+    """A 1.x queue of 3 float series × 700 steps (NaN, Infinity, ints, an unnumbered series), then a
+    cleared series and a deleted one logged again; fetched."""
+    from bench.run_writers import write_neptune_v1_run
+    src = write_neptune_v1_run(tmp_path_factory.mktemp("neptune"), 700, 3, odd=True)
+    [log] = src.glob(".neptune/offline/*/data-1.log")
+    ops = [{"type": "ClearFloatLog", "path": ["train", "s2"]},
+           {"type": "LogFloats", "path": ["train", "s2"], "values": [{"value": i, "ts": 5 + i / 1000}
+                                                                    for i in range(3)]},
+           {"type": "DeleteAttribute", "path": ["train", "s0"]},
+           {"type": "LogFloats", "path": ["train", "s0"], "values": [{"value": 0.5, "ts": 6 + i / 1000}
+                                                                    for i in range(2)]},
+           {"type": "LogStrings", "path": ["notes"], "values": [{"value": "x", "step": 1.0, "ts": 7.0}]}]
+    with open(log, "a") as f:
+        for n, op in enumerate(ops):
+            f.write(json.dumps({"obj": op, "version": 10_000 + n, "at": 8.0}) + "\n")
+    mirror = Mirror.init(tmp_path_factory.mktemp("mirror"))
+    assert run_fetch(mirror, "neptune", str(src), FetchOptions()).errors == []
+    return mirror
+
+
+def test_neptune_points_stream_across_batches_as_one_batch_gives_them(neptune_run, monkeypatch):
+    manifest = _manifest(neptune_run)
+    normalize_v1 = get_normalizer(manifest["normalizer"])
+    monkeypatch.setattr(metric_stream, "BATCH_POINTS", 1 << 30)
+    whole = normalize_v1(neptune_run, manifest).metrics
+    whole = whole.whole()
+    monkeypatch.setattr(metric_stream, "BATCH_POINTS", 200)
+    exp = normalize_v1(neptune_run, manifest)
+    assert isinstance(exp.metrics, metric_stream.MetricStream)
+    batches = list(metric_stream.batches(exp.metrics))
+    assert [len(b) for b in batches] == [200, 200, 200, 105]
+    streamed = exp.metrics.whole()
+    for column in ("name", "step", "timestamp", "text", "epoch"):
+        assert getattr(streamed, column) == getattr(whole, column), column
+    assert list(map(repr, streamed.value)) == list(map(repr, whole.value))
+    got = sorted(zip(streamed.name, streamed.step, streamed.timestamp, map(repr, streamed.value)))
+    assert got == _neptune_expected(700)
+    assert [a.file_name for a in exp.assets] == ["notes.jsonl"]      # the string series stays a file
+
+
+def test_neptune_index_rows_are_the_points_and_survive_reindex(neptune_run):
+    query = "SELECT name, step, epoch_ms(timestamp), value FROM metrics ORDER BY ALL"
+    with open_read(neptune_run.index_path) as con:
+        before = con.execute(query).fetchall()
+    assert sorted((n, s, t, repr(v)) for n, s, t, v in before) == _neptune_expected(700)
+    indexer.rebuild(neptune_run)
+    with open_read(neptune_run.index_path) as con:
+        assert con.execute(query).fetchall() == before

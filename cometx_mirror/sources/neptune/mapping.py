@@ -6,15 +6,21 @@ Derived bytes (the stdout text, a string series as JSON lines, a histogram
 series, inline images) are returned alongside so the fetch can store them: they
 are pure functions of the raw objects, so `reindex` recomputes the same ids.
 The rules are documented in docs/neptune.md.
+
+Float series are the bulk of a long run.  A reader that can read its payloads
+again sets `RunData.float_points` instead of adding them to `series`: a
+callable yielding model.Metrics batches (see FloatBatches), which becomes the
+experiment's MetricStream, so the index takes them a batch at a time and the
+fetch, which only needs the derived bytes, never reads them at all.
 """
 from __future__ import annotations
 
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
-from ... import model
+from ... import metric_stream, model
 from ...store import canonical
 from ...store.objects import hash_bytes
 
@@ -55,6 +61,8 @@ class RunData:
     extra: dict[str, Any] = field(default_factory=dict)
     last_time: int | None = None
     blobs: dict[str, bytes] = field(default_factory=dict)   # inline contents (1.x UploadFileContent)
+    # float series read again on demand, a batch at a time (then `series` holds none of them)
+    float_points: Callable[[], Iterator[model.Metrics]] | None = None
 
     def add_point(self, path: str, kind: str, step, ts, value) -> None:
         self.series.setdefault(path, {"type": kind, "points": []})["points"].append([step, ts, value])
@@ -65,6 +73,26 @@ class RunData:
     def seen(self, ts: int | None) -> None:
         if ts is not None and (self.last_time is None or ts > self.last_time):
             self.last_time = ts
+
+
+_EXACT = 1 << 53     # ints a double holds exactly: int_step gives them back unchanged
+
+
+class FloatBatches(metric_stream.BatchBuilder):
+    """Float series points, converted as the eager mapping converts them, collected into batches."""
+
+    def add(self, path: str, step, ts, value) -> bool:
+        """Add one point; True when the batch is full (hand it out with take())."""
+        if type(step) is float:         # the common case, inline: int_step's floor of a finite float
+            step = math.floor(step) if step - step == 0 else None
+        elif not (type(step) is int and -_EXACT <= step <= _EXACT):
+            step = int_step(step)
+        self.batch.add(path, None if value is None else float(value), step=step, timestamp=ts)
+        return len(self.batch.name) >= self.size
+
+    def rest(self) -> Iterator[model.Metrics]:
+        if self.batch.name:
+            yield self.take()
 
 
 # -- value helpers -------------------------------------------------------------
@@ -167,6 +195,8 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes]]:
     elif state:
         exp.state = {"Active": "running", "Inactive": "finished"}.get(state, str(state).lower())
     exp.extra = dict(run.extra)
+    if run.float_points is not None:
+        exp.metrics = metric_stream.MetricStream(run.float_points)
 
     for path in sorted(attrs):
         kind, value = attrs[path]

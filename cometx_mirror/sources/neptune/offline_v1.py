@@ -29,6 +29,9 @@ LEGACY_PROJECT = "offline/offline"            # what mirrors fetched before gave
 KEYS_UNIQUE = True                            # container UUIDs: a rename can be told (offline_names.py)
 RUN_DIR_RE = re.compile(r"^(?P<type>[a-z_]+)__(?P<uuid>[0-9a-fA-F-]{36})(__.*)?$")
 LOG_RE = re.compile(r"^data-(\d+)\.log$")
+_FILE_OPS = frozenset({"UploadFile", "UploadFileSet", "TrackFilesToArtifact"})
+_LOGS = {"LogFloats": "float_series", "LogStrings": "string_series", "LogImages": "image_series"}
+_CLEARS = frozenset({"ClearFloatLog", "ClearStringLog", "ClearImageLog"})
 
 
 def _is_run_dir(d: Path) -> bool:
@@ -97,7 +100,7 @@ def _storer(run_dir: Path, ws: str, proj: str, key: str):
                 rec = _parse(line)
                 if rec is None:
                     errors.append(f"{run_dir.name}/{log.name} line {i}: malformed operation, skipped")
-                else:
+                elif rec["obj"]["type"] in _FILE_OPS:      # only these name files: keep nothing else
                     ops.append(rec["obj"])
             segments = [mirror.objects.put_bytes(b"".join(lines[s:s + SEGMENT_LINES]))
                         for s in range(0, len(lines), SEGMENT_LINES)]
@@ -175,7 +178,9 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
     files, globs = manifest.get("files", {}), manifest.get("globs", {})
     sets: dict[str, set] = {}
     next_step: dict[str, float] = {}
-    for rec in iter_ops(mirror, manifest):
+    types: dict[str, str] = {}          # path -> the kind of its series since its last clear
+    float_from: dict[str, int] = {}     # float series path -> the op its points start at
+    for i, rec in enumerate(iter_ops(mirror, manifest)):
         op, t = rec["obj"], rec["obj"]["type"]
         path = "/".join(op["path"])
         run.seen(mapping.to_ms(rec.get("at")))
@@ -191,9 +196,16 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
             else:
                 s.clear()
             run.attrs[path] = ("string_set", sorted(s))
-        elif t in ("LogFloats", "LogStrings", "LogImages"):
-            kind = {"LogFloats": "float_series", "LogStrings": "string_series", "LogImages": "image_series"}[t]
-            for v in op.get("values") or []:
+        elif t in _LOGS:
+            values = op.get("values") or []
+            if values and path not in types:     # a series takes the kind of its first point
+                types[path] = _LOGS[t]
+                if types[path] == "float_series":
+                    float_from[path] = i
+            if types.get(path) == "float_series":   # streamed by _float_points: only the numbering here
+                next_step[path] = _next_step(values, next_step.get(path, 0))
+                continue
+            for v in values:
                 # no step: the server numbers points in order, last step + 1 (from 0)
                 step = v.get("step")
                 if step is None:
@@ -203,10 +215,12 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
                 if t == "LogImages":
                     value = {"bytes": base64.b64decode(value["data"]), "name": value.get("name"),
                              "description": value.get("description")}
-                run.add_point(path, kind, step, mapping.to_ms(v.get("ts")), value)
-        elif t in ("ClearFloatLog", "ClearStringLog", "ClearImageLog"):
+                run.add_point(path, types[path], step, mapping.to_ms(v.get("ts")), value)
+        elif t in _CLEARS:
             run.series.pop(path, None)
             next_step.pop(path, None)
+            types.pop(path, None)
+            float_from.pop(path, None)
         elif t == "ConfigFloatSeries":
             run.extra.setdefault("series_config", {})[path] = {k: op.get(k) for k in ("min", "max", "unit")}
         elif t == "UploadFile":
@@ -247,9 +261,56 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
         elif t == "ClearArtifact":
             run.artifacts.pop(path, None)
         elif t == "DeleteAttribute":
-            for d in (run.attrs, run.series, run.files, run.artifacts):
+            for d in (run.attrs, run.series, run.files, run.artifacts, types, float_from):
                 d.pop(path, None)
         else:
             unhandled = run.extra.setdefault("unhandled_ops", {})
             unhandled[t] = unhandled.get(t, 0) + 1
+    if float_from:
+        run.float_points = lambda: _float_points(mirror, manifest, float_from)
     return run
+
+
+def _next_step(values: list, step):
+    """The number the server gives the point after `values` (each unnumbered one is the last + 1)."""
+    for back, v in enumerate(reversed(values)):
+        if v.get("step") is not None:
+            return v["step"] + back + 1
+    return step + len(values)
+
+
+def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
+    """The float series' points, read again from the op log: the second of the two passes.
+
+    `fold` (the first) found each float series' first op after its last clear; the
+    points from there on are numbered as fold numbers them and handed out in batches.
+    """
+    out = mapping.FloatBatches()
+    next_step: dict[str, float] = {}
+    for i, rec in enumerate(iter_ops(mirror, manifest)):
+        op = rec["obj"]
+        t = op["type"]
+        if t not in _LOGS and t not in _CLEARS:
+            continue
+        path = "/".join(op["path"])
+        start = float_from.get(path)
+        if start is None:
+            continue
+        if t in _CLEARS:
+            next_step.pop(path, None)
+            continue
+        values = op.get("values") or []
+        step = next_step.get(path, 0)
+        if i < start:                    # before the last clear or delete: numbered, not kept
+            next_step[path] = _next_step(values, step)
+            continue
+        for v in values:
+            if v.get("step") is not None:
+                step = v["step"]
+            ts = v.get("ts")
+            ts = int(round(ts * 1000)) if type(ts) is float else mapping.to_ms(ts)
+            if out.add(path, step, ts, v.get("value")):
+                yield out.take()
+            step = step + 1
+        next_step[path] = step
+    yield from out.rest()
