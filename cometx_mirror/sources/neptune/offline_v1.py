@@ -91,20 +91,25 @@ def _storer(run_dir: Path, ws: str, proj: str, key: str):
         errors, logs, ops = [], [], []
         meta_bytes = (run_dir / "metadata.json").read_bytes() if (run_dir / "metadata.json").exists() else b""
         for log in _log_files(run_dir):
-            lines = log.read_bytes().splitlines(keepends=True)
-            if lines and not lines[-1].endswith(b"\n") and _parse(lines[-1]) is None:
-                lines.pop()   # a torn tail: the writer is mid-line; the next fetch gets it whole
-            for i, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                rec = _parse(line)
-                if rec is None:
-                    errors.append(f"{run_dir.name}/{log.name} line {i}: malformed operation, skipped")
-                elif rec["obj"]["type"] in _FILE_OPS:      # only these name files: keep nothing else
-                    ops.append(rec["obj"])
-            segments = [mirror.objects.put_bytes(b"".join(lines[s:s + SEGMENT_LINES]))
-                        for s in range(0, len(lines), SEGMENT_LINES)]
-            logs.append({"file": log.name, "lines": len(lines), "segments": segments})
+            # line by line, a segment at a time: the log is never in memory whole
+            segments, segment, count = [], [], 0
+            with open(log, "rb") as f:
+                for line in f:
+                    rec = _parse(line) if line.strip() else None
+                    if rec is None and not line.endswith(b"\n"):
+                        break     # a torn tail: the writer is mid-line; the next fetch gets it whole
+                    count += 1
+                    if rec is None and line.strip():
+                        errors.append(f"{run_dir.name}/{log.name} line {count}: malformed operation, skipped")
+                    elif rec is not None and rec["obj"]["type"] in _FILE_OPS:   # only these name files
+                        ops.append(rec["obj"])
+                    segment.append(line)
+                    if len(segment) == SEGMENT_LINES:
+                        segments.append(mirror.objects.put_bytes(b"".join(segment)))
+                        segment = []
+            if segment:
+                segments.append(mirror.objects.put_bytes(b"".join(segment)))
+            logs.append({"file": log.name, "lines": count, "segments": segments})
         files, globs, tracked, missing = {}, {}, {}, []
 
         def keep(recorded: str, actual: Path, attr: str) -> None:
