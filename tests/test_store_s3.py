@@ -105,11 +105,27 @@ def test_every_read_command_on_a_bucket_equals_a_local_mirror(s3_url, tmp_path):
     r = cli("export", "ws", str(tmp_path / "out"), "--mirror", s3_url)
     assert r.exit_code == 0 and (tmp_path / "out").is_dir(), r.output
     assert cli("reindex", "--mirror", s3_url).exit_code == 0
+    # served from the bucket, the latest and a named snapshot alike (a snapshot is indexed apart)
+    snap = list(Mirror.open(s3_url).refs.log_entries())[-1]["new"]
+    for kw in ({}, {"snapshot": snap[:12]}):
+        assert _served_projects(s3_url, **kw) == ["other", "proj"], kw
     # an unreferenced object is swept from the bucket; everything referenced stays
     Mirror.open(s3_url).objects.put_bytes(b"nobody names me")
     r = cli("gc", "--grace", "0", "--mirror", s3_url)
     assert r.exit_code == 0 and "removed 1 unreferenced" in r.stdout, r.output
     assert cli("verify", "--read-data", "--mirror", s3_url).exit_code == 0
+
+
+def _served_projects(location: str, **kw) -> list[str]:
+    import requests
+    from cometx_mirror.server.mirror_serve import serve_mirror
+    handle = serve_mirror(location, **kw)
+    try:
+        r = requests.get(handle.url + "/api/rest/v2/projects", params={"workspaceName": "ws"},
+                         headers={"Authorization": "k"}, timeout=30)
+        return sorted(p["projectName"] for p in r.json()["projects"])
+    finally:
+        handle.stop()
 
 
 def test_a_damaged_object_in_the_bucket_is_quarantined_and_reported(s3_url, s3_env):

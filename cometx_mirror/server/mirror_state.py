@@ -378,7 +378,8 @@ class _SnapshotView(Mirror):
     written into the mirror itself)."""
 
     def __init__(self, mirror: Mirror, folder: str, snap) -> None:
-        super().__init__(mirror.root)
+        # the same backend (a bucket mirror's objects are not under its local cache folder)
+        super().__init__(mirror.location, mirror.backend, getattr(mirror, "config", None))
         self.config = getattr(mirror, "config", {})
         self.root = type(mirror.root)(folder)          # the index and its stamp go here
         self.index_path = self.root / "index.duckdb"
