@@ -240,3 +240,29 @@ def test_neptune_index_rows_are_the_points_and_survive_reindex(neptune_run):
     indexer.rebuild(neptune_run)
     with open_read(neptune_run.index_path) as con:
         assert con.execute(query).fetchall() == before
+
+
+def test_neptune_exporter_points_stream_in_batches(tmp_path, monkeypatch):
+    """Two parts, two float series and a fractional step: batches of 150 give the recipe's points."""
+    from neptune_fixtures import T0, row, sanitize, ts, write_part
+    pdir = tmp_path / "exports" / "data" / sanitize("ws/proj")
+    rows = [row("RUN-1", f"m/{k}", "float_series", step=i + (0.5 if i == 7 else 0), ts=ts(i),
+                float_value=[math.nan, math.inf][k] if i == 3 else i / (k + 1)) for i in range(200) for k in (0, 1)]
+    write_part(pdir, "RUN-1", 0, [row("RUN-1", "sys/id", "string", string_value="RUN-1")] + rows[:250])
+    write_part(pdir, "RUN-1", 1, rows[250:] + [row("RUN-1", "notes", "string_series", step=1, ts=ts(1),
+                                                   string_value="x")])
+    mirror = Mirror.init(tmp_path / "mirror")
+    assert run_fetch(mirror, "neptune", str(tmp_path / "exports"), FetchOptions()).errors == []
+    monkeypatch.setattr(metric_stream, "BATCH_POINTS", 150)
+    manifest = _manifest(mirror)
+    exp = get_normalizer(manifest["normalizer"])(mirror, manifest)
+    assert [len(b) for b in metric_stream.batches(exp.metrics)] == [150, 150, 100]
+    t0 = int(T0.timestamp() * 1000)
+    expected = sorted((f"m/{k}", i, t0 + i * 1000, repr([math.nan, math.inf][k] if i == 3 else i / (k + 1)))
+                      for i in range(200) for k in (0, 1))
+    m = exp.metrics.whole()
+    assert sorted(zip(m.name, m.step, m.timestamp, map(repr, m.value))) == expected
+    assert [a.file_name for a in exp.assets] == ["notes.jsonl"]
+    with open_read(mirror.index_path) as con:
+        rows_in_index = con.execute("SELECT name, step, epoch_ms(timestamp), value FROM metrics").fetchall()
+    assert sorted((n, s, t, repr(v)) for n, s, t, v in rows_in_index) == expected

@@ -214,9 +214,12 @@ def iter_rows(mirror, manifest: dict):
 def fold(mirror, manifest: dict) -> mapping.RunData:
     run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
     files = manifest.get("files", {})
+    types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
     for (path, kind, step, ts, int_v, float_v, string_v, bool_v, datetime_v, set_v, file_v,
          hist_v) in iter_rows(mirror, manifest):
         run.seen(ts)
+        if kind in _SERIES and types.setdefault(path, kind) == "float_series":
+            continue                                # streamed by _float_points
         if kind == "float_series":
             run.add_point(path, kind, _step(step), ts, _float(float_v))
         elif kind in mapping.ATOMIC_TYPES:
@@ -234,7 +237,33 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
             _fold_file(mirror, run, files, path, kind, (file_v or {}).get("path"), _step(step), ts)
         else:
             run.extra.setdefault("unmapped", []).append({"path": path, "type": kind})
+    floats = {path for path, kind in types.items() if kind == "float_series"}
+    if floats:
+        run.float_points = lambda: _float_points(mirror, manifest, floats)
     return run
+
+
+_SERIES = ("float_series", "string_series", "histogram_series")
+
+
+def _float_points(mirror, manifest: dict, floats: set[str]):
+    """The float series' points, read again from the stored chunks, a column batch at a time."""
+    out = mapping.FloatBatches()
+    for part in sorted(manifest["parts"], key=lambda p: p["part"]):
+        for chunk in part["chunks"]:
+            data = mirror.get_json(chunk)
+            cols, nones = data["columns"], [None] * data["rows"]
+            columns = [cols.get(n, nones) for n in ("attribute_path", "attribute_type", "step", "timestamp",
+                                                    "float_value", "string_value", "histogram_value")]
+            for path, kind, step, ts, float_v, string_v, hist_v in zip(*columns):
+                if path not in floats or kind not in _SERIES:
+                    continue
+                # a series' later points of another kind go in as its first kind's (as eagerly)
+                value = (_float(float_v) if kind == "float_series" else string_v if kind == "string_series"
+                         else hist_v or {})
+                if out.add(path, _step(step), ts, value):
+                    yield out.take()
+    yield from out.rest()
 
 
 def _fold_file(mirror, run: mapping.RunData, files: dict, path: str, kind: str, recorded: str | None,
