@@ -255,14 +255,19 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
             cols, nones = data["columns"], [None] * data["rows"]
             columns = [cols.get(n, nones) for n in ("attribute_path", "attribute_type", "step", "timestamp",
                                                     "float_value", "string_value", "histogram_value")]
+            names, steps, stamps, values = [], [], [], []
             for path, kind, step, ts, float_v, string_v, hist_v in zip(*columns):
                 if path not in floats or kind not in _SERIES:
                     continue
+                names.append(path)
+                steps.append(_step(step))
+                stamps.append(ts)
                 # a series' later points of another kind go in as its first kind's (as eagerly)
-                value = (_float(float_v) if kind == "float_series" else string_v if kind == "string_series"
-                         else hist_v or {})
-                if out.add(path, _step(step), ts, value):
-                    yield out.take()
+                values.append(_float(float_v) if kind == "float_series" else
+                              string_v if kind == "string_series" else hist_v or {})
+            out.extend(names, steps, stamps, values)
+            while out.full():
+                yield out.take()
     yield from out.rest()
 
 

@@ -79,19 +79,41 @@ _EXACT = 1 << 53     # ints a double holds exactly: int_step gives them back unc
 
 
 class FloatBatches(metric_stream.BatchBuilder):
-    """Float series points, converted as the eager mapping converts them, collected into batches."""
+    """Float series points, converted as the eager mapping converts them, collected into batches.
 
-    def add(self, path: str, step, ts, value) -> bool:
-        """Add one point; True when the batch is full (hand it out with take())."""
-        if type(step) is float:         # the common case, inline: int_step's floor of a finite float
-            step = math.floor(step) if step - step == 0 else None
-        elif not (type(step) is int and -_EXACT <= step <= _EXACT):
-            step = int_step(step)
-        self.batch.add(path, None if value is None else float(value), step=step, timestamp=ts)
-        return len(self.batch.name) >= self.size
+    `extend` takes points as columns (a 1.x op's, a stored chunk's float rows) and
+    converts each column in one comprehension; `take` cuts a batch of exactly `size`.
+    """
+
+    def extend(self, names: list[str], steps: list, timestamps: list, values: list) -> bool:
+        """Add the points; True when a batch is full (hand them out with take() while full())."""
+        n, b = len(steps), self.batch
+        try:
+            if not all(type(s) is float for s in steps):
+                raise TypeError
+            steps = list(map(math.floor, steps))    # int_step of a finite float, without its float()
+        except (TypeError, ValueError, OverflowError):
+            steps = [s if type(s) is int and -_EXACT <= s <= _EXACT else int_step(s) for s in steps]
+        b.name.extend(names)
+        b.step.extend(steps)
+        b.timestamp.extend(timestamps)
+        b.value.extend([None if v is None else float(v) for v in values])
+        nones = [None] * n
+        b.epoch.extend(nones)
+        b.context.extend(nones)
+        b.text.extend(nones)
+        return self.full()
+
+    def take(self) -> model.Metrics:
+        b = self.batch
+        if len(b.name) <= self.size:
+            return super().take()
+        columns = ("name", "step", "epoch", "timestamp", "value", "context", "text")
+        self.batch = model.Metrics(**{c: getattr(b, c)[self.size:] for c in columns})
+        return model.Metrics(**{c: getattr(b, c)[:self.size] for c in columns})
 
     def rest(self) -> Iterator[model.Metrics]:
-        if self.batch.name:
+        while self.batch.name:
             yield self.take()
 
 

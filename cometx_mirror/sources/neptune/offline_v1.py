@@ -309,13 +309,15 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
         if i < start:                    # before the last clear or delete: numbered, not kept
             next_step[path] = _next_step(values, step)
             continue
-        for v in values:
-            if v.get("step") is not None:
-                step = v["step"]
-            ts = v.get("ts")
-            ts = int(round(ts * 1000)) if type(ts) is float else mapping.to_ms(ts)
-            if out.add(path, step, ts, v.get("value")):
+        steps = [v.get("step") for v in values]
+        if None in steps:                # unnumbered points: the last step + 1
+            for k, given in enumerate(steps):
+                steps[k] = step = step if given is None else given
+                step = step + 1
+        next_step[path] = _next_step(values, next_step.get(path, 0))
+        stamps = [v.get("ts") for v in values]
+        stamps = [int(round(t * 1000)) if type(t) is float else mapping.to_ms(t) for t in stamps]
+        if out.extend([path] * len(steps), steps, stamps, [v.get("value") for v in values]):
+            while out.full():
                 yield out.take()
-            step = step + 1
-        next_step[path] = step
     yield from out.rest()
