@@ -131,11 +131,7 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
                       texts_content: dict[str, str | None] | None = None) -> None:
     """Replace every row of `exp`; `texts_content` maps object id -> decoded text to inline."""
     eid = exp.id
-    # a new experiment has no rows to delete: skip the DELETEs, each a scan of its whole table
-    # (no index on exp_id), which would make indexing a project quadratic and pull every
-    # table into DuckDB's buffer pool, so memory grew with the index
-    if con.execute("SELECT 1 FROM experiments WHERE exp_id = ?", [eid]).fetchone():
-        delete_experiment(con, eid)
+    delete_experiment(con, eid)
     _insert(con, "experiments", _rows(
         {"exp_id": STR, "source": STR, "workspace": STR, "project": STR, "experiment_key": STR,
          "name": STR, "created_at": TS, "started_at": TS, "ended_at": TS, "updated_at": TS,
