@@ -266,3 +266,18 @@ def test_neptune_exporter_points_stream_in_batches(tmp_path, monkeypatch):
     with open_read(mirror.index_path) as con:
         rows_in_index = con.execute("SELECT name, step, epoch_ms(timestamp), value FROM metrics").fetchall()
     assert sorted((n, s, t, repr(v)) for n, s, t, v in rows_in_index) == expected
+
+
+def test_neptune_scale_points_stream_in_batches(neptune_scale_offline, tmp_path, monkeypatch):
+    mirror = Mirror.init(tmp_path / "mirror")
+    assert run_fetch(mirror, "neptune", str(neptune_scale_offline), FetchOptions()).errors == []
+    manifest = _manifest(mirror)
+    normalize_scale = get_normalizer(manifest["normalizer"])
+    one = normalize_scale(mirror, manifest).metrics.whole()        # read at once: one batch of 65,536
+    monkeypatch.setattr(metric_stream, "BATCH_POINTS", 3)
+    exp = normalize_scale(mirror, manifest)
+    assert isinstance(exp.metrics, metric_stream.MetricStream)
+    assert [len(b) for b in metric_stream.batches(exp.metrics)] == [3, 3, 2]
+    m = exp.metrics.whole()
+    assert (m.name, m.step, m.timestamp, m.value) == (one.name, one.step, one.timestamp, one.value)
+    assert sorted(zip(m.name, m.step, m.value))[4:] == [("train/loss", i, 2.0 - i * 0.5) for i in range(4)]

@@ -147,10 +147,46 @@ def _file_ref(files: dict, ref: dict, step=None, ts=None) -> mapping.FileRef:
                            missing=None if e else ref["path"])
 
 
+_SERIES = {"float": "float_series", "int": "float_series", "string": "string_series",
+           "histogram": "histogram_series"}
+
+
+def _float_points(mirror, manifest: dict, floats: set[str]):
+    """The float series' points, decoded again from the stored operations, a segment at a time."""
+    out = mapping.FloatBatches()
+    for seg in manifest["segments"]:
+        names, steps, stamps, values = [], [], [], []
+        for seq, row_ts, typ, b64 in mirror.get_json(seg):
+            if typ == CREATE_RUN:
+                continue
+            try:
+                msg = _decode(typ, base64.b64decode(b64))
+            except Exception:
+                continue
+            if not msg.append or (msg.HasField("preview") and msg.preview.is_preview):
+                continue
+            ts, step = _ts_ms(msg.timestamp) or row_ts, _step(msg.step)
+            for path, v in sorted(msg.append.items()):
+                if path not in floats:
+                    continue
+                kv = _value(v)
+                if kv is None or kv[0] not in _SERIES:     # a file goes to the files, as in fold
+                    continue
+                names.append(path)
+                steps.append(step)
+                stamps.append(ts)
+                values.append(kv[1])
+        out.extend(names, steps, stamps, values)
+        while out.full():
+            yield out.take()
+    yield from out.rest()
+
+
 def fold(mirror, manifest: dict) -> mapping.RunData:
     run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
     files = manifest.get("files", {})
     sets: dict[str, set] = {}
+    types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
     previews = 0
     for seg in manifest["segments"]:
         for seq, row_ts, typ, b64 in mirror.get_json(seg):
@@ -198,10 +234,12 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
                 if kind == "file":
                     run.add_file(path, "file_series", _file_ref(files, value, step=step, ts=ts))
                 else:
-                    series = {"float": "float_series", "int": "float_series", "string": "string_series",
-                              "histogram": "histogram_series"}.get(kind)
-                    if series:
+                    series = _SERIES.get(kind)
+                    if series and types.setdefault(path, series) != "float_series":   # floats: streamed
                         run.add_point(path, series, step, ts, float(value) if series == "float_series" else value)
+    floats = {path for path, kind in types.items() if kind == "float_series"}
+    if floats:
+        run.float_points = lambda: _float_points(mirror, manifest, floats)
     if previews:
         run.extra["preview_points_skipped"] = previews
     if manifest.get("operation_errors"):
