@@ -18,8 +18,6 @@ import os
 import re
 from pathlib import Path
 
-import orjson
-
 from . import mapping
 from .driver import RunSource, store_file
 
@@ -76,24 +74,9 @@ def _log_files(run_dir: Path) -> list[Path]:
     return sorted(logs, key=lambda p: int(LOG_RE.match(p.name)[1]))
 
 
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
-
-
-def _loads(line: bytes):
-    """json.loads, 2-3x faster through orjson where the two agree: orjson refuses NaN, Infinity and
-    lone surrogates (json reads them) and turns integers beyond 64 bits into floats, so a line with
-    19 digits in a row, or one orjson refuses, goes to json."""
-    if _LONG_NUMBER.search(line) is None:
-        try:
-            return orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(line)
-
-
 def _parse(line: bytes):
     try:
-        rec = _loads(line)
+        rec = json.loads(line)
         op = rec["obj"]
         if not isinstance(op.get("type"), str) or not isinstance(op.get("path"), list):
             raise ValueError("no type/path")
