@@ -146,7 +146,8 @@ class WandbServer:
             return {"viewer": {"id": "VXNlcjox", "entity": "ent-y", "username": "u", "email": "u@example.com",
                                "flags": "{}", "teams": {"edges": []}}}
         if op == "ServerFeaturesQuery":
-            return {"serverInfo": {"features": []}}
+            # a current W&B server counts an artifact's files (cometx calls len() on artifact.files())
+            return {"serverInfo": {"features": [{"name": "TOTAL_COUNT_IN_FILE_CONNECTION", "isEnabled": True}]}}
         if op == "GetProjects":
             names = sorted({r["project"] for r in self.runs if r["entity"] == v.get("entity")})
             return {"models": {"pageInfo": page, "edges": [{"node": {
@@ -164,7 +165,8 @@ class WandbServer:
                 "pageInfo": {"endCursor": str(end), "hasNextPage": end < len(runs)}}}}
         run = self._run(v.get("entity"), v.get("project"), v.get("name") or v.get("run") or v.get("runName"))
         if op in ("Run", "RunHistoryKeys", "RunFullHistory", "RunParquetHistory", "HistoryPage", "RunFiles",
-                  "RunOutputArtifacts", "RunInputArtifacts", "RunConsoleLogPage") and run is None:
+                  "RunOutputArtifacts", "RunInputArtifacts", "RunConsoleLogPage", "SampledHistoryPage",
+                  "RunSampledHistory") and run is None:
             return {"project": {"internalId": "1", "run": None}}
         if op == "Run":
             return {"project": {"run": self._run_node(run, True)}}
@@ -179,6 +181,17 @@ class WandbServer:
         if op == "HistoryPage":
             rows = [h for h in run["history"] if v["minStep"] <= h.get("_step", 0) < v["maxStep"]]
             return {"project": {"run": {"history": [json.dumps(x) for x in rows[: v["pageSize"]]]}}}
+        if op in ("SampledHistoryPage", "RunSampledHistory"):
+            # one list per spec; as W&B documents for scan_history(keys=...), only rows holding
+            # every requested key, and only those keys (maxStep exclusive)
+            out = []
+            for spec in v.get("specs") or [v["spec"]]:
+                spec = json.loads(spec)
+                keys, low, high = spec["keys"], spec.get("minStep", 0), spec.get("maxStep")
+                rows = [{k: h[k] for k in keys} for h in run["history"] if all(k in h for k in keys)
+                        and h.get("_step", 0) >= low and (high is None or h.get("_step", 0) < high)]
+                out.append(rows[: spec.get("samples") or 500])
+            return {"project": {"run": {"sampledHistory": out}}}
         if op == "RunFiles":
             names = sorted(run["files"])
             if v.get("fileNames"):
@@ -209,7 +222,7 @@ class WandbServer:
         if op in ("GetArtifactMembershipFileUrls", "ArtifactMembershipFiles"):
             x = self._by_alias(v["entity"], v["project"], v["collection"], v["alias"])
             return {"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {
-                "files": {"pageInfo": page, "edges": [{"node": {
+                "files": {"totalCount": len(x[2]["files"]), "pageInfo": page, "edges": [{"node": {
                     "__typename": "File", "id": f"af-{p}", "name": p,
                     "directUrl": f"{base}/artifact-file/{x[0]}/{p}", "url": f"{base}/artifact-file/{x[0]}/{p}",
                     "sizeBytes": len(b), "storagePath": p, "mimetype": None, "updatedAt": None,

@@ -131,7 +131,8 @@ def _assets(mirror, files: dict) -> list[model.Asset]:
         file_name = a.get("logAsFileName") or a.get("fileName") or ""
         out.append(model.Asset(
             asset_id=str(a.get("assetId") or _derived_id(path)), file_name=file_name,
-            type=a.get("type") or "asset", size=as_int(a.get("fileSize")),
+            # cometx --from wandb writes no fileSize: the file on disk has it
+            type=a.get("type") or "asset", size=as_int(a.get("fileSize", got and got["size"])),
             object_id=got["object"] if got else None,
             step=as_int(a.get("step")), epoch=as_int(a.get("epoch")), context=a.get("runContext"),
             metadata=metadata if isinstance(metadata, dict) else ({"value": metadata} if metadata else None),
