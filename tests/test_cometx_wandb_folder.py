@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from wandb_fixtures import API_KEY
+from wandb_fixtures import API_KEY, serving_runs
 
 from cometx_mirror.cli import main
 from cometx_mirror.sources.options import FetchOptions
@@ -28,13 +28,8 @@ COMETX = str(Path(sys.executable).parent / "cometx")     # the venv's cometx com
 
 @pytest.fixture(scope="module")
 def server(wandb_runs):
-    from wandb_graphql_server import WandbServer, run_from_folder
-    _, runs = wandb_runs
-    s = WandbServer(API_KEY, page_size=1)
-    s.runs = [run_from_folder(runs["A"]["folder"]), run_from_folder(runs["B"]["folder"])]
-    s.start()
-    yield s
-    s.stop()
+    with serving_runs(wandb_runs) as s:      # one for the module: cometx runs once
+        yield s
 
 
 @pytest.fixture(scope="module")

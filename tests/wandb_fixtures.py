@@ -9,6 +9,7 @@ What was logged is written to expected.json for the assertions.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -108,13 +109,22 @@ def wandb_env(monkeypatch, tmp_path):
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
 
 
-@pytest.fixture()
-def wandb_server(wandb_runs):
-    """A fresh emulated W&B server serving runs A and B (changes stay within one test)."""
+@contextlib.contextmanager
+def serving_runs(wandb_runs):
+    """An emulated W&B server serving runs A and B, stopped when the block ends."""
     from wandb_graphql_server import WandbServer, run_from_folder
     _, runs = wandb_runs
     server = WandbServer(API_KEY, page_size=1)
     server.runs = [run_from_folder(runs["A"]["folder"]), run_from_folder(runs["B"]["folder"])]
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def wandb_server(wandb_runs):
+    """A fresh emulated W&B server serving runs A and B (changes stay within one test)."""
+    with serving_runs(wandb_runs) as server:
+        yield server
