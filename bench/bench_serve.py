@@ -125,7 +125,7 @@ def main() -> None:
     body = f"""`bench/bench_serve.py`: `cometx-mirror serve --mirror` in its own process on a mirror of
 {args.experiments:,} experiments (5 points of 2 metrics, 2 params and one asset each) plus one experiment with
 {args.points:,} points of one metric; the mirror was {built}. Median of {args.runs} server starts each way,
-load average {load:.1f} (1 min) on a machine shared with other benchmarks and test runs:
+load average {load:.1f} (1 min) (the 2 cores may be shared with other runs: compare with the load):
 
 | figure | value |
 |---|---|
