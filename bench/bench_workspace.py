@@ -42,9 +42,9 @@ PROJECT = "wide"
 METRICS = ("loss", "acc", "lr")
 ASSETS = 6
 ASSET_BYTES = 20_000
-SHARED_MACHINE = ("The machine is shared with 5 other engineers' test runs while these figures were taken: "
-                  "wall times vary between runs (request counts do not), and a tool's time includes its "
-                  "process start and, for fetch, indexing.")
+SHARED_MACHINE = ("Load is the machine's 1/5/15-minute load average when each run ended (2 cores): wall "
+                  "times vary with it, request counts do not; a tool's time includes its process start and, "
+                  "for fetch, indexing.")
 
 
 # ----- seeding through REST batches ---------------------------------------------------------
