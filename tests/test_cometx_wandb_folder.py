@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from wandb_fixtures import API_KEY, serving_runs
+from wandb_fixtures import API_KEY, isolate_wandb, serving_runs
 
 from cometx_mirror.cli import main
 from cometx_mirror.sources.options import FetchOptions
@@ -63,13 +63,7 @@ def mirrors(downloaded, server, tmp_path_factory, wandb_runs):
     assert r.exit_code == 0 and r.stdout.startswith("2 new, 0 changed"), r.output
     direct = Mirror.init(base / "wb")
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
-            mp.delenv(name, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        mp.setenv("WANDB_CONFIG_DIR", str(base / "wandb-config"))
-        mp.setenv("WANDB_CACHE_DIR", str(base / "wandb-cache"))
-        mp.setenv("WANDB_DATA_DIR", str(base / "wandb-data"))
-        mp.setenv("NETRC", str(base / "no-netrc"))
+        isolate_wandb(mp, base)
         run_fetch(direct, "wandb", "ent-y/proj-x", FetchOptions(api_key=API_KEY, url=server.url, parallel=1))
     return Mirror.open(base / "cx"), direct
 

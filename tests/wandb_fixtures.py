@@ -97,16 +97,22 @@ def wandb_runs(tmp_path_factory):
 API_KEY = "local-" + "x" * 40
 
 
+def isolate_wandb(mp: pytest.MonkeyPatch, folder: Path) -> None:
+    """wandb.Api with no developer settings: no key, URL, entity, netrc or shared dirs leak in;
+    its folders go under `folder`."""
+    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
+        mp.delenv(name, raising=False)
+    mp.setenv("WANDB_SILENT", "true")
+    mp.setenv("WANDB_CONFIG_DIR", str(folder / "wandb-config"))
+    mp.setenv("WANDB_CACHE_DIR", str(folder / "wandb-cache"))
+    mp.setenv("WANDB_DATA_DIR", str(folder / "wandb-data"))
+    mp.setenv("NETRC", str(folder / "no-netrc"))
+
+
 @pytest.fixture
 def wandb_env(monkeypatch, tmp_path):
-    """wandb.Api with no developer settings: no key, URL, entity, netrc or shared dirs leak in."""
-    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    """wandb.Api with no developer settings (isolate_wandb), for one test."""
+    isolate_wandb(monkeypatch, tmp_path)
 
 
 @contextlib.contextmanager
