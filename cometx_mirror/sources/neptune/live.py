@@ -322,27 +322,73 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
                 missing=None if stored else ref.path))
         elif kind is None:
             run.extra.setdefault("unmapped", []).append({"path": attr.name, "type": attr.type})
+    floats = []
     for path, entry in sorted((manifest.get("series") or {}).items()):
-        _fold_series(mirror, run, path, entry, files)
+        if entry["type"] == "float_series":
+            floats.append((path, entry["pages"]))
+        else:
+            _fold_series(mirror, run, path, entry, files)
+    if floats:
+        # the bulk of a run: streamed to the index from the stored pages, never held here
+        run.float_points = lambda: _float_points(mirror, floats)
+        mod = run.attrs.get("sys/modification_time", (None, None))[1]
+        if not isinstance(mod, int):      # updated_at falls back to the latest point: scan, keep nothing
+            for _, pages in floats:
+                for _, stamps, _ in _float_columns(mirror, pages):
+                    run.seen(max(stamps))
     return run
 
 
+def _float_columns(mirror, pages: list[str]):
+    """(steps, timestamps, values) of one float series, a stored page at a time.
+
+    A page asked from a step on repeats that step (a grown run's first new page
+    starts at the stored last step), so a point at or below the last kept step is
+    dropped, as the eager fold dropped it; pages are ascending, so that is checked
+    only where a page does not plainly continue the last one.
+    """
+    last = None
+    for oid in pages:
+        page = series_values_pb2.ProtoFloatSeriesValuesResponseDTO.FromString(mirror.objects.get_bytes(oid))
+        points = [p for s in page.series for p in s.series.values]
+        steps = [p.step for p in points]
+        if not steps:
+            continue
+        if not ((last is None or steps[0] > last) and all(a < b for a, b in zip(steps, steps[1:]))):
+            keep = []
+            for i, step in enumerate(steps):
+                if last is None or not step <= last:
+                    keep.append(i)
+                    last = step
+            points = [points[i] for i in keep]
+            steps = [steps[i] for i in keep]
+            if not steps:
+                continue
+        last = steps[-1]
+        yield steps, [p.timestamp_millis for p in points], [p.value for p in points]
+
+
+def _float_points(mirror, floats: list[tuple[str, list[str]]]):
+    """Every float series' points in model.Metrics batches, converted as the eager mapping did."""
+    out = mapping.FloatBatches()
+    for path, pages in floats:
+        for steps, stamps, values in _float_columns(mirror, pages):
+            if out.extend([path] * len(steps), steps, stamps, values):
+                while out.full():
+                    yield out.take()
+    yield from out.rest()
+
+
 def _fold_series(mirror, run: mapping.RunData, path: str, entry: dict, files: dict) -> None:
+    """A string, histogram or file series (float series stream: _float_points)."""
     kind, last = entry["type"], None
     for oid in entry["pages"]:
-        if kind == "float_series":
-            page = series_values_pb2.ProtoFloatSeriesValuesResponseDTO.FromString(mirror.objects.get_bytes(oid))
-            points = [(p.step, p.timestamp_millis, p.value) for s in page.series for p in s.series.values]
-        else:
-            points = list(_series_points(mirror, oid))
-        for step, ts, value in points:
+        for step, ts, value in _series_points(mirror, oid):
             if last is not None and step <= last:   # a page asked from a step on repeats that step
                 continue
             last = step
             run.seen(ts)
-            if kind == "float_series":
-                run.add_point(path, kind, _step(step), ts, value)
-            elif kind == "string_series":
+            if kind == "string_series":
                 run.add_point(path, kind, _step(step), ts, value.stringValue)
             elif kind == "histogram_series":
                 h = value.histogram
