@@ -20,6 +20,7 @@ from .records import _loads
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
 from .history_columns import stream_points
+from .log_parts import open_log
 from .records import fold, history_row, iter_history
 
 
@@ -308,8 +309,8 @@ def to_experiment(manifest: dict, state: RunState, files: dict, texts: dict) -> 
 # -- offline ------------------------------------------------------------------
 
 def offline_state(mirror, manifest: dict) -> RunState:
-    log_id, log_name = manifest["log"]["object"], manifest.get("log_name", "run.wandb")
-    with mirror.objects.open(log_id) as stream:     # never the whole log in memory
+    log_entry, log_name = manifest["log"], manifest.get("log_name", "run.wandb")
+    with open_log(mirror, log_entry) as stream:     # never the whole log in memory
         log = fold(stream, log_name, history=False)
     run = dict(log.run)
     start = run.get("start_time")
@@ -329,12 +330,12 @@ def offline_state(mirror, manifest: dict) -> RunState:
     if not summary and "wandb-summary.json" in manifest.get("files", {}):
         summary = _json_object(mirror, manifest["files"]["wandb-summary.json"])
     return RunState(run=run, config=log.config, summary=summary, system=log.system, metadata=metadata,
-                    history_records=lambda: _history_records(mirror, log_id, log_name),
+                    history_records=lambda: _history_records(mirror, log_entry, log_name),
                     media_rows=log.media_rows)
 
 
-def _history_records(mirror, log_id: str, log_name: str):
-    with mirror.objects.open(log_id) as stream:
+def _history_records(mirror, log_entry: dict, log_name: str):
+    with open_log(mirror, log_entry) as stream:
         yield from iter_history(stream, log_name)
 
 

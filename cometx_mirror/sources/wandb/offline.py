@@ -1,6 +1,7 @@
 """Fetching W&B run folders from disk (`wandb/`, `offline-run-*`, `run-*`).
 
-Per run we store the raw `.wandb` record log, every file under `files/`
+Per run we store the raw `.wandb` record log (a grown log as its stored parts plus the
+new tail: log_parts.py), every file under `files/`
 (symlinks followed: `wandb.save` links to the original), texts W&B keeps only in
 the log (notes; console output when there is no output.log), and the staged
 artifact files that still exist.  The manifest names those objects; the
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import SourceError
+from ...store.objects import ObjectError
 from ..offline_names import OfflineNames, ref_prefix
 from .common import (DEFAULT_PROJECT, LEGACY_WORKSPACE, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes,
                      store_file, store_json)
-from .records import CorruptLog, fold
+from . import log_parts
+from .records import CorruptLog, fold, resume_state, resumed_log
 
 RUN_DIR_RE = re.compile(r"^(offline-)?run-\d{8}_\d{6}-[A-Za-z0-9_-]+$")
 
@@ -85,29 +88,56 @@ def _store_files(mirror, folder: Path, missing: list[str]) -> dict:
     return dict(sorted(files.items()))
 
 
-class _Prefix:
-    """The first `size` bytes of a binary file, as a readable stream."""
-
-    def __init__(self, f, size: int):
-        self.f, self.left = f, size
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n < 0 else min(n, self.left)
-        data = self.f.read(n)
-        self.left -= len(data)
-        return data
+def _resumable(mirror, previous: dict | None) -> tuple[list[dict], dict] | None:
+    """(stored parts, saved fold state) of the run's previous manifest, when it has them."""
+    entry = (previous or {}).get("log") or {}
+    if "resume" not in entry:
+        return None
+    try:
+        return log_parts.parts(entry), mirror.get_json(entry["resume"]["object"])
+    except (ObjectError, KeyError, TypeError):
+        return None      # read whole: that heals a lost or damaged state object
 
 
-def read_run(mirror, folder: Path, names: OfflineNames) -> OfflineRun:
-    """Store one run folder's raw data and build its manifest (raises CorruptLog)."""
+def _fold_log(mirror, f, size: int, name: str, previous: dict | None):
+    """(parts, fold, resume entry or None when unchanged) of the first `size` bytes of a log.
+
+    A pure append to the stored parts stores and folds only the new bytes (from the
+    block holding the end of the last whole record); anything else is read whole."""
+    # rows counted, nothing more read from them nor the summary: the normalizer folds those
+    light = {"history": False, "summary": False, "row_details": False}
+    resumable = _resumable(mirror, previous)
+    if resumable is not None:
+        old_parts, state = resumable
+        stored = sum(p["size"] for p in old_parts)
+        if size >= stored and log_parts.is_prefix(f, old_parts):
+            if size == stored:
+                return old_parts, resumed_log(state), previous["log"]["resume"]
+            tail = log_parts.store_range(mirror, f, stored, size - stored)
+            log = fold(log_parts.Range(f, size), name, start=state["complete_end"], log=resumed_log(state),
+                       **light)
+            return old_parts + [tail], log, None
+    whole = log_parts.store_range(mirror, f, 0, size)
+    f.seek(0)
+    return [whole], fold(log_parts.Range(f, size), name, **light), None
+
+
+def read_run(mirror, folder: Path, names: OfflineNames, previous: dict | None = None) -> OfflineRun:
+    """Store one run folder's raw data and build its manifest (raises CorruptLog).
+
+    `previous`: the run's manifest from the last fetch, whose stored log a grown one extends."""
     log_path = _log_file(folder)
-    # Stored first, then folded from the file (never whole in memory), up to the size stored:
-    # a live run grows meanwhile, and the count must describe the object the manifest names.
-    log_id, log_size = store_file(mirror, log_path)
+    if previous and (previous.get("folder"), previous.get("log_name")) != (folder.name, log_path.name):
+        previous = None
+    # Stored, then folded from the file (never whole in memory), up to the size it had when
+    # opened: a live run grows meanwhile, and the fold must describe the bytes stored.
     with open(log_path, "rb") as f:
-        # rows counted, nothing more read from them nor the summary: the normalizer folds those
-        log = fold(_Prefix(f, log_size), f"{folder.name}/{log_path.name}", history=False, summary=False,
-                   row_details=False)
+        size = os.fstat(f.fileno()).st_size
+        parts, log, resume = _fold_log(mirror, f, size, f"{folder.name}/{log_path.name}", previous)
+    if resume is None:
+        resume = store_json(mirror, resume_state(log))
+    log_entry = log_parts.entry(parts, resume)
+    log_size = log_entry["size"]
     run = log.run
     run_id = run.get("id") or log_path.stem[len("run-"):]
     workspace, project = names.name(run.get("entity"), run.get("project"))
@@ -122,7 +152,7 @@ def read_run(mirror, folder: Path, names: OfflineNames) -> OfflineRun:
     manifest = {
         "type": "experiment", "normalizer": "wandb-offline/1", "source": SOURCE,
         "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,
-        "log_name": log_path.name, "log": {"object": log_id, "size": log_size}, "files": files,
+        "log_name": log_path.name, "log": log_entry, "files": files,
         "texts": texts,
         # how much the run holds: a later fetch never replaces it with less (sync/shrink.py)
         "extent": {"log_bytes": log_size, "points": log.history_rows},
@@ -194,9 +224,10 @@ def fetch_offline(mirror, path: str, options, commit, result) -> None:
     if names.note():
         _progress(options, "note", message=names.note())
     runs: list[OfflineRun] = []
+    stored = _stored_runs(mirror)
     for folder in folders:
         try:
-            runs.append(read_run(mirror, folder, names))
+            runs.append(read_run(mirror, folder, names, _previous_run(mirror, stored, folder)))
             _progress(options, "run", label=folder.name, bytes=runs[-1].manifest["log"]["size"])
         except CorruptLog as e:
             result.failed += 1
@@ -229,6 +260,31 @@ def fetch_offline(mirror, path: str, options, commit, result) -> None:
             manifests[label] = store_json(mirror, m)["object"]
         stats = {"runs": len(scope_runs), "errors": len(result.errors)}
         commit(ref, OFFLINE_ORIGIN, f"{workspace}/{project}", dict(sorted(manifests.items())), stats)
+
+
+def _stored_runs(mirror) -> dict[str, list[str]]:
+    """run id -> manifest ids of the offline runs the refs hold (from labels: nothing read)."""
+    from .common import OFFLINE_ORIGIN
+    prefix, out = ref_prefix(SOURCE, OFFLINE_ORIGIN) + "/", {}
+    for ref, snapshot_id in mirror.refs.items():
+        if ref.startswith(prefix):
+            for label, manifest_id in mirror.snapshot(snapshot_id).manifests.items():
+                if label.startswith("experiment/"):
+                    out.setdefault(label.rsplit("/", 1)[-1], []).append(manifest_id)
+    return out
+
+
+def _previous_run(mirror, stored: dict[str, list[str]], folder: Path) -> dict | None:
+    """The stored manifest of the run in `folder` (same folder and log file), if any."""
+    log_path = _log_file(folder)
+    for manifest_id in stored.get(log_path.stem[len("run-"):], []):
+        try:
+            manifest = mirror.get_json(manifest_id)
+        except ObjectError:
+            continue
+        if (manifest.get("folder"), manifest.get("log_name")) == (folder.name, log_path.name):
+            return manifest
+    return None
 
 
 def _previous_manifests(mirror, ref: str) -> dict[str, str]:

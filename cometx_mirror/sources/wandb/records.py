@@ -367,6 +367,8 @@ class RunLog:
     exit: dict | None = None
     last_time_ms: int | None = None
     records: int = 0
+    complete_end: int = 0    # the byte just past the last whole record (where a later read resumes)
+    bytes_read: int = 0      # how much of the log this fold read
 
     def _seen(self, ms: int | None) -> None:
         if ms is not None and (self.last_time_ms is None or ms > self.last_time_ms):
@@ -407,8 +409,12 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
 
 
 def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True,
-         row_details: bool = True) -> RunLog:
+         row_details: bool = True, start: int = 0, log: RunLog | None = None) -> RunLog:
     """Fold a log (bytes or a binary stream) in one pass.
+
+    start, log: go on from an earlier fold that ended at `start` (its complete_end),
+    adding to `log` (a seekable stream of the whole log; only the bytes from the
+    block holding `start` are read).
 
     history=False: the rows are counted, not kept (see RunLog), so memory does not grow
     with them; with row_details=False too, nothing else is read from them (no last time,
@@ -417,8 +423,11 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
     """
     from google.protobuf.json_format import MessageToDict
     pb = _pb()
-    log = RunLog()
-    for offset, payload in iter_payloads(source, name):
+    log = RunLog() if log is None else log
+    if isinstance(source, (bytes, bytearray, memoryview)) and len(source) < HEADER and not start:
+        raise CorruptLog(name, 0, "shorter than the file header")
+    reader = LogReader(_stream(source), name, start)
+    for offset, payload in reader:
         if not summary and _starts_as(payload, SUMMARY_TAG):
             log.records += 1
             continue
@@ -496,6 +505,23 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
         elif kind == "exit":
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
     _resolve(log.summary)
+    log.complete_end, log.bytes_read = reader.complete_end, reader.bytes_read
+    return log
+
+
+# What a fetch's fold (history=False, summary=False, row_details=False) carries on to the next
+# fetch of a grown log: the fields the fetch reads, nothing that grows with the points.
+_RESUME_FIELDS = ("producer", "run", "history_rows", "records", "output", "artifacts", "complete_end")
+
+
+def resume_state(log: RunLog) -> dict:
+    return {k: getattr(log, k) for k in _RESUME_FIELDS}
+
+
+def resumed_log(state: dict) -> RunLog:
+    """The RunLog a fetch's fold ended with, from resume_state (as JSON gave it back)."""
+    log = RunLog(**{k: state[k] for k in _RESUME_FIELDS})
+    log.output = [tuple(line) for line in log.output]
     return log
 
 

@@ -1,0 +1,130 @@
+"""A `.wandb` record log stored as parts: what the first fetch saw, then one tail per growth.
+
+A live run only ever appends to its log.  Storing the whole file again on every
+fetch would write the unchanged prefix once more (as a new, larger object) and
+fold it again; instead a fetch that finds the stored parts still at the start of
+the file stores only the bytes after them as one more object, and folds only
+from where the last fold stopped.  Each part is an ordinary content-addressed
+object, so "the prefix is unchanged" is checked by hashing the file's first
+bytes against the parts' own ids: no extra bookkeeping can go stale.
+
+Manifest entry (`manifest["log"]`):
+  one part:  {"object": id, "size": n, "resume": {...}}   (the form every log had before)
+  grown:     {"parts": [{"object": id, "size": n}, ...], "size": total, "resume": {...}}
+`resume` names a small JSON object: the fetch's fold state and the byte where it ended.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import BinaryIO, Iterator
+
+import xxhash
+
+HASH_CHUNK = 1 << 20
+
+
+def parts(entry: dict) -> list[dict]:
+    """The log's parts in file order, for either form of the entry."""
+    if "parts" in entry:
+        return [dict(p) for p in entry["parts"]]
+    return [{"object": entry["object"], "size": entry["size"]}]
+
+
+def entry(log_parts: list[dict], resume: dict | None) -> dict:
+    """The manifest entry for these parts (the one-part form when there is one)."""
+    if len(log_parts) == 1:
+        out = dict(log_parts[0])
+    else:
+        out = {"parts": log_parts, "size": sum(p["size"] for p in log_parts)}
+    if resume is not None:
+        out["resume"] = resume
+    return out
+
+
+class Range:
+    """A binary file up to byte `end`, as a readable, seekable stream (a live log grows
+    meanwhile: what is read must be what was stored)."""
+
+    def __init__(self, f: BinaryIO, end: int):
+        self.f, self.end = f, end
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self.end - self.f.tell())
+        return self.f.read(left if n < 0 else min(n, left))
+
+    def seek(self, pos: int) -> int:
+        return self.f.seek(pos)
+
+
+def _hash_range(f: BinaryIO, size: int) -> tuple[str, int]:
+    """xxh3-128 and length of the next `size` bytes of f."""
+    hasher, got, stream = xxhash.xxh3_128(), 0, Range(f, f.tell() + size)
+    while chunk := stream.read(HASH_CHUNK):
+        hasher.update(chunk)
+        got += len(chunk)
+    return hasher.hexdigest(), got
+
+
+def is_prefix(f: BinaryIO, log_parts: list[dict]) -> bool:
+    """Whether the file starts with exactly these parts' bytes (leaves f positioned after them).
+
+    Hashing runs at the speed of the disk; nothing is parsed.  A shorter file, or any part
+    whose bytes differ, means the log was rewritten, not appended to."""
+    f.seek(0)
+    for part in log_parts:
+        object_id, got = _hash_range(f, part["size"])
+        if got != part["size"] or object_id != part["object"]:
+            return False
+    return True
+
+
+def store_range(mirror, f: BinaryIO, offset: int, size: int) -> dict:
+    """Store bytes [offset, offset + size) of a file as one object (written once)."""
+    f.seek(offset)
+    object_id, got = _hash_range(f, size)
+    if got != size:
+        raise OSError(f"the log ended at byte {offset + got}, before byte {offset + size}")
+    if not mirror.objects.exists(object_id):
+        f.seek(offset)
+        object_id, _ = mirror.objects.put_stream(Range(f, offset + size), expected_size=size)
+    return {"object": object_id, "size": size}
+
+
+class _Concatenated:
+    """The parts' bytes read one after another, as one readable stream (each part verified)."""
+
+    def __init__(self, mirror, log_parts: list[dict]):
+        self._mirror, self._ids = mirror, iter([p["object"] for p in log_parts])
+        self._current = None
+
+    def read(self, n: int = -1) -> bytes:
+        out: list[bytes] = []
+        while n != 0:
+            if self._current is None:
+                object_id = next(self._ids, None)
+                if object_id is None:
+                    break
+                self._current = self._mirror.objects.open(object_id)
+            data = self._current.read(n)
+            if not data:
+                self.close()
+                continue
+            out.append(data)
+            if n > 0:
+                n -= len(data)
+        return b"".join(out)
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+
+@contextlib.contextmanager
+def open_log(mirror, log_entry: dict) -> Iterator[BinaryIO]:
+    """The whole stored log as one stream, read part after part (never whole in memory)."""
+    stream = _Concatenated(mirror, parts(log_entry))
+    try:
+        yield stream
+    finally:
+        stream.close()

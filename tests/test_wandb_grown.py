@@ -1,0 +1,173 @@
+"""A grown W&B offline run: the second fetch stores and folds only the new tail of its `.wandb` log.
+
+One run is made by the real wandb client offline; a live run's log is the finished one cut
+short (wandb only appends), so the first fetch sees a prefix and the second the whole file.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cometx_mirror.index.db import open_read
+from cometx_mirror.sources.options import FetchOptions
+from cometx_mirror.sources.wandb import log_parts, offline, records
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync.fetch import run_fetch
+from cometx_mirror.sync.indexer import refresh
+
+GENERATOR = r'''
+import wandb
+run = wandb.init(project="grow", entity="ent-g", config={"lr": 0.1}, notes="grown run")
+for i in range(1500):
+    wandb.log({"loss": 1.0 / (i + 1), "acc": i})
+print("a console line")
+run.summary["best"] = 7
+run.finish()
+'''
+
+TABLES = ("experiments", "params", "others", "metrics", "texts", "system_details")
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wandb-grown")
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(root),
+               WANDB_DATA_DIR=str(root / "data"), WANDB_CACHE_DIR=str(root / "cache"),
+               WANDB_CONFIG_DIR=str(root / "config"))
+    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
+        env.pop(name, None)
+    (root / "gen.py").write_text(GENERATOR)
+    subprocess.run([sys.executable, str(root / "gen.py")], env=env, check=True, timeout=240, cwd=str(root),
+                   stdout=subprocess.DEVNULL)
+    return next(p for p in (root / "wandb").iterdir() if p.name.startswith("offline-run-"))
+
+
+def _live_copy(run_folder, dest, size: int):
+    """The run folder as a live run would leave it with `size` bytes of its log written."""
+    shutil.copytree(run_folder, dest, symlinks=True)
+    log = next(dest.glob("run-*.wandb"))
+    with open(next(run_folder.glob("run-*.wandb")), "rb") as f:
+        log.write_bytes(f.read(size))
+    return log
+
+
+def _grow(run_folder, log) -> None:
+    log.write_bytes(next(run_folder.glob("run-*.wandb")).read_bytes())
+
+
+def _rows(mirror):
+    out = {}
+    with open_read(mirror.index_path) as con:
+        for table in TABLES:
+            cols = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall() if c[0] != "manifest_id"]
+            out[table] = sorted(map(repr, con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()))
+    return out
+
+
+def _manifest(mirror):
+    (snapshot_id,) = [s for r, s in mirror.refs.items() if r.startswith("wandb/offline/")]
+    (manifest_id,) = [m for label, m in mirror.snapshot(snapshot_id).manifests.items()
+                      if label.startswith("experiment/")]
+    return mirror.get_json(manifest_id)
+
+
+@pytest.fixture
+def folds(monkeypatch):
+    """Every fold the fetch makes: (start, bytes read)."""
+    seen = []
+    real = offline.fold
+
+    def counting(*args, **kwargs):
+        log = real(*args, **kwargs)
+        seen.append((kwargs.get("start", 0), log.bytes_read))
+        return log
+    monkeypatch.setattr(offline, "fold", counting)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def fresh_rows(run_folder, tmp_path_factory):
+    mirror = Mirror.init(tmp_path_factory.mktemp("fresh"))
+    result = run_fetch(mirror, "wandb", str(run_folder), FetchOptions())
+    assert result.errors == []
+    return _rows(mirror), _manifest(mirror)
+
+
+def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tmp_path, folds):
+    total = next(run_folder.glob("run-*.wandb")).stat().st_size
+    cut = total * 6 // 10
+    log = _live_copy(run_folder, tmp_path / run_folder.name, cut)
+    mirror = Mirror.init(tmp_path / "mirror")
+    assert run_fetch(mirror, "wandb", str(log.parent), FetchOptions()).errors == []
+    first = _manifest(mirror)
+    assert first["log"]["size"] == cut and "parts" not in first["log"]
+    assert first["extent"]["points"] < fresh_rows[1]["extent"]["points"]
+    folds.clear()
+
+    _grow(run_folder, log)
+    result = run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    assert result.errors == [] and result.changed == 1
+    # one fold, from where the first stopped, reading at most one block before the stored end
+    ((start, read),) = folds
+    assert 0 < start <= cut and read <= total - cut + records.BLOCK
+    grown = _manifest(mirror)
+    assert [p["size"] for p in grown["log"]["parts"]] == [cut, total - cut]
+    assert grown["log"]["parts"][0]["object"] == first["log"]["object"]     # the prefix is not rewritten
+    assert grown["extent"] == fresh_rows[1]["extent"]
+    with log_parts.open_log(mirror, grown["log"]) as stream:
+        assert stream.read() == log.read_bytes()
+    assert _rows(mirror) == fresh_rows[0]
+    mirror.index_path.unlink()                     # reindex: the same rows from the objects alone
+    (mirror.root / "index.stamp").unlink(missing_ok=True)
+    refresh(mirror)
+    assert _rows(mirror) == fresh_rows[0]
+
+    folds.clear()                                   # unchanged since: nothing folded, nothing new
+    result = run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    assert folds == [] and result.unchanged == 1 and result.changed == 0
+
+
+def test_a_torn_tail_is_read_again_once_whole(run_folder, fresh_rows, tmp_path, folds):
+    total = next(run_folder.glob("run-*.wandb")).stat().st_size
+    log = _live_copy(run_folder, tmp_path / run_folder.name, total // 2 + 3)    # mid-record
+    mirror = Mirror.init(tmp_path / "mirror")
+    run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    first = _manifest(mirror)
+    state = mirror.get_json(first["log"]["resume"]["object"])
+    assert state["complete_end"] < total // 2 + 3
+    with open(log, "rb") as f:     # the last record stored is cut short: a torn tail
+        torn = records.LogReader(f)
+        list(torn)
+        assert torn.complete_end == state["complete_end"]
+    folds.clear()
+    _grow(run_folder, log)
+    run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    assert [start for start, _ in folds] == [state["complete_end"]]
+    assert _manifest(mirror)["extent"] == fresh_rows[1]["extent"]
+    assert _rows(mirror) == fresh_rows[0]
+
+
+def test_a_rewritten_log_is_read_whole(run_folder, fresh_rows, tmp_path, folds):
+    total = next(run_folder.glob("run-*.wandb")).stat().st_size
+    log = _live_copy(run_folder, tmp_path / run_folder.name, total // 2 + 3)
+    with open(log, "rb") as f:
+        reader = records.LogReader(f)
+        list(reader)
+    assert reader.complete_end < total // 2 + 3
+    data = bytearray(log.read_bytes())
+    data[-1] ^= 0xFF     # in the torn record, so still a readable log, but no longer the real log's prefix
+    log.write_bytes(bytes(data))
+    mirror = Mirror.init(tmp_path / "mirror")
+    run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    folds.clear()
+    _grow(run_folder, log)
+    run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    assert [start for start, _ in folds] == [0]
+    assert folds[0][1] >= total
+    manifest = _manifest(mirror)
+    assert "parts" not in manifest["log"] and manifest["log"]["size"] == total
+    assert _rows(mirror) == fresh_rows[0]
