@@ -19,7 +19,7 @@ from ... import model
 from ...store import faultpoint
 from ...store.mirror import Mirror
 from .client import CometClient, HttpError, multipart, object_reader
-from .landed import Appends, batches, take
+from .landed import Appends, chunks
 from . import sampled
 from .plan import MARKER, ExperimentPlan
 from .values import metric_wire, param_wire
@@ -85,7 +85,7 @@ class ExperimentWriter:
         for tw in plan.texts:
             self._text(tw.text, tw.append_from)
         faultpoint.hit("push_before_metrics")
-        self._metrics(exp.metrics, plan.metric_rows)
+        self._metrics(exp.metrics, plan)
         faultpoint.hit("push_before_assets")
         self._assets(exp, plan.assets)
         if plan.file_path:
@@ -116,12 +116,16 @@ class ExperimentWriter:
                                 gzip_json=True,
                                 json_body={"experimentKey": self.key, "values": values[start:start + METRIC_BATCH]})
 
-    def _metrics(self, m: model.Metrics, rows: list[int]) -> None:
-        for chunk in batches(m, rows, self.appends.before, METRIC_BATCH):
-            values = [{"metricName": m.name[i], "metricValue": metric_wire(m, i), "step": m.step[i],
-                       "epoch": m.epoch[i], "context": m.context[i], "timestamp": m.timestamp[i]}
-                      for i in chunk]
-            batch = take(m, chunk)
+    def _metrics(self, m: model.Metrics, plan: ExperimentPlan) -> None:
+        """The planned points, a batch of the mirror's stream at a time (never all of them)."""
+        if not plan.metrics.count:
+            return
+        self.appends.resend = lambda: plan.metrics.batches(m)
+        before_counts = self.appends.before_sums().count
+        for batch in chunks(plan.metrics.batches(m), plan.metrics.by_name, before_counts, METRIC_BATCH):
+            values = [{"metricName": batch.name[i], "metricValue": metric_wire(batch, i), "step": batch.step[i],
+                       "epoch": batch.epoch[i], "context": batch.context[i], "timestamp": batch.timestamp[i]}
+                      for i in range(len(batch))]
             self.client.request("POST", "clientlib", "batch/logger/experiment/metric", write=True,
                                 gzip_json=True, json_body={"experimentKey": self.key, "values": values},
                                 landed=lambda: self.appends.batch_landed(batch))

@@ -10,18 +10,19 @@ unanswered try is decided by one read: the destination holds "before" (resend),
 Comet answers at most 15,000 values per metric (a sample beyond that), so a metric
 the destination only samples cannot be decided (read_metrics reads a series whole from
 total-fidelity files where the destination keeps them); a big metric's batches are kept
-apart from the other metrics' (`batches`) so only its unanswered tries can fail.  A
+apart from the other metrics' (`chunks`) so only its unanswered tries can fail.  A
 sample is still a part of what is there, so points beyond what we sent are always excess.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ... import model
+from . import point_keys
 from .client import PushError
-from .plan import missing_points
+from .point_keys import SeriesSums
 
 SAMPLED_AT = 15_000       # Comet's metrics/get-all answers at most this many values per metric
 
@@ -44,33 +45,30 @@ def take(m: model.Metrics, rows: Iterable[int]) -> model.Metrics:
     return model.Metrics(**{name: [getattr(m, name)[i] for i in rows] for name in _columns()})
 
 
-def rows_by_name(m: model.Metrics, rows: Iterable[int] | None = None) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for i in (range(len(m)) if rows is None else rows):
-        out.setdefault(m.name[i], []).append(i)
-    return out
+def chunks(points: Iterable[model.Metrics], by_name: dict[str, int], before_counts: Counter,
+           size: int) -> Iterator[model.Metrics]:
+    """The points of `points` (batches of any size) in requests of at most `size`, each
+    metric's points in their order; `by_name`: how many points of each metric will come.
 
-
-def batches(m: model.Metrics, rows: list[int], before: model.Metrics | None, size: int) -> list[list[int]]:
-    """`rows` in batches of at most `size` points, each metric's points in their order.
-
-    A metric that will hold more than SAMPLED_AT points gets batches of its own, so an
-    undecidable check never takes a small metric's batch with it; small metrics share."""
-    before_counts = Counter(before.name) if before is not None else Counter()
-    out: list[list[int]] = []
-    shared: list[int] = []
-    for name, mine in rows_by_name(m, rows).items():
-        if before_counts[name] + len(mine) > SAMPLED_AT:
-            out.extend(mine[i:i + size] for i in range(0, len(mine), size))
-            continue
-        for i in mine:
-            shared.append(i)
-            if len(shared) >= size:
-                out.append(shared)
-                shared = []
-    if shared:
-        out.append(shared)
-    return out
+    A metric that will hold more than SAMPLED_AT points gets requests of its own, so an
+    undecidable check never takes a small metric's batch with it; small metrics share.
+    Memory: one pending request per big metric and one shared."""
+    columns = _columns()
+    pending: dict[str | None, dict[str, list]] = {}
+    big = {name for name, n in by_name.items() if before_counts[name] + n > SAMPLED_AT}
+    for batch in points:
+        cols = [getattr(batch, c) for c in columns]
+        for i, name in enumerate(batch.name):
+            slot = name if name in big else None
+            buf = pending.get(slot)
+            if buf is None:
+                buf = pending[slot] = {c: [] for c in columns}
+            for c, col in zip(columns, cols):
+                buf[c].append(col[i])
+            if len(buf["name"]) >= size:
+                yield model.Metrics(**pending.pop(slot))
+    for buf in pending.values():
+        yield model.Metrics(**buf)
 
 
 def _sampled(dest: model.Metrics, name: str, expected: int) -> bool:
@@ -81,8 +79,8 @@ def _sampled(dest: model.Metrics, name: str, expected: int) -> bool:
     return name in known if known is not None else expected > SAMPLED_AT
 
 
-def _same(a: model.Metrics, b: model.Metrics, contextless: frozenset = frozenset()) -> bool:
-    return len(a) == len(b) and not missing_points(a, b, contextless)
+def _contextless(m: model.Metrics) -> frozenset:
+    return frozenset(getattr(m, "contextless", frozenset()))
 
 
 class Appends:
@@ -90,50 +88,54 @@ class Appends:
 
     `before` is what it held when the push started: the metrics of the manifest pushed
     last time or read back after a crash (None: a new experiment), and its output text
-    (None: not known yet, read before the first output write)."""
+    (None: not known yet, read before the first output write).  What was sent is kept as
+    sums per metric (point_keys.SeriesSums), never as points; `resend`, when set, yields
+    the sent points again for the rare read-back the sums cannot decide."""
 
     def __init__(self, read_metrics: Callable[[], model.Metrics], read_output: Callable[[], str],
                  before: model.Metrics | None, before_output: str | None):
         self._read_metrics = read_metrics
         self._read_output = read_output
-        self.before = before if before is not None else model.Metrics()
+        self.before = before
         self.output = before_output
-        self._sent: list[model.Metrics] = []
+        self._before_sums: SeriesSums | None = None
+        self.sent = SeriesSums()
+        self.resend: Callable[[], Iterator[model.Metrics]] | None = None
         self.wrote = False
 
-    # -- metrics --
-    def _expected(self, name: str) -> model.Metrics:
-        parts = [self.before, *self._sent]
-        return take_named(parts, name)
+    def before_sums(self) -> SeriesSums:
+        if self._before_sums is None:
+            self._before_sums = SeriesSums.of(self.before)
+        return self._before_sums
 
+    # -- metrics --
     def batch_landed(self, batch: model.Metrics) -> bool:
         """After an unanswered try: True if `batch` is stored, False if not; raises when unsure."""
         dest = self._read_metrics()
-        dest_rows = rows_by_name(dest)
+        held = SeriesSums.of(dest)
+        before = self.before_sums().plus(self.sent)
+        after = before.plus(SeriesSums().add(batch))
+        contextless = _contextless(dest)
         verdicts = set()
         for name in dict.fromkeys(batch.name):
-            before = self._expected(name)
-            after = _concat(before, take(batch, rows_by_name(batch)[name]))
-            held = take(dest, dest_rows.get(name, []))
-            if _sampled(dest, name, len(after)):
+            if _sampled(dest, name, after.count[name]):
                 raise UndecidedWrite(
                     f"a metric batch's answer was lost and {name!r} has more than {SAMPLED_AT:,} points, "
                     f"which the destination only samples: cannot tell whether it landed; not resending")
-            contextless = getattr(dest, "contextless", frozenset())
-            if _same(held, after, contextless):
+            if held.same(after, name, contextless):
                 verdicts.add(True)
-            elif _same(held, before, contextless):
+            elif held.same(before, name, contextless):
                 verdicts.add(False)
             else:
                 raise UndecidedWrite(
-                    f"a metric batch's answer was lost and the destination holds {len(held)} points of "
-                    f"{name!r}, expected {len(before)} or {len(after)}: not resending")
+                    f"a metric batch's answer was lost and the destination holds {held.count[name]} points of "
+                    f"{name!r}, expected {before.count[name]} or {after.count[name]}: not resending")
         if len(verdicts) != 1:
             raise UndecidedWrite("a metric batch's answer was lost and only part of it is at the destination")
         return verdicts.pop()
 
     def batch_sent(self, batch: model.Metrics) -> None:
-        self._sent.append(batch)
+        self.sent.add(batch)
         self.wrote = True
 
     # -- output --
@@ -159,8 +161,9 @@ class Appends:
     # -- excess --
     def check_no_excess(self) -> None:
         """Read back after writing: the destination holds what it held plus what was sent, no more."""
-        expected = _concat(self.before, *self._sent)
-        excess_of(self._read_metrics(), expected)
+        if self.sent.count and self.resend is None:
+            raise RuntimeError("Appends.resend is needed to compare what was sent")
+        excess_of(self._read_metrics(), self.before, self.resend if self.sent.count else None)
         if self.output is not None:
             held = self._read_output()
             if len(held) > len(self.output):
@@ -169,22 +172,18 @@ class Appends:
                     f"the mirror's: written twice, or by someone else; push does not remove them")
 
 
-def excess_of(held: model.Metrics, expected: model.Metrics) -> None:
-    """Raise when `held` (what the destination answered) has points `expected` lacks.
+def excess_of(held: model.Metrics, *expected) -> None:
+    """Raise when `held` (what the destination answered) has points the `expected` parts
+    (Metrics, streams, or callables yielding batches) lack.
 
     Valid under sampling: a sample is a part of what is stored, so its extra points are real."""
-    extra = missing_points(held, expected)
-    if extra:
-        names = Counter(held.name[i] for i in extra)
+    contextless = _contextless(held)
+    for part in expected:
+        if isinstance(part, model.Metrics):
+            contextless |= _contextless(part)
+    names = point_keys.excess(held, *expected, contextless=contextless)
+    if names:
         name, n = names.most_common(1)[0]
         raise ExcessAtDestination(
-            f"the destination holds {len(extra)} metric point(s) more than the mirror ({n} of {name!r}): "
+            f"the destination holds {sum(names.values())} metric point(s) more than the mirror ({n} of {name!r}): "
             f"written twice, or by someone else; push does not remove them")
-
-
-def take_named(parts: list[model.Metrics], name: str) -> model.Metrics:
-    return _concat(*(take(p, [i for i, n in enumerate(p.name) if n == name]) for p in parts))
-
-
-def _concat(*parts: model.Metrics) -> model.Metrics:
-    return model.Metrics(**{n: [v for p in parts for v in getattr(p, n)] for n in _columns()})

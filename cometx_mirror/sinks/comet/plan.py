@@ -9,10 +9,12 @@ write and is re-sent only when it changed.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field, fields
+from typing import Iterator
 
 from ... import model
+from ...metric_stream import batches as metric_batches
+from .point_keys import KeyBag
 
 # Our marker on a destination experiment: an `others` entry (see ledger.py).
 MARKER = "cometx-mirror.source"
@@ -27,7 +29,7 @@ class TextWrite:
 @dataclass
 class ExperimentPlan:
     create: bool = False
-    metric_rows: list[int] = field(default_factory=list)     # indices into exp.metrics
+    metrics: "MissingPoints" = field(default_factory=lambda: MissingPoints())
     params: list[model.Param] = field(default_factory=list)
     others: list[model.Other] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -41,53 +43,69 @@ class ExperimentPlan:
     warnings: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.create or self.metric_rows or self.params or self.others or self.tags
+        return not (self.create or self.metrics.count or self.params or self.others or self.tags
                     or self.system or self.texts or self.assets or self.times or self.state
                     or self.archive or self.file_path)
 
     def summary(self) -> dict:
-        return {"create": self.create, "metric_points": len(self.metric_rows),
+        return {"create": self.create, "metric_points": self.metrics.count,
                 "params": len(self.params), "others": len(self.others), "tags": len(self.tags),
                 "system": len(self.system), "texts": [t.text.kind for t in self.texts],
                 "assets": len(self.assets), "times": self.times, "state": self.state,
                 "archive": self.archive}
 
 
-def _point_key(m: model.Metrics, i: int) -> tuple:
-    # the exact text, so "7" and "7.0" or two long integers one double apart differ, and
-    # NaN equals NaN (its text is "NaN" on both sides)
-    return (m.name[i], m.step[i], m.epoch[i], m.timestamp[i], m.exact(i), m.context[i])
+@dataclass
+class MissingPoints:
+    """The points of `new` the destination lacks, found in one streamed pass and taken again
+    batch by batch when they are sent (the stream re-reads the same objects in the same
+    batches).  `rows[b]`: the rows of batch b to send, None for all of it."""
+    count: int = 0
+    by_name: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+
+    def batches(self, new: model.Metrics) -> Iterator[model.Metrics]:
+        for b, batch in enumerate(metric_batches(new)):
+            if b >= len(self.rows):
+                raise RuntimeError("the mirror's metric points changed while they were pushed")
+            rows = self.rows[b]
+            if rows is None:
+                yield batch
+            elif rows:
+                yield _take(batch, rows)
 
 
-def missing_points(new: model.Metrics, old: model.Metrics | None, contextless: frozenset | None = None) -> list[int]:
-    """Indices of `new` points not at the destination, as a multiset difference.
+def _take(m: model.Metrics, rows: list[int]) -> model.Metrics:
+    return model.Metrics(**{f.name: [getattr(m, f.name)[i] for i in rows] for f in fields(model.Metrics)})
+
+
+def find_missing(new: model.Metrics, old: model.Metrics | None, contextless: frozenset | None = None) -> MissingPoints:
+    """The points of `new` not at the destination (`old`), as a multiset difference, with
+    `new` read a batch at a time; `old` is held as a bag of digests (point_keys).
 
     A destination that read a series from its total-fidelity files (`contextless`, taken
     from either side's DestinationMetrics unless given) cannot know its points' contexts:
     those series are compared without context."""
-    if old is None or len(old) == 0:
-        return list(range(len(new)))
     if contextless is None:
-        contextless = getattr(new, "contextless", frozenset()) | getattr(old, "contextless", frozenset())
-    new, old = without_context(new, contextless), without_context(old, contextless)
-    have = Counter(_point_key(old, i) for i in range(len(old)))
-    out = []
-    for i in range(len(new)):
-        k = _point_key(new, i)
-        if have[k] > 0:
-            have[k] -= 1
-        else:
-            out.append(i)
+        contextless = frozenset(getattr(new, "contextless", frozenset())) | frozenset(
+            getattr(old, "contextless", frozenset()))
+    bag = KeyBag.of(old, contextless=contextless) if old is not None else None
+    out = MissingPoints()
+    for batch in metric_batches(new):
+        rows = bag.take(batch) if bag is not None and bag.keys else None
+        names = batch.name if rows is None else [batch.name[i] for i in rows]
+        for name in names:
+            out.by_name[name] = out.by_name.get(name, 0) + 1
+        out.count += len(names)
+        out.rows.append(None if rows is not None and len(rows) == len(batch) else rows)
     return out
 
 
-def without_context(m: model.Metrics, names: frozenset) -> model.Metrics:
-    """`m` with no context on the series `names` (a copy; `m` itself when there are none)."""
-    if not names:
-        return m
-    columns = {f.name: getattr(m, f.name) for f in fields(model.Metrics)}
-    columns["context"] = [None if n in names else c for n, c in zip(m.name, m.context)]
-    return model.Metrics(**columns)
+def missing_points(new: model.Metrics, old: model.Metrics | None, contextless: frozenset | None = None) -> list[int]:
+    """Indices of the points of a plain `new` not in `old` (see find_missing)."""
+    found = find_missing(new, old, contextless)
+    rows = found.rows[0] if found.rows else []
+    return list(range(len(new))) if rows is None else rows
 
 
 def pushable_others(exp: model.Experiment) -> list[model.Other]:
@@ -106,7 +124,7 @@ def plan_experiment(new: model.Experiment, old: model.Experiment | None, *, crea
     """`old_texts` maps text kind -> bytes already at the destination (output, appended only).
     `dest_asset_ids` (destination ids) replaces the asset diff when read back after a crash."""
     plan = ExperimentPlan(create=create)
-    plan.metric_rows = missing_points(new.metrics, old.metrics if old else None)
+    plan.metrics = find_missing(new.metrics, old.metrics if old else None)
 
     old_params = {p.name: (p.raw, p.value) for p in old.params} if old else {}
     plan.params = [p for p in new.params if old_params.get(p.name, object()) != (p.raw, p.value)]

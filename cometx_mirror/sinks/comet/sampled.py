@@ -13,20 +13,23 @@ are sent) gets the points only, never a second set of files under the same names
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ... import model
 from ...errors import ExpectedError
+from ...metric_stream import MetricStream, batches
 from ...sources.comet import full_metrics
 from .client import CometClient
 
 
-@dataclass
-class DestinationMetrics(model.Metrics):
-    """Metrics read back from a destination; `sampled` names the series that are only a sample,
-    `contextless` those read from total-fidelity files, whose CSV has no context column."""
-    sampled: frozenset = field(default_factory=frozenset)
-    contextless: frozenset = field(default_factory=frozenset)
+class DestinationMetrics(MetricStream):
+    """Metrics read back from a destination, as a stream (read again from the bytes downloaded
+    once); `sampled` names the series that are only a sample, `contextless` those read from
+    total-fidelity files, whose CSV has no context column."""
+
+    def __init__(self, metrics: model.Metrics, sampled: frozenset = frozenset(),
+                 contextless: frozenset = frozenset()):
+        super().__init__(lambda: batches(metrics))
+        self.sampled = sampled
+        self.contextless = contextless
 
 
 class DestinationSampled(ExpectedError):
@@ -51,11 +54,14 @@ def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMe
     if candidates:
         listed = _full_metric_list(client, key)
         fetched = {a["assetId"]: {"object": a["assetId"]} for a in listed if full_metrics.is_part(a)}
-        full_metrics.complete(exp, listed, fetched, lambda asset_id: _part_bytes(client, key, asset_id))
-    m = exp.metrics
-    return DestinationMetrics(name=m.name, step=m.step, epoch=m.epoch, timestamp=m.timestamp, value=m.value,
-                              context=m.context, text=m.text,
-                              sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())),
+        downloaded: dict[str, bytes] = {}     # compressed CSV zips: each downloaded once, read again from here
+
+        def part(asset_id: str) -> bytes:
+            if asset_id not in downloaded:
+                downloaded[asset_id] = _part_bytes(client, key, asset_id)
+            return downloaded[asset_id]
+        full_metrics.complete(exp, listed, fetched, part)
+    return DestinationMetrics(exp.metrics, sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())),
                               contextless=frozenset(exp.extra.get(full_metrics.WHOLE_KEY, ())))
 
 
