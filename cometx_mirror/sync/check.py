@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .. import model
 from ..sinks.comet import ledger as L
+from ..sinks.comet import point_keys
 from ..sinks.comet.client import PushError, resolve_credentials
 from ..sinks.comet.experiment import REMAPPED_TYPES
 from ..sinks.comet.plan import MARKER, pushable_others
@@ -157,7 +158,9 @@ class _Comparison:
             ("archived", exp.archived, got.archived), ("started_at", exp.started_at, got.started_at),
             ("ended_at", exp.ended_at, got.ended_at)) if a is not None and a != b]
         add("experiments", not head, "; ".join(head))
-        missing, extra = _multiset_difference(_points(exp.metrics), _points(got.metrics))
+        # streamed (point_keys): neither side's points are held, only the series that differ
+        missing, extra = (Counter({(name,): n for name, n in c.items()})
+                          for c in point_keys.difference(exp.metrics, got.metrics))
         add("metrics", not (missing or extra), _count_detail("metric point", missing, extra))
         add("params", *_mapping_difference({p.name: p.value for p in exp.params},
                                            {p.name: p.value for p in got.params}))
@@ -237,18 +240,6 @@ class _Comparison:
 
 
 # -- comparing values --------------------------------------------------------------------------
-def _points(m: model.Metrics) -> Counter:
-    """Each point by its exact value: the source's text where it differs from the double's."""
-    return Counter((m.name[i], m.step[i], m.epoch[i], m.timestamp[i],
-                    m.text[i] if m.text[i] is not None else
-                    (None if m.value[i] is None else model.double_text(m.value[i])),
-                    m.context[i]) for i in range(len(m)))
-
-
-def _multiset_difference(want: Counter, have: Counter) -> tuple[Counter, Counter]:
-    return want - have, have - want
-
-
 def _count_detail(what: str, missing: Counter, extra: Counter) -> str:
     parts = []
     for label, diff in (("missing", missing), ("extra", extra)):

@@ -130,3 +130,17 @@ def excess(held, *expected, contextless: frozenset = frozenset()) -> Counter:
     for batch in parts(*expected):
         bag.take(batch)
     return bag.left()
+
+
+def difference(want, have, contextless: frozenset = frozenset()) -> tuple[Counter, Counter]:
+    """(points of `want` missing from `have`, points of `have` not in `want`), counted per
+    series; each side streamed, and only the series whose sums differ held as digests."""
+    a, b = SeriesSums.of(want), SeriesSums.of(have)
+    unsure = frozenset(n for n in set(a.count) | set(b.count) if not a.same(b, n, contextless))
+    if not unsure:
+        return Counter(), Counter()
+    bag = KeyBag.of(have, contextless=contextless, only=unsure)
+    missing: Counter = Counter()
+    for batch in parts(want):
+        missing.update(batch.name[i] for i in bag.take(batch))
+    return missing, bag.left()
