@@ -11,7 +11,8 @@ names them. One run failing never stops the others.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -89,6 +90,8 @@ def fetch_runs(mirror, origin: str, runs: list[RunSource], options, commit,
                 if old_id:          # keep what the last fetch had rather than drop the run
                     manifests[run.label] = old_id
                 continue
+            finally:
+                run.store = run.fold = None    # a reader may hold what it read until its fold: let it go
             counts[status] += 1
             manifests[run.label] = manifest_id
             errors.extend(f"{run.key}: {msg}" for msg in manifest.get("errors", []))
@@ -110,6 +113,39 @@ def fetch_runs(mirror, origin: str, runs: list[RunSource], options, commit,
     return result
 
 
+class _FoldMemo:
+    """The runs this process folded while fetching, by raw digest, for the index to take.
+
+    A fold is a pure function of the raw manifest (its digest) and the objects it
+    names, so the index, normalizing a manifest the fetch just wrote, takes the
+    fold the fetch made instead of decoding the run again. Each is taken once;
+    only the latest few are kept (a fold holds no float points: those stream).
+    """
+    KEEP = 32
+
+    def __init__(self):
+        self._runs: OrderedDict[str, mapping.RunData] = OrderedDict()
+        self._lock = threading.Lock()      # the index normalizes ahead on a thread of its own
+
+    def put(self, digest: str, run: mapping.RunData) -> None:
+        with self._lock:
+            self._runs[digest] = run
+            while len(self._runs) > self.KEEP:
+                self._runs.popitem(last=False)
+
+    def take(self, manifest: dict) -> mapping.RunData | None:
+        with self._lock:
+            return self._runs.pop(manifest.get("raw_digest") or "", None)
+
+
+FOLDED = _FoldMemo()
+
+
+def fold_of(mirror, manifest: dict, fold: Callable[[Any, dict], mapping.RunData]) -> mapping.RunData:
+    """The normalizers' fold: the one this fetch made, else `fold` of the stored objects."""
+    return FOLDED.take(manifest) or fold(mirror, manifest)
+
+
 def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, str]:
     old = _load(mirror, old_id)
     raw = run.store(mirror, old)
@@ -124,7 +160,9 @@ def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, s
     if data.artifacts:
         manifest["artifacts"] = [{"path": p, "version": mapping.artifact_version(files), "files": files}
                                  for p, files in sorted(data.artifacts.items())]
-    return mirror.put_json(manifest), manifest, ("changed" if old else "new")
+    manifest_id = mirror.put_json(manifest)
+    FOLDED.put(digest, data)
+    return manifest_id, manifest, ("changed" if old else "new")
 
 
 def rel(path: Path, root: Path) -> str:

@@ -31,7 +31,7 @@ from ...net.http import HttpClient, HttpError
 from .. import SourceError, normalizer
 from ..options import FetchResult
 from . import mapping
-from .driver import RunSource, fetch_runs
+from .driver import RunSource, fetch_runs, fold_of
 
 NORMALIZER = "neptune-live/1"
 FLOAT_PAGE = 100_000        # points per float-series request
@@ -405,7 +405,7 @@ def _fold_series(mirror, run: mapping.RunData, path: str, entry: dict, files: di
 
 @normalizer(NORMALIZER)
 def normalize_live(mirror, manifest: dict):
-    return mapping.to_experiment(fold(mirror, manifest))[0]
+    return mapping.to_experiment(fold_of(mirror, manifest, fold))[0]
 
 
 # -- the command ------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
         if m["type"] != "run":
             notes.append(f"{d.name}: a {m['type']} container, not a run; skipped")
             continue
-        out.append(RunSource(ws, proj, m["uuid"], _storer(d, ws, proj, m["uuid"]), fold))
+        reader = _RunReader(d, ws, proj, m["uuid"])
+        out.append(RunSource(ws, proj, m["uuid"], reader.store, reader.fold))
     return out
 
 
@@ -85,41 +86,44 @@ def _parse(line: bytes):
         return None
 
 
-def _storer(run_dir: Path, ws: str, proj: str, key: str):
-    def store(mirror, old: dict | None) -> dict:
+class _RunReader:
+    """One run folder: `store` reads its op log once, storing the lines and folding
+    each operation as it goes, so the fetch's `fold` of the manifest it just stored
+    is the one already made: the fetch decodes each line once (the index's stream of
+    float points reads the stored segments again, see _float_points)."""
+
+    def __init__(self, run_dir: Path, ws: str, proj: str, key: str):
+        self.run_dir, self.ws, self.proj, self.key = run_dir, ws, proj, key
+        self._stored: tuple[dict, "_Fold"] | None = None
+
+    def fold(self, mirror, manifest: dict) -> mapping.RunData:
+        if self._stored is not None:
+            raw, folder = self._stored
+            self._stored = None
+            renamed = ("workspace", "project")    # a renamed run's manifest differs only in its name
+            if {k: v for k, v in manifest.items() if k not in renamed} == \
+                    {k: v for k, v in raw.items() if k not in renamed}:
+                folder.run.workspace, folder.run.project = manifest["workspace"], manifest["project"]
+                return folder.finish(mirror, manifest)
+        return fold(mirror, manifest)
+
+    def store(self, mirror, old: dict | None) -> dict:
+        run_dir = self.run_dir
         old_files = (old or {}).get("files", {})
-        errors, logs, ops = [], [], []
+        errors, file_errors, logs = [], [], []
         meta_bytes = (run_dir / "metadata.json").read_bytes() if (run_dir / "metadata.json").exists() else b""
-        for log in _log_files(run_dir):
-            # line by line, a segment at a time: the log is never in memory whole
-            segments, segment, count = [], [], 0
-            with open(log, "rb") as f:
-                for line in f:
-                    rec = _parse(line) if line.strip() else None
-                    if rec is None and not line.endswith(b"\n"):
-                        break     # a torn tail: the writer is mid-line; the next fetch gets it whole
-                    count += 1
-                    if rec is None and line.strip():
-                        errors.append(f"{run_dir.name}/{log.name} line {count}: malformed operation, skipped")
-                    elif rec is not None and rec["obj"]["type"] in _FILE_OPS:   # only these name files
-                        ops.append(rec["obj"])
-                    segment.append(line)
-                    if len(segment) == SEGMENT_LINES:
-                        segments.append(mirror.objects.put_bytes(b"".join(segment)))
-                        segment = []
-            if segment:
-                segments.append(mirror.objects.put_bytes(b"".join(segment)))
-            logs.append({"file": log.name, "lines": count, "segments": segments})
         files, globs, tracked, missing = {}, {}, {}, []
+        folder = _Fold(self.ws, self.proj, self.key, json.loads(meta_bytes or b"{}"), files, globs, tracked)
 
         def keep(recorded: str, actual: Path, attr: str) -> None:
             if actual.is_file():
                 files[recorded] = store_file(mirror, actual, old_files.get(recorded))
             elif recorded not in missing:
                 missing.append(recorded)
-                errors.append(f"missing file {recorded} (uploaded as {attr})")
+                file_errors.append(f"missing file {recorded} (uploaded as {attr})")
 
-        for op in ops:
+        def files_of(op: dict) -> None:
+            """Store what a file op names, before the fold reaches it (the fold looks them up)."""
             attr = "/".join(op["path"])
             if op["type"] == "UploadFile":
                 if op.get("file_path"):
@@ -132,17 +136,42 @@ def _storer(run_dir: Path, ws: str, proj: str, key: str):
                     matches = sorted(p for p in glob.glob(g, recursive=True) if os.path.isfile(p))
                     globs[g] = matches
                     if not matches:
-                        errors.append(f"no file matches {g} (uploaded as {attr})")
+                        file_errors.append(f"no file matches {g} (uploaded as {attr})")
                     for p in matches:
                         keep(p, Path(p), attr)
             elif op["type"] == "TrackFilesToArtifact":
                 for entry in op.get("entries") or []:
                     tracked[entry[0]] = _listing(entry[0])
-        return {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
-                "workspace": ws, "project": proj, "key": key, "run_dir": run_dir.name,
-                "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs, "files": files,
-                "globs": globs, "tracked": tracked, "missing": missing, "errors": errors}
-    return store
+
+        for log in _log_files(run_dir):
+            # line by line, a segment at a time: the log is never in memory whole
+            segments, segment, count = [], [], 0
+            with open(log, "rb") as f:
+                for line in f:
+                    rec = _parse(line) if line.strip() else None
+                    if rec is None and not line.endswith(b"\n"):
+                        break     # a torn tail: the writer is mid-line; the next fetch gets it whole
+                    count += 1
+                    if rec is None and line.strip():
+                        errors.append(f"{run_dir.name}/{log.name} line {count}: malformed operation, skipped")
+                    elif rec is not None:
+                        if rec["obj"]["type"] in _FILE_OPS:   # only these name files
+                            files_of(rec["obj"])
+                        folder.feed(rec)
+                    segment.append(line)
+                    if len(segment) == SEGMENT_LINES:
+                        segments.append(mirror.objects.put_bytes(b"".join(segment)))
+                        segment = []
+            if segment:
+                segments.append(mirror.objects.put_bytes(b"".join(segment)))
+            logs.append({"file": log.name, "lines": count, "segments": segments})
+        manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE,
+                    "origin": ORIGIN, "workspace": self.ws, "project": self.proj, "key": self.key,
+                    "run_dir": run_dir.name, "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs,
+                    "files": files, "globs": globs, "tracked": tracked, "missing": missing,
+                    "errors": errors + file_errors}
+        self._stored = (manifest, folder)
+        return manifest
 
 
 def _listing(location: str) -> list[dict]:
@@ -175,17 +204,44 @@ def _file_set_names(paths: list[str]) -> dict[str, str]:
 
 
 def fold(mirror, manifest: dict) -> mapping.RunData:
+    """The run from its stored objects (reindex; a fetch folds while it stores)."""
     meta = json.loads(mirror.objects.get_bytes(manifest["metadata"]) or b"{}")
-    run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"],
-                          created_at=mapping.to_ms(meta.get("createdAt")))
-    run.extra["neptune_offline"] = {k: meta.get(k) for k in ("mode", "containerType", "neptuneClientVersion",
-                                                            "structureVersion")}
-    files, globs = manifest.get("files", {}), manifest.get("globs", {})
-    sets: dict[str, set] = {}
-    next_step: dict[str, float] = {}
-    types: dict[str, str] = {}          # path -> the kind of its series since its last clear
-    float_from: dict[str, int] = {}     # float series path -> the op its points start at
-    for i, rec in enumerate(iter_ops(mirror, manifest)):
+    folder = _Fold(manifest["workspace"], manifest["project"], manifest["key"], meta,
+                   manifest.get("files", {}), manifest.get("globs", {}), manifest.get("tracked", {}))
+    for rec in iter_ops(mirror, manifest):
+        folder.feed(rec)
+    return folder.finish(mirror, manifest)
+
+
+class _Fold:
+    """The first pass over a run's operations, one at a time, in log order.
+
+    `files`, `globs` and `tracked` are the manifest's (the store fills them as it
+    meets the ops that name them, before feeding those ops here).
+    """
+
+    def __init__(self, ws: str, proj: str, key: str, meta: dict, files: dict, globs: dict, tracked: dict):
+        self.run = run = mapping.RunData(workspace=ws, project=proj, key=key,
+                                         created_at=mapping.to_ms(meta.get("createdAt")))
+        run.extra["neptune_offline"] = {k: meta.get(k) for k in ("mode", "containerType",
+                                                                "neptuneClientVersion", "structureVersion")}
+        self.files, self.globs, self.tracked = files, globs, tracked
+        self.sets: dict[str, set] = {}
+        self.next_step: dict[str, float] = {}
+        self.types: dict[str, str] = {}          # path -> the kind of its series since its last clear
+        self.float_from: dict[str, int] = {}     # float series path -> the op its points start at
+        self.i = 0                               # the op's number among the well-formed ones
+
+    def finish(self, mirror, manifest: dict) -> mapping.RunData:
+        if self.float_from:
+            float_from = self.float_from
+            self.run.float_points = lambda: _float_points(mirror, manifest, float_from)
+        return self.run
+
+    def feed(self, rec: dict) -> None:
+        i, self.i = self.i, self.i + 1
+        run, files, globs = self.run, self.files, self.globs
+        sets, next_step, types, float_from = self.sets, self.next_step, self.types, self.float_from
         op, t = rec["obj"], rec["obj"]["type"]
         path = "/".join(op["path"])
         run.seen(mapping.to_ms(rec.get("at")))
@@ -209,7 +265,7 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
                     float_from[path] = i
             if types.get(path) == "float_series":   # streamed by _float_points: only the numbering here
                 next_step[path] = _next_step(values, next_step.get(path, 0))
-                continue
+                return
             for v in values:
                 # no step: the server numbers points in order, last step + 1 (from 0)
                 step = v.get("step")
@@ -258,7 +314,7 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
         elif t == "TrackFilesToArtifact":
             listing = run.artifacts.setdefault(path, [])
             for location, dest in op.get("entries") or []:
-                for f in manifest.get("tracked", {}).get(location, []):
+                for f in self.tracked.get(location, []):
                     name = f"{dest.rstrip('/')}/{f['path']}" if dest else f["path"]
                     listing.append({"path": name, "size": f["size"], "link": f["link"]})
         elif t == "AssignArtifact":
@@ -271,9 +327,6 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
         else:
             unhandled = run.extra.setdefault("unhandled_ops", {})
             unhandled[t] = unhandled.get(t, 0) + 1
-    if float_from:
-        run.float_points = lambda: _float_points(mirror, manifest, float_from)
-    return run
 
 
 def _next_step(values: list, step):
