@@ -23,6 +23,7 @@ from .records import _loads
 
 _AXES = frozenset(HISTORY_AXES)
 _FIRST, _KEY, _VALUE_JSON = itemgetter(0), attrgetter("key"), attrgetter("value_json")
+_NESTED = attrgetter("nested_key")
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
 _TOKEN = rf"(?:{_NUMBER}|NaN|-?Infinity)"
 _ONE_NUMBER = re.compile(_TOKEN)      # one regex over the joined texts would keep a backtracking
@@ -32,6 +33,31 @@ _INTEGER = re.compile(r"^-?(?:0|[1-9][0-9]*)$", re.M)
 
 def _axis(text: str):
     return int(text) if text.isdigit() else _loads(text)
+
+
+_LAYOUTS: dict[tuple, tuple | None] = {}
+_LAYOUT_CACHE = 1024     # distinct key lists remembered (a run logs a handful)
+
+
+def _layout(keys: tuple) -> tuple | None:
+    """Where a record with these keys has its axes and metrics: (axis (name, index) pairs,
+    metric names in logged order, a getter of their texts); None for a key logged twice.
+    Every row of a run logs the same keys, so this is worked out once per key list."""
+    try:
+        return _LAYOUTS[keys]
+    except KeyError:
+        pass
+    if len(set(keys)) != len(keys):
+        layout = None
+    else:
+        axes = tuple((k, keys.index(k)) for k in ("_step", "_timestamp", "epoch") if k in keys)
+        at = [i for i, k in enumerate(keys) if k not in _AXES]
+        pick = itemgetter(*at) if len(at) > 1 else (lambda texts: [texts[at[0]]]) if at else (lambda texts: ())
+        layout = axes, [keys[i] for i in at], pick
+    if len(_LAYOUTS) >= _LAYOUT_CACHE:
+        _LAYOUTS.clear()
+    _LAYOUTS[keys] = layout
+    return layout
 
 
 class _Segment:
@@ -52,30 +78,31 @@ class _Segment:
         items = r.item
         if not items:
             return False
-        nested = [it.nested_key for it in items]
+        # map() over a getter: the loop runs in C, not a bytecode loop per item
+        nested = list(map(_NESTED, items))
         parts = {*map(len, nested)}
         if parts == {1}:             # wandb-core: every key one part
-            keys = list(map(_FIRST, nested))
+            keys = tuple(map(_FIRST, nested))
         elif parts == {0}:           # the legacy writer's `key`
-            keys = list(map(_KEY, items))
+            keys = tuple(map(_KEY, items))
         else:
             return False             # a nested key (or both forms)
-        # map() over a getter: the loop runs in C, not a bytecode loop per item
+        layout = _layout(keys)
+        if layout is None:
+            return False             # a key twice
         texts = list(map(_VALUE_JSON, items))
-        by_key = dict(zip(keys, texts))
-        if len(by_key) != len(keys) or any(map(type(items[0]).WhichOneof, items, repeat("value"))):
-            return False             # a key twice, or a typed (non-JSON) value
+        if any(map(type(items[0]).WhichOneof, items, repeat("value"))):
+            return False             # a typed (non-JSON) value
         if "{" in "".join(texts):
             return False             # maybe a dict value (nested metrics, media)
-        axes = {k: _axis(by_key[k]) for k in ("_step", "_timestamp", "epoch") if k in by_key}
+        axis_at, names, pick = layout
+        axes = {k: _axis(texts[i]) for k, i in axis_at}
         if "_step" not in axes and r.HasField("step"):
             axes["_step"] = r.step.num
         step, ts, epoch = row_axes(axes)
-        for key in _AXES:            # what is left are the metrics, in logged order
-            by_key.pop(key, None)
-        self.names += by_key
-        self.texts += by_key.values()
-        n = len(by_key)
+        self.names += names
+        self.texts += pick(texts)
+        n = len(names)
         self.step += [step] * n
         self.epoch += [epoch] * n
         self.timestamp += [ts] * n

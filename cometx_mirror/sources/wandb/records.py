@@ -319,12 +319,12 @@ def is_history(payload: bytes) -> bool:
 def _starts_as(payload: bytes, tag: int) -> bool:
     """True when the payload is `num` then the field of `tag`, as every writer orders them.
     (A record in another order is decoded whole and folded as one: only slower.)"""
-    if payload[:1] != b"\x08":
-        return False
-    pos = 1
-    while pos < len(payload) and payload[pos] & 0x80:
-        pos += 1
-    return pos + 1 < len(payload) and payload[pos + 1] == tag
+    return _STARTS[tag](payload) is not None
+
+
+# `num` (field 1, varint: continuation bytes then a last byte) followed by the tag, matched in C
+_STARTS = {tag: re.compile(rb"\x08[\x80-\xff]*[\x00-\x7f]" + re.escape(bytes([tag])), re.S).match
+           for tag in (HISTORY_TAG, SUMMARY_TAG)}
 
 
 def history_timestamp_text(payload: bytes) -> str | None:
@@ -529,8 +529,8 @@ def iter_history(source, name: str = "run.wandb") -> Iterator[Any]:
     """Each HistoryRecord of a log (bytes or a binary stream), in order, decoding nothing else."""
     pb = _pb()
     for offset, payload in iter_payloads(source, name):
-        if not is_history(payload):
-            continue
+        if _starts_as(payload, SUMMARY_TAG) or not is_history(payload):
+            continue      # (the summary beside each row is told from its first bytes, the rest by their tags)
         rec = pb.Record()
         try:
             rec.ParseFromString(payload)
