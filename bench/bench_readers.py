@@ -1,6 +1,7 @@
 """Offline readers on long runs: fetch time, points/s, peak memory, and the parse-only floor.
 
-    python bench/bench_readers.py [--points 100000 1000000] [--metrics 10] [--source wandb|neptune]
+    python bench/bench_readers.py [--points 100000 1000000] [--metrics 10]
+                                  [--source wandb|neptune|neptune-exporter|neptune-scale]
 
 Writes W&B runs (or, with --source neptune, neptune 1.x offline queues) of N points (N / metrics history rows × `metrics` keys, plus the
 summary record wandb-core writes beside each row) with bench/run_writers.py, then in
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
+from bench.neptune_writers import write_exporter_run, write_scale_run  # noqa: E402
 from bench.run_writers import write_neptune_v1_run, write_wandb_run  # noqa: E402
 
 FETCH = """
@@ -67,6 +69,43 @@ for log in glob.glob(sys.argv[1] + "/.neptune/offline/*/data-*.log"):
 print(time.perf_counter() - t)
 """
 
+NEPTUNE_EXPORTER_FLOOR = """
+import glob, sys, time
+t = time.perf_counter()
+import pyarrow.parquet as pq
+values = 0
+for part in glob.glob(sys.argv[1] + "/data/*/*.parquet"):
+    table = pq.read_table(part)
+    for column in ("attribute_path", "step", "timestamp", "float_value"):
+        values += len(table.column(column).to_pylist())
+print(time.perf_counter() - t)
+"""
+
+NEPTUNE_SCALE_FLOOR = """
+import glob, sqlite3, sys, time
+t = time.perf_counter()
+from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2 as pb
+values = 0
+for db in glob.glob(sys.argv[1] + "/.neptune/*/run_operations.sqlite3"):
+    for typ, blob in sqlite3.connect(db).execute("SELECT operation_type, operation FROM run_operations"):
+        if typ == 0:
+            msg = pb.UpdateRunSnapshot.FromString(blob)
+            for name, v in msg.append.items():
+                v.float64
+                values += 1
+print(time.perf_counter() - t)
+"""
+
+# Neptune formats: (writer of a run of steps x series, the files to size, the floor script, the row's words)
+NEPTUNE_FORMATS = {
+    "neptune": (lambda src, steps, series: write_neptune_v1_run(src, steps, series),
+                ".neptune/offline/*/data-*.log", NEPTUNE_FLOOR, "neptune 1.x offline"),
+    "neptune-exporter": (lambda src, steps, series: write_exporter_run(src, steps, series),
+                         "exports/data/*/*.parquet", NEPTUNE_EXPORTER_FLOOR, "neptune-exporter parquet"),
+    "neptune-scale": (lambda src, steps, series: write_scale_run(src, steps, series),
+                      ".neptune/*/run_operations.sqlite3", NEPTUNE_SCALE_FLOOR, "neptune-scale offline"),
+}
+
 
 def child(script: str, *args: str) -> dict:
     """The child's own seconds, its CPU seconds, and its peak RSS in bytes (os.wait4: this child's
@@ -92,6 +131,23 @@ NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writ
                 "each as JSON, each value as a float, nothing else; peak memory = the fetch process's maximum "
                 "RSS; load average = the 1-minute figure, the highest seen around the fetch (2 cores: above 2, "
                 "wall times are stretched by other jobs, CPU times less so).")
+NEPTUNE_FORMAT_BODY = {
+    "neptune-exporter": ("Each run a neptune-exporter `exports/` folder written by `bench/neptune_writers.py` in the "
+                         "exporter's parquet schema (one row per point, parts of 10^6 rows); fetch = store the "
+                         "parts (as canonical JSON chunks) and index every point into a fresh mirror, in a fresh "
+                         "process; floor = pyarrow reading each part and converting the path, step, timestamp "
+                         "and value columns to Python objects, nothing else."),
+    "neptune-scale": ("Each run a neptune-scale offline queue written by `bench/neptune_writers.py` through "
+                      "neptune-scale's own OperationsRepository (one UpdateRunSnapshot per step with every "
+                      "series' value, as `Run.log_metrics` logs it); fetch = store the operations and index "
+                      "every point into a fresh mirror, in a fresh process; floor = reading the operations from "
+                      "SQLite and decoding each protobuf and each value, nothing else."),
+}
+NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)"),
+                    "neptune-exporter": ("readers-neptune-exporter", "Neptune exporter reader "
+                                         "(`bench/bench_readers.py --source neptune-exporter`)"),
+                    "neptune-scale": ("readers-neptune-scale", "neptune-scale offline reader "
+                                      "(`bench/bench_readers.py --source neptune-scale`)")}
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
@@ -102,14 +158,17 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
         f, fl = r["fetch"], r["floor"]
         what = (f"W&B offline, {r['points']:,} points ({r['points'] // metrics:,} rows × {metrics})"
                 if source == "wandb" else
-                f"neptune 1.x offline, {r['points']:,} points ({r['points'] // metrics:,} steps × {metrics} series)")
+                f"{NEPTUNE_FORMATS[source][3]}, {r['points']:,} points ({r['points'] // metrics:,} steps × {metrics} series)")
         table.append(f"| {what} | {r['mb']:.0f} MB | {f['s']:.1f} s ({f['cpu']:.1f} s) | "
                      f"{r['points'] / f['s']:,.0f} ({r['points'] / f['cpu']:,.0f}) | "
                      f"{fl['s']:.1f} s ({fl['cpu']:.1f} s) | {f['cpu'] / fl['cpu']:.1f}× | "
                      f"{f['peak'] / 1e6:.0f} MB | {f['load']:.1f} |")
-    if source == "neptune":
-        body = NEPTUNE_BODY + "\n\n" + "\n".join(table) + ("\n\n" + note if note else "")
-        write_section("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)", body)
+    if source in NEPTUNE_FORMATS:
+        intro = NEPTUNE_BODY if source == "neptune" else (
+            NEPTUNE_FORMAT_BODY[source] + " Peak memory = the fetch process's maximum RSS; load average = the "
+            "1-minute figure, the highest seen around the fetch (2 cores).")
+        body = intro + "\n\n" + "\n".join(table) + ("\n\n" + note if note else "")
+        write_section(*NEPTUNE_SECTIONS[source], body)
         print("\n".join(table))
         return
     body = ("Each run written by `bench/run_writers.py` in wandb-core's framing (a summary record beside each "
@@ -127,7 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--metrics", type=int, default=10)
-    ap.add_argument("--source", choices=("wandb", "neptune"), default="wandb")
+    ap.add_argument("--source", choices=("wandb", *NEPTUNE_FORMATS), default="wandb")
     ap.add_argument("--note", default="", help="a paragraph written under the table")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
@@ -140,10 +199,14 @@ def main() -> None:
                 size = sum(f.stat().st_size for f in run_dir.glob("run-*.wandb"))
                 floor = child(FLOOR, str(src))
             else:
-                write_neptune_v1_run(src, points // args.metrics, args.metrics)
-                size = sum(f.stat().st_size for f in src.glob(".neptune/offline/*/data-*.log"))
-                floor = child(NEPTUNE_FLOOR, str(src))
-            fetch = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"), args.source)
+                write, files, floor_script, _ = NEPTUNE_FORMATS[args.source]
+                read = write(src, points // args.metrics, args.metrics)
+                size = sum(f.stat().st_size for f in src.glob(files))
+                floor = child(floor_script, str(read if args.source == "neptune-exporter" else src))
+                if args.source == "neptune-exporter":
+                    src = read
+            fetch = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"),
+                          "neptune" if args.source in NEPTUNE_FORMATS else args.source)
             rows.append({"points": points, "mb": size / 1e6, "fetch": fetch, "floor": floor})
             print(json.dumps(rows[-1]))
             shutil.rmtree(src.parent)
