@@ -114,7 +114,7 @@ def fetch_runs(mirror, origin: str, runs: list[RunSource], options, commit,
 
 
 class _FoldMemo:
-    """The runs this process folded while fetching, by raw digest, for the index to take.
+    """The runs this process folded while fetching, by mirror and raw digest, for the index to take.
 
     A fold is a pure function of the raw manifest (its digest) and the objects it
     names, so the index, normalizing a manifest the fetch just wrote, takes the
@@ -124,18 +124,18 @@ class _FoldMemo:
     KEEP = 32
 
     def __init__(self):
-        self._runs: OrderedDict[str, mapping.RunData] = OrderedDict()
+        self._runs: OrderedDict[tuple[str, str], mapping.RunData] = OrderedDict()
         self._lock = threading.Lock()      # the index normalizes ahead on a thread of its own
 
-    def put(self, digest: str, run: mapping.RunData) -> None:
-        with self._lock:
-            self._runs[digest] = run
+    def put(self, mirror, digest: str, run: mapping.RunData) -> None:
+        with self._lock:     # by mirror too: a fold reads its mirror's objects again for the float points
+            self._runs[(str(mirror.root), digest)] = run
             while len(self._runs) > self.KEEP:
                 self._runs.popitem(last=False)
 
-    def take(self, manifest: dict) -> mapping.RunData | None:
+    def take(self, mirror, manifest: dict) -> mapping.RunData | None:
         with self._lock:
-            return self._runs.pop(manifest.get("raw_digest") or "", None)
+            return self._runs.pop((str(mirror.root), manifest.get("raw_digest") or ""), None)
 
 
 FOLDED = _FoldMemo()
@@ -143,7 +143,7 @@ FOLDED = _FoldMemo()
 
 def fold_of(mirror, manifest: dict, fold: Callable[[Any, dict], mapping.RunData]) -> mapping.RunData:
     """The normalizers' fold: the one this fetch made, else `fold` of the stored objects."""
-    return FOLDED.take(manifest) or fold(mirror, manifest)
+    return FOLDED.take(mirror, manifest) or fold(mirror, manifest)
 
 
 def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, str]:
@@ -161,7 +161,7 @@ def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, s
         manifest["artifacts"] = [{"path": p, "version": mapping.artifact_version(files), "files": files}
                                  for p, files in sorted(data.artifacts.items())]
     manifest_id = mirror.put_json(manifest)
-    FOLDED.put(digest, data)
+    FOLDED.put(mirror, digest, data)
     return manifest_id, manifest, ("changed" if old else "new")
 
 
