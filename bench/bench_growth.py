@@ -150,6 +150,24 @@ def report(results: dict, latency_ms: float) -> str:
     return "\n\n".join(parts)
 
 
+def push_report(results: dict, latency_ms: float) -> str:
+    """The --push section: push alone, one experiment of 2 metrics (total-fidelity zips among its
+    assets), each row labelled with the code it measured (--label)."""
+    rows = [b for b in results.get("big") or [] if b.get("push")]
+    lines = [f"`python bench/bench_growth.py --push --sizes '' --big-asset-mb ''` — one experiment of 2 metrics "
+             f"(the source keeps total-fidelity CSV zips; the mirror pushes every point and the zips as assets) "
+             f"through {latency_ms:g} ms latency; peak = the push process's peak RSS (VmHWM from /proc); "
+             f"requests counted by the destination server; load = 1/5/15-minute load average at the end "
+             f"(2 shared cores: wall times are noisy, requests and memory are not).", "",
+             "| code | points per metric | push s | push requests | push peak | load |",
+             "|---|---:|---:|---:|---:|---|"]
+    for b in sorted(rows, key=lambda b: (b["points"], b.get("label", ""))):
+        p = b["push"]
+        lines.append(f"| {b.get('label', '')} | {b['points']:,} | {p['seconds']:.1f} | {p['requests']:,} | "
+                     f"{p['peak_mb']} MB | {p['load']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10,100,1000", help="experiments per project; empty: none")
@@ -159,6 +177,7 @@ def main() -> None:
     ap.add_argument("--big-points", default="1000,1000000", help="one experiment each (2 metrics)")
     ap.add_argument("--big-asset-mb", default="2048", help="one experiment each, beside 1,000 points")
     ap.add_argument("--out", help="also write the results as JSON here")
+    ap.add_argument("--label", default="", help="with --push: names the code measured (kept in --out)")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--note", default="", help="a paragraph to add under the tables (what the figures show)")
     ap.add_argument("--report", help="only write the report of results saved earlier with --out "
@@ -181,7 +200,7 @@ def main() -> None:
             results["growth"].append(growth_run(work, n, args.points, args.latency_ms, args.push))
             print(json.dumps(results["growth"][-1]), flush=True)
         for points in [int(x) for x in args.big_points.split(",") if x]:
-            results["big"].append(big_run(work, points, 0, args.latency_ms, args.push))
+            results["big"].append({**big_run(work, points, 0, args.latency_ms, args.push), "label": args.label})
             print(json.dumps(results["big"][-1]), flush=True)
         for mb in [int(x) for x in args.big_asset_mb.split(",") if x]:
             check_disk(work, mb)
@@ -195,6 +214,12 @@ def main() -> None:
 
 
 def _write(results: dict, args) -> None:
+    if args.push:       # a section of its own: the fetch figures above are another run's
+        text = push_report(results, args.latency_ms) + (f"\n\n{args.note}" if args.note else "")
+        print(text)
+        if args.write_docs:
+            write_section("growth-push", "Push growth: one experiment (`bench/bench_growth.py --push`)", text)
+        return
     text = report(results, args.latency_ms) + (f"\n\n{args.note}" if args.note else "")
     print(text)
     if args.write_docs:
