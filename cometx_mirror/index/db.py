@@ -148,6 +148,47 @@ def _connect(path: Path, read_only: bool, wait: float, **config) -> duckdb.DuckD
                               "(run `cometx-mirror reindex` to rebuild it)") from None
 
 
+# DuckDB keeps every block it writes loaded until its memory limit (80 % of RAM by default)
+# is reached, so one experiment's metric rows held about 7 bytes a point of table blocks
+# (~70 MB at 10^7 points), and the rows of the open transaction more, until commit
+# (bench/bench_ingest.py).  While metric rows go in the limit is low: blocks already
+# written are dropped instead of kept, and the transaction's own rows spill to the
+# index's temp folder (<index>.tmp) when they can.  What cannot spill is about one row
+# group being filled, so the limit is raised to twice that when the rows are wide (long
+# string values): the bound follows the width of a row, never the number of rows.  Only
+# for metric rows: a row of another table (a text of 4 MiB) may need more at once.
+METRIC_MEMORY_LIMIT = 16 << 20
+ROW_GROUP_ROWS = 122_880     # DuckDB's rows per row group
+
+
+class MemoryBound:
+    """DuckDB's memory limit for one run of metric inserts; see METRIC_MEMORY_LIMIT."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con, self.limit = con, 0
+        self.fit(0)
+
+    def fit(self, row_bytes: int) -> None:
+        """Make room for a row group of rows of about `row_bytes` each."""
+        need = max(METRIC_MEMORY_LIMIT, 2 * row_bytes * ROW_GROUP_ROWS)
+        if need > self.limit:
+            self.con.execute(f"SET memory_limit = '{-(-need // 1024)}KiB'")
+            self.limit = need
+
+
+@contextlib.contextmanager
+def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[MemoryBound]:
+    """DuckDB's memory held low inside (MemoryBound), its default put back after."""
+    bound = MemoryBound(con)
+    try:
+        yield bound
+    except BaseException:
+        with contextlib.suppress(Exception):    # an aborted transaction refuses SET: keep the first error
+            con.execute("RESET memory_limit")
+        raise
+    con.execute("RESET memory_limit")
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     exists = con.execute("SELECT count(*) FROM information_schema.tables "
                          "WHERE table_name = 'schema_migrations'").fetchone()[0]

@@ -132,6 +132,7 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
     """Replace every row of `exp`; `texts_content` maps object id -> decoded text to inline."""
     eid = exp.id
     delete_experiment(con, eid)
+    _insert_metrics(con, eid, exp.metrics)      # first: see _insert_metrics
     _insert(con, "experiments", _rows(
         {"exp_id": STR, "source": STR, "workspace": STR, "project": STR, "experiment_key": STR,
          "name": STR, "created_at": TS, "started_at": TS, "ended_at": TS, "updated_at": TS,
@@ -160,11 +161,29 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
         ((eid, a.asset_id, a.file_name, a.type, a.step, a.epoch, a.context, _metadata(a),
           a.object_id, a.size, a.remote, a.link, a.checksum, a.created_at, _json(a.extra or None))
          for a in exp.assets)))
-    for m in metric_stream.batches(exp.metrics):     # a long run streams: one batch in memory
-        _insert(con, "metrics", {
-            "name": (STR, m.name), "step": (I64, m.step),
-            "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
-            "context": (STR, m.context), "text": (STR, m.text)}, constants={"exp_id": eid})
+
+
+def _row_bytes(m: model.Metrics) -> int:
+    """About how many bytes a metric row of this batch takes in DuckDB: fixed columns plus
+    the mean length of its strings."""
+    n = len(m.name) or 1
+    strings = sum(sum(map(len, filter(None, column))) for column in (m.name, m.context, m.text))
+    return 64 + strings // n
+
+
+def _insert_metrics(con: duckdb.DuckDBPyConnection, eid: str, metrics: model.Metrics) -> None:
+    """The points batch by batch (a long run streams: one batch in Python at a time), with
+    DuckDB's memory bounded (db.bounded_memory), so the peak does not grow with the points.
+    Before the other tables' rows: nothing else of this transaction is held yet when the
+    low limit takes effect, so it has nothing big to spill."""
+    from .db import bounded_memory
+    with bounded_memory(con) as bound:
+        for m in metric_stream.batches(metrics):
+            bound.fit(_row_bytes(m))
+            _insert(con, "metrics", {
+                "name": (STR, m.name), "step": (I64, m.step),
+                "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
+                "context": (STR, m.context), "text": (STR, m.text)}, constants={"exp_id": eid})
 
 
 def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: str,
