@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from cometx_mirror.index import ingest
 from cometx_mirror.index.db import open_read
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.sources.wandb import log_parts, offline, records
@@ -29,7 +30,7 @@ run.summary["best"] = 7
 run.finish()
 '''
 
-TABLES = ("experiments", "params", "others", "metrics", "texts", "system_details")
+TABLES = ("experiments", "params", "others", "metrics", "texts", "system_details", "tags", "assets")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,34 @@ def folds(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def indexing(monkeypatch):
+    """What indexing reads of the stored log (bytes out of its objects) and how each run went
+    in: [bytes], [append_metrics flags]."""
+    read, appends = [0], []
+    real_read, real_ingest = log_parts._Concatenated._read, ingest.ingest_experiment
+
+    def counting_read(self, n=-1):
+        data = real_read(self, n)
+        read[0] += len(data)
+        return data
+
+    def noting_ingest(*args, append_metrics=False, **kwargs):
+        appends.append(append_metrics)
+        return real_ingest(*args, append_metrics=append_metrics, **kwargs)
+    monkeypatch.setattr(log_parts._Concatenated, "_read", counting_read)
+    monkeypatch.setattr(ingest, "ingest_experiment", noting_ingest)
+    return read, appends
+
+
+def _record_boundary(log, near: int) -> int:
+    """The end of the last whole record in the log's first `near` bytes."""
+    with open(log, "rb") as f:
+        reader = records.LogReader(log_parts.Range(f, near))
+        list(reader)
+    return reader.complete_end
+
+
 @pytest.fixture(scope="module")
 def fresh_rows(run_folder, tmp_path_factory):
     mirror = Mirror.init(tmp_path_factory.mktemp("fresh"))
@@ -97,9 +126,9 @@ def fresh_rows(run_folder, tmp_path_factory):
     return _rows(mirror), _manifest(mirror)
 
 
-def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tmp_path, folds):
+def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tmp_path, folds, indexing):
     total = next(run_folder.glob("run-*.wandb")).stat().st_size
-    cut = total * 6 // 10
+    cut = _record_boundary(next(run_folder.glob("run-*.wandb")), total * 6 // 10)    # wandb flushed whole records
     log = _live_copy(run_folder, tmp_path / run_folder.name, cut)
     mirror = Mirror.init(tmp_path / "mirror")
     assert run_fetch(mirror, "wandb", str(log.parent), FetchOptions()).errors == []
@@ -107,10 +136,14 @@ def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tm
     assert first["log"]["size"] == cut and "parts" not in first["log"]
     assert first["extent"]["points"] < fresh_rows[1]["extent"]["points"]
     folds.clear()
+    indexing[0][0], indexing[1][:] = 0, []
 
     _grow(run_folder, log)
     result = run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
     assert result.errors == [] and result.changed == 1
+    # indexing read the tail alone (the small tables come from the fold the fetch saved)
+    # and appended its points to the rows of the prefix
+    assert 0 < indexing[0][0] <= total - cut and indexing[1] == [True]
     # one fold, from where the first stopped, reading at most one block before the stored end
     ((start, read),) = folds
     assert 0 < start <= cut and read <= total - cut + records.BLOCK
@@ -123,15 +156,16 @@ def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tm
     assert _rows(mirror) == fresh_rows[0]
     mirror.index_path.unlink()                     # reindex: the same rows from the objects alone
     (mirror.root / "index.stamp").unlink(missing_ok=True)
+    indexing[1][:] = []
     refresh(mirror)
-    assert _rows(mirror) == fresh_rows[0]
+    assert _rows(mirror) == fresh_rows[0] and indexing[1] == [False]
 
     folds.clear()                                   # unchanged since: nothing folded, nothing new
     result = run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
     assert folds == [] and result.unchanged == 1 and result.changed == 0
 
 
-def test_a_torn_tail_is_read_again_once_whole(run_folder, fresh_rows, tmp_path, folds):
+def test_a_torn_tail_is_read_again_once_whole(run_folder, fresh_rows, tmp_path, folds, indexing):
     total = next(run_folder.glob("run-*.wandb")).stat().st_size
     log = _live_copy(run_folder, tmp_path / run_folder.name, total // 2 + 3)    # mid-record
     mirror = Mirror.init(tmp_path / "mirror")
@@ -149,9 +183,10 @@ def test_a_torn_tail_is_read_again_once_whole(run_folder, fresh_rows, tmp_path, 
     assert [start for start, _ in folds] == [state["complete_end"]]
     assert _manifest(mirror)["extent"] == fresh_rows[1]["extent"]
     assert _rows(mirror) == fresh_rows[0]
+    assert indexing[1][-1] is True      # the torn record's start, read again from the prefix, went in once
 
 
-def test_a_rewritten_log_is_read_whole(run_folder, fresh_rows, tmp_path, folds):
+def test_a_rewritten_log_is_read_whole(run_folder, fresh_rows, tmp_path, folds, indexing):
     total = next(run_folder.glob("run-*.wandb")).stat().st_size
     log = _live_copy(run_folder, tmp_path / run_folder.name, total // 2 + 3)
     with open(log, "rb") as f:
@@ -171,3 +206,4 @@ def test_a_rewritten_log_is_read_whole(run_folder, fresh_rows, tmp_path, folds):
     manifest = _manifest(mirror)
     assert "parts" not in manifest["log"] and manifest["log"]["size"] == total
     assert _rows(mirror) == fresh_rows[0]
+    assert indexing[1][-1] is False     # not a growth of what the index holds: its rows replaced whole

@@ -128,10 +128,19 @@ def delete_experiment(con: duckdb.DuckDBPyConnection, exp_id: str) -> None:
 
 
 def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, manifest_id: str,
-                      texts_content: dict[str, str | None] | None = None) -> None:
-    """Replace every row of `exp`; `texts_content` maps object id -> decoded text to inline."""
+                      texts_content: dict[str, str | None] | None = None, append_metrics: bool = False) -> None:
+    """Replace every row of `exp`; `texts_content` maps object id -> decoded text to inline.
+
+    append_metrics: `exp.metrics` are only the points logged since the rows the index holds
+    (a grown run): those rows stay and these go after them; the other tables are replaced."""
     eid = exp.id
-    delete_experiment(con, eid)
+    if append_metrics:
+        from .schema import EXPERIMENT_TABLES
+        for table in EXPERIMENT_TABLES:
+            if table != "metrics":
+                con.execute(f"DELETE FROM {table} WHERE exp_id = ?", [eid])
+    else:
+        delete_experiment(con, eid)
     _insert_metrics(con, eid, exp.metrics)      # first: see _insert_metrics
     _insert(con, "experiments", _rows(
         {"exp_id": STR, "source": STR, "workspace": STR, "project": STR, "experiment_key": STR,

@@ -36,6 +36,16 @@ class Entity:
     manifest_id: str
     obj: object            # a model object
     texts: dict            # object id -> inline text
+    append: bool = False   # obj's metrics are only those logged since the indexed manifest's
+
+
+def _grown_normalizer(name: str):
+    """The normalizer of a run that only grows, for the few sources that have one:
+    (mirror, manifest, indexed manifest) -> the run with only the new points, or None."""
+    if name == "wandb-offline/1":
+        from ..sources.wandb.normalize import grown_offline
+        return grown_offline
+    return None
 
 
 def _texts_content(mirror: Mirror, exp: model.Experiment) -> dict[str, str | None]:
@@ -50,11 +60,22 @@ def _texts_content(mirror: Mirror, exp: model.Experiment) -> dict[str, str | Non
     return out
 
 
-def _normalize(mirror: Mirror, label: str, manifest_id: str) -> Entity:
+def _normalize(mirror: Mirror, label: str, manifest_id: str, indexed_id: str | None = None) -> Entity:
+    """`indexed_id`: the manifest whose rows the index holds for `label`; a run that only grew
+    since is read from there on, its metric rows appended (Entity.append)."""
     manifest = mirror.get_json(manifest_id)
-    obj = get_normalizer(manifest["normalizer"])(mirror, manifest)
+    grown = _grown_normalizer(manifest["normalizer"]) if indexed_id else None
+    obj = None
+    if grown is not None:
+        try:
+            obj = grown(mirror, manifest, mirror.get_json(indexed_id))
+        except ObjectError:
+            obj = None      # the old manifest is gone or damaged: read whole
+    append = obj is not None
+    if obj is None:
+        obj = get_normalizer(manifest["normalizer"])(mirror, manifest)
     texts = _texts_content(mirror, obj) if isinstance(obj, model.Experiment) else {}
-    return Entity(label, manifest_id, obj, texts)
+    return Entity(label, manifest_id, obj, texts, append)
 
 
 def _identity(obj) -> tuple[str, str, str, str]:
@@ -97,7 +118,7 @@ class Ahead:
 
     def add(self, manifest_id: str) -> None:
         self.start()
-        if len(self._ready) < BATCH and manifest_id not in self._ready:
+        if len(self._ready) < BATCH and manifest_id not in self._ready and not _maybe_grown(self.mirror, manifest_id):
             self._ready[manifest_id] = self._pool.submit(_normalize, self.mirror, "", manifest_id)
 
     def take(self, label: str, manifest_id: str) -> Entity | None:
@@ -116,6 +137,16 @@ class Ahead:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _maybe_grown(mirror: Mirror, manifest_id: str) -> bool:
+    """A run whose log grew (stored as parts): left to refresh, which knows the indexed
+    manifest and reads only the new points; normalizing it whole ahead would be wasted."""
+    try:
+        manifest = mirror.get_json(manifest_id)
+    except ObjectError:
+        return False
+    return _grown_normalizer(manifest.get("normalizer", "")) is not None and "parts" in (manifest.get("log") or {})
+
+
 def _drop(con, kind: str, source: str, workspace: str, entity: str) -> None:
     if kind == "experiment":
         ingest.delete_experiment(con, entity)
@@ -132,7 +163,7 @@ def _write_batch(con, entities: list[Entity]) -> None:
         if old and old[3] != entity:   # the label now names another entity: drop the old rows
             _drop(con, *old)
         if isinstance(e.obj, model.Experiment):
-            ingest.ingest_experiment(con, e.obj, e.manifest_id, e.texts)
+            ingest.ingest_experiment(con, e.obj, e.manifest_id, e.texts, append_metrics=e.append)
         else:
             _INGEST[type(e.obj)](con, e.obj, e.manifest_id)
         con.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?, ?, ?, ?, ?)",
@@ -206,7 +237,7 @@ def refresh(mirror: Mirror, ahead: Ahead | None = None) -> int:
         for label in labels:
             try:
                 out.append((ahead and ahead.take(label, current[label]))
-                           or _normalize(mirror, label, current[label]))
+                           or _normalize(mirror, label, current[label], indexed.get(label)))
             except ObjectError as e:
                 failures.append(f"{label}: {' '.join(str(e).split())}")
         return out

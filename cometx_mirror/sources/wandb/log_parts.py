@@ -94,10 +94,45 @@ class _Concatenated:
     """The parts' bytes read one after another, as one readable stream (each part verified)."""
 
     def __init__(self, mirror, log_parts: list[dict]):
-        self._mirror, self._ids = mirror, iter([p["object"] for p in log_parts])
+        self._mirror, self._parts = mirror, log_parts
+        self._ids = iter([p["object"] for p in log_parts])
         self._current = None
+        self.start = 0         # set by skip_to
+        self._fill = 0         # zero bytes still to hand out before `start` (see seek)
+
+    def skip_to(self, start: int) -> None:
+        """Begin at byte `start`: the parts wholly before it are never opened; inside a part
+        its bytes up to `start` are read and dropped (an object is compressed: no seeking)."""
+        skipped = 0
+        for part in self._parts:
+            if skipped + part["size"] > start:
+                break
+            next(self._ids)
+            skipped += part["size"]
+        while skipped < start:
+            dropped = len(self._read(min(HASH_CHUNK, start - skipped)))
+            if not dropped:
+                break
+            skipped += dropped
+        self.start = start
+
+    def seek(self, pos: int) -> int:
+        """Only back to a point before `start` (records.LogReader goes to the start of the
+        block holding it): the bytes up to `start` come back as zeros, which a reader
+        resuming at `start` never looks at."""
+        if pos > self.start:
+            raise ValueError("a stored log is read forward from where it was opened")
+        self._fill = self.start - pos
+        return pos
 
     def read(self, n: int = -1) -> bytes:
+        if not self._fill:
+            return self._read(n)
+        zeros = self._fill if n < 0 else min(n, self._fill)
+        self._fill -= zeros
+        return bytes(zeros) + (self._read(-1 if n < 0 else n - zeros) if n != zeros else b"")
+
+    def _read(self, n: int = -1) -> bytes:
         out: list[bytes] = []
         while n != 0:
             if self._current is None:
@@ -121,9 +156,12 @@ class _Concatenated:
 
 
 @contextlib.contextmanager
-def open_log(mirror, log_entry: dict) -> Iterator[BinaryIO]:
-    """The whole stored log as one stream, read part after part (never whole in memory)."""
+def open_log(mirror, log_entry: dict, start: int = 0) -> Iterator[BinaryIO]:
+    """The stored log as one stream, read part after part (never whole in memory), from byte
+    `start` (a record boundary) on: see _Concatenated.seek for the bytes before it."""
     stream = _Concatenated(mirror, parts(log_entry))
+    if start:
+        stream.skip_to(start)
     try:
         yield stream
     finally:

@@ -20,8 +20,10 @@ from .records import _loads
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
 from .history_columns import stream_points
+from . import fold_state, log_parts
 from .log_parts import open_log
-from .records import fold, history_row, iter_history
+from .records import (SUMMARY_TAG, LogReader, _decode, _pb, _starts_as, fold, history_row, is_history,
+                      iter_history)
 
 
 @dataclass
@@ -308,10 +310,23 @@ def to_experiment(manifest: dict, state: RunState, files: dict, texts: dict) -> 
 
 # -- offline ------------------------------------------------------------------
 
-def offline_state(mirror, manifest: dict) -> RunState:
-    log_entry, log_name = manifest["log"], manifest.get("log_name", "run.wandb")
+def _log_fold(mirror, manifest: dict):
+    """The log's fold without its history points: the one the fetch saved, else folded now
+    (a manifest from before fold_state)."""
+    from .offline import saved_state
+    log_entry = manifest["log"]
+    state = saved_state(mirror, log_entry) if "resume" in log_entry else None
+    if state is not None:
+        return fold_state.resolved(state)
     with open_log(mirror, log_entry) as stream:     # never the whole log in memory
-        log = fold(stream, log_name, history=False)
+        return fold(stream, manifest.get("log_name", "run.wandb"), history=False)
+
+
+def offline_state(mirror, manifest: dict, log=None, history_from: int = 0) -> RunState:
+    """`log`: the fold to take (else _log_fold); `history_from`: where the points start (a
+    record boundary, a grown log's last fold end: see grown_offline)."""
+    log_entry, log_name = manifest["log"], manifest.get("log_name", "run.wandb")
+    log = _log_fold(mirror, manifest) if log is None else log
     run = dict(log.run)
     start = run.get("start_time")
     if log.exit is not None:
@@ -330,13 +345,20 @@ def offline_state(mirror, manifest: dict) -> RunState:
     if not summary and "wandb-summary.json" in manifest.get("files", {}):
         summary = _json_object(mirror, manifest["files"]["wandb-summary.json"])
     return RunState(run=run, config=log.config, summary=summary, system=log.system, metadata=metadata,
-                    history_records=lambda: _history_records(mirror, log_entry, log_name),
+                    history_records=lambda: _history_records(mirror, log_entry, log_name, history_from),
                     media_rows=log.media_rows)
 
 
-def _history_records(mirror, log_entry: dict, log_name: str):
-    with open_log(mirror, log_entry) as stream:
-        yield from iter_history(stream, log_name)
+def _history_records(mirror, log_entry: dict, log_name: str, start: int = 0):
+    with open_log(mirror, log_entry, start) as stream:
+        if not start:
+            yield from iter_history(stream, log_name)
+            return
+        pb = _pb()    # as iter_history, from a record boundary on (the stream skips the parts before it)
+        for offset, payload in LogReader(stream, log_name, start):
+            if _starts_as(payload, SUMMARY_TAG) or not is_history(payload):
+                continue
+            yield _decode(pb, payload, log_name, offset).history
 
 
 def _json_object(mirror, entry: dict) -> dict:
@@ -350,6 +372,31 @@ def _json_object(mirror, entry: dict) -> dict:
 @normalizer("wandb-offline/1")
 def normalize_offline(mirror, manifest: dict) -> Experiment:
     state = offline_state(mirror, manifest)
+    return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
+
+
+def grown_offline(mirror, manifest: dict, indexed: dict) -> Experiment | None:
+    """The run of `manifest` with only the points logged after those of `indexed` (the
+    manifest whose rows the index holds), when its log is that log grown: the same stored
+    parts, then more, both with a saved fold (fold_state).  None otherwise: read it whole.
+
+    Every metric row depends on its own record alone (its _step, _timestamp and epoch are
+    in it), so the points from the old fold's end, plus the system samples after the old
+    ones, are exactly what the index lacks; the other tables come whole from the new fold."""
+    from .offline import saved_state
+    old_entry, new_entry = indexed.get("log") or {}, manifest.get("log") or {}
+    same_run = all(indexed.get(k) == manifest.get(k)
+                   for k in ("normalizer", "workspace", "project", "key", "folder", "log_name"))
+    old_parts, new_parts = log_parts.parts(old_entry) if old_entry else [], log_parts.parts(new_entry)
+    if not same_run or not old_parts or new_parts[:len(old_parts)] != old_parts:
+        return None
+    old = saved_state(mirror, old_entry) if "resume" in old_entry else None
+    new = saved_state(mirror, new_entry) if "resume" in new_entry else None
+    if old is None or new is None or len(new["system"]) < len(old["system"]):
+        return None
+    log = fold_state.resolved(new)
+    log.system = log.system[len(old["system"]):]        # the samples the index lacks
+    state = offline_state(mirror, manifest, log, history_from=old["complete_end"])
     return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
 
 

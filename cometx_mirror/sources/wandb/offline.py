@@ -9,6 +9,7 @@ normalizer re-reads the log, so `reindex` can re-run the mapping.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from ...store.objects import ObjectError
 from ..offline_names import OfflineNames, ref_prefix
 from .common import (DEFAULT_PROJECT, LEGACY_WORKSPACE, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes,
                      store_file, store_json)
-from . import log_parts
-from .records import CorruptLog, fold, resume_state, resumed_log
+from . import fold_state, log_parts
+from .records import CorruptLog, fold
 
 RUN_DIR_RE = re.compile(r"^(offline-)?run-\d{8}_\d{6}-[A-Za-z0-9_-]+$")
 
@@ -88,15 +89,20 @@ def _store_files(mirror, folder: Path, missing: list[str]) -> dict:
     return dict(sorted(files.items()))
 
 
+def saved_state(mirror, log_entry: dict) -> dict | None:
+    """The whole fold state saved with a stored log (fold_state), if it has one."""
+    try:
+        state = json.loads(mirror.objects.get_bytes(log_entry["resume"]["object"]))
+    except (ObjectError, KeyError, TypeError, ValueError):
+        return None      # read whole: that heals a lost or damaged state object
+    return state if fold_state.is_full(state) else None    # an older, partial state: read whole
+
+
 def _resumable(mirror, previous: dict | None) -> tuple[list[dict], dict] | None:
     """(stored parts, saved fold state) of the run's previous manifest, when it has them."""
     entry = (previous or {}).get("log") or {}
-    if "resume" not in entry:
-        return None
-    try:
-        return log_parts.parts(entry), mirror.get_json(entry["resume"]["object"])
-    except (ObjectError, KeyError, TypeError):
-        return None      # read whole: that heals a lost or damaged state object
+    state = saved_state(mirror, entry) if "resume" in entry else None
+    return None if state is None else (log_parts.parts(entry), state)
 
 
 def _fold_log(mirror, f, size: int, name: str, previous: dict | None):
@@ -104,17 +110,17 @@ def _fold_log(mirror, f, size: int, name: str, previous: dict | None):
 
     A pure append to the stored parts stores and folds only the new bytes (from the
     block holding the end of the last whole record); anything else is read whole."""
-    # rows counted, nothing more read from them nor the summary: the normalizer folds those
-    light = {"history": False, "summary": False, "row_details": False}
+    # everything but the history points, which the normalizer streams (fold_state)
+    light = {"history": False}
     resumable = _resumable(mirror, previous)
     if resumable is not None:
         old_parts, state = resumable
         stored = sum(p["size"] for p in old_parts)
         if size >= stored and log_parts.is_prefix(f, old_parts):
             if size == stored:
-                return old_parts, resumed_log(state), previous["log"]["resume"]
+                return old_parts, fold_state.resolved(state), previous["log"]["resume"]
             tail = log_parts.store_range(mirror, f, stored, size - stored)
-            log = fold(log_parts.Range(f, size), name, start=state["complete_end"], log=resumed_log(state),
+            log = fold(log_parts.Range(f, size), name, start=state["complete_end"], log=fold_state.decode(state),
                        **light)
             return old_parts + [tail], log, None
     whole = log_parts.store_range(mirror, f, 0, size)
@@ -135,7 +141,7 @@ def read_run(mirror, folder: Path, names: OfflineNames, previous: dict | None = 
         size = os.fstat(f.fileno()).st_size
         parts, log, resume = _fold_log(mirror, f, size, f"{folder.name}/{log_path.name}", previous)
     if resume is None:
-        resume = store_json(mirror, resume_state(log))
+        resume = store_bytes(mirror, fold_state.encode(log))
     log_entry = log_parts.entry(parts, resume)
     log_size = log_entry["size"]
     run = log.run

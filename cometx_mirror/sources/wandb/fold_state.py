@@ -1,0 +1,47 @@
+"""The whole fold of a `.wandb` log up to a byte, saved beside the log so nothing reads that prefix again.
+
+A fetch folds the log with every detail the normalizer needs apart from the history points
+(config, summary, system samples, media rows, exit, times), and saves the result; the
+normalizer takes the run's small tables from it instead of folding the log a second time,
+and a grown log's next fetch folds on from it.  The summary is saved as value texts, the
+form `records.fold` keeps it in until a log ends, so a fold resumed from it is exactly the
+fold of the whole log.  Saved as plain JSON (NaN allowed): values from the log stay typed.
+"""
+from __future__ import annotations
+
+import json
+
+from .records import RunLog
+
+VERSION = 2      # version 1 (records.resume_state) lacks the normalizer's fields
+_SKIP = ("history", "bytes_read", "summary")
+
+
+def _as_texts(tree: dict) -> dict:
+    """A resolved summary tree back as the texts `fold` keeps (each leaf's JSON)."""
+    return {k: _as_texts(v) if isinstance(v, dict) and v else json.dumps(v) for k, v in tree.items()}
+
+
+def encode(log: RunLog) -> bytes:
+    state = {k: v for k, v in vars(log).items() if k not in _SKIP}
+    state.update(v=VERSION, summary=_as_texts(log.summary))
+    return json.dumps(state, separators=(",", ":")).encode("utf-8")
+
+
+def is_full(state: dict) -> bool:
+    return isinstance(state, dict) and state.get("v") == VERSION
+
+
+def decode(state: dict) -> RunLog:
+    """A RunLog to fold on from (its summary still texts: `fold` resolves it at the end)."""
+    log = RunLog(**{k: v for k, v in state.items() if k != "v"})
+    log.output = [tuple(line) for line in log.output]
+    return log
+
+
+def resolved(state: dict) -> RunLog:
+    """The RunLog as the fold ended (summary decoded), for a reader that only looks."""
+    from .records import _resolve
+    log = decode(json.loads(json.dumps(state)))   # a copy: resolving works in place
+    _resolve(log.summary)
+    return log
