@@ -1,8 +1,8 @@
 """Long Neptune runs in the neptune-exporter and neptune-scale formats, for bench/bench_readers.py.
 
 - `write_exporter_run`: `exports/data/<project dir>/<run dir>_part_<n>.parquet` in neptune-exporter's
-  schema (the one tests/neptune_fixtures.py writes), one row per point, parts of PART_ROWS rows, as
-  the exporter splits a long run.
+  schema (the one tests/neptune_fixtures.py writes), one row per point, written the way the exporter
+  writes (pq.ParquetWriter.write_batch per downloaded batch, row groups of up to 1Mi rows, parts of 50 MB).
 - `write_scale_run`: `.neptune/<project>_<run>/run_operations.sqlite3` written through
   neptune-scale's own OperationsRepository (the class its offline mode writes with), one
   UpdateRunSnapshot per step carrying every series' value, as `Run.log_metrics` logs them.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 PROJECT = "bench/long-runs"
 T0_MS = 1_740_830_400_000
-PART_ROWS = 1_000_000
+PART_BYTES = 50 * 1024 * 1024   # neptune-exporter's target_part_size_bytes
+ROW_GROUP_ROWS = 1024 * 1024    # pyarrow's largest row group, what one big write_batch becomes
 
 
 def _sanitize(s: str) -> str:
@@ -48,33 +49,36 @@ def write_exporter_run(folder: Path, steps: int, series: int, run_id: str = "BEN
     pdir.mkdir(parents=True, exist_ok=True)
     (Path(folder) / "exports" / "files" / _sanitize(PROJECT)).mkdir(parents=True, exist_ok=True)
 
-    def part(n: int, paths: list, kinds: list, steps_: list, stamps: list, floats: list, strings: list) -> None:
-        k = len(paths)
-        cols = {"project_id": [PROJECT] * k, "run_id": [run_id] * k, "attribute_path": paths,
-                "attribute_type": kinds, "step": steps_, "timestamp": stamps, "float_value": floats,
-                "string_value": strings}
-        table = pa.table({f.name: pa.array(cols.get(f.name, [None] * k), type=f.type) for f in schema})
-        pq.write_table(table, pdir / f"{_sanitize(run_id)}_part_{n}.parquet")
+    # As neptune-exporter's ParquetWriter writes: one pq.ParquetWriter per part (snappy), one write_batch per
+    # batch it downloads (the parameters, then the metrics of up to 128 series), each a row group of at most
+    # pyarrow's 1Mi rows; a new part once the file passes 50 MB, checked before each batch; part 0 renamed last.
+    parts: list[Path] = []
+    state: dict = {}
 
-    head = (["sys/id", "sys/name", "parameters/lr"], ["string", "string", "float"], [None] * 3, [None] * 3,
-            [None, None, 0.001], [run_id, "bench-run", None])
-    rows = [list(c) for c in head]
-    n = 0
-    for s in range(series):
-        for start in range(0, steps, PART_ROWS):
-            stop = min(steps, start + PART_ROWS)
-            rows[0] += [f"train/s{s}"] * (stop - start)
-            rows[1] += ["float_series"] * (stop - start)
-            rows[2] += [Decimal(i) for i in range(start, stop)]
-            rows[3] += [dt.datetime.fromtimestamp((T0_MS + 10 * i) / 1000, tz=dt.timezone.utc)
-                        for i in range(start, stop)]
-            rows[4] += [_value(i, s) for i in range(start, stop)]
-            rows[5] += [None] * (stop - start)
-            if len(rows[0]) >= PART_ROWS:
-                part(n, *rows)
-                rows, n = [[] for _ in range(6)], n + 1
-    if rows[0]:
-        part(n, *rows)
+    def write(cols: dict) -> None:
+        k = len(cols["attribute_path"])
+        cols = dict(cols, project_id=[PROJECT] * k, run_id=[run_id] * k)
+        batch = pa.record_batch([pa.array(cols.get(f.name, [None] * k), type=f.type) for f in schema],
+                                schema=schema)
+        if "writer" not in state or parts[-1].stat().st_size > PART_BYTES:
+            if "writer" in state:
+                state["writer"].close()
+            parts.append(pdir / f"{_sanitize(run_id)}_part_{len(parts)}.parquet.tmp")
+            state["writer"] = pq.ParquetWriter(parts[-1], schema, compression="snappy")
+        state["writer"].write_batch(batch)
+
+    write({"attribute_path": ["sys/id", "sys/name", "parameters/lr"], "attribute_type": ["string", "string", "float"],
+           "float_value": [None, None, 0.001], "string_value": [run_id, "bench-run", None]})
+    for start in range(0, series * steps, ROW_GROUP_ROWS):    # series after series, as the download stacks them
+        rows = [divmod(g, steps) for g in range(start, min(series * steps, start + ROW_GROUP_ROWS))]
+        write({"attribute_path": [f"train/s{s}" for s, _ in rows], "attribute_type": ["float_series"] * len(rows),
+               "step": [Decimal(i).quantize(Decimal("1.000000")) for _, i in rows],
+               "timestamp": [dt.datetime.fromtimestamp((T0_MS + 10 * i) / 1000, tz=dt.timezone.utc)
+                             for _, i in rows],
+               "float_value": [_value(i, s) for s, i in rows]})
+    state["writer"].close()
+    for part in reversed(parts):
+        part.rename(part.with_suffix(""))
     return Path(folder) / "exports"
 
 

@@ -64,9 +64,10 @@ def _identity(parts: list[tuple[int, Path]]) -> tuple[str, str]:
     last_error = None
     for _, p in parts:
         try:
-            t = pq.ParquetFile(p).read_row_group(0, columns=["project_id", "run_id"])
-            if t.num_rows:
-                return t.column("project_id")[0].as_py(), t.column("run_id")[0].as_py()
+            # the first row only: a row group can hold a million rows (the exporter writes up to 1Mi)
+            first = next(pq.ParquetFile(p).iter_batches(batch_size=1, columns=["project_id", "run_id"]), None)
+            if first is not None and first.num_rows:
+                return first.column(0)[0].as_py(), first.column(1)[0].as_py()
         except Exception as e:   # truncated or not parquet
             last_error = f"{p.parent.name}/{p.name}: unreadable parquet part ({_short(e)})"
     raise ValueError(last_error or f"{parts[0][1].parent.name}: run has no rows")
@@ -104,15 +105,20 @@ def _encode_batch(batch: pa.RecordBatch) -> bytes:
 
 
 def _encode_part(mirror, path: Path) -> dict:
+    """A part's chunks, a record batch of CHUNK_ROWS at a time (every column: the chunk is the raw copy)."""
     pf = pq.ParquetFile(path)
     chunks, rows, file_paths = [], 0, set()
-    for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
-        chunks.append(mirror.objects.put_bytes(_encode_batch(batch)))
-        rows += batch.num_rows
-        if "file_value" in batch.schema.names:
-            for v in batch.column("file_value").to_pylist():
-                if v and v.get("path"):
-                    file_paths.add(v["path"])
+    try:
+        for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
+            chunks.append(mirror.objects.put_bytes(_encode_batch(batch)))
+            rows += batch.num_rows
+            if "file_value" in batch.schema.names:
+                recorded = pc.struct_field(batch.column("file_value"), "path").drop_null().unique()
+                file_paths.update(p for p in recorded.to_pylist() if p)
+    finally:
+        pf.close()
+        # pyarrow's allocator keeps what a row group's pages took: give it back between parts
+        pa.default_memory_pool().release_unused()
     return {"rows": rows, "chunks": chunks, "file_paths": sorted(file_paths)}
 
 
@@ -202,21 +208,53 @@ FIELDS = ("attribute_path", "attribute_type", "step", "timestamp", "int_value", 
           "bool_value", "datetime_value", "string_set_value", "file_value", "histogram_value")
 
 
-def iter_rows(mirror, manifest: dict):
-    """Rows as tuples in FIELDS order, parts in order."""
+def iter_chunks(mirror, manifest: dict):
+    """Each stored chunk's columns in FIELDS order (a list of None for a column it lacks), parts in order."""
     for part in sorted(manifest["parts"], key=lambda p: p["part"]):
         for chunk in part["chunks"]:
             data = mirror.get_json(chunk)
             cols, nones = data["columns"], [None] * data["rows"]
-            yield from zip(*(cols.get(n, nones) for n in FIELDS))
+            yield [cols.get(n, nones) for n in FIELDS]
+
+
+def iter_rows(mirror, manifest: dict):
+    """Rows as tuples in FIELDS order, parts in order."""
+    for columns in iter_chunks(mirror, manifest):
+        yield from zip(*columns)
+
+
+def _float_chunk(run: mapping.RunData, types: dict, columns: list) -> bool:
+    """Fold a chunk of float points only in bulk (what the row loop does to each: the latest time, the
+    series kind); False when the chunk holds anything else."""
+    paths, kinds, stamps = columns[0], columns[1], columns[3]
+    if set(kinds) != {"float_series"}:
+        return False
+    for path in dict.fromkeys(paths):
+        types.setdefault(path, "float_series")
+    if any(types[p] != "float_series" for p in set(paths)):
+        return False                 # a series that began as another kind: the row loop maps it
+    known = [t for t in stamps if t is not None]
+    if known:
+        run.seen(max(known))
+    return True
 
 
 def fold(mirror, manifest: dict) -> mapping.RunData:
     run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
     files = manifest.get("files", {})
     types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
+    for columns in iter_chunks(mirror, manifest):
+        if not _float_chunk(run, types, columns):
+            _fold_rows(mirror, run, files, types, columns)
+    floats = {path for path, kind in types.items() if kind == "float_series"}
+    if floats:
+        run.float_points = lambda: _float_points(mirror, manifest, floats)
+    return run
+
+
+def _fold_rows(mirror, run: mapping.RunData, files: dict, types: dict, columns: list) -> None:
     for (path, kind, step, ts, int_v, float_v, string_v, bool_v, datetime_v, set_v, file_v,
-         hist_v) in iter_rows(mirror, manifest):
+         hist_v) in zip(*columns):
         run.seen(ts)
         if kind in _SERIES and types.setdefault(path, kind) == "float_series":
             continue                                # streamed by _float_points
@@ -237,10 +275,6 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
             _fold_file(mirror, run, files, path, kind, (file_v or {}).get("path"), _step(step), ts)
         else:
             run.extra.setdefault("unmapped", []).append({"path": path, "type": kind})
-    floats = {path for path, kind in types.items() if kind == "float_series"}
-    if floats:
-        run.float_points = lambda: _float_points(mirror, manifest, floats)
-    return run
 
 
 _SERIES = ("float_series", "string_series", "histogram_series")
@@ -255,6 +289,14 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
             cols, nones = data["columns"], [None] * data["rows"]
             columns = [cols.get(n, nones) for n in ("attribute_path", "attribute_type", "step", "timestamp",
                                                     "float_value", "string_value", "histogram_value")]
+            paths, kinds = columns[0], columns[1]
+            if set(kinds) == {"float_series"} and floats.issuperset(paths):
+                # a chunk of float points only (the common case): whole columns, mapped at C level
+                # (FloatBatches converts the values: float() reads canonical JSON's "NaN" / "Infinity")
+                out.extend(paths, list(map(_step, columns[2])), columns[3], columns[4])
+                while out.full():
+                    yield out.take()
+                continue
             names, steps, stamps, values = [], [], [], []
             for path, kind, step, ts, float_v, string_v, hist_v in zip(*columns):
                 if path not in floats or kind not in _SERIES:

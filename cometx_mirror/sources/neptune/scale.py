@@ -51,7 +51,8 @@ def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
             errors.append(f"{db.parent.name}/{db.name}: not a readable neptune-scale queue ({e})")
             continue
         ws, _, proj = project.partition("/")
-        out.append(RunSource(ws, proj or "default", run_id, _storer(db, version, project, run_id), fold))
+        reader = _QueueReader(db, version, project, run_id)
+        out.append(RunSource(ws, proj or "default", run_id, reader.store, reader.fold))
     return out
 
 
@@ -67,39 +68,64 @@ def _decode(typ: int, blob: bytes):
     return msg
 
 
-def _storer(db: Path, version: str, project: str, run_id: str):
-    def store(mirror, old: dict | None) -> dict:
+class _QueueReader:
+    """One queue: `store` decodes each operation once, to validate it and to fold it (the fetch's `fold`
+    of the manifest it just stored is that one), so a fetch decodes an operation twice: there, and when
+    the index streams the float points from the stored segments (_float_points)."""
+
+    def __init__(self, db: Path, version: str, project: str, run_id: str):
+        self.db, self.version, self.project, self.run_id = db, version, project, run_id
+        self._stored: tuple[dict, _Fold] | None = None
+
+    def fold(self, mirror, manifest: dict) -> mapping.RunData:
+        if self._stored is not None:
+            raw, folder = self._stored
+            self._stored = None
+            renamed = ("workspace", "project")    # a renamed run's manifest differs only in its name
+            if {k: v for k, v in manifest.items() if k not in renamed} == \
+                    {k: v for k, v in raw.items() if k not in renamed}:
+                folder.run.workspace, folder.run.project = manifest["workspace"], manifest["project"]
+                return folder.finish(mirror, manifest)
+        return fold(mirror, manifest)
+
+    def store(self, mirror, old: dict | None) -> dict:
+        db, project = self.db, self.project
         old_files = (old or {}).get("files", {})
-        errors, segments, files, missing = [], {}, {}, []
+        errors, file_errors, segments, files, missing = [], [], {}, {}, []
+        ws, proj = project.partition("/")[0], project.partition("/")[2] or "default"
         with _connect(db) as con:
+            uploads = [list(r) for r in con.execute(
+                "SELECT source_path, destination, mime_type, size_bytes, is_temporary "
+                "FROM file_upload_requests ORDER BY id")]
+            for source, dest, _mime, _size, _tmp in uploads:   # before the fold: it looks the files up
+                if Path(source).is_file():
+                    files[dest] = store_file(mirror, Path(source), old_files.get(dest))
+                else:
+                    missing.append(source)
+                    file_errors.append(f"missing file {source} (for {dest})")
+            folder = _Fold(ws, proj, self.run_id, files)
             for seq, ts, typ, blob in con.execute(
                     "SELECT sequence_id, timestamp, operation_type, operation FROM run_operations "
                     "ORDER BY sequence_id"):
                 try:
-                    _decode(typ, blob)
+                    msg = _decode(typ, blob)
                 except Exception:
                     errors.append(f"{db.parent.name}/{db.name} operation {seq}: malformed protobuf, skipped")
+                else:
+                    folder.feed(ts, typ, msg)
                 segments.setdefault(seq // SEGMENT_OPS, []).append(
                     [seq, ts, typ, base64.b64encode(blob).decode()])
-            uploads = [list(r) for r in con.execute(
-                "SELECT source_path, destination, mime_type, size_bytes, is_temporary "
-                "FROM file_upload_requests ORDER BY id")]
             op_errors = [list(r) for r in con.execute(
                 "SELECT timestamp, error_type, error_details, sequence_id FROM operation_errors "
                 "ORDER BY error_id")]
-        for source, dest, _mime, _size, _tmp in uploads:
-            if Path(source).is_file():
-                files[dest] = store_file(mirror, Path(source), old_files.get(dest))
-            else:
-                missing.append(source)
-                errors.append(f"missing file {source} (for {dest})")
-        return {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
-                "workspace": project.partition("/")[0], "project": project.partition("/")[2] or "default",
-                "key": run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": version,
-                "segments": [mirror.put_json(segments[k]) for k in sorted(segments)],
-                "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
-                "errors": errors}
-    return store
+        manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
+                    "workspace": ws, "project": proj,
+                    "key": self.run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": self.version,
+                    "segments": [mirror.put_json(segments[k]) for k in sorted(segments)],
+                    "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
+                    "errors": errors + file_errors}
+        self._stored = (manifest, folder)
+        return manifest
 
 
 # -- folding ------------------------------------------------------------------------------------
@@ -183,66 +209,83 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
 
 
 def fold(mirror, manifest: dict) -> mapping.RunData:
-    run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
-    files = manifest.get("files", {})
-    sets: dict[str, set] = {}
-    types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
-    previews = 0
+    """The run from its stored objects (reindex; a fetch folds while it stores)."""
+    folder = _Fold(manifest["workspace"], manifest["project"], manifest["key"], manifest.get("files", {}))
     for seg in manifest["segments"]:
         for seq, row_ts, typ, b64 in mirror.get_json(seg):
             try:
                 msg = _decode(typ, base64.b64decode(b64))
             except Exception:
                 continue    # reported at fetch time
-            if typ == CREATE_RUN:
-                run.created_at = _ts_ms(msg.creation_time) or row_ts
-                if msg.experiment_id:
-                    run.attrs["sys/name"] = ("string", msg.experiment_id)
-                run.extra["family"] = msg.family or None
-                if msg.HasField("fork_point"):
-                    fp = msg.fork_point
-                    run.extra["fork"] = {"parent_project": fp.parent_project, "parent_run_id": fp.parent_run_id,
-                                         "step": _step(fp.step)}
-                continue
-            ts = _ts_ms(msg.timestamp) or row_ts
-            run.seen(ts)
-            for path, v in sorted(msg.assign.items()):
-                kv = _value(v)
-                if kv is None:
-                    continue
-                if kv[0] == "file":
-                    run.files[path] = {"type": "file", "refs": [_file_ref(files, kv[1], ts=ts)]}
-                else:
-                    run.attrs[path] = kv
-            for path, mod in sorted(msg.modify_sets.items()):
-                s = sets.setdefault(path, set(run.attrs.get(path, ("", []))[1] or []))
-                for value, action in sorted(mod.string.values.items()):
-                    if action == 1:
-                        s.add(value)
-                    elif action == 2:
-                        s.discard(value)
-                run.attrs[path] = ("string_set", sorted(s))
-            if msg.append and msg.HasField("preview") and msg.preview.is_preview:
-                previews += len(msg.append)   # superseded by the final point
-                continue
-            step = _step(msg.step)
-            for path, v in sorted(msg.append.items()):
-                kv = _value(v)
-                if kv is None:
-                    continue
-                kind, value = kv
-                if kind == "file":
-                    run.add_file(path, "file_series", _file_ref(files, value, step=step, ts=ts))
-                else:
-                    series = _SERIES.get(kind)
-                    if series and types.setdefault(path, series) != "float_series":   # floats: streamed
-                        run.add_point(path, series, step, ts, float(value) if series == "float_series" else value)
-    floats = {path for path, kind in types.items() if kind == "float_series"}
-    if floats:
-        run.float_points = lambda: _float_points(mirror, manifest, floats)
-    if previews:
-        run.extra["preview_points_skipped"] = previews
-    if manifest.get("operation_errors"):
-        run.extra["operation_errors"] = len(manifest["operation_errors"])
-    return run
+            folder.feed(row_ts, typ, msg)
+    return folder.finish(mirror, manifest)
 
+
+class _Fold:
+    """The first pass over a queue's operations, one decoded message at a time, in sequence order."""
+
+    def __init__(self, ws: str, proj: str, key: str, files: dict):
+        self.run = mapping.RunData(workspace=ws, project=proj, key=key)
+        self.files = files
+        self.sets: dict[str, set] = {}
+        self.types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
+        self.previews = 0
+
+    def feed(self, row_ts, typ: int, msg) -> None:
+        run, files, sets, types = self.run, self.files, self.sets, self.types
+        if typ == CREATE_RUN:
+            run.created_at = _ts_ms(msg.creation_time) or row_ts
+            if msg.experiment_id:
+                run.attrs["sys/name"] = ("string", msg.experiment_id)
+            run.extra["family"] = msg.family or None
+            if msg.HasField("fork_point"):
+                fp = msg.fork_point
+                run.extra["fork"] = {"parent_project": fp.parent_project, "parent_run_id": fp.parent_run_id,
+                                     "step": _step(fp.step)}
+            return
+        ts = _ts_ms(msg.timestamp) or row_ts
+        run.seen(ts)
+        for path, v in sorted(msg.assign.items()):
+            kv = _value(v)
+            if kv is None:
+                continue
+            if kv[0] == "file":
+                run.files[path] = {"type": "file", "refs": [_file_ref(files, kv[1], ts=ts)]}
+            else:
+                run.attrs[path] = kv
+        for path, mod in sorted(msg.modify_sets.items()):
+            s = sets.setdefault(path, set(run.attrs.get(path, ("", []))[1] or []))
+            for value, action in sorted(mod.string.values.items()):
+                if action == 1:
+                    s.add(value)
+                elif action == 2:
+                    s.discard(value)
+            run.attrs[path] = ("string_set", sorted(s))
+        if msg.append and msg.HasField("preview") and msg.preview.is_preview:
+            self.previews += len(msg.append)   # superseded by the final point
+            return
+        step = _step(msg.step)
+        for path, v in sorted(msg.append.items()):
+            if types.get(path) == "float_series" and v.WhichOneof("value") in ("float64", "int64"):
+                continue                       # streamed by _float_points: nothing to keep here
+            kv = _value(v)
+            if kv is None:
+                continue
+            kind, value = kv
+            if kind == "file":
+                run.add_file(path, "file_series", _file_ref(files, value, step=step, ts=ts))
+            else:
+                series = _SERIES.get(kind)
+                if series and types.setdefault(path, series) != "float_series":   # floats: streamed
+                    run.add_point(path, series, step, ts, float(value) if series == "float_series" else value)
+
+    def finish(self, mirror, manifest: dict) -> mapping.RunData:
+        run = self.run
+        floats = {path for path, kind in self.types.items() if kind == "float_series"}
+        if floats:
+            run.float_points = lambda: _float_points(mirror, manifest, floats)
+        if self.previews:
+            run.extra["preview_points_skipped"] = self.previews
+        if manifest.get("operation_errors"):
+            run.extra["operation_errors"] = len(manifest["operation_errors"])
+        return run
