@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
-from bench.neptune_writers import write_exporter_run, write_scale_run  # noqa: E402
-from bench.run_writers import write_neptune_v1_run, write_wandb_run  # noqa: E402
+from bench.run_writers import write_wandb_run  # noqa: E402
 
 FETCH = """
 import sys, time
@@ -96,13 +95,27 @@ for db in glob.glob(sys.argv[1] + "/.neptune/*/run_operations.sqlite3"):
 print(time.perf_counter() - t)
 """
 
+def _written_apart(module: str, writer: str):
+    """A writer run in a child process: Linux counts the RSS a parent had at fork in its children's
+    maximum RSS, so a run written in this process (a million rows of Python objects) would inflate the
+    peak memory measured for every fetch after it."""
+    def write(src, steps: int, series: int) -> Path:
+        out = subprocess.run([sys.executable, "-c", f"import sys; from {module} import {writer}; "
+                              f"print({writer}(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))",
+                              str(src), str(steps), str(series)],
+                             cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                             check=True, capture_output=True, text=True)
+        return Path(out.stdout.split()[-1])
+    return write
+
+
 # Neptune formats: (writer of a run of steps x series, the files to size, the floor script, the row's words)
 NEPTUNE_FORMATS = {
-    "neptune": (lambda src, steps, series: write_neptune_v1_run(src, steps, series),
+    "neptune": (_written_apart("bench.run_writers", "write_neptune_v1_run"),
                 ".neptune/offline/*/data-*.log", NEPTUNE_FLOOR, "neptune 1.x offline"),
-    "neptune-exporter": (lambda src, steps, series: write_exporter_run(src, steps, series),
+    "neptune-exporter": (_written_apart("bench.neptune_writers", "write_exporter_run"),
                          "exports/data/*/*.parquet", NEPTUNE_EXPORTER_FLOOR, "neptune-exporter parquet"),
-    "neptune-scale": (lambda src, steps, series: write_scale_run(src, steps, series),
+    "neptune-scale": (_written_apart("bench.neptune_writers", "write_scale_run"),
                       ".neptune/*/run_operations.sqlite3", NEPTUNE_SCALE_FLOOR, "neptune-scale offline"),
 }
 

@@ -89,7 +89,7 @@ class FloatBatches(metric_stream.BatchBuilder):
         """Add the points; True when a batch is full (hand them out with take() while full())."""
         n, b = len(steps), self.batch
         try:
-            if not all(type(s) is float for s in steps):
+            if set(map(type, steps)) != {float}:     # the types at C level, not a loop per point
                 raise TypeError
             steps = list(map(math.floor, steps))    # int_step of a finite float, without its float()
         except (TypeError, ValueError, OverflowError):
@@ -97,7 +97,8 @@ class FloatBatches(metric_stream.BatchBuilder):
         b.name.extend(names)
         b.step.extend(steps)
         b.timestamp.extend(timestamps)
-        b.value.extend([None if v is None else float(v) for v in values])
+        b.value.extend(values if set(map(type, values)) == {float} else
+                       [None if v is None else float(v) for v in values])
         nones = [None] * n
         b.epoch.extend(nones)
         b.context.extend(nones)

@@ -14,9 +14,12 @@ from __future__ import annotations
 import base64
 import glob
 import json
+import operator
 import os
 import re
 from pathlib import Path
+
+import numpy
 
 from . import mapping
 from .driver import RunSource, store_file
@@ -337,6 +340,19 @@ def _next_step(values: list, step):
     return step + len(values)
 
 
+_POINT = operator.itemgetter("step", "ts", "value")
+FLUSH_POINTS = 16_384      # points gathered before their columns are converted (many ops' worth)
+
+
+def _stamps_ms(stamps: list) -> list:
+    """Epoch ms of the ops' point times (epoch seconds as floats), in bulk when all are floats."""
+    if stamps and set(map(type, stamps)) == {float}:
+        ms = numpy.array(stamps, dtype=numpy.float64) * 1000
+        if numpy.isfinite(ms).all():     # rint of the same double product: int(round(t * 1000)), half to even
+            return numpy.rint(ms).astype(numpy.int64).tolist()
+    return [int(round(t * 1000)) if type(t) is float else mapping.to_ms(t) for t in stamps]
+
+
 def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
     """The float series' points, read again from the op log: the second of the two passes.
 
@@ -345,6 +361,7 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
     """
     out = mapping.FloatBatches()
     next_step: dict[str, float] = {}
+    names, all_steps, all_stamps, all_values = [], [], [], []   # gathered over ops, converted at once
     for i, rec in enumerate(iter_ops(mirror, manifest)):
         op = rec["obj"]
         t = op["type"]
@@ -362,15 +379,23 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
         if i < start:                    # before the last clear or delete: numbered, not kept
             next_step[path] = _next_step(values, step)
             continue
-        steps = [v.get("step") for v in values]
+        try:      # the client writes every key of a point: take whole columns at C level
+            steps, stamps, vals = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
+        except (KeyError, TypeError):
+            steps, stamps, vals = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
         if None in steps:                # unnumbered points: the last step + 1
             for k, given in enumerate(steps):
                 steps[k] = step = step if given is None else given
                 step = step + 1
         next_step[path] = _next_step(values, next_step.get(path, 0))
-        stamps = [v.get("ts") for v in values]
-        stamps = [int(round(t * 1000)) if type(t) is float else mapping.to_ms(t) for t in stamps]
-        if out.extend([path] * len(steps), steps, stamps, [v.get("value") for v in values]):
-            while out.full():
-                yield out.take()
+        names += [path] * len(steps)
+        all_steps += steps
+        all_stamps += stamps
+        all_values += vals
+        if len(names) >= FLUSH_POINTS:
+            if out.extend(names, all_steps, _stamps_ms(all_stamps), all_values):
+                while out.full():
+                    yield out.take()
+            names, all_steps, all_stamps, all_values = [], [], [], []
+    out.extend(names, all_steps, _stamps_ms(all_stamps), all_values)
     yield from out.rest()
