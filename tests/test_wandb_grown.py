@@ -95,7 +95,7 @@ def indexing(monkeypatch):
     """What indexing reads of the stored log (bytes out of its objects) and how each run went
     in: [bytes], [append_metrics flags]."""
     read, appends = [0], []
-    real_read, real_ingest = log_parts._Concatenated._read, ingest.ingest_experiment
+    real_read, real_ingest = log_parts._Concatenated._read_parts, ingest.ingest_experiment
 
     def counting_read(self, n=-1):
         data = real_read(self, n)
@@ -105,7 +105,7 @@ def indexing(monkeypatch):
     def noting_ingest(*args, append_metrics=False, **kwargs):
         appends.append(append_metrics)
         return real_ingest(*args, append_metrics=append_metrics, **kwargs)
-    monkeypatch.setattr(log_parts._Concatenated, "_read", counting_read)
+    monkeypatch.setattr(log_parts._Concatenated, "_read_parts", counting_read)
     monkeypatch.setattr(ingest, "ingest_experiment", noting_ingest)
     return read, appends
 
@@ -178,12 +178,41 @@ def test_a_torn_tail_is_read_again_once_whole(run_folder, fresh_rows, tmp_path, 
         list(torn)
         assert torn.complete_end == state["complete_end"]
     folds.clear()
+    indexing[0][0] = 0
     _grow(run_folder, log)
     run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
     assert [start for start, _ in folds] == [state["complete_end"]]
     assert _manifest(mirror)["extent"] == fresh_rows[1]["extent"]
     assert _rows(mirror) == fresh_rows[0]
-    assert indexing[1][-1] is True      # the torn record's start, read again from the prefix, went in once
+    # the torn record's start came from the saved fold, not the prefix: only the tail was read
+    assert indexing[1][-1] is True and indexing[0][0] <= total - (total // 2 + 3)
+
+
+KILLED_FETCH = """
+import sys
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sources.options import FetchOptions
+from cometx_mirror.sync.fetch import run_fetch
+run_fetch(Mirror(sys.argv[1]), "wandb", sys.argv[2], FetchOptions())
+"""
+
+
+def test_a_fetch_killed_while_appending_leaves_the_index_as_it_was(run_folder, fresh_rows, tmp_path, indexing):
+    total = next(run_folder.glob("run-*.wandb")).stat().st_size
+    log = _live_copy(run_folder, tmp_path / run_folder.name,
+                     _record_boundary(next(run_folder.glob("run-*.wandb")), total // 3))
+    mirror = Mirror.init(tmp_path / "mirror")
+    run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
+    before = _rows(mirror)
+    _grow(run_folder, log)
+    env = dict(os.environ, COMETX_MIRROR_FAULT="index_metrics_in")
+    killed = subprocess.run([sys.executable, "-c", KILLED_FETCH, str(mirror.root), str(log.parent)], env=env,
+                            timeout=120, capture_output=True)
+    assert killed.returncode == 137          # killed with the tail's points in, the rest not yet
+    assert _rows(mirror) == before           # the half-done transaction is gone
+    indexing[1][:] = []
+    refresh(mirror)                          # the next write catches up: appending, to the same rows
+    assert indexing[1] == [True] and _rows(mirror) == fresh_rows[0]
 
 
 def test_a_rewritten_log_is_read_whole(run_folder, fresh_rows, tmp_path, folds, indexing):

@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import metric_stream, model
+from ..store import faultpoint
 
 if TYPE_CHECKING:
     import duckdb
@@ -142,6 +143,7 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
     else:
         delete_experiment(con, eid)
     _insert_metrics(con, eid, exp.metrics)      # first: see _insert_metrics
+    faultpoint.hit("index_metrics_in")          # kill tests: the transaction is half done here
     _insert(con, "experiments", _rows(
         {"exp_id": STR, "source": STR, "workspace": STR, "project": STR, "experiment_key": STR,
          "name": STR, "created_at": TS, "started_at": TS, "ended_at": TS, "updated_at": TS,

@@ -9,12 +9,16 @@ fold of the whole log.  Saved as plain JSON (NaN allowed): values from the log s
 """
 from __future__ import annotations
 
+import base64
 import json
 
 from .records import RunLog
 
 VERSION = 2      # version 1 (records.resume_state) lacks the normalizer's fields
 _SKIP = ("history", "bytes_read", "summary")
+# A torn record's stored bytes are kept here too (up to this many), so the next read of the
+# log's tail starts at the record without decompressing the part that holds its start.
+TORN_LIMIT = 1 << 20
 
 
 def _as_texts(tree: dict) -> dict:
@@ -22,9 +26,12 @@ def _as_texts(tree: dict) -> dict:
     return {k: _as_texts(v) if isinstance(v, dict) and v else json.dumps(v) for k, v in tree.items()}
 
 
-def encode(log: RunLog) -> bytes:
+def encode(log: RunLog, torn: bytes = b"") -> bytes:
+    """`torn`: the stored bytes from `complete_end` on (a record cut short), if few."""
     state = {k: v for k, v in vars(log).items() if k not in _SKIP}
     state.update(v=VERSION, summary=_as_texts(log.summary))
+    if torn:
+        state["torn"] = base64.b64encode(torn).decode("ascii")
     return json.dumps(state, separators=(",", ":")).encode("utf-8")
 
 
@@ -34,7 +41,7 @@ def is_full(state: dict) -> bool:
 
 def decode(state: dict) -> RunLog:
     """A RunLog to fold on from (its summary still texts: `fold` resolves it at the end)."""
-    log = RunLog(**{k: v for k, v in state.items() if k != "v"})
+    log = RunLog(**{k: v for k, v in state.items() if k not in ("v", "torn")})
     log.output = [tuple(line) for line in log.output]
     return log
 
@@ -45,3 +52,8 @@ def resolved(state: dict) -> RunLog:
     log = decode(json.loads(json.dumps(state)))   # a copy: resolving works in place
     _resolve(log.summary)
     return log
+
+
+def torn(state: dict) -> bytes:
+    """The stored bytes after `complete_end` the state kept (empty when none or too many)."""
+    return base64.b64decode(state.get("torn", ""))

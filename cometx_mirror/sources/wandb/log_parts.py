@@ -99,13 +99,19 @@ class _Concatenated:
         self._current = None
         self.start = 0         # set by skip_to
         self._fill = 0         # zero bytes still to hand out before `start` (see seek)
+        self._head = b""       # bytes to hand out before the next part's (see skip_to)
 
-    def skip_to(self, start: int) -> None:
+    def skip_to(self, start: int, head: bytes = b"") -> None:
         """Begin at byte `start`: the parts wholly before it are never opened; inside a part
-        its bytes up to `start` are read and dropped (an object is compressed: no seeking)."""
+        its bytes up to `start` are read and dropped (an object is compressed: no seeking),
+        unless `head`, the bytes from `start` to that part's end, is given."""
         skipped = 0
         for part in self._parts:
             if skipped + part["size"] > start:
+                if head and skipped + part["size"] == start + len(head):
+                    next(self._ids)     # its bytes from `start` on are `head`
+                    self._head = head
+                    skipped = start
                 break
             next(self._ids)
             skipped += part["size"]
@@ -133,6 +139,13 @@ class _Concatenated:
         return bytes(zeros) + (self._read(-1 if n < 0 else n - zeros) if n != zeros else b"")
 
     def _read(self, n: int = -1) -> bytes:
+        if self._head:
+            head, self._head = (self._head, b"") if n < 0 or n >= len(self._head) else \
+                (self._head[:n], self._head[n:])
+            return head + (self._read_parts(-1 if n < 0 else n - len(head)) if n != len(head) else b"")
+        return self._read_parts(n)
+
+    def _read_parts(self, n: int = -1) -> bytes:
         out: list[bytes] = []
         while n != 0:
             if self._current is None:
@@ -156,12 +169,13 @@ class _Concatenated:
 
 
 @contextlib.contextmanager
-def open_log(mirror, log_entry: dict, start: int = 0) -> Iterator[BinaryIO]:
+def open_log(mirror, log_entry: dict, start: int = 0, head: bytes = b"") -> Iterator[BinaryIO]:
     """The stored log as one stream, read part after part (never whole in memory), from byte
-    `start` (a record boundary) on: see _Concatenated.seek for the bytes before it."""
+    `start` (a record boundary) on: see _Concatenated.seek for the bytes before it, and
+    skip_to for `head`."""
     stream = _Concatenated(mirror, parts(log_entry))
     if start:
-        stream.skip_to(start)
+        stream.skip_to(start, head)
     try:
         yield stream
     finally:

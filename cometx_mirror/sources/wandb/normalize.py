@@ -322,9 +322,10 @@ def _log_fold(mirror, manifest: dict):
         return fold(stream, manifest.get("log_name", "run.wandb"), history=False)
 
 
-def offline_state(mirror, manifest: dict, log=None, history_from: int = 0) -> RunState:
+def offline_state(mirror, manifest: dict, log=None, history_from: int = 0, head: bytes = b"") -> RunState:
     """`log`: the fold to take (else _log_fold); `history_from`: where the points start (a
-    record boundary, a grown log's last fold end: see grown_offline)."""
+    record boundary, a grown log's last fold end: see grown_offline), `head` the stored bytes
+    from there to the end of the part holding it, if known (log_parts.open_log)."""
     log_entry, log_name = manifest["log"], manifest.get("log_name", "run.wandb")
     log = _log_fold(mirror, manifest) if log is None else log
     run = dict(log.run)
@@ -345,12 +346,12 @@ def offline_state(mirror, manifest: dict, log=None, history_from: int = 0) -> Ru
     if not summary and "wandb-summary.json" in manifest.get("files", {}):
         summary = _json_object(mirror, manifest["files"]["wandb-summary.json"])
     return RunState(run=run, config=log.config, summary=summary, system=log.system, metadata=metadata,
-                    history_records=lambda: _history_records(mirror, log_entry, log_name, history_from),
+                    history_records=lambda: _history_records(mirror, log_entry, log_name, history_from, head),
                     media_rows=log.media_rows)
 
 
-def _history_records(mirror, log_entry: dict, log_name: str, start: int = 0):
-    with open_log(mirror, log_entry, start) as stream:
+def _history_records(mirror, log_entry: dict, log_name: str, start: int = 0, head: bytes = b""):
+    with open_log(mirror, log_entry, start, head) as stream:
         if not start:
             yield from iter_history(stream, log_name)
             return
@@ -392,11 +393,12 @@ def grown_offline(mirror, manifest: dict, indexed: dict) -> Experiment | None:
         return None
     old = saved_state(mirror, old_entry) if "resume" in old_entry else None
     new = saved_state(mirror, new_entry) if "resume" in new_entry else None
-    if old is None or new is None or len(new["system"]) < len(old["system"]):
+    if old is None or new is None or any(new[k] < old[k] for k in ("complete_end", "history_rows")) \
+            or new["system"][:len(old["system"])] != old["system"]:
         return None
     log = fold_state.resolved(new)
     log.system = log.system[len(old["system"]):]        # the samples the index lacks
-    state = offline_state(mirror, manifest, log, history_from=old["complete_end"])
+    state = offline_state(mirror, manifest, log, history_from=old["complete_end"], head=fold_state.torn(old))
     return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
 
 

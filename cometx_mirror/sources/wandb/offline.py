@@ -128,6 +128,14 @@ def _fold_log(mirror, f, size: int, name: str, previous: dict | None):
     return [whole], fold(log_parts.Range(f, size), name, **light), None
 
 
+def _torn_bytes(f, complete_end: int, size: int) -> bytes:
+    """The stored bytes after the last whole record (a record cut short), when few."""
+    if not 0 < size - complete_end <= fold_state.TORN_LIMIT:
+        return b""
+    f.seek(complete_end)
+    return f.read(size - complete_end)
+
+
 def read_run(mirror, folder: Path, names: OfflineNames, previous: dict | None = None) -> OfflineRun:
     """Store one run folder's raw data and build its manifest (raises CorruptLog).
 
@@ -140,8 +148,8 @@ def read_run(mirror, folder: Path, names: OfflineNames, previous: dict | None = 
     with open(log_path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         parts, log, resume = _fold_log(mirror, f, size, f"{folder.name}/{log_path.name}", previous)
-    if resume is None:
-        resume = store_bytes(mirror, fold_state.encode(log))
+        if resume is None:
+            resume = store_bytes(mirror, fold_state.encode(log, _torn_bytes(f, log.complete_end, size)))
     log_entry = log_parts.entry(parts, resume)
     log_size = log_entry["size"]
     run = log.run
