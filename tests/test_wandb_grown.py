@@ -159,6 +159,13 @@ def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tm
     indexing[1][:] = []
     refresh(mirror)
     assert _rows(mirror) == fresh_rows[0] and indexing[1] == [False]
+    # the saved fold gives the small tables exactly as folding the stored log does
+    mirror.index_path.unlink()
+    (mirror.root / "index.stamp").unlink(missing_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(offline, "saved_state", lambda mirror, entry: None)
+        refresh(mirror)
+    assert _rows(mirror) == fresh_rows[0]
 
     folds.clear()                                   # unchanged since: nothing folded, nothing new
     result = run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
