@@ -1,7 +1,7 @@
 """How fetch grows: time and peak memory against the size of a Comet project and of one experiment.
 
     python bench/bench_growth.py [--sizes 10,100,1000] [--points 1000] [--latency-ms 20] [--push]
-                                 [--big-points 1000000] [--big-asset-mb 2048] [--write-docs]
+                                 [--big-points 1000,200000,1000000] [--big-asset-mb 2048] [--write-docs]
 
 Workspaces: `--sizes` projects of that many experiments (bench_workspace's shape: 3 metrics of
 `--points` values, 6 assets of 20 KB, 2 parameters), built straight into the source server's
@@ -9,7 +9,8 @@ state (server.seed.build_workspace), fetched (and with --push pushed) through `-
 
 One big experiment, against a baseline of the same shape but small: 2 metrics of
 `--big-points` values with the server's total-fidelity setting on (so fetch downloads the
-metrics' CSV zips and indexes every point, the heaviest way a metric arrives), then one asset
+metrics' CSV zips and indexes every point, the heaviest way a metric arrives; 200,000 is past
+one ingest batch, so the rows above it show whether the peak still grows), then one asset
 of `--big-asset-mb` MiB.  The asset is generated into the source server's blob folder in
 chunks and every folder is deleted at the end: no file of that size is kept.  Before it, the
 free disk is checked (the asset lands three times: source, mirror, destination).
@@ -149,7 +150,32 @@ def report(results: dict, latency_ms: float) -> str:
                          f"{_cell(p, 'seconds', '{:.1f}')} | {_cell(p, 'peak_mb', '{} MB')} | "
                          f"{(p or b['fetch'])['load']} |")
         parts.append("\n".join(lines))
+        growth_line = _big_growth(big)
+        if growth_line:
+            parts.append(growth_line)
     return "\n\n".join(parts)
+
+
+def _big_growth(big: list[dict]) -> str:
+    """What the one-experiment rows say about the bound: the fetch peak of the largest run of
+    each kind over the small baseline (1,000 points or fewer, no big asset), from the rows alone."""
+    base = [b for b in big if not b["asset_mb"] and b["points"] <= 1000]
+    if not base:
+        return ""
+    small = min(base, key=lambda b: b["fetch"]["peak_mb"])
+    floor = small["fetch"]["peak_mb"]
+    said = []
+    points = sorted((b for b in big if not b["asset_mb"] and b["points"] > 1000), key=lambda b: b["points"])
+    if points:
+        peaks = ", ".join(f"{b['fetch']['peak_mb']} MB at {b['points']:,}" for b in points)
+        said.append(f"with the points per metric: {floor} MB at {small['points']:,}, {peaks} "
+                    f"({points[-1]['fetch']['peak_mb'] - floor:+d} MB at the largest)")
+    assets = sorted((b for b in big if b["asset_mb"]), key=lambda b: b["asset_mb"])
+    if assets:
+        a = assets[-1]
+        said.append(f"with a {a['asset_mb']:,} MiB asset: {a['fetch']['peak_mb']} MB "
+                    f"({a['fetch']['peak_mb'] - floor:+d} MB)")
+    return "Fetch peak of one experiment " + "; ".join(said) + "." if said else ""
 
 
 def push_report(results: dict, latency_ms: float) -> str:
@@ -176,7 +202,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--latency-ms", type=float, default=20)
     ap.add_argument("--push", action="store_true", help="also push each mirror to a second server")
-    ap.add_argument("--big-points", default="1000,1000000", help="one experiment each (2 metrics)")
+    ap.add_argument("--big-points", default="1000,200000,1000000",     # 200,000: past one ingest batch
+                    help="one experiment each (2 metrics)")
     ap.add_argument("--big-asset-mb", default="2048", help="one experiment each, beside 1,000 points")
     ap.add_argument("--out", help="also write the results as JSON here")
     ap.add_argument("--label", default="", help="with --push: names the code measured (kept in --out)")
