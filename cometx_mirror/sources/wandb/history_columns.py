@@ -19,7 +19,8 @@ from typing import Callable, Iterable, Iterator
 
 from ...model import Metrics
 from .common import HISTORY_AXES
-from .records import _loads
+from .record_shapes import HistoryShape
+from .records import HistoryPayload, _loads
 
 _AXES = frozenset(HISTORY_AXES)
 _FIRST, _KEY, _VALUE_JSON = itemgetter(0), attrgetter("key"), attrgetter("value_json")
@@ -29,10 +30,21 @@ _TOKEN = rf"(?:{_NUMBER}|NaN|-?Infinity)"
 _ONE_NUMBER = re.compile(_TOKEN)      # one regex over the joined texts would keep a backtracking
                                       # stack of ~600 bytes a point: matched per text, mapped in C
 _INTEGER = re.compile(r"^-?(?:0|[1-9][0-9]*)$", re.M)
+_INTEGER_BYTES = re.compile(_INTEGER.pattern.encode(), re.M)
 
 
 def _axis(text: str):
     return int(text) if text.isdigit() else _loads(text)
+
+
+_DECIMAL = re.compile(rb"-?(?:0|[1-9][0-9]*)\.[0-9]+")
+
+
+def _axis_bytes(text: bytes):
+    """_axis of a raw text: a plain decimal is the same double from float() as from json."""
+    if text.isdigit():
+        return int(text)
+    return float(text) if _DECIMAL.fullmatch(text) else _loads(text.decode("ascii"))
 
 
 _LAYOUTS: dict[tuple, tuple | None] = {}
@@ -64,6 +76,7 @@ class _Segment:
     """Fast-path points not yet decoded: names, value texts and each point's axes."""
 
     def __init__(self):
+        self.raw: bool | None = None      # texts as bytes (read by shape) or str (from protobuf)
         self.names: list[str] = []
         self.texts: list[str] = []
         self.step: list = []
@@ -108,15 +121,30 @@ class _Segment:
         self.timestamp += [ts] * n
         return True
 
+    def add_texts(self, layout: tuple, texts: tuple, step_num: int | None, row_axes) -> None:
+        """A record's value texts (bytes, in key order) read by its HistoryShape."""
+        axis_at, names, pick = layout
+        axes = {k: _axis_bytes(texts[i]) for k, i in axis_at}
+        if "_step" not in axes and step_num is not None:
+            axes["_step"] = step_num
+        step, ts, epoch = row_axes(axes)
+        self.names += names
+        self.texts += pick(texts)
+        n = len(names)
+        self.step += [step] * n
+        self.epoch += [epoch] * n
+        self.timestamp += [ts] * n
+
     def decode(self, one_value: Callable[[str], tuple[float, str | None] | None]) -> Metrics:
         """The segment's points; `one_value` maps a text the bulk path does not take."""
         texts, n = self.texts, len(self.texts)
-        if all(map(_ONE_NUMBER.fullmatch, texts)):
-            joined = "\n".join(texts)
+        # a raw segment's texts are number tokens (bytes): their shape matched only those
+        if self.raw or all(map(_ONE_NUMBER.fullmatch, texts)):
+            joined = (b"\n" if self.raw else "\n").join(texts)
             values = list(map(float, texts))
             exact: list = [None] * n
             starts = None
-            for m in _INTEGER.finditer(joined):
+            for m in (_INTEGER_BYTES if self.raw else _INTEGER).finditer(joined):
                 if starts is None:       # where each text starts in `joined`
                     starts = list(accumulate((len(t) + 1 for t in texts), initial=0))
                 i = bisect_right(starts, m.start()) - 1
@@ -149,13 +177,79 @@ def stream_points(records: Iterable, row_axes, one_value, slow: Callable[[object
 
     row_axes(axes dict) -> (step, timestamp ms, epoch); one_value(text) -> (double, exact
     text) or None; slow(record, out) adds a record's points the row-by-row way."""
-    out, segment = Metrics(), _Segment()
+    out, segment, shapes = Metrics(), _Segment(), _Shapes()
     for r in records:
-        if not segment.add(r, row_axes):
-            if len(segment):
+        if type(r) is HistoryPayload:
+            read = shapes.read(r)
+            if read is not None:
+                if segment.raw is False:          # a segment holds texts of one kind
+                    out, segment = _extend(out, segment.decode(one_value)), _Segment()
+                segment.raw = True
+                segment.add_texts(*read, row_axes)
+                read = True
+        else:
+            read = None
+        if read is None:
+            if segment.raw and len(segment):
                 out, segment = _extend(out, segment.decode(one_value)), _Segment()
-            slow(r, out)
+            record = r.record if type(r) is HistoryPayload else r
+            if segment.add(record, row_axes):
+                segment.raw = False
+            else:
+                if len(segment):
+                    out, segment = _extend(out, segment.decode(one_value)), _Segment()
+                slow(record, out)
         if len(segment) + len(out.name) >= size:
             yield _extend(out, segment.decode(one_value))
             out, segment = Metrics(), _Segment()
     yield _extend(out, segment.decode(one_value))
+
+
+class _Shapes:
+    """The byte shapes of the key lists seen so far; a record is tried against the last one
+    that read a record, then the others, then decoded to learn its keys."""
+
+    def __init__(self):
+        self.known: dict[tuple, HistoryShape | None] = {}
+        self.last: HistoryShape | None = None
+
+    def read(self, r: HistoryPayload):
+        """(layout, texts, step num) of a record read from its bytes, else None."""
+        payload = r.payload
+        if self.last is not None and (got := self.last.read(payload)) is not None:
+            return self.last.layout, *got
+        for shape in self.known.values():
+            if shape is not None and shape is not self.last and (got := shape.read(payload)) is not None:
+                self.last = shape
+                return shape.layout, *got
+        shape = self._learn(r.record)
+        if shape is not None and (got := shape.read(payload)) is not None:
+            self.last = shape
+            return shape.layout, *got
+        return None
+
+    def _learn(self, record) -> HistoryShape | None:
+        """The shape of a decoded record's key list (None for one the bulk path does not take)."""
+        items = record.item
+        nested = list(map(_NESTED, items))
+        parts = {*map(len, nested)}
+        if parts == {1}:
+            keys, legacy = tuple(map(_FIRST, nested)), False
+        elif parts == {0}:
+            keys, legacy = tuple(map(_KEY, items)), True
+        else:
+            return None
+        if (keys, legacy) in self.known:
+            return self.known[keys, legacy]
+        layout = _layout(keys)
+        shape = None
+        if layout is not None and len(self.known) < _SHAPES:
+            shape = HistoryShape(keys, legacy)
+            shape.layout = layout
+            if not shape.usable:
+                shape = None
+        self.known[keys, legacy] = shape
+        return shape
+
+
+_SHAPES = 16      # shapes tried per run: a run logs a handful of key lists

@@ -348,6 +348,52 @@ def _decode(pb, payload: bytes, name: str, offset: int):
     return rec
 
 
+class _LatestSummary:
+    """wandb-core writes the whole summary beside every history row: a run of summary records
+    of one key list, each updating every key and removing none, ends as the last of them
+    alone would leave it.  The first of such a run is folded as usual (it places the keys),
+    the later ones are held undecoded, each replacing the one before, and the one held is
+    folded before the next record touching the summary, and at the end."""
+
+    def __init__(self):
+        self.shape = None
+        self.shapes: dict = {}
+        self.held: tuple[bytes, int] | None = None
+
+    def hold(self, payload: bytes, offset: int) -> bool:
+        if self.shape is not None and self.shape.covers(payload):
+            self.held = payload, offset
+            return True
+        return False
+
+    def release(self, log: "RunLog", pb, name: str) -> None:
+        if self.held is not None:
+            payload, offset = self.held
+            self.held = None
+            _put_texts(log.summary, _decode(pb, payload, name, offset).summary.update)
+
+    def learn(self, r) -> None:
+        """Hold from now on the records shaped as this decoded SummaryRecord, if they can be."""
+        from .record_shapes import SummaryShape
+        self.shape = None
+        items = r.update      # (its removes, if any, do not matter: a held record has none)
+        if not items:
+            return
+        nested = [it.nested_key for it in items]
+        parts = {*map(len, nested)}
+        if parts == {1}:
+            key = (tuple(map(_FIRST, nested)), False)
+        elif parts == {0}:
+            key = (tuple(it.key for it in items), True)
+        else:
+            return
+        if len(set(key[0])) != len(key[0]):
+            return                           # a key twice: the later wins within the record
+        if key not in self.shapes and len(self.shapes) < 16:
+            self.shapes[key] = SummaryShape(*key)
+        self.shape = self.shapes.get(key)
+
+
 @dataclass
 class RunLog:
     """What a record log says about a run, folded in record order."""
@@ -399,8 +445,13 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
     if MEDIA_MARK not in payload:
         text = history_timestamp_text(payload)
         if text is not None:
-            # a plain decimal is the same double from float() as from json, at a tenth of the cost
-            _see_row(log, {"_timestamp": float(text) if _DECIMAL.fullmatch(text) else _loads(text)})
+            if _DECIMAL.fullmatch(text):
+                # a plain decimal is the same double from float() as from json, at a tenth of the cost
+                ms = int(float(text) * 1000)
+                if log.last_time_ms is None or ms > log.last_time_ms:
+                    log.last_time_ms = ms
+            else:
+                _see_row(log, {"_timestamp": _loads(text)})
             return
     row = history_row(decode().history)
     _see_row(log, row)
@@ -427,9 +478,10 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
     if isinstance(source, (bytes, bytearray, memoryview)) and len(source) < HEADER and not start:
         raise CorruptLog(name, 0, "shorter than the file header")
     reader = LogReader(_stream(source), name, start)
+    latest = _LatestSummary() if summary else None
     for offset, payload in reader:
-        if not summary and _starts_as(payload, SUMMARY_TAG):
-            log.records += 1
+        if _starts_as(payload, SUMMARY_TAG) and (not summary or latest.hold(payload, offset)):
+            log.records += 1      # skipped, or held: superseded by a later record of its shape
             continue
         if not history and _starts_as(payload, HISTORY_TAG):
             log.records += 1
@@ -444,6 +496,8 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
         if kind is None:
             continue
         r = getattr(rec, kind)
+        if latest is not None and kind in ("run", "summary"):
+            latest.release(log, pb, name)       # what the held record said comes first
         if kind == "header":
             log.producer = r.version_info.producer or None
         elif kind == "run":
@@ -463,6 +517,8 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
             _put_texts(log.summary, r.update)
             for it in r.remove:
                 _drop(log.summary, _key_path(it))
+            if latest is not None:
+                latest.learn(r)
         elif kind == "config":
             for it in r.update:
                 _put(log.config, _key_path(it), _loads(it.value_json))
@@ -504,6 +560,8 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
             log.environment.update(MessageToDict(r, preserving_proto_field_name=False))
         elif kind == "exit":
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
+    if latest is not None:
+        latest.release(log, pb, name)
     _resolve(log.summary)
     log.complete_end, log.bytes_read = reader.complete_end, reader.bytes_read
     return log
@@ -525,15 +583,30 @@ def resumed_log(state: dict) -> RunLog:
     return log
 
 
+class HistoryPayload:
+    """A history record's bytes, decoded only when asked: it reads as the HistoryRecord
+    (`.item`, `.step`, ...), while a reader that knows the record's byte shape
+    (history_columns) takes `payload` as it is."""
+
+    __slots__ = ("payload", "offset", "name", "_record")
+
+    def __init__(self, payload: bytes, offset: int, name: str):
+        self.payload, self.offset, self.name, self._record = payload, offset, name, None
+
+    @property
+    def record(self):
+        if self._record is None:
+            self._record = _decode(_pb(), self.payload, self.name, self.offset).history
+        return self._record
+
+    def __getattr__(self, attr: str):
+        return getattr(self.record, attr)
+
+
 def iter_history(source, name: str = "run.wandb") -> Iterator[Any]:
-    """Each HistoryRecord of a log (bytes or a binary stream), in order, decoding nothing else."""
-    pb = _pb()
+    """Each HistoryRecord of a log (bytes or a binary stream), in order, as a HistoryPayload
+    (decoded when read); nothing else is decoded."""
     for offset, payload in iter_payloads(source, name):
         if _starts_as(payload, SUMMARY_TAG) or not is_history(payload):
             continue      # (the summary beside each row is told from its first bytes, the rest by their tags)
-        rec = pb.Record()
-        try:
-            rec.ParseFromString(payload)
-        except Exception:
-            raise CorruptLog(name, offset, "record is not a protobuf Record") from None
-        yield rec.history
+        yield HistoryPayload(payload, offset, name)
