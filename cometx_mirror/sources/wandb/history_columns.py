@@ -180,7 +180,9 @@ def stream_points(records: Iterable, row_axes, one_value, slow: Callable[[object
     out, segment, shapes = Metrics(), _Segment(), _Shapes()
     for r in records:
         if type(r) is HistoryPayload:
-            read = shapes.read(r)
+            # the shape that read the last record nearly always reads this one: tried first, inline
+            got = shapes.last.read(r.payload) if shapes.last is not None else None
+            read = (shapes.last.layout, *got) if got is not None else shapes.read(r)
             if read is not None:
                 if segment.raw is False:          # a segment holds texts of one kind
                     out, segment = _extend(out, segment.decode(one_value)), _Segment()

@@ -83,7 +83,8 @@ class HistoryShape:
         if m is None:
             return None
         head, *texts, step = m.groups()
-        if (head[0] if len(head) == 1 else _varint_value(head)) != len(payload) - m.end(1):
+        if (head[0] if len(head) == 1 else head[0] & 0x7F | head[1] << 7 if len(head) == 2
+                else _varint_value(head)) != len(payload) - m.end(1):
             return None                                # the history's length is not the rest
         return texts, (None if step is None else _varint_value(step[3:]) if len(step) > 2 else 0)
 

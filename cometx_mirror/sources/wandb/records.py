@@ -606,7 +606,8 @@ class HistoryPayload:
 def iter_history(source, name: str = "run.wandb") -> Iterator[Any]:
     """Each HistoryRecord of a log (bytes or a binary stream), in order, as a HistoryPayload
     (decoded when read); nothing else is decoded."""
+    starts_as_history, starts_as_summary = _STARTS[HISTORY_TAG], _STARTS[SUMMARY_TAG]
     for offset, payload in iter_payloads(source, name):
-        if _starts_as(payload, SUMMARY_TAG) or not is_history(payload):
+        if starts_as_history(payload) is None and (starts_as_summary(payload) is not None or not is_history(payload)):
             continue      # (the summary beside each row is told from its first bytes, the rest by their tags)
         yield HistoryPayload(payload, offset, name)
