@@ -139,10 +139,9 @@ def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = Fals
                     value = 1.0 / (step + s + 1)
                     if odd and step % 7 == 3:
                         value = {0: math.nan, 1: 7, 2: math.inf}.get(s % 3, -0.0)
-                    point = {"value": value, "ts": START + step * 0.01}
-                    if not (odd and s == 1):          # a series logged without steps is numbered
-                        point["step"] = float(step)
-                    values.append(point)
+                    # the client's key order; a series logged without steps has "step": null (numbered)
+                    values.append({"value": value, "step": None if odd and s == 1 else float(step),
+                                   "ts": START + step * 0.01})
                 op({"type": "LogFloats", "path": ["train", f"s{s}"], "values": values})
     os.utime(run_dir / "data-1.log")
     return Path(folder)

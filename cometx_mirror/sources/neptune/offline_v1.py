@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy
 
-from . import mapping
+from . import float_lines, mapping
 from .driver import RunSource, store_file
 
 ORIGIN = "offline"
@@ -358,44 +358,72 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
 
     `fold` (the first) found each float series' first op after its last clear; the
     points from there on are numbered as fold numbers them and handed out in batches.
+    LogFloats lines in the client's own shape come as columns from float_lines.read
+    (one regex and one json decode of their tokens per segment); every other line is
+    decoded whole, as the fold decodes it.
     """
     out = mapping.FloatBatches()
     next_step: dict[str, float] = {}
     names, all_steps, all_stamps, all_values = [], [], [], []   # gathered over ops, converted at once
-    for i, rec in enumerate(iter_ops(mirror, manifest)):
-        op = rec["obj"]
-        t = op["type"]
-        if t not in _LOGS and t not in _CLEARS:
-            continue
-        path = "/".join(op["path"])
-        start = float_from.get(path)
-        if start is None:
-            continue
-        if t in _CLEARS:
-            next_step.pop(path, None)
-            continue
-        values = op.get("values") or []
-        step = next_step.get(path, 0)
-        if i < start:                    # before the last clear or delete: numbered, not kept
-            next_step[path] = _next_step(values, step)
-            continue
-        try:      # the client writes every key of a point: take whole columns at C level
-            steps, stamps, vals = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
-        except (KeyError, TypeError):
-            steps, stamps, vals = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
-        if None in steps:                # unnumbered points: the last step + 1
-            for k, given in enumerate(steps):
-                steps[k] = step = step if given is None else given
-                step = step + 1
-        next_step[path] = _next_step(values, next_step.get(path, 0))
-        names += [path] * len(steps)
-        all_steps += steps
-        all_stamps += stamps
-        all_values += vals
-        if len(names) >= FLUSH_POINTS:
-            if out.extend(names, all_steps, _stamps_ms(all_stamps), all_values):
-                while out.full():
-                    yield out.take()
-            names, all_steps, all_stamps, all_values = [], [], [], []
+    i = -1                               # the op's number among the well-formed ones, as fold counts
+    for log in manifest["logs"]:
+        for seg in log["segments"]:
+            for item in float_lines.read(mirror.objects.get_bytes(seg)):
+                if type(item) is tuple:  # a LogFloats op's columns
+                    i += 1
+                    path, steps, stamps, vals = item
+                    start = float_from.get(path)
+                    if start is None:
+                        continue
+                    step = next_step.get(path, 0)
+                    next_step[path] = _next_step_of(steps, step)
+                else:
+                    rec = _parse(item) if item.strip() else None
+                    if rec is None:
+                        continue
+                    i += 1
+                    op = rec["obj"]
+                    t = op["type"]
+                    if t not in _LOGS and t not in _CLEARS:
+                        continue
+                    path = "/".join(op["path"])
+                    start = float_from.get(path)
+                    if start is None:
+                        continue
+                    if t in _CLEARS:
+                        next_step.pop(path, None)
+                        continue
+                    values = op.get("values") or []
+                    step = next_step.get(path, 0)
+                    next_step[path] = _next_step(values, step)
+                    if i < start:
+                        continue
+                    try:      # the client writes every key of a point: take whole columns at C level
+                        steps, stamps, vals = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
+                    except (KeyError, TypeError):
+                        steps, stamps, vals = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
+                if i < start:            # before the last clear or delete: numbered, not kept
+                    continue
+                if None in steps:        # unnumbered points: the last step + 1
+                    for k, given in enumerate(steps):
+                        steps[k] = step = step if given is None else given
+                        step = step + 1
+                names += [path] * len(steps)
+                all_steps += steps
+                all_stamps += stamps
+                all_values += vals
+                if len(names) >= FLUSH_POINTS:
+                    if out.extend(names, all_steps, _stamps_ms(all_stamps), all_values):
+                        while out.full():
+                            yield out.take()
+                    names, all_steps, all_stamps, all_values = [], [], [], []
     out.extend(names, all_steps, _stamps_ms(all_stamps), all_values)
     yield from out.rest()
+
+
+def _next_step_of(steps: list, step):
+    """_next_step over an op's steps (None where a point has none)."""
+    for back, given in enumerate(reversed(steps)):
+        if given is not None:
+            return given + back + 1
+    return step + len(steps)

@@ -1,0 +1,110 @@
+"""neptune 1.x float stream: the regex fast path (float_lines) gives the points json gives, and refuses
+every line not in the client's exact shape."""
+import json
+import math
+import random
+
+import pytest
+
+from cometx_mirror.sources.neptune import float_lines, offline_v1
+from cometx_mirror.store.mirror import Mirror
+
+VALUES = [2 ** 70 + 1, -(2 ** 64), math.nan, math.inf, -math.inf, -0.0, 0, 1e-320, 1.5e300, 0.1, 7, 1 / 3]
+STEPS = [0, 3, 2.5, None, 2 ** 63 + 5, 1e17, -0.0, None]
+PATHS = [["train", "loss"], ["ünï", "cödé"], ['quo"te', "back\\slash"], ["a/b", "c"]]
+
+
+def _line(path, value, step, ts, n):
+    """A LogFloats op as neptune 1.x's DiskQueue writes it (json.dumps, the client's key order)."""
+    return json.dumps({"obj": {"type": "LogFloats", "path": path,
+                               "values": [{"value": value, "step": step, "ts": ts}]},
+                       "version": n, "at": 1700000000.5 + n}).encode()
+
+
+def _fuzz(n=600, seed=15):
+    rng = random.Random(seed)
+    return [_line(rng.choice(PATHS), rng.choice(VALUES + [rng.random() * 10 ** rng.randint(-30, 30)]),
+                  rng.choice(STEPS + [rng.randint(0, 10 ** 6)]), rng.choice([1.7e9 + rng.random(), 5.0]), i)
+            for i in range(n)]
+
+
+def _json_points(line):
+    op = json.loads(line)["obj"]
+    [p] = op["values"]
+    return ("/".join(op["path"]), [p["step"]], [p["ts"]], [p["value"]])
+
+
+def _same(a, b):
+    return repr(a) == repr(b) and list(map(type, a[1] + a[2] + a[3])) == list(map(type, b[1] + b[2] + b[3]))
+
+
+def test_client_shaped_lines_give_the_objects_json_gives():
+    lines = _fuzz()
+    got = float_lines.read(b"\n".join(lines) + b"\n")
+    assert got[-1] == b"" and len(got) == len(lines) + 1      # the empty match after the last newline
+    for line, item in zip(lines, got):
+        assert type(item) is tuple, line
+        assert _same(item, _json_points(line)), line
+
+
+REFUSED = [
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "ts": 2.0, "step": 1}]}, '
+    b'"version": 1, "at": 3.0}',                                       # another key order
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "ts": 2.0}]}, "version": 1, "at": 3.0}',
+    b'{"obj":{"type":"LogFloats","path":["m"],"values":[{"value":1.0,"step":1,"ts":2.0}]},"version":1,"at":3.0}',
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": "1.0", "step": 1, "ts": 2.0}]}, '
+    b'"version": 1, "at": 3.0}',                                       # a string value
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0}, '
+    b'{"value": 2.0, "step": 2, "ts": 2.5}]}, "version": 1, "at": 3.0}',   # many points: json's
+    b'{"obj": {"type": "LogStrings", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0}]}, '
+    b'"version": 1, "at": 3.0}',
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0}]}, '
+    b'"version": 1, "at": 3.0, "x": 1}',                                # another key
+]
+
+
+def test_lines_not_in_the_clients_shape_are_left_to_json():
+    lines = _fuzz(20)
+    mixed = [x for pair in zip(lines, REFUSED + REFUSED[:1] * 13) for x in pair]
+    got = float_lines.read(b"\n".join(mixed) + b"\n")
+    assert got[1::2][:len(REFUSED)] == REFUSED
+    assert all(type(item) is tuple for item in got[0:-1:2])
+
+
+@pytest.mark.parametrize("bad", [b"007", b"1.", b"-", b"nan", b"1e", b"tru"])
+def test_a_token_json_refuses_sends_the_segment_to_json(bad):
+    lines = _fuzz(5)
+    broken = _line(["m"], 1.0, 1, 2.0, 9).replace(b'"value": 1.0', b'"value": ' + bad)
+    segment = b"\n".join(lines + [broken]) + b"\n"
+    assert float_lines.read(segment) == segment.splitlines()
+
+
+def test_a_path_that_is_not_json_leaves_its_line_out_as_json_does():
+    bad = _line(["m"], 1.0, 1, 2.0, 1).replace(b'["m"]', b'["m\\x"]')
+    assert offline_v1._parse(bad) is None
+    assert float_lines.read(bad + b"\n" + _line(["n"], 2.0, 1, 2.0, 2))[0][0] == "n"
+
+
+def _stream(mirror, manifest, monkeypatch, fast):
+    if not fast:
+        monkeypatch.setattr(float_lines, "read", lambda segment: segment.splitlines())
+    folder = offline_v1._Fold("w", "p", "k", {}, {}, {}, {})
+    for rec in offline_v1.iter_ops(mirror, manifest):
+        folder.feed(rec)
+    points = []
+    for batch in offline_v1._float_points(mirror, manifest, folder.float_from):
+        points += zip(batch.name, batch.step, batch.timestamp, map(repr, batch.value))
+    monkeypatch.undo()
+    return points
+
+
+def test_the_float_stream_is_the_same_with_and_without_the_fast_path(tmp_path, monkeypatch):
+    mirror = Mirror.init(tmp_path / "m")
+    lines = _fuzz(1500)
+    lines[700:700] = [json.dumps({"obj": {"type": "ClearFloatLog", "path": ["train", "loss"]},
+                                  "version": 0, "at": 1.0}).encode(), b"not json"] + REFUSED
+    segments = [mirror.objects.put_bytes(b"\n".join(lines[k:k + 400]) + b"\n") for k in range(0, len(lines), 400)]
+    manifest = {"logs": [{"file": "data-1.log", "segments": segments}]}
+    fast = _stream(mirror, manifest, monkeypatch, True)
+    assert len(fast) > 1000
+    assert fast == _stream(mirror, manifest, monkeypatch, False)
