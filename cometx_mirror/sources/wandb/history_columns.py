@@ -8,6 +8,11 @@ finds the integers (whose exact text is kept) with one regex over the joined tex
 record that does not fit that shape (a nested key, a key twice, a typed value, a dict
 value) or a batch holding other texts (true, strings, null) is handed back to the
 row-by-row mapping, which gives the same points one at a time.
+
+A record handed over as its bytes (a records.HistoryPayload, as iter_history yields them)
+is first tried against the byte shape of its key list (record_shapes.HistoryShape): its
+texts are then taken without protobuf, as number tokens, and decoded in bulk the same way;
+a record no shape reads is decoded and goes the ways above.
 """
 from __future__ import annotations
 
@@ -209,17 +214,15 @@ def stream_points(records: Iterable, row_axes, one_value, slow: Callable[[object
 
 class _Shapes:
     """The byte shapes of the key lists seen so far; a record is tried against the last one
-    that read a record, then the others, then decoded to learn its keys."""
+    that read a record (by the caller, inline), then the others, then decoded to learn its keys."""
 
     def __init__(self):
         self.known: dict[tuple, HistoryShape | None] = {}
         self.last: HistoryShape | None = None
 
     def read(self, r: HistoryPayload):
-        """(layout, texts, step num) of a record read from its bytes, else None."""
+        """(layout, texts, step num) of a record the last shape did not read, from its bytes, else None."""
         payload = r.payload
-        if self.last is not None and (got := self.last.read(payload)) is not None:
-            return self.last.layout, *got
         for shape in self.known.values():
             if shape is not None and shape is not self.last and (got := shape.read(payload)) is not None:
                 self.last = shape

@@ -19,6 +19,8 @@ from operator import attrgetter, itemgetter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
 
+from .record_shapes import SummaryShape
+
 BLOCK = 32768
 HEADER = 7
 FILE_HEADER = struct.Struct("<4sHB")
@@ -374,7 +376,6 @@ class _LatestSummary:
 
     def learn(self, r) -> None:
         """Hold from now on the records shaped as this decoded SummaryRecord, if they can be."""
-        from .record_shapes import SummaryShape
         self.shape = None
         items = r.update      # (its removes, if any, do not matter: a held record has none)
         if not items:
