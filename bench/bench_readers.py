@@ -2,6 +2,7 @@
 
     python bench/bench_readers.py [--points 100000 1000000] [--metrics 10]
                                   [--source wandb|neptune|neptune-exporter|neptune-scale]
+                                  [--shape append extend]   (neptune 1.x op shapes; default append)
 
 Writes W&B runs (or, with --source neptune, neptune 1.x offline queues) of N points (N / metrics history rows × `metrics` keys, plus the
 summary record wandb-core writes beside each row) with bench/run_writers.py, then in
@@ -99,10 +100,11 @@ def _written_apart(module: str, writer: str):
     """A writer run in a child process: Linux counts the RSS a parent had at fork in its children's
     maximum RSS, so a run written in this process (a million rows of Python objects) would inflate the
     peak memory measured for every fetch after it."""
-    def write(src, steps: int, series: int) -> Path:
-        out = subprocess.run([sys.executable, "-c", f"import sys; from {module} import {writer}; "
-                              f"print({writer}(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))",
-                              str(src), str(steps), str(series)],
+    def write(src, steps: int, series: int, **options) -> Path:
+        out = subprocess.run([sys.executable, "-c", f"import json, sys; from {module} import {writer}; "
+                              f"print({writer}(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), "
+                              f"**json.loads(sys.argv[4])))",
+                              str(src), str(steps), str(series), json.dumps(options)],
                              cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)),
                              check=True, capture_output=True, text=True)
         return Path(out.stdout.split()[-1])
@@ -137,9 +139,16 @@ def child(script: str, *args: str) -> dict:
             "load": max(load, os.getloadavg()[0])}
 
 
-NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` as the client batches it "
-                "(one LogFloats op per series per 100 points; `bench/check_writers.py` reads one back with "
-                "neptune's DiskQueue); fetch = store the queue and index every point into a fresh mirror, in a "
+# neptune 1.x queue shapes (`--shape`): the points of one LogFloats op, as the client writes them
+NEPTUNE_V1_SHAPES = {"append": 1, "extend": 100}
+NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op"}
+
+NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two shapes "
+                "the client queues (its offline and async processors write each operation to the disk queue "
+                "as it is made, merging ops only when uploading): a training loop of `append` calls queues one "
+                "LogFloats op per call (one point; the common pattern, the default), `extend` / `log([...])` "
+                "one op per series per 100 points (`--shape extend`); `bench/check_writers.py` reads one back "
+                "with neptune's DiskQueue; fetch = store the queue and index every point into a fresh mirror, in a "
                 "fresh process (its CPU time includes the imports); floor = reading the op lines and decoding "
                 "each as JSON, each value as a float, nothing else; peak memory = the fetch process's maximum "
                 "RSS; load average = the 1-minute figure, the highest seen around the fetch (2 cores: above 2, "
@@ -171,7 +180,8 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
         f, fl = r["fetch"], r["floor"]
         what = (f"W&B offline, {r['points']:,} points ({r['points'] // metrics:,} rows × {metrics})"
                 if source == "wandb" else
-                f"{NEPTUNE_FORMATS[source][3]}, {r['points']:,} points ({r['points'] // metrics:,} steps × {metrics} series)")
+                f"{NEPTUNE_FORMATS[source][3]}, {r['points']:,} points ({r['points'] // metrics:,} steps × {metrics} series)"
+                + (f", {NEPTUNE_V1_SHAPE_WORDS[r['shape']]}" if r.get("shape") else ""))
         table.append(f"| {what} | {r['mb']:.0f} MB | {f['s']:.1f} s ({f['cpu']:.1f} s) | "
                      f"{r['points'] / f['s']:,.0f} ({r['points'] / f['cpu']:,.0f}) | "
                      f"{fl['s']:.1f} s ({fl['cpu']:.1f} s) | {f['cpu'] / fl['cpu']:.1f}× | "
@@ -200,12 +210,15 @@ def main() -> None:
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--metrics", type=int, default=10)
     ap.add_argument("--source", choices=("wandb", *NEPTUNE_FORMATS), default="wandb")
+    ap.add_argument("--shape", nargs="+", choices=tuple(NEPTUNE_V1_SHAPES), default=["append"],
+                    help="--source neptune: the queue's op shape(s), each a row per size")
     ap.add_argument("--note", default="", help="a paragraph written under the table")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for points in sorted(args.points):
+        shapes = args.shape if args.source == "neptune" else [None]
+        for points, shape in ((p, sh) for p in sorted(args.points) for sh in shapes):
             src = Path(tmp) / f"src-{points}" / "wandb"
             if args.source == "wandb":
                 run_dir = write_wandb_run(src, points // args.metrics, args.metrics, run_id=f"b{points}")
@@ -213,14 +226,16 @@ def main() -> None:
                 floor = child(FLOOR, str(src))
             else:
                 write, files, floor_script, _ = NEPTUNE_FORMATS[args.source]
-                read = write(src, points // args.metrics, args.metrics)
+                options = {"per_op": NEPTUNE_V1_SHAPES[shape]} if shape else {}
+                read = write(src, points // args.metrics, args.metrics, **options)
                 size = sum(f.stat().st_size for f in src.glob(files))
                 floor = child(floor_script, str(read if args.source == "neptune-exporter" else src))
                 if args.source == "neptune-exporter":
                     src = read
             fetch = child(FETCH, str(src), str(Path(tmp) / f"mirror-{points}"),
                           "neptune" if args.source in NEPTUNE_FORMATS else args.source)
-            rows.append({"points": points, "mb": size / 1e6, "fetch": fetch, "floor": floor})
+            rows.append({"points": points, "mb": size / 1e6, "fetch": fetch, "floor": floor,
+                         **({"shape": shape} if shape else {})})
             print(json.dumps(rows[-1]))
             shutil.rmtree(src.parent)
             shutil.rmtree(Path(tmp) / f"mirror-{points}")

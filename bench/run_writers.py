@@ -114,9 +114,12 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
     return run_dir
 
 
-def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = False) -> Path:
-    """`.neptune/offline/run__<uuid>__1__x/data-1.log` with `steps` points in each of `series` float series,
-    logged as neptune 1.x batches them (one LogFloats op per series per batch of 100 points)."""
+def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = False, per_op: int = 100) -> Path:
+    """`.neptune/offline/run__<uuid>__1__x/data-1.log` with `steps` points in each of `series` float series.
+
+    per_op=100 is what `extend` / `log([...])` queue (one LogFloats op per series per 100 points, the
+    client's batch size); per_op=1 is what a training loop of `append` calls queues: one op per call,
+    step after step, series after series (the client merges ops only when it uploads them)."""
     run_uuid = str(uuid.UUID(int=steps * 1000 + series))
     run_dir = Path(folder) / ".neptune" / "offline" / f"run__{run_uuid}__1__bench"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -132,10 +135,10 @@ def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = Fals
 
         op({"type": "AssignString", "path": ["sys", "name"], "value": "bench-run"})
         op({"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.001})
-        for start in range(0, steps, 100):
+        for start in range(0, steps, per_op):
             for s in range(series):
                 values = []
-                for step in range(start, min(steps, start + 100)):
+                for step in range(start, min(steps, start + per_op)):
                     value = 1.0 / (step + s + 1)
                     if odd and step % 7 == 3:
                         value = {0: math.nan, 1: 7, 2: math.inf}.get(s % 3, -0.0)
