@@ -108,3 +108,54 @@ def test_the_float_stream_is_the_same_with_and_without_the_fast_path(tmp_path, m
     fast = _stream(mirror, manifest, monkeypatch, True)
     assert len(fast) > 1000
     assert fast == _stream(mirror, manifest, monkeypatch, False)
+
+
+def _op(n, typ, path, **fields):
+    return json.dumps({"obj": {"type": typ, "path": path, **fields}, "version": n, "at": 1.6e9 + n}).encode()
+
+
+def _store_fold(tmp_path, data: bytes, name: str, monkeypatch, fast: bool):
+    """The store's fold of a run folder holding `data` as its op log (with or without float_lines.scan)."""
+    run_dir = tmp_path / name / "run__00000000-0000-0000-0000-000000000015__1__x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "data-1.log").write_bytes(data)
+    if not fast:
+        monkeypatch.setattr(float_lines, "scan", lambda segment: None)
+    mirror = Mirror.init(tmp_path / name / "m")
+    reader = offline_v1._RunReader(run_dir, "w", "p", "k")
+    manifest = reader.store(mirror, None)
+    folder = reader._stored[1]
+    monkeypatch.undo()
+    state = (folder.types, folder.float_from, folder.next_step, folder.i,
+             {k: v for k, v in vars(folder.run).items() if k != "float_points"})
+    return manifest, state, mirror
+
+
+def test_the_stores_fold_is_the_same_with_and_without_the_fast_path(tmp_path, monkeypatch):
+    lines = _fuzz(2600, seed=16)
+    lines[0:0] = [_op(1, "LogStrings", ["ünï", "cödé"], values=[{"value": "x", "step": None, "ts": 1.0}]),
+                  _op(2, "AssignFloat", ["train", "loss"], value=0.5)]          # a float line on a text series
+    lines[900:900] = [_op(3, "ClearFloatLog", ["train", "loss"]), b"not json", b"", b"   ",
+                      _op(4, "DeleteAttribute", ["a/b", "c"])] + REFUSED
+    torn = _line(["train", "loss"], 1.0, 1, 2.0, 9)[:40]
+    data = b"\n".join(lines) + b"\n" + torn
+    fast, fast_state, mirror = _store_fold(tmp_path, data, "fast", monkeypatch, True)
+    slow, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
+    assert fast == {**slow, "run_dir": fast["run_dir"]} and repr(fast_state) == repr(slow_state)
+    assert fast["logs"][0]["lines"] == len(lines) and len(fast["logs"][0]["segments"]) == 2
+    assert fast["errors"] == [f"{fast['run_dir']}/data-1.log line {k}: malformed operation, skipped"
+                              for k, line in enumerate(lines, 1) if line.strip() and offline_v1._parse(line) is None]
+    assert "ünï/cödé" in fast_state[4]["series"]        # the text series took the float lines meant for it
+    # and the fold a reindex makes (json, from the stored objects) agrees
+    refold = offline_v1.fold(mirror, fast)
+    assert repr({k: v for k, v in vars(refold).items() if k != "float_points"}) == repr(fast_state[4])
+
+
+@pytest.mark.parametrize("bad", [b"007", b"\r", b"m\\x"])
+def test_a_segment_scan_refuses_is_folded_by_json(bad):
+    line = _line(["m"], 1.0, 1, 2.0, 9)
+    broken = line.replace(b'"value": 1.0', b'"value": 007') if bad == b"007" else \
+        line.replace(b'["m"]', b'["m\\x"]') if bad == b"m\\x" else line + b"\r"
+    assert float_lines.scan(b"\n".join(_fuzz(5) + [broken]) + b"\n") is None
+    got = float_lines.scan(b"\n".join(_fuzz(5) + [line]) + b"\n")
+    assert got[-2] == ("m", 1, 1700000009.5) and got[-1] == b""

@@ -8,6 +8,7 @@ captured, any other line is handed back whole for `json.loads`. The json module 
 all the segment's tokens at once, so each point's objects are those `json.loads` of its line gives
 (ints of any size, NaN, Infinity, -0.0 as the line spells them), and a token json refuses sends the
 whole segment back to the json path, line by line. An op of many points is left to json too.
+`scan` is the same read for the store's fold, which needs only a point's path, step and op time.
 """
 from __future__ import annotations
 
@@ -57,6 +58,34 @@ def read(segment: bytes) -> list:
         path = path_of(item)
         if path is not None:     # (path, steps, stamps, values), as the many-point ops give them
             out.append((path, [nums[k + 1]], [nums[k + 2]], [nums[k]]))
+    return out
+
+
+def scan(segment: bytes) -> list | None:
+    """The store's first read of a segment: one item per line (as `^...$` splits it), for a LogFloats op
+    in the client's shape the tuple (path, step, at) of json's objects, for any other line its bytes.
+    None when json's view of some line could differ from the regex's (a carriage return, a token json
+    refuses, a path that is not JSON): then the caller decodes every line whole, as before."""
+    if b"\r" in segment:
+        return None
+    found = LINE.findall(segment)
+    tokens = [tok for p1, v, s, t, version, at, _ in found if p1 for tok in (v, s, t, version, at)]
+    if not tokens:
+        return [other for *_, other in found]
+    try:         # every token is decoded: a line json would refuse must not be read as a point
+        nums = json.loads(b"[" + b",".join(tokens) + b"]")
+    except ValueError:
+        return None
+    out, k = [], -5
+    for p1, *_, other in found:
+        if not p1:
+            out.append(other)
+            continue
+        k += 5
+        path = path_of(p1)
+        if path is None:
+            return None
+        out.append((path, nums[k + 1], nums[k + 4]))
     return out
 
 

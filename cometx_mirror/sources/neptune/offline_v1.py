@@ -146,27 +146,38 @@ class _RunReader:
                 for entry in op.get("entries") or []:
                     tracked[entry[0]] = _listing(entry[0])
 
+        def fold_segment(lines: list[bytes], name: str, count: int) -> int:
+            """Fold a segment's lines in order (one-point LogFloats lines in the client's shape by
+            float_lines.scan, the rest decoded whole), store it; the log's line count after it."""
+            data = b"".join(lines)
+            items = float_lines.scan(data) or lines
+            for line, item in zip(lines, items):
+                count += 1
+                if type(item) is tuple and folder.feed_float(*item):
+                    continue
+                rec = _parse(line) if line.strip() else None
+                if rec is None and line.strip():
+                    errors.append(f"{run_dir.name}/{name} line {count}: malformed operation, skipped")
+                elif rec is not None:
+                    if rec["obj"]["type"] in _FILE_OPS:   # only these name files
+                        files_of(rec["obj"])
+                    folder.feed(rec)
+            segments.append(mirror.objects.put_bytes(data))
+            return count
+
         for log in _log_files(run_dir):
-            # line by line, a segment at a time: the log is never in memory whole
+            # a segment at a time: the log is never in memory whole
             segments, segment, count = [], [], 0
             with open(log, "rb") as f:
                 for line in f:
-                    rec = _parse(line) if line.strip() else None
-                    if rec is None and not line.endswith(b"\n"):
+                    if not line.endswith(b"\n") and (_parse(line) if line.strip() else None) is None:
                         break     # a torn tail: the writer is mid-line; the next fetch gets it whole
-                    count += 1
-                    if rec is None and line.strip():
-                        errors.append(f"{run_dir.name}/{log.name} line {count}: malformed operation, skipped")
-                    elif rec is not None:
-                        if rec["obj"]["type"] in _FILE_OPS:   # only these name files
-                            files_of(rec["obj"])
-                        folder.feed(rec)
                     segment.append(line)
                     if len(segment) == SEGMENT_LINES:
-                        segments.append(mirror.objects.put_bytes(b"".join(segment)))
+                        count = fold_segment(segment, log.name, count)
                         segment = []
             if segment:
-                segments.append(mirror.objects.put_bytes(b"".join(segment)))
+                count = fold_segment(segment, log.name, count)
             logs.append({"file": log.name, "lines": count, "segments": segments})
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE,
                     "origin": ORIGIN, "workspace": self.ws, "project": self.proj, "key": self.key,
@@ -240,6 +251,20 @@ class _Fold:
             float_from = self.float_from
             self.run.float_points = lambda: _float_points(mirror, manifest, float_from)
         return self.run
+
+    def feed_float(self, path: str, step, at) -> bool:
+        """feed() of a one-point LogFloats op from its path, step and op time (float_lines.scan);
+        False, having changed nothing, when the path holds a series of another kind (feed it whole)."""
+        kind = self.types.get(path)
+        if kind is None:             # a series takes the kind of its first point
+            self.types[path] = "float_series"
+            self.float_from[path] = self.i
+        elif kind != "float_series":
+            return False
+        self.i += 1
+        self.run.seen(mapping.to_ms(at))
+        self.next_step[path] = (self.next_step.get(path, 0) if step is None else step) + 1
+        return True
 
     def feed(self, rec: dict) -> None:
         i, self.i = self.i, self.i + 1
