@@ -131,12 +131,25 @@ def _others(state: RunState) -> list[Other]:
     return sorted(out, key=lambda o: o.name)
 
 
-def _row_axes(row: dict) -> tuple[int | None, int | None, int | None]:
+_INT64 = 1 << 63
+
+
+def _step(row: dict) -> int | None:
+    """A row's `_step` when it is a whole number the index can hold; None (the step unknown,
+    the row's values still points) for NaN, an infinity, a fraction or a number past int64,
+    which only a writer other than W&B's own puts there (W&B counts steps in int64)."""
     step = row.get("_step")
-    step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+    if type(step) is int:
+        return step if -_INT64 <= step < _INT64 else None
+    if type(step) is float and step.is_integer() and -_INT64 <= step < _INT64:
+        return int(step)
+    return None
+
+
+def _row_axes(row: dict) -> tuple[int | None, int | None, int | None]:
     ts = row.get("_timestamp")
     ts = int(ts * 1000) if isinstance(ts, (int, float)) and math.isfinite(ts) else None
-    return step, ts, _epoch(row)
+    return _step(row), ts, _epoch(row)
 
 
 def _row_points(row: dict, out: Metrics, media: dict | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import struct
 import zlib
@@ -433,8 +434,9 @@ def history_row(r) -> dict:
 
 
 def _see_row(log: RunLog, row: dict) -> None:
-    if isinstance(row.get("_timestamp"), (int, float)):
-        log._seen(int(row["_timestamp"] * 1000))
+    ts = row.get("_timestamp")
+    if isinstance(ts, (int, float)) and math.isfinite(ts):      # a NaN time tells nothing
+        log._seen(int(ts * 1000))
 
 
 _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
