@@ -124,7 +124,7 @@ def _store_fold(tmp_path, data: bytes, name: str, monkeypatch, fast: bool):
     mirror = Mirror.init(tmp_path / name / "m")
     reader = offline_v1._RunReader(run_dir, "w", "p", "k")
     manifest = reader.store(mirror, None)
-    folder = reader._stored[1]
+    folder = reader._kept[1]
     monkeypatch.undo()
     state = (folder.types, folder.float_from, folder.next_step, folder.i,
              {k: v for k, v in vars(folder.run).items() if k != "float_points"})

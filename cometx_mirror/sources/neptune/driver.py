@@ -146,6 +146,30 @@ def fold_of(mirror, manifest: dict, fold: Callable[[Any, dict], mapping.RunData]
     return FOLDED.take(mirror, manifest) or fold(mirror, manifest)
 
 
+class FoldingReader:
+    """A reader whose `store` folds what it reads (`keep`), so that the fetch's `fold` of the
+    manifest just stored is that fold, taken once; any other manifest (a later reindex, a
+    stale one) is folded again from the stored objects by `fold_stored`."""
+    _kept: tuple[dict, Any] | None = None
+
+    def fold_stored(self, mirror, manifest: dict) -> mapping.RunData:
+        raise NotImplementedError
+
+    def keep(self, manifest: dict, folder) -> None:
+        self._kept = (manifest, folder)
+
+    def fold(self, mirror, manifest: dict) -> mapping.RunData:
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            raw, folder = kept
+            renamed = ("workspace", "project")    # a renamed run's manifest differs only in its name
+            if {k: v for k, v in manifest.items() if k not in renamed} == \
+                    {k: v for k, v in raw.items() if k not in renamed}:
+                folder.run.workspace, folder.run.project = manifest["workspace"], manifest["project"]
+                return folder.finish(mirror, manifest)
+        return self.fold_stored(mirror, manifest)
+
+
 def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, str]:
     old = _load(mirror, old_id)
     raw = run.store(mirror, old)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy
 
 from . import float_lines, mapping
-from .driver import RunSource, store_file
+from .driver import FoldingReader, RunSource, store_file
 
 ORIGIN = "offline"
 NORMALIZER = "neptune-offline/1"
@@ -89,7 +89,7 @@ def _parse(line: bytes):
         return None
 
 
-class _RunReader:
+class _RunReader(FoldingReader):
     """One run folder: `store` reads its op log once, storing the lines and folding
     each operation as it goes, so the fetch's `fold` of the manifest it just stored
     is the one already made: the fetch decodes each line once (the index's stream of
@@ -97,17 +97,8 @@ class _RunReader:
 
     def __init__(self, run_dir: Path, ws: str, proj: str, key: str):
         self.run_dir, self.ws, self.proj, self.key = run_dir, ws, proj, key
-        self._stored: tuple[dict, "_Fold"] | None = None
 
-    def fold(self, mirror, manifest: dict) -> mapping.RunData:
-        if self._stored is not None:
-            raw, folder = self._stored
-            self._stored = None
-            renamed = ("workspace", "project")    # a renamed run's manifest differs only in its name
-            if {k: v for k, v in manifest.items() if k not in renamed} == \
-                    {k: v for k, v in raw.items() if k not in renamed}:
-                folder.run.workspace, folder.run.project = manifest["workspace"], manifest["project"]
-                return folder.finish(mirror, manifest)
+    def fold_stored(self, mirror, manifest: dict) -> mapping.RunData:
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
@@ -184,7 +175,7 @@ class _RunReader:
                     "run_dir": run_dir.name, "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs,
                     "files": files, "globs": globs, "tracked": tracked, "missing": missing,
                     "errors": errors + file_errors}
-        self._stored = (manifest, folder)
+        self.keep(manifest, folder)
         return manifest
 
 

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from . import mapping
-from .driver import RunSource, store_file
+from .driver import FoldingReader, RunSource, store_file
 
 ORIGIN = "scale-offline"
 NORMALIZER = "neptune-scale/1"
@@ -68,24 +68,15 @@ def _decode(typ: int, blob: bytes):
     return msg
 
 
-class _QueueReader:
+class _QueueReader(FoldingReader):
     """One queue: `store` decodes each operation once, to validate it and to fold it (the fetch's `fold`
     of the manifest it just stored is that one), so a fetch decodes an operation twice: there, and when
     the index streams the float points from the stored segments (_float_points)."""
 
     def __init__(self, db: Path, version: str, project: str, run_id: str):
         self.db, self.version, self.project, self.run_id = db, version, project, run_id
-        self._stored: tuple[dict, _Fold] | None = None
 
-    def fold(self, mirror, manifest: dict) -> mapping.RunData:
-        if self._stored is not None:
-            raw, folder = self._stored
-            self._stored = None
-            renamed = ("workspace", "project")    # a renamed run's manifest differs only in its name
-            if {k: v for k, v in manifest.items() if k not in renamed} == \
-                    {k: v for k, v in raw.items() if k not in renamed}:
-                folder.run.workspace, folder.run.project = manifest["workspace"], manifest["project"]
-                return folder.finish(mirror, manifest)
+    def fold_stored(self, mirror, manifest: dict) -> mapping.RunData:
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
@@ -124,7 +115,7 @@ class _QueueReader:
                     "segments": [mirror.put_json(segments[k]) for k in sorted(segments)],
                     "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
                     "errors": errors + file_errors}
-        self._stored = (manifest, folder)
+        self.keep(manifest, folder)
         return manifest
 
 
