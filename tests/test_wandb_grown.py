@@ -15,7 +15,7 @@ import pytest
 from cometx_mirror.index import ingest
 from cometx_mirror.index.db import open_read
 from cometx_mirror.sources.options import FetchOptions
-from cometx_mirror.sources.wandb import log_parts, offline, records
+from cometx_mirror.sources.wandb import log_parts, offline, record_shapes, records
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sync.indexer import refresh
@@ -110,6 +110,20 @@ def indexing(monkeypatch):
     return read, appends
 
 
+@pytest.fixture
+def shape_reads(monkeypatch):
+    """How many history records were read by their byte shape (SPEED's fast path), not protobuf."""
+    count = [0]
+    real = record_shapes.HistoryShape.read
+
+    def counting(self, payload):
+        got = real(self, payload)
+        count[0] += got is not None
+        return got
+    monkeypatch.setattr(record_shapes.HistoryShape, "read", counting)
+    return count
+
+
 def _record_boundary(log, near: int) -> int:
     """The end of the last whole record in the log's first `near` bytes."""
     with open(log, "rb") as f:
@@ -126,7 +140,8 @@ def fresh_rows(run_folder, tmp_path_factory):
     return _rows(mirror), _manifest(mirror)
 
 
-def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tmp_path, folds, indexing):
+def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tmp_path, folds, indexing,
+                                                     shape_reads):
     total = next(run_folder.glob("run-*.wandb")).stat().st_size
     cut = _record_boundary(next(run_folder.glob("run-*.wandb")), total * 6 // 10)    # wandb flushed whole records
     log = _live_copy(run_folder, tmp_path / run_folder.name, cut)
@@ -137,10 +152,14 @@ def test_a_grown_log_is_read_and_stored_from_its_tail(run_folder, fresh_rows, tm
     assert first["extent"]["points"] < fresh_rows[1]["extent"]["points"]
     folds.clear()
     indexing[0][0], indexing[1][:] = 0, []
+    shape_reads[0] = 0
 
     _grow(run_folder, log)
     result = run_fetch(mirror, "wandb", str(log.parent), FetchOptions())
     assert result.errors == [] and result.changed == 1
+    # the tail's rows went the byte-shape way, as a whole log's do (all but a few, decoded to learn them)
+    tail_rows = fresh_rows[1]["extent"]["points"] - first["extent"]["points"]
+    assert tail_rows * 0.9 <= shape_reads[0] <= tail_rows
     # indexing read the tail alone (the small tables come from the fold the fetch saved)
     # and appended its points to the rows of the prefix
     assert 0 < indexing[0][0] <= total - cut and indexing[1] == [True]

@@ -14,7 +14,7 @@ import json
 
 from .records import RunLog
 
-VERSION = 2      # version 1 (records.resume_state) lacks the normalizer's fields
+VERSION = 2      # version 1 (the fetch's fields alone) lacks the normalizer's: read whole
 _SKIP = ("history", "bytes_read", "summary")
 # A torn record's stored bytes are kept here too (up to this many), so the next read of the
 # log's tail starts at the record without decompressing the part that holds its start.

@@ -16,14 +16,12 @@ from ... import metric_stream
 from ...metric_stream import MetricStream
 from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment, Metrics, Other, Param, Text
 from .. import normalizer
-from .records import _loads
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
 from .history_columns import stream_points
 from . import fold_state, log_parts
 from .log_parts import open_log
-from .records import (SUMMARY_TAG, LogReader, _decode, _pb, _starts_as, fold, history_row, is_history,
-                      iter_history)
+from .records import _loads, fold, history_row, iter_history
 
 
 @dataclass
@@ -364,15 +362,8 @@ def offline_state(mirror, manifest: dict, log=None, history_from: int = 0, head:
 
 
 def _history_records(mirror, log_entry: dict, log_name: str, start: int = 0, head: bytes = b""):
-    with open_log(mirror, log_entry, start, head) as stream:
-        if not start:
-            yield from iter_history(stream, log_name)
-            return
-        pb = _pb()    # as iter_history, from a record boundary on (the stream skips the parts before it)
-        for offset, payload in LogReader(stream, log_name, start):
-            if _starts_as(payload, SUMMARY_TAG) or not is_history(payload):
-                continue
-            yield _decode(pb, payload, log_name, offset).history
+    with open_log(mirror, log_entry, start, head) as stream:     # (it skips the parts before `start`)
+        yield from iter_history(stream, log_name, start)
 
 
 def _json_object(mirror, entry: dict) -> dict:

@@ -570,22 +570,6 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
     return log
 
 
-# What a fetch's fold (history=False, summary=False, row_details=False) carries on to the next
-# fetch of a grown log: the fields the fetch reads, nothing that grows with the points.
-_RESUME_FIELDS = ("producer", "run", "history_rows", "records", "output", "artifacts", "complete_end")
-
-
-def resume_state(log: RunLog) -> dict:
-    return {k: getattr(log, k) for k in _RESUME_FIELDS}
-
-
-def resumed_log(state: dict) -> RunLog:
-    """The RunLog a fetch's fold ended with, from resume_state (as JSON gave it back)."""
-    log = RunLog(**{k: state[k] for k in _RESUME_FIELDS})
-    log.output = [tuple(line) for line in log.output]
-    return log
-
-
 class HistoryPayload:
     """A history record's bytes, decoded only when asked: it reads as the HistoryRecord
     (`.item`, `.step`, ...), while a reader that knows the record's byte shape
@@ -606,11 +590,13 @@ class HistoryPayload:
         return getattr(self.record, attr)
 
 
-def iter_history(source, name: str = "run.wandb") -> Iterator[Any]:
+def iter_history(source, name: str = "run.wandb", start: int = 0) -> Iterator[Any]:
     """Each HistoryRecord of a log (bytes or a binary stream), in order, as a HistoryPayload
-    (decoded when read); nothing else is decoded."""
+    (decoded when read); nothing else is decoded.  `start`: from that record boundary on
+    (a grown log's tail: see LogReader)."""
     starts_as_history, starts_as_summary = _STARTS[HISTORY_TAG], _STARTS[SUMMARY_TAG]
-    for offset, payload in iter_payloads(source, name):
+    payloads = iter(LogReader(_stream(source), name, start)) if start else iter_payloads(source, name)
+    for offset, payload in payloads:
         if starts_as_history(payload) is None and (starts_as_summary(payload) is not None or not is_history(payload)):
             continue      # (the summary beside each row is told from its first bytes, the rest by their tags)
         yield HistoryPayload(payload, offset, name)
