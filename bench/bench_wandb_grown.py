@@ -47,19 +47,30 @@ def counting_read(self, n=-1):
     indexed[0] += len(data)
     return data
 log_parts._Concatenated._read_parts = counting_read
+from cometx_mirror.sources.wandb import record_shapes, records
+by_shape, decoded = [0], [0]
+real_shape_read, real_decode = record_shapes.HistoryShape.read, records._decode
+def counting_shape_read(self, payload):
+    got = real_shape_read(self, payload)
+    by_shape[0] += got is not None
+    return got
+def counting_decode(*args):
+    decoded[0] += 1
+    return real_decode(*args)
+record_shapes.HistoryShape.read, records._decode = counting_shape_read, counting_decode
 mirror = Mirror.init(mirror_dir)
 if cut:
     os.truncate(log, cut)
     assert not run_fetch(mirror, "wandb", src, FetchOptions()).errors
     shutil.copyfile(whole, log)
 read.clear()
-indexed[0] = 0
+indexed[0] = by_shape[0] = decoded[0] = 0
 stored = sum(e.size for e in mirror.objects.entries())
 t, cpu = time.perf_counter(), time.process_time()
 assert not run_fetch(mirror, "wandb", src, FetchOptions()).errors
 cpu, wall = time.process_time() - cpu, time.perf_counter() - t
 new = sum(e.size for e in mirror.objects.entries()) - stored
-print(json.dumps({"folded": sum(read), "indexed": indexed[0], "stored": new, "cpu": cpu, "s": wall, "load": os.getloadavg()[0]}))
+print(json.dumps({"folded": sum(read), "indexed": indexed[0], "stored": new, "by_shape": by_shape[0], "decoded": decoded[0], "cpu": cpu, "s": wall, "load": os.getloadavg()[0]}))
 """
 
 
@@ -89,10 +100,11 @@ def main() -> None:
         fresh = child(str(src), str(Path(tmp) / "m-fresh"), str(whole), "0")
     rows = [("re-fetch after growth", grown), ("fresh fetch of the whole log", fresh)]
     table = ["| fetch | bytes folded by the fetch | bytes of the stored log read by indexing | bytes stored "
-             "(compressed) | fetch CPU (wall) | load average |", "|---|---|---|---|---|---|"]
+             "(compressed) | history records read by shape / records decoded by protobuf | fetch CPU (wall) "
+             "| load average |", "|---|---|---|---|---|---|---|"]
     for what, r in rows:
         table.append(f"| {what} | {r['folded'] / 1e6:.1f} MB | {r['indexed'] / 1e6:.1f} MB | {r['stored'] / 1e6:.1f} MB | "
-                     f"{r['cpu']:.1f} s ({r['s']:.1f} s) | {r['load']:.1f} |")
+                     f"{r['by_shape']:,} / {r['decoded']:,} | {r['cpu']:.1f} s ({r['s']:.1f} s) | {r['load']:.1f} |")
     body = (f"A run of {args.points:,} points ({args.points // args.metrics:,} rows × {args.metrics}, a "
             f"{size / 1e6:.0f} MB log written by `bench/run_writers.py`) whose last {args.grown:.0%} "
             f"({(size - cut) / 1e6:.1f} MB) was written after the previous fetch, against a fresh fetch of the "
@@ -100,7 +112,9 @@ def main() -> None:
             "normalizer took out of the stored log's objects (its small tables come from the fold the fetch "
             "saved, so only the points are read); bytes stored = the new objects' size "
             "on disk; CPU = the fetch alone, including indexing, which after growth reads only the "
-            "tail's points and appends them to the rows it holds.\n\n" + "\n".join(table))
+            "tail's points and appends them to the rows it holds. Records read by shape = history records the "
+            "point pass took from their bytes (record_shapes.HistoryShape); decoded = every protobuf decode in "
+            "the fetch (the fold's and the point pass's); neither depends on the load.\n\n" + "\n".join(table))
     write_section("readers-wandb-grown", "W&B grown run (`bench/bench_wandb_grown.py`)", body)
     print("\n".join(table))
 
