@@ -6,7 +6,10 @@ A source module provides
     ``commit(ref, origin, scope, manifests, stats)`` once per scope it covered;
   - normalizers registered with ``@normalizer("<source>-<what>/<version>")`` that turn a
     manifest (and the raw objects it names) into the common model.  They are pure:
-    ``reindex`` re-runs them on the stored manifests and must get identical rows.
+    ``reindex`` re-runs them on the stored manifests and must get identical rows;
+  - optionally, for a run that only grows, a ``@grown_normalizer("<name>")``:
+    ``(mirror, manifest, indexed manifest) -> the run with only the points logged since
+    the indexed manifest``, or None when it did not simply grow (then the index reads it whole).
 
 Manifests are dicts with at least ``type`` ("experiment", "project", "artifact",
 "registry_model", "panel"), ``normalizer``, ``source``, ``workspace``; labels in a
@@ -23,6 +26,7 @@ from typing import Any, Callable
 from ..errors import ExpectedError
 
 _NORMALIZERS: dict[str, Callable[[Any, dict], Any]] = {}
+_GROWN: dict[str, Callable[[Any, dict, dict], Any]] = {}
 
 
 class SourceError(ExpectedError):
@@ -36,13 +40,30 @@ def normalizer(name: str):
     return register
 
 
-def get_normalizer(name: str) -> Callable[[Any, dict], Any]:
+def grown_normalizer(name: str):
+    def register(fn):
+        _GROWN[name] = fn
+        return fn
+    return register
+
+
+def _load_normalizers_of(name: str) -> None:
     if name not in _NORMALIZERS:
         module = name.split("/")[0].split("-")[0]
         try:
             importlib.import_module(f"{__name__}.{module}")
         except ImportError:
             pass
+
+
+def get_grown_normalizer(name: str) -> Callable[[Any, dict, dict], Any] | None:
+    """The normalizer of a run that only grew since it was indexed, where the source has one."""
+    _load_normalizers_of(name)
+    return _GROWN.get(name)
+
+
+def get_normalizer(name: str) -> Callable[[Any, dict], Any]:
+    _load_normalizers_of(name)
     try:
         return _NORMALIZERS[name]
     except KeyError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .. import model
 from ..index import ingest
 from ..index.db import open_write
-from ..sources import get_normalizer
+from ..sources import get_grown_normalizer, get_normalizer
 from ..store import faultpoint
 from ..store.mirror import Mirror
 from ..store.objects import ObjectError
@@ -37,15 +37,6 @@ class Entity:
     obj: object            # a model object
     texts: dict            # object id -> inline text
     append: bool = False   # obj's metrics are only those logged since the indexed manifest's
-
-
-def _grown_normalizer(name: str):
-    """The normalizer of a run that only grows, for the few sources that have one:
-    (mirror, manifest, indexed manifest) -> the run with only the new points, or None."""
-    if name == "wandb-offline/1":
-        from ..sources.wandb.normalize import grown_offline
-        return grown_offline
-    return None
 
 
 def _texts_content(mirror: Mirror, exp: model.Experiment) -> dict[str, str | None]:
@@ -64,7 +55,7 @@ def _normalize(mirror: Mirror, label: str, manifest_id: str, indexed_id: str | N
     """`indexed_id`: the manifest whose rows the index holds for `label`; a run that only grew
     since is read from there on, its metric rows appended (Entity.append)."""
     manifest = mirror.get_json(manifest_id)
-    grown = _grown_normalizer(manifest["normalizer"]) if indexed_id else None
+    grown = get_grown_normalizer(manifest["normalizer"]) if indexed_id else None
     obj = None
     if grown is not None:
         try:
@@ -144,7 +135,7 @@ def _maybe_grown(mirror: Mirror, manifest_id: str) -> bool:
         manifest = mirror.get_json(manifest_id)
     except ObjectError:
         return False
-    return _grown_normalizer(manifest.get("normalizer", "")) is not None and "parts" in (manifest.get("log") or {})
+    return get_grown_normalizer(manifest.get("normalizer", "")) is not None and "parts" in (manifest.get("log") or {})
 
 
 def _drop(con, kind: str, source: str, workspace: str, entity: str) -> None:

@@ -15,7 +15,7 @@ from ... import model
 from ... import metric_stream
 from ...metric_stream import MetricStream
 from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment, Metrics, Other, Param, Text
-from .. import normalizer
+from .. import grown_normalizer, normalizer
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
 from .history_columns import stream_points
@@ -380,6 +380,7 @@ def normalize_offline(mirror, manifest: dict) -> Experiment:
     return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
 
 
+@grown_normalizer("wandb-offline/1")
 def grown_offline(mirror, manifest: dict, indexed: dict) -> Experiment | None:
     """The run of `manifest` with only the points logged after those of `indexed` (the
     manifest whose rows the index holds), when its log is that log grown: the same stored
