@@ -38,9 +38,22 @@ def _same(a, b):
     return repr(a) == repr(b) and list(map(type, a[1] + a[2] + a[3])) == list(map(type, b[1] + b[2] + b[3]))
 
 
+def _flat(items, scan=False):
+    """Blocks as one item per line: (path, [step], [ts], [value]) as read gave them before, or
+    (path, step, at) for scan."""
+    out = []
+    for item in items:
+        if type(item) is float_lines.Block:
+            out += (zip(item.paths, item.steps, item.ats) if scan else
+                    ((p, [s], [t], [v]) for p, v, s, t in zip(item.paths, item.values, item.steps, item.stamps)))
+        else:
+            out.append(item)
+    return out
+
+
 def test_client_shaped_lines_give_the_objects_json_gives():
     lines = _fuzz()
-    got = float_lines.read(b"\n".join(lines) + b"\n")
+    got = _flat(float_lines.read(b"\n".join(lines) + b"\n"))
     assert got[-1] == b"" and len(got) == len(lines) + 1      # the empty match after the last newline
     for line, item in zip(lines, got):
         assert type(item) is tuple, line
@@ -66,7 +79,7 @@ REFUSED = [
 def test_lines_not_in_the_clients_shape_are_left_to_json():
     lines = _fuzz(20)
     mixed = [x for pair in zip(lines, REFUSED + REFUSED[:1] * 13) for x in pair]
-    got = float_lines.read(b"\n".join(mixed) + b"\n")
+    got = _flat(float_lines.read(b"\n".join(mixed) + b"\n"))
     assert got[1::2][:len(REFUSED)] == REFUSED
     assert all(type(item) is tuple for item in got[0:-1:2])
 
@@ -82,7 +95,7 @@ def test_a_token_json_refuses_sends_the_segment_to_json(bad):
 def test_a_path_that_is_not_json_leaves_its_line_out_as_json_does():
     bad = _line(["m"], 1.0, 1, 2.0, 1).replace(b'["m"]', b'["m\\x"]')
     assert offline_v1._parse(bad) is None
-    assert float_lines.read(bad + b"\n" + _line(["n"], 2.0, 1, 2.0, 2))[0][0] == "n"
+    assert _flat(float_lines.read(bad + b"\n" + _line(["n"], 2.0, 1, 2.0, 2)))[0][0] == "n"
 
 
 def _stream(mirror, manifest, monkeypatch, fast):
@@ -157,5 +170,69 @@ def test_a_segment_scan_refuses_is_folded_by_json(bad):
     broken = line.replace(b'"value": 1.0', b'"value": 007') if bad == b"007" else \
         line.replace(b'["m"]', b'["m\\x"]') if bad == b"m\\x" else line + b"\r"
     assert float_lines.scan(b"\n".join(_fuzz(5) + [broken]) + b"\n") is None
-    got = float_lines.scan(b"\n".join(_fuzz(5) + [line]) + b"\n")
+    got = _flat(float_lines.scan(b"\n".join(_fuzz(5) + [line]) + b"\n"), scan=True)
     assert got[-2] == ("m", 1, 1700000009.5) and got[-1] == b""
+
+
+def _block_log(n=3000, seed=17):
+    """An op log mostly in runs of client-shaped lines over a few series (the shape `append` in a
+    training loop writes), broken now and then by what makes a run fall back to one line at a time:
+    a None step, an int op time, a clear or delete (a series whose start then lies inside a later
+    run), a new path, a text series taking float lines, a line json refuses."""
+    rng = random.Random(seed)
+    paths = [["train", "loss"], ["train", "acc"], ["ünï", "cödé"]]
+    lines, step = [], {}
+    for k in range(n):
+        r = rng.random() if k < n // 2 else max(rng.random(), 0.002)    # no clear late in the log
+        path = rng.choice(paths)
+        if r < 0.0015:
+            lines.append(_op(k, "ClearFloatLog", path))
+        elif r < 0.002:
+            lines.append(_op(k, "DeleteAttribute", path))
+        elif r < 0.003:
+            paths.append(["new", str(k)])
+        elif r < 0.004:
+            lines.append(_op(k, "LogStrings", ["text", "s"], values=[{"value": "x", "step": None, "ts": 1.0}]))
+        elif r < 0.012:
+            lines += [b"not json", _line(path, 1.0, None, 2.0, k)]    # a None after a run taken whole
+        elif r < 0.013:
+            lines.append(_line(path, 1.0, None, 2.0, k))
+        elif r < 0.014:
+            lines.append(_line(["text", "s"], 2.5, 7, 2.0, k))
+        elif r < 0.015:
+            lines.append(json.dumps({"obj": {"type": "LogFloats", "path": path, "values": [
+                {"value": 1.0, "step": 3, "ts": 2.0}]}, "version": k, "at": 1700000000}).encode())
+        else:
+            s = step[tuple(path)] = step.get(tuple(path), -1) + rng.choice([1, 1, 1, 0, 2, 0.5])
+            lines.append(_line(path, rng.choice(VALUES + [rng.random()]), s, 1.7e9 + k * 0.01, k))
+    return lines
+
+
+def test_runs_taken_whole_give_the_points_and_fold_one_line_at_a_time_gives(tmp_path, monkeypatch):
+    lines = _block_log()
+    taken = {"stream": 0, "fold": 0}
+    kept_whole, feed_block = offline_v1._kept_whole, offline_v1._Fold.feed_block
+
+    def count(key, f):
+        def counted(*args):
+            ok = f(*args)
+            taken[key] += ok
+            return ok
+        return counted
+
+    mirror = Mirror.init(tmp_path / "m")
+    segments = [mirror.objects.put_bytes(b"\n".join(lines[k:k + 100]) + b"\n") for k in range(0, len(lines), 100)]
+    manifest = {"logs": [{"file": "data-1.log", "segments": segments}]}
+    monkeypatch.setattr(offline_v1, "_kept_whole", count("stream", kept_whole))
+    fast = _stream(mirror, manifest, monkeypatch, True)
+    assert len(fast) > 1000 and taken["stream"] > 10, taken          # many runs went through whole
+    assert fast == _stream(mirror, manifest, monkeypatch, False)
+
+    data = b"\n".join(lines) + b"\n"
+    monkeypatch.setattr(offline_v1._Fold, "feed_block", count("fold", feed_block))
+    monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 100)      # many segments: many runs (undone by each)
+    fast_m, fast_state, _ = _store_fold(tmp_path, data, "fast", monkeypatch, True)
+    monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 100)
+    slow_m, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
+    assert taken["fold"] > 10, taken
+    assert fast_m == {**slow_m, "run_dir": fast_m["run_dir"]} and repr(fast_state) == repr(slow_state)

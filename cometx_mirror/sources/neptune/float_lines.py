@@ -8,12 +8,15 @@ captured, any other line is handed back whole for `json.loads`. The json module 
 all the segment's tokens at once, so each point's objects are those `json.loads` of its line gives
 (ints of any size, NaN, Infinity, -0.0 as the line spells them), and a token json refuses sends the
 whole segment back to the json path, line by line. An op of many points is left to json too.
-`scan` is the same read for the store's fold, which needs only a point's path, step and op time.
+Consecutive lines in that shape come back as one Block of columns (sliced from the decoded
+tokens), so the readers can take a training loop's run of `append` ops at once, not a line at a time.
+`scan` is the same read for the store's fold (stricter: any path that is not JSON refuses the segment).
 """
 from __future__ import annotations
 
 import json
 import re
+from itertools import repeat
 
 # a scalar token: the json module decides what it is (the segment's tokens are decoded at once, and a
 # token json refuses sends the whole segment to the json path); no quote, bracket, brace, comma or space
@@ -29,67 +32,96 @@ _POINT = rb'\{"value": (' + _TOK + rb'), "step": (' + _TOK + rb'), "ts": (' + _T
 LINE = re.compile(rb"^(?:" + _HEAD + _POINT + _TAIL + rb"|(.*))$", re.M)
 
 
-def read(segment: bytes) -> list:
-    """A stored segment's lines in order: for a LogFloats op in the client's shape the tuple
-    (path, steps, stamps, values) of json's objects, for any other line its bytes (to decode whole).
-    A line with a path that is not JSON is left out (json skips it too: then the line is not JSON)."""
+class Block:
+    """A run of consecutive one-point LogFloats lines in the client's shape, as columns (one entry per
+    line, json's objects): paths, values, steps, stamps (the point times) and ats (the op times)."""
+    __slots__ = ("paths", "values", "steps", "stamps", "ats")
+
+    def __init__(self, paths: list, values: list, steps: list, stamps: list, ats: list):
+        self.paths, self.values, self.steps, self.stamps, self.ats = paths, values, steps, stamps, ats
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _split(segment: bytes):
+    """(items, clean): the segment's lines in order, a Block for each run of client-shaped lines and
+    bytes for any other line; clean is False when a client-shaped line's path was not JSON (left out,
+    as json leaves its line out). None when json's view of some line could differ from the regex's."""
     if b"\r" in segment:     # bytes.splitlines (the json path) also splits there: take every line whole
-        return segment.splitlines()
-    tokens, items, flags = [], [], []
-    for p1, v, s, t, version, at, other in LINE.findall(segment):
-        if p1:
-            tokens += (v, s, t, version, at)
-            items.append(p1)
-        else:
-            items.append(other)
-        flags.append(bool(p1))
-    if not tokens:
-        return items
-    try:
-        nums = json.loads(b"[" + b",".join(tokens) + b"]")
-    except ValueError:       # a token json refuses (a malformed number): the json path, line by line
-        return segment.splitlines()
-    out, k = [], -5
-    for item, path_text in zip(items, flags):
-        if not path_text:
-            out.append(item)
-            continue
-        k += 5
-        path = path_of(item)
-        if path is not None:     # (path, steps, stamps, values), as the many-point ops give them
-            out.append((path, [nums[k + 1]], [nums[k + 2]], [nums[k]]))
-    return out
+        return None
+    found = LINE.findall(segment)
+    if not found:
+        return [], True
+    p1s, *columns, others = zip(*found)       # columns at C level, not a loop per line
+    gaps = _positions(p1s, b"")               # the lines left to json
+    if len(gaps) == len(p1s):
+        return list(others), True
+    decoded = []
+    for column in columns:                    # value, step, ts, version, at
+        column = list(column)
+        for k in gaps:
+            column[k] = b"0"                  # a placeholder where json's line is: never read
+        try:         # every token is decoded: a line json would refuse must not be read as a point
+            decoded.append(json.loads(b"[" + b",".join(column) + b"]"))
+        except ValueError:
+            return None
+    values, steps, stamps, _, ats = decoded
+    paths = list(map(_PATHS.get, p1s, repeat(_MISS)))   # the memo at C level; a miss looked up
+    for k in _positions(paths, _MISS):
+        paths[k] = path_of(p1s[k]) if p1s[k] else None
+    clean = paths.count(None) == len(gaps)    # else some client-shaped line's path is not JSON
+    out, a = [], 0
+    for b in gaps + [len(p1s)]:
+        _blocks(out, paths, values, steps, stamps, ats, a, b)
+        if b < len(p1s):
+            out.append(others[b])
+        a = b + 1
+    return out, clean
+
+
+def _blocks(out: list, paths, values, steps, stamps, ats, a: int, b: int) -> None:
+    """Lines a..b (all client-shaped) as Blocks, split where a path is not JSON (those lines left out)."""
+    while a < b:
+        try:
+            bad = paths.index(None, a, b)
+        except ValueError:
+            bad = b
+        if bad > a:
+            out.append(Block(paths[a:bad], values[a:bad], steps[a:bad], stamps[a:bad], ats[a:bad]))
+        a = bad + 1
+
+
+def _positions(seq, x) -> list[int]:
+    """Where x is in seq, found by list.index (a step per hit, not per item: hits are few)."""
+    out, k = [], -1
+    while True:
+        try:
+            k = seq.index(x, k + 1)
+        except ValueError:
+            return out
+        out.append(k)
+
+
+def read(segment: bytes) -> list:
+    """A stored segment's lines in order: a Block for each run of LogFloats ops in the client's shape,
+    bytes for any other line (to decode whole). A line with a path that is not JSON is left out
+    (json skips it too: then the line is not JSON)."""
+    split = _split(segment)
+    return segment.splitlines() if split is None else split[0]
 
 
 def scan(segment: bytes) -> list | None:
-    """The store's first read of a segment: one item per line (as `^...$` splits it), for a LogFloats op
-    in the client's shape the tuple (path, step, at) of json's objects, for any other line its bytes.
-    None when json's view of some line could differ from the regex's (a carriage return, a token json
-    refuses, a path that is not JSON): then the caller decodes every line whole, as before."""
-    if b"\r" in segment:
-        return None
-    found = LINE.findall(segment)
-    tokens = [tok for p1, v, s, t, version, at, _ in found if p1 for tok in (v, s, t, version, at)]
-    if not tokens:
-        return [other for *_, other in found]
-    try:         # every token is decoded: a line json would refuse must not be read as a point
-        nums = json.loads(b"[" + b",".join(tokens) + b"]")
-    except ValueError:
-        return None
-    out, k = [], -5
-    for p1, *_, other in found:
-        if not p1:
-            out.append(other)
-            continue
-        k += 5
-        path = path_of(p1)
-        if path is None:
-            return None
-        out.append((path, nums[k + 1], nums[k + 4]))
-    return out
+    """The store's first read of a segment: its lines as `^...$` splits them, a Block for each run of
+    client-shaped LogFloats ops (one entry per line), bytes for any other line. None when json's view
+    of some line could differ from the regex's (a carriage return, a token json refuses, a path that
+    is not JSON): then the caller decodes every line whole, as before."""
+    split = _split(segment)
+    return None if split is None or not split[1] else split[0]
 
 
 _PATHS: dict[bytes, str | None] = {}
+_MISS = object()
 
 
 def path_of(text: bytes) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import glob
 import json
+import math
 import operator
 import os
 import re
@@ -142,19 +143,35 @@ class _RunReader(FoldingReader):
             float_lines.scan, the rest decoded whole), store it; the log's line count after it."""
             data = b"".join(lines)
             items = float_lines.scan(data) or lines
-            for line, item in zip(lines, items):
-                count += 1
-                if type(item) is tuple and folder.feed_float(*item):
-                    continue
-                rec = _parse(line) if line.strip() else None
-                if rec is None and line.strip():
-                    errors.append(f"{run_dir.name}/{name} line {count}: malformed operation, skipped")
-                elif rec is not None:
-                    if rec["obj"]["type"] in _FILE_OPS:   # only these name files
-                        files_of(rec["obj"])
-                    folder.feed(rec)
+            at = 0                                 # the item's first line in `lines`
+            for item in items:
+                if at == len(lines):
+                    break                          # the empty match after the last newline
+                if type(item) is float_lines.Block:
+                    block, at = item, at + len(item)
+                    if folder.feed_block(block):
+                        count += len(block)
+                        continue
+                    todo = zip(lines[at - len(block):at], zip(block.paths, block.steps, block.ats))
+                else:
+                    todo, at = [(lines[at], None)], at + 1
+                for line, point in todo:
+                    count += 1
+                    if point is not None and folder.feed_float(*point):
+                        continue
+                    fold_line(line, name, count)
             segments.append(mirror.objects.put_bytes(data))
             return count
+
+        def fold_line(line: bytes, name: str, count: int) -> None:
+            """Fold one line decoded whole (the log's line `count`)."""
+            rec = _parse(line) if line.strip() else None
+            if rec is None and line.strip():
+                errors.append(f"{run_dir.name}/{name} line {count}: malformed operation, skipped")
+            elif rec is not None:
+                if rec["obj"]["type"] in _FILE_OPS:   # only these name files
+                    files_of(rec["obj"])
+                folder.feed(rec)
 
         for log in _log_files(run_dir):
             # a segment at a time: the log is never in memory whole
@@ -255,6 +272,23 @@ class _Fold:
         self.i += 1
         self.run.seen(mapping.to_ms(at))
         self.next_step[path] = (self.next_step.get(path, 0) if step is None else step) + 1
+        return True
+
+    def feed_block(self, block: float_lines.Block) -> bool:
+        """feed_float() of each line of a Block at once; False, having changed nothing, unless every
+        path already holds a float series, no step is None and every op time is a finite float (then
+        the per-line feed_float gives the same state, or fails as it would)."""
+        types, paths, ats = self.types, block.paths, block.ats
+        if None in block.steps or set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
+            return False
+        last = dict(zip(paths, block.steps))          # each path's last step in the block
+        if any(types.get(path) != "float_series" for path in last):
+            return False
+        self.i += len(paths)
+        self.run.seen(mapping.to_ms(max(ats)))          # to_ms keeps order: the latest of the ops'
+        next_step = self.next_step
+        for path, step in last.items():
+            next_step[path] = step + 1
         return True
 
     def feed(self, rec: dict) -> None:
@@ -374,60 +408,70 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
 
     `fold` (the first) found each float series' first op after its last clear; the
     points from there on are numbered as fold numbers them and handed out in batches.
-    LogFloats lines in the client's own shape come as columns from float_lines.read
-    (one regex and one json decode of their tokens per segment); every other line is
-    decoded whole, as the fold decodes it.
+    Runs of LogFloats lines in the client's own shape come as column Blocks from
+    float_lines.read (one regex and one json decode of their tokens per segment), taken
+    whole when every point is simply kept; every other line is decoded whole, as the
+    fold decodes it.
     """
     out = mapping.FloatBatches()
     next_step: dict[str, float] = {}
     names, all_steps, all_stamps, all_values = [], [], [], []   # gathered over ops, converted at once
     i = -1                               # the op's number among the well-formed ones, as fold counts
+
+    def op(path, steps, stamps, vals) -> None:
+        """One LogFloats op's points (the op numbered i), kept unless before its series' start."""
+        start = float_from.get(path)
+        if start is None:
+            return
+        step = next_step.get(path, 0)
+        next_step[path] = _next_step_of(steps, step)
+        if i < start:                    # before the last clear or delete: numbered, not kept
+            return
+        if None in steps:                # unnumbered points: the last step + 1
+            steps = list(steps)
+            for k, given in enumerate(steps):
+                steps[k] = step = step if given is None else given
+                step = step + 1
+        names.extend([path] * len(steps))
+        all_steps.extend(steps)
+        all_stamps.extend(stamps)
+        all_values.extend(vals)
+
     for log in manifest["logs"]:
         for seg in log["segments"]:
             for item in float_lines.read(mirror.objects.get_bytes(seg)):
-                if type(item) is tuple:  # a LogFloats op's columns
-                    i += 1
-                    path, steps, stamps, vals = item
-                    start = float_from.get(path)
-                    if start is None:
-                        continue
-                    step = next_step.get(path, 0)
-                    next_step[path] = _next_step_of(steps, step)
+                if type(item) is float_lines.Block:
+                    if _kept_whole(item, float_from, i + 1):   # the whole run at once
+                        i += len(item)
+                        names += item.paths
+                        all_steps += item.steps
+                        all_stamps += item.stamps
+                        all_values += item.values
+                        for path, step in dict(zip(item.paths, item.steps)).items():
+                            next_step[path] = step + 1
+                    else:
+                        for point in zip(item.paths, item.steps, item.stamps, item.values):
+                            i += 1
+                            op(point[0], [point[1]], [point[2]], [point[3]])
                 else:
                     rec = _parse(item) if item.strip() else None
                     if rec is None:
                         continue
                     i += 1
-                    op = rec["obj"]
-                    t = op["type"]
-                    if t not in _LOGS and t not in _CLEARS:
-                        continue
-                    path = "/".join(op["path"])
-                    start = float_from.get(path)
-                    if start is None:
-                        continue
-                    if t in _CLEARS:
+                    o = rec["obj"]
+                    t = o["type"]
+                    path = "/".join(o["path"]) if t in _LOGS or t in _CLEARS else None
+                    if path not in float_from:
+                        pass
+                    elif t in _CLEARS:
                         next_step.pop(path, None)
-                        continue
-                    values = op.get("values") or []
-                    step = next_step.get(path, 0)
-                    next_step[path] = _next_step(values, step)
-                    if i < start:
-                        continue
-                    try:      # the client writes every key of a point: take whole columns at C level
-                        steps, stamps, vals = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
-                    except (KeyError, TypeError):
-                        steps, stamps, vals = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
-                if i < start:            # before the last clear or delete: numbered, not kept
-                    continue
-                if None in steps:        # unnumbered points: the last step + 1
-                    for k, given in enumerate(steps):
-                        steps[k] = step = step if given is None else given
-                        step = step + 1
-                names += [path] * len(steps)
-                all_steps += steps
-                all_stamps += stamps
-                all_values += vals
+                    else:
+                        values = o.get("values") or []
+                        try:      # the client writes every key of a point: take whole columns at C level
+                            columns = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
+                        except (KeyError, TypeError):
+                            columns = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
+                        op(path, *columns)
                 if len(names) >= FLUSH_POINTS:
                     if out.extend(names, all_steps, _stamps_ms(all_stamps), all_values):
                         while out.full():
@@ -435,6 +479,14 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                     names, all_steps, all_stamps, all_values = [], [], [], []
     out.extend(names, all_steps, _stamps_ms(all_stamps), all_values)
     yield from out.rest()
+
+
+def _kept_whole(block: float_lines.Block, float_from: dict[str, int], first: int) -> bool:
+    """Whether every point of a Block (its first op numbered `first`) is kept with the step it gives:
+    no step is None and each path's float series starts at or before the block."""
+    if None in block.steps:
+        return False
+    return all(float_from.get(path, first + 1) <= first for path in set(block.paths))
 
 
 def _next_step_of(steps: list, step):
