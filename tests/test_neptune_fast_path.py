@@ -14,24 +14,29 @@ STEPS = [0, 3, 2.5, None, 2 ** 63 + 5, 1e17, -0.0, None]
 PATHS = [["train", "loss"], ["ünï", "cödé"], ['quo"te', "back\\slash"], ["a/b", "c"]]
 
 
-def _line(path, value, step, ts, n):
-    """A LogFloats op as neptune 1.x's DiskQueue writes it (json.dumps, the client's key order)."""
+def _line(path, value, step, ts, n, more=()):
+    """A LogFloats op as neptune 1.x's DiskQueue writes it (json.dumps, the client's key order); `more`
+    are further (value, step, ts) points, as `extend` / `log([...])` write them in one op."""
     return json.dumps({"obj": {"type": "LogFloats", "path": path,
-                               "values": [{"value": value, "step": step, "ts": ts}]},
+                               "values": [{"value": v, "step": s, "ts": t} for v, s, t in [(value, step, ts), *more]]},
                        "version": n, "at": 1700000000.5 + n}).encode()
 
 
-def _fuzz(n=600, seed=15):
+def _fuzz(n=600, seed=15, many=0.0):
+    """Client-shaped LogFloats lines; a share `many` of them ops of 2 to 120 points."""
     rng = random.Random(seed)
-    return [_line(rng.choice(PATHS), rng.choice(VALUES + [rng.random() * 10 ** rng.randint(-30, 30)]),
-                  rng.choice(STEPS + [rng.randint(0, 10 ** 6)]), rng.choice([1.7e9 + rng.random(), 5.0]), i)
+
+    def point():
+        return (rng.choice(VALUES + [rng.random() * 10 ** rng.randint(-30, 30)]),
+                rng.choice(STEPS + [rng.randint(0, 10 ** 6)]), rng.choice([1.7e9 + rng.random(), 5.0]))
+    return [_line(rng.choice(PATHS), *point(), i,
+                  [point() for _ in range(rng.randint(1, 119))] if rng.random() < many else ())
             for i in range(n)]
 
 
 def _json_points(line):
     op = json.loads(line)["obj"]
-    [p] = op["values"]
-    return ("/".join(op["path"]), [p["step"]], [p["ts"]], [p["value"]])
+    return ("/".join(op["path"]), *([p[k] for p in op["values"]] for k in ("step", "ts", "value")))
 
 
 def _same(a, b):
@@ -44,15 +49,16 @@ def _flat(items, scan=False):
     out = []
     for item in items:
         if type(item) is float_lines.Block:
-            out += (zip(item.paths, item.steps, item.ats) if scan else
-                    ((p, [s], [t], [v]) for p, v, s, t in zip(item.paths, item.values, item.steps, item.stamps)))
+            out += ((path, steps[-1], at) if scan else (path, steps, stamps, values)
+                    for path, at, steps, stamps, values in item.ops())
         else:
             out.append(item)
     return out
 
 
-def test_client_shaped_lines_give_the_objects_json_gives():
-    lines = _fuzz()
+@pytest.mark.parametrize("many", [0.0, 0.3, 1.0])
+def test_client_shaped_lines_give_the_objects_json_gives(many):
+    lines = _fuzz(600 if not many else 200, many=many)
     got = _flat(float_lines.read(b"\n".join(lines) + b"\n"))
     assert got[-1] == b"" and len(got) == len(lines) + 1      # the empty match after the last newline
     for line, item in zip(lines, got):
@@ -68,7 +74,10 @@ REFUSED = [
     b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": "1.0", "step": 1, "ts": 2.0}]}, '
     b'"version": 1, "at": 3.0}',                                       # a string value
     b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0}, '
-    b'{"value": 2.0, "step": 2, "ts": 2.5}]}, "version": 1, "at": 3.0}',   # many points: json's
+    b'{"value": 2.0, "ts": 2.5, "step": 2}]}, "version": 1, "at": 3.0}',   # many points, one in another order
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0},'
+    b'{"value": 2.0, "step": 2, "ts": 2.5}]}, "version": 1, "at": 3.0}',   # many points, no space between
+    b'{"obj": {"type": "LogFloats", "path": ["m"], "values": []}, "version": 1, "at": 3.0}',    # no point
     b'{"obj": {"type": "LogStrings", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0}]}, '
     b'"version": 1, "at": 3.0}',
     b'{"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 1.0, "step": 1, "ts": 2.0}]}, '
@@ -111,9 +120,10 @@ def _stream(mirror, manifest, monkeypatch, fast):
     return points
 
 
-def test_the_float_stream_is_the_same_with_and_without_the_fast_path(tmp_path, monkeypatch):
+@pytest.mark.parametrize("many", [0.0, 0.1])
+def test_the_float_stream_is_the_same_with_and_without_the_fast_path(tmp_path, monkeypatch, many):
     mirror = Mirror.init(tmp_path / "m")
-    lines = _fuzz(1500)
+    lines = _fuzz(1500, many=many)
     lines[700:700] = [json.dumps({"obj": {"type": "ClearFloatLog", "path": ["train", "loss"]},
                                   "version": 0, "at": 1.0}).encode(), b"not json"] + REFUSED
     segments = [mirror.objects.put_bytes(b"\n".join(lines[k:k + 400]) + b"\n") for k in range(0, len(lines), 400)]
@@ -144,8 +154,9 @@ def _store_fold(tmp_path, data: bytes, name: str, monkeypatch, fast: bool):
     return manifest, state, mirror
 
 
-def test_the_stores_fold_is_the_same_with_and_without_the_fast_path(tmp_path, monkeypatch):
-    lines = _fuzz(2600, seed=16)
+@pytest.mark.parametrize("many", [0.0, 0.1])
+def test_the_stores_fold_is_the_same_with_and_without_the_fast_path(tmp_path, monkeypatch, many):
+    lines = _fuzz(2600, seed=16, many=many)
     lines[0:0] = [_op(1, "LogStrings", ["ünï", "cödé"], values=[{"value": "x", "step": None, "ts": 1.0}]),
                   _op(2, "AssignFloat", ["train", "loss"], value=0.5)]          # a float line on a text series
     lines[900:900] = [_op(3, "ClearFloatLog", ["train", "loss"]), b"not json", b"", b"   ",
@@ -174,7 +185,7 @@ def test_a_segment_scan_refuses_is_folded_by_json(bad):
     assert got[-2] == ("m", 1, 1700000009.5) and got[-1] == b""
 
 
-def _block_log(n=3000, seed=17):
+def _block_log(n=3000, seed=17, many=0.0):
     """An op log mostly in runs of client-shaped lines over a few series (the shape `append` in a
     training loop writes), broken now and then by what makes a run fall back to one line at a time:
     a None step, an int op time, a clear or delete (a series whose start then lies inside a later
@@ -202,14 +213,19 @@ def _block_log(n=3000, seed=17):
         elif r < 0.015:
             lines.append(json.dumps({"obj": {"type": "LogFloats", "path": path, "values": [
                 {"value": 1.0, "step": 3, "ts": 2.0}]}, "version": k, "at": 1700000000}).encode())
-        else:
-            s = step[tuple(path)] = step.get(tuple(path), -1) + rng.choice([1, 1, 1, 0, 2, 0.5])
-            lines.append(_line(path, rng.choice(VALUES + [rng.random()]), s, 1.7e9 + k * 0.01, k))
+        else:      # a share `many` of ops of several points (`extend`), now and then one unnumbered
+            points = []
+            for _ in range(rng.randint(2, 40) if rng.random() < many else 1):
+                s = step[tuple(path)] = step.get(tuple(path), -1) + rng.choice([1, 1, 1, 0, 2, 0.5])
+                points.append((rng.choice(VALUES + [rng.random()]), None if rng.random() < 0.0003 else s,
+                               1.7e9 + k * 0.01))
+            lines.append(_line(path, *points[0], k, points[1:]))
     return lines
 
 
-def test_runs_taken_whole_give_the_points_and_fold_one_line_at_a_time_gives(tmp_path, monkeypatch):
-    lines = _block_log()
+@pytest.mark.parametrize("many", [0.0, 0.5])
+def test_runs_taken_whole_give_the_points_and_fold_one_line_at_a_time_gives(tmp_path, monkeypatch, many):
+    lines = _block_log(n=3000 if not many else 1200, many=many)
     taken = {"stream": 0, "fold": 0}
     kept_whole, feed_block = offline_v1._kept_whole, offline_v1._Fold.feed_block
 

@@ -7,16 +7,17 @@ that shape (anchored at both ends: default separators, no other key, scalar toke
 captured, any other line is handed back whole for `json.loads`. The json module itself then decodes
 all the segment's tokens at once, so each point's objects are those `json.loads` of its line gives
 (ints of any size, NaN, Infinity, -0.0 as the line spells them), and a token json refuses sends the
-whole segment back to the json path, line by line. An op of many points is left to json too.
+whole segment back to the json path, line by line. An op of many points (`extend`) is matched whole:
+its points' text loses its keys by C-level replaces and joins the segment's one flat decode.
 Consecutive lines in that shape come back as one Block of columns (sliced from the decoded
-tokens), so the readers can take a training loop's run of `append` ops at once, not a line at a time.
+tokens), so the readers can take a training loop's run of ops at once, not a line at a time.
 `scan` is the same read for the store's fold (stricter: any path that is not JSON refuses the segment).
 """
 from __future__ import annotations
 
 import json
 import re
-from itertools import repeat
+from itertools import accumulate, repeat
 
 # a scalar token: the json module decides what it is (the segment's tokens are decoded at once, and a
 # token json refuses sends the whole segment to the json path); no quote, bracket, brace, comma or space
@@ -27,21 +28,46 @@ _HEAD = rb'\{"obj": \{"type": "LogFloats", "path": (' + _PATH + rb'), "values": 
 _TAIL = rb'\]\}, "version": (' + _TOK + rb'), "at": (' + _TOK + rb")\}"   # decoded to check them
 _POINT = rb'\{"value": (' + _TOK + rb'), "step": (' + _TOK + rb'), "ts": (' + _TOK + rb')\}'
 
-# groups: 1 path, 2 value, 3 step, 4 ts, 5 version, 6 at (a one-point op) | 7 any other line. An op of
-# many points (`extend`) is left to json: a regex over its points costs as much as decoding them
-LINE = re.compile(rb"^(?:" + _HEAD + _POINT + _TAIL + rb"|(.*))$", re.M)
+_POINTS = _POINT.replace(b"(", b"(?:") + rb"(?:, " + _POINT.replace(b"(", b"(?:") + rb")*"
+
+# groups: 1 path, 2 the points' text, 3 version, 4 at (an op of any number of points) | 5 any other line.
+# The points are matched, not captured one by one: their tokens are freed of their keys by four C-level
+# replaces over the segment's points at once (exact: no token holds a brace, quote, comma or space)
+LINE = re.compile(rb"^(?:" + _HEAD + rb"(" + _POINTS + rb")" + _TAIL + rb"|(.*))$", re.M)
 
 
 class Block:
-    """A run of consecutive one-point LogFloats lines in the client's shape, as columns (one entry per
-    line, json's objects): paths, values, steps, stamps (the point times) and ats (the op times)."""
-    __slots__ = ("paths", "values", "steps", "stamps", "ats")
+    """A run of consecutive LogFloats lines in the client's shape, as columns of json's objects: one
+    entry per line in paths, ats (the op times), ends (where each op's points end) and lasts (each
+    op's last step); one entry per point in values, steps and stamps (the point times)."""
+    __slots__ = ("paths", "ats", "ends", "lasts", "values", "steps", "stamps")
 
-    def __init__(self, paths: list, values: list, steps: list, stamps: list, ats: list):
-        self.paths, self.values, self.steps, self.stamps, self.ats = paths, values, steps, stamps, ats
+    def __init__(self, paths: list, ats: list, ends: list, values: list, steps: list, stamps: list):
+        self.paths, self.ats, self.ends = paths, ats, ends
+        self.values, self.steps, self.stamps = values, steps, stamps
+        self.lasts = steps if len(ends) == len(steps) else [steps[e - 1] for e in ends]
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def single(self) -> bool:
+        """Whether every op holds one point (what `append` writes)."""
+        return len(self.ends) == len(self.steps)
+
+    def ops(self):
+        """(path, at, steps, stamps, values) of each op, its points sliced from the columns."""
+        a = 0
+        for path, at, b in zip(self.paths, self.ats, self.ends):
+            yield path, at, self.steps[a:b], self.stamps[a:b], self.values[a:b]
+            a = b
+
+
+def _tokens(texts) -> list:
+    """The (value, step, ts) tokens of the points' texts, decoded at once by json, flat."""
+    text = b", ".join(texts)
+    for key, sep in ((b'{"value": ', b","), (b', "step": ', b","), (b', "ts": ', b","), (b"}, ", b"")):
+        text = text.replace(key, sep)
+    return json.loads(b"[" + text[1:-1] + b"]")      # the leading comma and the last brace off
 
 
 def _split(segment: bytes):
@@ -53,12 +79,12 @@ def _split(segment: bytes):
     found = LINE.findall(segment)
     if not found:
         return [], True
-    p1s, *columns, others = zip(*found)       # columns at C level, not a loop per line
+    p1s, texts, versions, ats, others = zip(*found)     # columns at C level, not a loop per line
     gaps = _positions(p1s, b"")               # the lines left to json
     if len(gaps) == len(p1s):
         return list(others), True
     decoded = []
-    for column in columns:                    # value, step, ts, version, at
+    for column in (versions, ats):
         column = list(column)
         for k in gaps:
             column[k] = b"0"                  # a placeholder where json's line is: never read
@@ -66,21 +92,39 @@ def _split(segment: bytes):
             decoded.append(json.loads(b"[" + b",".join(column) + b"]"))
         except ValueError:
             return None
-    values, steps, stamps, _, ats = decoded
+    ats = decoded[1]
+    texts = list(texts)
+    for k in reversed(gaps):
+        del texts[k]
+    try:
+        flat = _tokens(texts)
+    except ValueError:
+        return None
+    counts = list(map(_count, texts))         # points per op (every point opens one brace)
+    for k in gaps:
+        counts.insert(k, 0)
+    ends = list(accumulate(counts))           # where each line's points end in the flat columns
+    if 3 * ends[-1] != len(flat):
+        return None
+    values, steps, stamps = flat[0::3], flat[1::3], flat[2::3]
     paths = list(map(_PATHS.get, p1s, repeat(_MISS)))   # the memo at C level; a miss looked up
     for k in _positions(paths, _MISS):
         paths[k] = path_of(p1s[k]) if p1s[k] else None
     clean = paths.count(None) == len(gaps)    # else some client-shaped line's path is not JSON
     out, a = [], 0
     for b in gaps + [len(p1s)]:
-        _blocks(out, paths, values, steps, stamps, ats, a, b)
+        _blocks(out, paths, ats, ends, values, steps, stamps, a, b)
         if b < len(p1s):
             out.append(others[b])
         a = b + 1
     return out, clean
 
 
-def _blocks(out: list, paths, values, steps, stamps, ats, a: int, b: int) -> None:
+def _count(text: bytes) -> int:
+    return text.count(b"{")
+
+
+def _blocks(out: list, paths, ats, ends, values, steps, stamps, a: int, b: int) -> None:
     """Lines a..b (all client-shaped) as Blocks, split where a path is not JSON (those lines left out)."""
     while a < b:
         try:
@@ -88,7 +132,10 @@ def _blocks(out: list, paths, values, steps, stamps, ats, a: int, b: int) -> Non
         except ValueError:
             bad = b
         if bad > a:
-            out.append(Block(paths[a:bad], values[a:bad], steps[a:bad], stamps[a:bad], ats[a:bad]))
+            first, last = ends[a - 1] if a else 0, ends[bad - 1]
+            op_ends = ends[a:bad] if not first else [e - first for e in ends[a:bad]]
+            out.append(Block(paths[a:bad], ats[a:bad], op_ends, values[first:last], steps[first:last],
+                             stamps[first:last]))
         a = bad + 1
 
 

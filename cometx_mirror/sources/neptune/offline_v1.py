@@ -18,6 +18,7 @@ import math
 import operator
 import os
 import re
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy
@@ -152,7 +153,9 @@ class _RunReader(FoldingReader):
                     if folder.feed_block(block):
                         count += len(block)
                         continue
-                    todo = zip(lines[at - len(block):at], zip(block.paths, block.steps, block.ats))
+                    # one-point ops go through feed_float, many-point ones are decoded whole
+                    todo = zip(lines[at - len(block):at], zip(block.paths, block.lasts, block.ats)
+                               if block.single() else repeat(None))
                 else:
                     todo, at = [(lines[at], None)], at + 1
                 for line, point in todo:
@@ -275,13 +278,13 @@ class _Fold:
         return True
 
     def feed_block(self, block: float_lines.Block) -> bool:
-        """feed_float() of each line of a Block at once; False, having changed nothing, unless every
+        """feed() of each line of a Block at once; False, having changed nothing, unless every
         path already holds a float series, no step is None and every op time is a finite float (then
         the per-line feed_float gives the same state, or fails as it would)."""
         types, paths, ats = self.types, block.paths, block.ats
         if None in block.steps or set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
             return False
-        last = dict(zip(paths, block.steps))          # each path's last step in the block
+        last = dict(zip(paths, block.lasts))          # each path's last step in the block
         if any(types.get(path) != "float_series" for path in last):
             return False
         self.i += len(paths)
@@ -443,16 +446,17 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)
-                        names += item.paths
+                        names += item.paths if item.single() else \
+                            chain.from_iterable(map(repeat, item.paths, map(operator.sub, item.ends, [0] + item.ends)))
                         all_steps += item.steps
                         all_stamps += item.stamps
                         all_values += item.values
-                        for path, step in dict(zip(item.paths, item.steps)).items():
+                        for path, step in dict(zip(item.paths, item.lasts)).items():
                             next_step[path] = step + 1
                     else:
-                        for point in zip(item.paths, item.steps, item.stamps, item.values):
+                        for path, _, steps, stamps, vals in item.ops():
                             i += 1
-                            op(point[0], [point[1]], [point[2]], [point[3]])
+                            op(path, steps, stamps, vals)
                 else:
                     rec = _parse(item) if item.strip() else None
                     if rec is None:
@@ -465,6 +469,8 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                         pass
                     elif t in _CLEARS:
                         next_step.pop(path, None)
+                    elif t != "LogFloats":     # text or images sent to a float series: numbered, not kept
+                        next_step[path] = _next_step(o.get("values") or [], next_step.get(path, 0))
                     else:
                         values = o.get("values") or []
                         try:      # the client writes every key of a point: take whole columns at C level
