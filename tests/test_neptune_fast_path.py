@@ -252,3 +252,20 @@ def test_runs_taken_whole_give_the_points_and_fold_one_line_at_a_time_gives(tmp_
     slow_m, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
     assert taken["fold"] > 10, taken
     assert fast_m == {**slow_m, "run_dir": fast_m["run_dir"]} and repr(fast_state) == repr(slow_state)
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf, -math.inf, 1e306])
+def test_an_op_or_point_time_that_is_not_finite_is_unknown_on_both_paths(tmp_path, monkeypatch, odd):
+    """A NaN or infinite `at` or `ts` (or one past int64 as ms) leaves that time unknown; the run folds."""
+    lines = [_line(["m"], 1.0, 0, 2.0, 0), _line(["m"], 2.0, 1, odd, 1),
+             json.dumps({"obj": {"type": "LogFloats", "path": ["m"], "values": [{"value": 3.0, "step": 2, "ts": 4.0}]},
+                         "version": 2, "at": odd}).encode()]
+    data = b"\n".join(lines) + b"\n"
+    (fast, fast_state, mirror), (slow, slow_state, _) = (_store_fold(tmp_path, data, name, monkeypatch, name == "fast")
+                                                         for name in ("fast", "slow"))
+    assert repr(fast_state) == repr(slow_state) and fast["errors"] == []
+    assert fast_state[4]["last_time"] == 1700000001500     # the finite op times' latest
+    manifest = {"logs": fast["logs"]}
+    for fast_path in (True, False):
+        assert _stream(mirror, manifest, monkeypatch, fast_path) == [
+            ("m", 0, 2000, "1.0"), ("m", 1, None, "2.0"), ("m", 2, 4000, "3.0")]

@@ -127,7 +127,8 @@ def iso_ms(ms: int | None) -> str | None:
 
 
 def to_ms(value: Any) -> int | None:
-    """Epoch ms from a datetime, an ISO string, epoch seconds (float) or ms (int)."""
+    """Epoch ms from a datetime, an ISO string, epoch seconds (float) or ms (int); None for seconds
+    that are NaN or infinite (or infinite as ms): an unknown time, as an odd step is an unknown step."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -137,7 +138,8 @@ def to_ms(value: Any) -> int | None:
     if isinstance(value, str):
         return to_ms(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     if isinstance(value, float):
-        return int(round(value * 1000))
+        ms = value * 1000
+        return int(round(ms)) if math.isfinite(ms) else None
     return int(value)
 
 

@@ -400,10 +400,11 @@ FLUSH_POINTS = 16_384      # points gathered before their columns are converted 
 def _stamps_ms(stamps: list) -> list:
     """Epoch ms of the ops' point times (epoch seconds as floats), in bulk when all are floats."""
     if stamps and set(map(type, stamps)) == {float}:
-        ms = numpy.array(stamps, dtype=numpy.float64) * 1000
+        with numpy.errstate(over="ignore"):     # an overflow is not finite: the per-time path below
+            ms = numpy.array(stamps, dtype=numpy.float64) * 1000
         if numpy.isfinite(ms).all():     # rint of the same double product: int(round(t * 1000)), half to even
             return numpy.rint(ms).astype(numpy.int64).tolist()
-    return [int(round(t * 1000)) if type(t) is float else mapping.to_ms(t) for t in stamps]
+    return list(map(mapping.to_ms, stamps))     # a NaN or infinite time: None (unknown)
 
 
 def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
