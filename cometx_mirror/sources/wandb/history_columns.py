@@ -117,13 +117,7 @@ class _Segment:
         axes = {k: _axis(texts[i]) for k, i in axis_at}
         if "_step" not in axes and r.HasField("step"):
             axes["_step"] = r.step.num
-        step, ts, epoch = row_axes(axes)
-        self.names += names
-        self.texts += pick(texts)
-        n = len(names)
-        self.step += [step] * n
-        self.epoch += [epoch] * n
-        self.timestamp += [ts] * n
+        self._row(names, pick(texts), row_axes(axes))
         return True
 
     def add_texts(self, layout: tuple, texts: tuple, step_num: int | None, row_axes) -> None:
@@ -132,9 +126,13 @@ class _Segment:
         axes = {k: _axis_bytes(texts[i]) for k, i in axis_at}
         if "_step" not in axes and step_num is not None:
             axes["_step"] = step_num
-        step, ts, epoch = row_axes(axes)
+        self._row(names, pick(texts), row_axes(axes))
+
+    def _row(self, names, texts, step_ts_epoch: tuple) -> None:
+        """One record's points: its metric names and texts, each point with the record's axes."""
+        step, ts, epoch = step_ts_epoch
         self.names += names
-        self.texts += pick(texts)
+        self.texts += texts
         n = len(names)
         self.step += [step] * n
         self.epoch += [epoch] * n
