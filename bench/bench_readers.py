@@ -44,7 +44,8 @@ FLOOR = """
 import glob, sys, time, json
 t = time.perf_counter()
 from cometx_mirror.sources.wandb.records import iter_payloads
-from wandb.proto import wandb_internal_pb2 as pb
+from cometx_mirror.sources.wandb.protos import wandb_internal_pb2
+pb = wandb_internal_pb2()
 values = 0
 for _, payload in iter_payloads(open(glob.glob(sys.argv[1] + "/*/run-*.wandb")[0], "rb")):
     rec = pb.Record()

@@ -160,9 +160,9 @@ def iter_payloads(source, name: str = "run.wandb") -> Iterator[tuple[int, bytes]
 
 
 def _pb():
-    # Imported lazily: pulling in wandb costs ~1 s and only readers need it.
-    from wandb.proto import wandb_internal_pb2
-    return wandb_internal_pb2
+    # Loaded on first use, without the rest of wandb (see protos.py)
+    from .protos import wandb_internal_pb2
+    return wandb_internal_pb2()
 
 
 def iter_records(buf: bytes, name: str = "run.wandb") -> Iterator[tuple[int, Any]]:
