@@ -1,130 +1,188 @@
-"""The fast path of the 1.x float stream: LogFloats op lines read by one regex instead of json.
+"""The fast path of the 1.x op log: LogFloats op lines read by one regex instead of json.
 
 neptune 1.x's DiskQueue writes each operation as `json.dumps({"obj": op.to_dict(), "version", "at"})`
 and a LogFloats point as `{"value": v, "step": s, "ts": t}` (that key order; `append` makes one point
-per op, `extend` many). `read` runs one compiled regex over a whole stored segment: a line in exactly
-that shape (anchored at both ends: default separators, no other key, scalar tokens) has its tokens
-captured, any other line is handed back whole for `json.loads`. The json module itself then decodes
-all the segment's tokens at once, so each point's objects are those `json.loads` of its line gives
-(ints of any size, NaN, Infinity, -0.0 as the line spells them), and a token json refuses sends the
-whole segment back to the json path, line by line. An op of many points (`extend`) is matched whole:
-its points' text loses its keys by C-level replaces and joins the segment's one flat decode.
-Consecutive lines in that shape come back as one Block of columns (sliced from the decoded
-tokens), so the readers can take a training loop's run of ops at once, not a line at a time.
-`scan` is the same read for the store's fold (stricter: any path that is not JSON refuses the segment).
+per op, `extend` many). One compiled regex runs over a whole stored segment: a line in exactly that
+shape (anchored at both ends: default separators, no other key) whose every token is one json accepts
+(`_TOK` spells json's numbers and constants) is client-shaped; any other line is handed back whole for
+`json.loads`. A one-point op is matched first, its three tokens captured; an op of many points is
+matched whole, its text captured. A line in the client's shape but for a token json refuses (or one
+`_TOK` does not spell, such as an integer of 100 digits) sends the whole segment back to the json
+path, line by line, as before.
+
+Consecutive client-shaped lines come back as one Block of columns, so the readers take a training
+loop's run of ops at once, not a line at a time. The two readers need different columns:
+- `read` (the index's float stream) decodes the points: json decodes all the segment's point tokens
+  at once, so each point's objects are those `json.loads` of its line gives (ints of any size, NaN,
+  Infinity, -0.0 as the line spells them); a many-point op's text loses its keys by C-level replaces.
+- `scan` (the store's fold) decodes no point value or time: it needs each op's path, op time and last
+  step (a many-point op's last step is cut from its text), and whether any step is null. The regex
+  has already checked every token, so skipping their decode loses nothing the fold could see.
 """
 from __future__ import annotations
 
 import json
 import re
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
 
-# a scalar token: the json module decides what it is (the segment's tokens are decoded at once, and a
-# token json refuses sends the whole segment to the json path); no quote, bracket, brace, comma or space
-_TOK = rb'[^,"{}\[\]\s]+'
+# a scalar token json accepts (its number grammar, possessive: no backtracking; an integer part of at
+# most 99 digits, far inside the int-from-text limit) or NaN / Infinity / -Infinity / true / false / null
+_TOK = rb"(?:-?+(?:[1-9][0-9]{0,98}+|0)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+|NaN|-?Infinity|true|false|null)"
+# any scalar-looking token: a line in the client's shape but for such a token sends the segment to json
+_LOOSE_TOK = rb'[^,"{}\[\]\s]+'
 _STR = rb'"(?:[^"\\\n]|\\.)*"'                # the path's strings are checked by json (path_of)
 _PATH = rb"\[" + _STR + rb"(?:, " + _STR + rb")*\]"
 _HEAD = rb'\{"obj": \{"type": "LogFloats", "path": (' + _PATH + rb'), "values": \['
-_TAIL = rb'\]\}, "version": (' + _TOK + rb'), "at": (' + _TOK + rb")\}"   # decoded to check them
-_POINT = rb'\{"value": (' + _TOK + rb'), "step": (' + _TOK + rb'), "ts": (' + _TOK + rb')\}'
 
-_POINTS = _POINT.replace(b"(", b"(?:") + rb"(?:, " + _POINT.replace(b"(", b"(?:") + rb")*"
 
-# groups: 1 path, 2 the points' text, 3 version, 4 at (an op of any number of points) | 5 any other line.
-# The points are matched, not captured one by one: their tokens are freed of their keys by four C-level
-# replaces over the segment's points at once (exact: no token holds a brace, quote, comma or space)
-LINE = re.compile(rb"^(?:" + _HEAD + rb"(" + _POINTS + rb")" + _TAIL + rb"|(.*))$", re.M)
+def _tail(tok: bytes) -> bytes:
+    return rb'\]\}, "version": ' + tok + rb', "at": (' + tok + rb")\}"
+
+
+def _point(tok: bytes) -> bytes:
+    return rb'\{"value": ' + tok + rb', "step": ' + tok + rb', "ts": ' + tok + rb'\}'
+
+
+_ONE = rb'\{"value": (' + _TOK + rb'), "step": (' + _TOK + rb'), "ts": (' + _TOK + rb')\}'
+_MANY = rb"(" + _point(_TOK) + rb"(?:, " + _point(_TOK) + rb")++)"
+
+# groups: 1 path, 2-4 value, step, ts (a one-point op) | 5 the points' text (many), 6 at | 7 any other line
+LINE = re.compile(rb"^(?:" + _HEAD + rb"(?:" + _ONE + rb"|" + _MANY + rb")" + _tail(_TOK) + rb"|(.*))$", re.M)
+# the client's shape with any scalar-looking tokens (tried on the lines LINE left to json only)
+_SHAPED = re.compile(_HEAD + _point(_LOOSE_TOK) + rb"(?:, " + _point(_LOOSE_TOK) + rb")*" + _tail(_LOOSE_TOK))
+_STEP, _TS = b'"step": ', b', "ts": '
 
 
 class Block:
-    """A run of consecutive LogFloats lines in the client's shape, as columns of json's objects: one
-    entry per line in paths, ats (the op times), ends (where each op's points end) and lasts (each
-    op's last step); one entry per point in values, steps and stamps (the point times)."""
-    __slots__ = ("paths", "ats", "ends", "lasts", "values", "steps", "stamps")
+    """A run of consecutive client-shaped LogFloats lines as columns of json's objects: one entry per
+    line in paths and lasts (each op's last step). From `read`: ends (where each op's points end) and
+    one entry per point in values, steps and stamps (the point times); ats is None. From `scan`: ats
+    (the op times) and numbered (no step is null); the points' columns are None."""
+    __slots__ = ("paths", "ats", "ends", "lasts", "values", "steps", "stamps", "one", "numbered")
 
-    def __init__(self, paths: list, ats: list, ends: list, values: list, steps: list, stamps: list):
-        self.paths, self.ats, self.ends = paths, ats, ends
-        self.values, self.steps, self.stamps = values, steps, stamps
-        self.lasts = steps if len(ends) == len(steps) else [steps[e - 1] for e in ends]
+    def __init__(self, paths: list, lasts: list, one: bool, numbered: bool, ats: list | None = None,
+                 ends: list | None = None, values: list | None = None, steps: list | None = None,
+                 stamps: list | None = None):
+        self.paths, self.lasts, self.one, self.numbered, self.ats = paths, lasts, one, numbered, ats
+        self.ends, self.values, self.steps, self.stamps = ends, values, steps, stamps
+
+    @classmethod
+    def points(cls, paths: list, ends: list, values: list, steps: list, stamps: list) -> "Block":
+        """A Block of `read`: its points' columns, each op's points ending at `ends`."""
+        one = len(ends) == len(steps)
+        lasts = steps if one else [steps[e - 1] for e in ends]
+        return cls(paths, lasts, one, None not in steps, None, ends, values, steps, stamps)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def single(self) -> bool:
         """Whether every op holds one point (what `append` writes)."""
-        return len(self.ends) == len(self.steps)
+        return self.one
 
     def ops(self):
-        """(path, at, steps, stamps, values) of each op, its points sliced from the columns."""
+        """(path, at, steps, stamps, values) of each op, its points sliced from the columns (a Block of
+        `scan`: steps is [the last step], at the op time, stamps and values None)."""
+        if self.ends is None:
+            for path, at, last in zip(self.paths, self.ats, self.lasts):
+                yield path, at, [last], None, None
+            return
         a = 0
-        for path, at, b in zip(self.paths, self.ats, self.ends):
-            yield path, at, self.steps[a:b], self.stamps[a:b], self.values[a:b]
+        for path, b in zip(self.paths, self.ends):
+            yield path, None, self.steps[a:b], self.stamps[a:b], self.values[a:b]
             a = b
 
 
-def _tokens(texts) -> list:
-    """The (value, step, ts) tokens of the points' texts, decoded at once by json, flat."""
-    text = b", ".join(texts)
-    for key, sep in ((b'{"value": ', b","), (b', "step": ', b","), (b', "ts": ', b","), (b"}, ", b"")):
+def _decode(column) -> list:
+    """json's objects of a column of tokens, decoded at once."""
+    return json.loads(b"[" + b",".join(column) + b"]")
+
+
+def _point_tokens(pieces: list) -> list:
+    """The (value, step, ts) tokens of the points' texts (a one-point op's already bare), flat."""
+    text = b", ".join(pieces)
+    for key, sep in ((b'{"value": ', b""), (b', "step": ', b", "), (b', "ts": ', b", "), (b"}", b"")):
         text = text.replace(key, sep)
-    return json.loads(b"[" + text[1:-1] + b"]")      # the leading comma and the last brace off
+    return json.loads(b"[" + text + b"]")
 
 
-def _split(segment: bytes):
-    """(items, clean): the segment's lines in order, a Block for each run of client-shaped lines and
-    bytes for any other line; clean is False when a client-shaped line's path was not JSON (left out,
-    as json leaves its line out). None when json's view of some line could differ from the regex's."""
+def _split(segment: bytes, points: bool):
+    """(items, clean): the segment's lines in order, a Block for each run of client-shaped lines (with
+    its points' columns when `points`, else the fold's) and bytes for any other line; clean is False
+    when a client-shaped line's path was not JSON (left out, as json leaves its line out). None when
+    json's view of some line could differ from the regex's."""
     if b"\r" in segment:     # bytes.splitlines (the json path) also splits there: take every line whole
         return None
     found = LINE.findall(segment)
     if not found:
         return [], True
-    p1s, texts, versions, ats, others = zip(*found)     # columns at C level, not a loop per line
+    p1s, vs, ss, ts, texts, ats, others = zip(*found)    # columns at C level, not a loop per line
     gaps = _positions(p1s, b"")               # the lines left to json
+    if any(_SHAPED.fullmatch(others[k]) for k in gaps):
+        return None                           # a token only json can judge: json reads the segment
     if len(gaps) == len(p1s):
         return list(others), True
-    decoded = []
-    for column in (versions, ats):
-        column = list(column)
-        for k in gaps:
-            column[k] = b"0"                  # a placeholder where json's line is: never read
-        try:         # every token is decoded: a line json would refuse must not be read as a point
-            decoded.append(json.loads(b"[" + b",".join(column) + b"]"))
-        except ValueError:
-            return None
-    ats = decoded[1]
-    texts = list(texts)
-    for k in reversed(gaps):
-        del texts[k]
-    try:
-        flat = _tokens(texts)
+    keep = [1] * len(p1s)
+    for k in gaps:
+        keep[k] = 0
+    many = [k for k in _positions(vs, b"") if keep[k]]    # many-point ops (a one-point op has a value)
+    try:                 # every token is one json accepts (_TOK): a failure here is a surprise, not a line
+        columns = _points(vs, ss, ts, texts, keep, many) if points else _fold_columns(ss, ats, texts, gaps, many)
     except ValueError:
         return None
-    counts = list(map(_count, texts))         # points per op (every point opens one brace)
-    for k in gaps:
-        counts.insert(k, 0)
-    ends = list(accumulate(counts))           # where each line's points end in the flat columns
-    if 3 * ends[-1] != len(flat):
+    if columns is None:
         return None
-    values, steps, stamps = flat[0::3], flat[1::3], flat[2::3]
     paths = list(map(_PATHS.get, p1s, repeat(_MISS)))   # the memo at C level; a miss looked up
     for k in _positions(paths, _MISS):
         paths[k] = path_of(p1s[k]) if p1s[k] else None
     clean = paths.count(None) == len(gaps)    # else some client-shaped line's path is not JSON
     out, a = [], 0
     for b in gaps + [len(p1s)]:
-        _blocks(out, paths, ats, ends, values, steps, stamps, a, b)
+        _blocks(out, paths, columns, a, b, points)
         if b < len(p1s):
             out.append(others[b])
         a = b + 1
     return out, clean
 
 
-def _count(text: bytes) -> int:
-    return text.count(b"{")
+def _points(vs, ss, ts, texts, keep: list, many: list):
+    """(ends, values, steps, stamps) of the client-shaped lines, ends given per line (a gap's the
+    previous line's); None when the points' count disagrees with the braces."""
+    counts = keep                             # one point per one-point op, none for a gap
+    if not many:                              # one point per op (`append`): three columns as they are
+        values, steps, stamps = (_decode(compress(column, keep)) for column in (vs, ss, ts))
+    else:
+        pieces = list(map(b", ".join, zip(vs, ss, ts)))
+        counts = list(keep)
+        for k in many:
+            pieces[k] = texts[k]
+            counts[k] = texts[k].count(b"{")  # every point opens one brace
+        flat = _point_tokens(list(compress(pieces, keep)))
+        if 3 * sum(counts) != len(flat):
+            return None
+        values, steps, stamps = flat[0::3], flat[1::3], flat[2::3]
+    return list(accumulate(counts)), values, steps, stamps
 
 
-def _blocks(out: list, paths, ats, ends, values, steps, stamps, a: int, b: int) -> None:
+def _fold_columns(ss, ats, texts, gaps: list, many: list):
+    """(ats, lasts, numbered, ones) per line for the fold: the op times and last steps decoded (a gap's
+    a placeholder, never read), whether each op's steps are all non-null, whether it holds one point;
+    no point value or time is decoded."""
+    ats, lasts = list(ats), list(ss)
+    numbered, ones = [True] * len(ats), [True] * len(ats)
+    for k in gaps:
+        ats[k] = lasts[k] = b"0"
+    for k in many:
+        text = texts[k]
+        lasts[k] = text[text.rindex(_STEP) + len(_STEP):text.rindex(_TS)]
+        numbered[k], ones[k] = b'"step": null' not in text, False
+    lasts = _decode(lasts)
+    if None in lasts:                          # a one-point op's step is its last
+        numbered = [n and last is not None for n, last in zip(numbered, lasts)]
+    return _decode(ats), lasts, numbered, ones
+
+
+def _blocks(out: list, paths, columns, a: int, b: int, points: bool) -> None:
     """Lines a..b (all client-shaped) as Blocks, split where a path is not JSON (those lines left out)."""
     while a < b:
         try:
@@ -132,10 +190,16 @@ def _blocks(out: list, paths, ats, ends, values, steps, stamps, a: int, b: int) 
         except ValueError:
             bad = b
         if bad > a:
-            first, last = ends[a - 1] if a else 0, ends[bad - 1]
-            op_ends = ends[a:bad] if not first else [e - first for e in ends[a:bad]]
-            out.append(Block(paths[a:bad], ats[a:bad], op_ends, values[first:last], steps[first:last],
-                             stamps[first:last]))
+            if points:
+                ends, values, steps, stamps = columns
+                first, last = ends[a - 1] if a else 0, ends[bad - 1]
+                op_ends = ends[a:bad] if not first else [e - first for e in ends[a:bad]]
+                out.append(Block.points(paths[a:bad], op_ends, values[first:last], steps[first:last],
+                                        stamps[first:last]))
+            else:
+                ats, lasts, numbered, ones = columns
+                out.append(Block(paths[a:bad], lasts[a:bad], False not in ones[a:bad],
+                                 False not in numbered[a:bad], ats=ats[a:bad]))
         a = bad + 1
 
 
@@ -154,16 +218,17 @@ def read(segment: bytes) -> list:
     """A stored segment's lines in order: a Block for each run of LogFloats ops in the client's shape,
     bytes for any other line (to decode whole). A line with a path that is not JSON is left out
     (json skips it too: then the line is not JSON)."""
-    split = _split(segment)
+    split = _split(segment, True)
     return segment.splitlines() if split is None else split[0]
 
 
 def scan(segment: bytes) -> list | None:
     """The store's first read of a segment: its lines as `^...$` splits them, a Block for each run of
-    client-shaped LogFloats ops (one entry per line), bytes for any other line. None when json's view
+    client-shaped LogFloats ops (one entry per line: path, op time, last step; no point decoded),
+    bytes for any other line. None when json's view
     of some line could differ from the regex's (a carriage return, a token json refuses, a path that
     is not JSON): then the caller decodes every line whole, as before."""
-    split = _split(segment)
+    split = _split(segment, False)
     return None if split is None or not split[1] else split[0]
 
 

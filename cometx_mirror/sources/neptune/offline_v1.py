@@ -278,11 +278,11 @@ class _Fold:
         return True
 
     def feed_block(self, block: float_lines.Block) -> bool:
-        """feed() of each line of a Block at once; False, having changed nothing, unless every
-        path already holds a float series, no step is None and every op time is a finite float (then
-        the per-line feed_float gives the same state, or fails as it would)."""
+        """feed() of each line of a Block of float_lines.scan at once; False, having changed nothing,
+        unless every path already holds a float series, no step is None and every op time is a finite
+        float (then the per-line feed_float gives the same state, or fails as it would)."""
         types, paths, ats = self.types, block.paths, block.ats
-        if None in block.steps or set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
+        if not block.numbered or set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
             return False
         last = dict(zip(paths, block.lasts))          # each path's last step in the block
         if any(types.get(path) != "float_series" for path in last):
