@@ -69,3 +69,32 @@ def test_a_log_with_odd_steps_is_fetched_and_indexed(tmp_path):
         rows = con.execute("SELECT step, value FROM metrics WHERE name = 'loss' ORDER BY value").fetchall()
     assert rows == [(row[2], float(i)) for i, row in enumerate(ROWS)]
     assert json.dumps([r[0] for r in rows]) == "[null, null, null, null, null, null, 3, null, 12]"
+
+
+def test_times_no_datetime_holds_are_unknown_in_the_index(tmp_path):
+    """A `_timestamp` of 1e300 s, or one past the year 9999, has no TIMESTAMP a reader of the
+    index can take: the point is indexed with its time unknown (as a NaN time is), the fetch
+    does not fail, and the other times are kept."""
+    from wandb.proto import wandb_internal_pb2 as pb
+    texts = ["1e300", "3e11", "-1e20", "1700000000.25"]
+    out = []
+    for i, ts in enumerate(texts):
+        rec = pb.Record()
+        rec.num = i + 1
+        for key, text in (("_step", str(i)), ("_timestamp", ts), ("loss", str(i))):
+            it = rec.history.item.add()
+            it.nested_key.append(key)
+            it.value_json = text
+        out.append(rec.SerializeToString())
+    folder = tmp_path / "src" / "wandb" / "offline-run-20260101_000000-far1"
+    folder.mkdir(parents=True)
+    (folder / "run-far1.wandb").write_bytes(write_log(out))
+    mirror = Mirror.init(str(tmp_path / "mirror"))
+    result = run_fetch(mirror, "wandb", str(tmp_path / "src"), FetchOptions())
+    assert not result.errors, result.errors
+    with open_read(mirror.index_path) as con:
+        rows = con.execute("SELECT step, value, epoch_ms(timestamp) FROM metrics WHERE name = 'loss' "
+                           "ORDER BY step").fetchall()
+        updated = con.execute("SELECT updated_at FROM experiments").fetchall()
+    assert rows == [(0, 0.0, None), (1, 1.0, None), (2, 2.0, None), (3, 3.0, 1700000000250)]
+    assert updated == [(None,)]      # the run's last time is the 1e300 one: unknown too

@@ -72,6 +72,10 @@ def _column(np, name: str, typ: str, values: list) -> tuple[dict[str, Any], str]
                                     dtype=np.int64, count=n)
         except (OverflowError, TypeError, ValueError):
             array = None          # out of int64 range, or not a number: let DuckDB convert objects
+        if typ == TS and (array is None or ((array < _TIME_RANGE_MS[0]) | (array > _TIME_RANGE_MS[1])).any()):
+            known = _known_times(values)
+            if known != values:
+                return _column(np, name, typ, known)
         if array is not None:
             arrays, expr = {name: array}, name
             if typ == F64:
@@ -88,6 +92,19 @@ def _column(np, name: str, typ: str, values: list) -> tuple[dict[str, Any], str]
     # strings, lists, booleans: object arrays (fromiter keeps a list as one element)
     array = np.fromiter(values, dtype=object, count=n)
     return {name: array}, (f"epoch_ms({name}::BIGINT)" if typ == TS else name)
+
+
+# 0001-01-01 to 9999-12-31 in ms: the times a Python datetime holds.  DuckDB's TIMESTAMP holds
+# more, but every reader of the index (ls, query, push's plans) gets its times as datetimes.
+_TIME_RANGE_MS = (-62135596800000, 253402300799999)
+
+
+def _known_times(values: list) -> list:
+    """The times, with each number outside _TIME_RANGE_MS (a log's `_timestamp` of 1e300, a
+    NaN) made unknown, as W&B's reader already makes a NaN time: the source's own text stays
+    in the mirror."""
+    lo, hi = _TIME_RANGE_MS
+    return [None if isinstance(v, (int, float)) and not lo <= v <= hi else v for v in values]
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[str, list]],
