@@ -13,10 +13,6 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from ...store import canonical
 from . import mapping
 from .driver import RunSource, rel, store_file
@@ -61,6 +57,8 @@ def _run_parts(project_dir: Path) -> dict[str, list[tuple[int, Path]]]:
 
 def _identity(parts: list[tuple[int, Path]]) -> tuple[str, str]:
     """(project_id, run_id) from the first readable part."""
+    import pyarrow.parquet as pq       # pyarrow (and pandas with it) only where parquet is read
+
     last_error = None
     for _, p in parts:
         try:
@@ -83,7 +81,10 @@ def split_project(project_id: str) -> tuple[str, str]:
 
 
 # -- encoding ------------------------------------------------------------------------
-def _encode_batch(batch: pa.RecordBatch) -> bytes:
+def _encode_batch(batch) -> bytes:
+    import pyarrow as pa               # per chunk of CHUNK_ROWS rows: after the first, a dict look-up
+    import pyarrow.compute as pc
+
     cols = {}
     for name in batch.schema.names:
         col = batch.column(name)
@@ -106,6 +107,10 @@ def _encode_batch(batch: pa.RecordBatch) -> bytes:
 
 def _encode_part(mirror, path: Path) -> dict:
     """A part's chunks, a record batch of CHUNK_ROWS at a time (every column: the chunk is the raw copy)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     pf = pq.ParquetFile(path)
     chunks, rows, file_paths = [], 0, set()
     try:

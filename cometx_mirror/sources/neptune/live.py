@@ -20,12 +20,10 @@ it. It is never stored or logged.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 from urllib.parse import urlparse
-
-from neptune_query.generated.neptune_api.proto.neptune_pb.api.v1.model import (
-    attributes_pb2, leaderboard_entries_pb2, series_values_pb2)
 
 from ...net.http import HttpClient, HttpError
 from .. import SourceError, normalizer
@@ -34,6 +32,26 @@ from . import mapping
 from .driver import RunSource, fetch_runs, fold_of
 
 NORMALIZER = "neptune-live/1"
+
+
+class _ProtoModule:
+    """A module of neptune_query's generated protobufs, imported on first use: importing neptune_query
+    takes seconds, which an offline fetch (or a reindex of offline runs) should never pay."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        module = importlib.import_module(f"neptune_query.generated.neptune_api.proto.neptune_pb.api.v1.model."
+                                         f"{self._name}")
+        value = getattr(module, attr)
+        setattr(self, attr, value)       # later look-ups find it without __getattr__
+        return value
+
+
+attributes_pb2 = _ProtoModule("attributes_pb2")
+leaderboard_entries_pb2 = _ProtoModule("leaderboard_entries_pb2")
+series_values_pb2 = _ProtoModule("series_values_pb2")
 FLOAT_PAGE = 100_000        # points per float-series request
 SERIES_PAGE = 10_000        # points per string/histogram/file-series request
 LIST_PAGE = 500

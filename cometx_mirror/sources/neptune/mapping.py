@@ -88,10 +88,14 @@ class FloatBatches(metric_stream.BatchBuilder):
     def extend(self, names: list[str], steps: list, timestamps: list, values: list) -> bool:
         """Add the points; True when a batch is full (hand them out with take() while full())."""
         n, b = len(steps), self.batch
+        kinds = set(map(type, steps))            # the types at C level, not a loop per point
         try:
-            if set(map(type, steps)) != {float}:     # the types at C level, not a loop per point
+            if kinds == {int} and -_EXACT <= min(steps) and max(steps) <= _EXACT:
+                pass                                 # whole steps a double holds: int_step keeps them
+            elif kinds != {float}:
                 raise TypeError
-            steps = list(map(math.floor, steps))    # int_step of a finite float, without its float()
+            else:
+                steps = list(map(math.floor, steps))    # int_step of a finite float, without its float()
         except (TypeError, ValueError, OverflowError):
             steps = [s if type(s) is int and -_EXACT <= s <= _EXACT else int_step(s) for s in steps]
         b.name.extend(names)

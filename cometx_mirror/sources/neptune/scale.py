@@ -8,12 +8,14 @@ canonical JSON), so new operations only add segments. Files named in
 """
 from __future__ import annotations
 
-import base64
+import binascii
+import json
 import sqlite3
 from pathlib import Path
 
 from . import mapping
 from .driver import FoldingReader, RunSource, store_file
+from .scale_floats import SimpleOps, values as simple_values
 
 ORIGIN = "scale-offline"
 NORMALIZER = "neptune-scale/1"
@@ -56,16 +58,28 @@ def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
     return out
 
 
-def _messages():
-    from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2   # heavy import: only when needed
-    return common_pb2
+_PARSERS: dict[bool, object] = {}     # is CREATE_RUN -> its class's FromString, filled on first use
 
 
 def _decode(typ: int, blob: bytes):
-    pb = _messages()
-    msg = pb.Run() if typ == CREATE_RUN else pb.UpdateRunSnapshot()
-    msg.ParseFromString(blob)
-    return msg
+    if not _PARSERS:
+        from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2   # heavy import: once, when needed
+        _PARSERS.update({True: common_pb2.Run.FromString, False: common_pb2.UpdateRunSnapshot.FromString})
+    return _PARSERS[typ == CREATE_RUN](blob)
+
+
+def _put_rows(mirror, rows: list[list]) -> str:
+    """A segment's [seq, ts, type, base64] rows as canonical JSON (the same bytes as mirror.put_json,
+    without canonical's walk over every value: plain ints and ASCII text need no cleaning)."""
+    try:
+        data = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:       # a non-finite float timestamp: canonical's own form
+        return mirror.put_json(rows)
+    return mirror.objects.put_bytes(data.encode("utf-8"))
+
+
+def _b64(blob: bytes) -> str:
+    return binascii.b2a_base64(blob, newline=False).decode("ascii")
 
 
 class _QueueReader(FoldingReader):
@@ -82,7 +96,7 @@ class _QueueReader(FoldingReader):
     def store(self, mirror, old: dict | None) -> dict:
         db, project = self.db, self.project
         old_files = (old or {}).get("files", {})
-        errors, file_errors, segments, files, missing = [], [], {}, {}, []
+        errors, file_errors, segments, files, missing = [], [], [], {}, []
         ws, proj = project.partition("/")[0], project.partition("/")[2] or "default"
         with _connect(db) as con:
             uploads = [list(r) for r in con.execute(
@@ -95,24 +109,26 @@ class _QueueReader(FoldingReader):
                     missing.append(source)
                     file_errors.append(f"missing file {source} (for {dest})")
             folder = _Fold(ws, proj, self.run_id, files)
+            segment, segment_key = [], None
             for seq, ts, typ, blob in con.execute(
                     "SELECT sequence_id, timestamp, operation_type, operation FROM run_operations "
                     "ORDER BY sequence_id"):
-                try:
-                    msg = _decode(typ, blob)
-                except Exception:
+                if not folder.feed_blob(ts, typ, blob):
                     errors.append(f"{db.parent.name}/{db.name} operation {seq}: malformed protobuf, skipped")
-                else:
-                    folder.feed(ts, typ, msg)
-                segments.setdefault(seq // SEGMENT_OPS, []).append(
-                    [seq, ts, typ, base64.b64encode(blob).decode()])
+                if seq // SEGMENT_OPS != segment_key:    # in sequence order: a segment is done when the next begins
+                    if segment:
+                        segments.append(_put_rows(mirror, segment))
+                    segment, segment_key = [], seq // SEGMENT_OPS
+                segment.append([seq, ts, typ, _b64(blob)])
+            if segment:
+                segments.append(_put_rows(mirror, segment))
             op_errors = [list(r) for r in con.execute(
                 "SELECT timestamp, error_type, error_details, sequence_id FROM operation_errors "
                 "ORDER BY error_id")]
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
                     "workspace": ws, "project": proj,
                     "key": self.run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": self.version,
-                    "segments": [mirror.put_json(segments[k]) for k in sorted(segments)],
+                    "segments": segments,
                     "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
                     "errors": errors + file_errors}
         self.keep(manifest, folder)
@@ -169,19 +185,38 @@ _SERIES = {"float": "float_series", "int": "float_series", "string": "string_ser
 
 
 def _float_points(mirror, manifest: dict, floats: set[str]):
-    """The float series' points, decoded again from the stored operations, a segment at a time."""
+    """The float series' points, decoded again from the stored operations, a segment at a time: a
+    simple operation (scale_floats) adds its columns without a Python object per point until the
+    segment's doubles are unpacked at once; any other is decoded by protobuf as before."""
     out = mapping.FloatBatches()
+    simple, known = SimpleOps(), None      # known: the last layout whose every series is a float series
     for seg in manifest["segments"]:
-        names, steps, stamps, values = [], [], [], []
+        names, steps, stamps, values, pending = [], [], [], [], []
         for seq, row_ts, typ, b64 in mirror.get_json(seg):
             if typ == CREATE_RUN:
                 continue
             try:
-                msg = _decode(typ, base64.b64decode(b64))
+                blob = binascii.a2b_base64(b64)
+            except ValueError:
+                continue
+            got = simple.read(blob)
+            if got is not None and (got[1] is known or floats.issuperset(got[1])):
+                msg, known, entries = got
+                n, t = len(entries), msg.timestamp
+                names += known
+                steps += [_step(msg.step)] * n
+                stamps += [t.seconds * 1000 + t.nanos // 1_000_000 or row_ts] * n    # as _ts_ms(...) or row_ts
+                pending += entries
+                continue
+            try:
+                msg = _decode(typ, blob)
             except Exception:
                 continue
             if not msg.append or (msg.HasField("preview") and msg.preview.is_preview):
                 continue
+            if pending:             # the simple operations' values before this one's
+                values += simple_values(pending)
+                pending = []
             ts, step = _ts_ms(msg.timestamp) or row_ts, _step(msg.step)
             for path, v in sorted(msg.append.items()):
                 if path not in floats:
@@ -193,6 +228,8 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
                 steps.append(step)
                 stamps.append(ts)
                 values.append(kv[1])
+        if pending:
+            values += simple_values(pending)
         out.extend(names, steps, stamps, values)
         while out.full():
             yield out.take()
@@ -205,10 +242,9 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
     for seg in manifest["segments"]:
         for seq, row_ts, typ, b64 in mirror.get_json(seg):
             try:
-                msg = _decode(typ, base64.b64decode(b64))
-            except Exception:
+                folder.feed_blob(row_ts, typ, binascii.a2b_base64(b64))
+            except ValueError:
                 continue    # reported at fetch time
-            folder.feed(row_ts, typ, msg)
     return folder.finish(mirror, manifest)
 
 
@@ -220,7 +256,25 @@ class _Fold:
         self.files = files
         self.sets: dict[str, set] = {}
         self.types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
+        self.float_paths: set[str] = set()  # the paths in types that are float series
         self.previews = 0
+        self.simple, self.known = SimpleOps(), None
+
+    def feed_blob(self, row_ts, typ: int, blob: bytes) -> bool:
+        """Fold one stored operation; False when it is not a readable protobuf. A simple operation
+        (scale_floats) of float series already known leaves nothing to fold but its time."""
+        if typ != CREATE_RUN:
+            got = self.simple.read(blob)
+            if got is not None and (got[1] is self.known or self.float_paths.issuperset(got[1])):
+                self.known, t = got[1], got[0].timestamp
+                self.run.seen(t.seconds * 1000 + t.nanos // 1_000_000 or row_ts)    # as _ts_ms(...) or row_ts
+                return True
+        try:
+            msg = _decode(typ, blob)
+        except Exception:
+            return False
+        self.feed(row_ts, typ, msg)
+        return True
 
     def feed(self, row_ts, typ: int, msg) -> None:
         run, files, sets, types = self.run, self.files, self.sets, self.types
@@ -269,10 +323,12 @@ class _Fold:
                 series = _SERIES.get(kind)
                 if series and types.setdefault(path, series) != "float_series":   # floats: streamed
                     run.add_point(path, series, step, ts, float(value) if series == "float_series" else value)
+                elif series:
+                    self.float_paths.add(path)
 
     def finish(self, mirror, manifest: dict) -> mapping.RunData:
         run = self.run
-        floats = {path for path, kind in self.types.items() if kind == "float_series"}
+        floats = set(self.float_paths)
         if floats:
             run.float_points = lambda: _float_points(mirror, manifest, floats)
         if self.previews:
