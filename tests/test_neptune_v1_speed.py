@@ -40,3 +40,29 @@ def test_the_fold_block_of_many_point_ops_gives_each_ops_last_step_and_time():
         [("m", [json.loads(x)["obj"]["values"][-1]["step"]], json.loads(x)["at"]) for x in lines]
     (block, _) = float_lines.scan(b"\n".join(GOOD) + b"\n")
     assert block.numbered is True and block.values is None      # no point value decoded
+
+
+def test_the_store_folds_many_point_ops_on_new_series_without_decoding_them(tmp_path, monkeypatch):
+    """`extend` ops on series the fold has not met yet: one at a time from their last step, not json."""
+    from cometx_mirror.sources.neptune import offline_v1
+    from cometx_mirror.store.mirror import Mirror
+
+    lines = [json.dumps({"obj": {"type": "LogFloats", "path": ["s", str(k % 3)], "values": [
+        {"value": 0.5, "step": None if j == 1 and k == 4 else float(k * 5 + j), "ts": 2.0} for j in range(5)]},
+        "version": k, "at": 1.7e9 + k}).encode() for k in range(30)]
+    run_dir = tmp_path / "run__00000000-0000-0000-0000-000000000016__1__x"
+    run_dir.mkdir()
+    (run_dir / "data-1.log").write_bytes(b"\n".join(lines) + b"\n")
+    parsed = []
+    parse = offline_v1._parse
+    monkeypatch.setattr(offline_v1, "_parse", lambda line: parsed.append(line) or parse(line))
+    mirror = Mirror.init(tmp_path / "m")
+    reader = offline_v1._RunReader(run_dir, "w", "p", "k")
+    manifest = reader.store(mirror, None)
+    folder = reader._kept[1]
+    assert parsed == []                       # no line decoded whole
+    monkeypatch.undo()
+    refold = offline_v1.fold(mirror, manifest)     # json, line by line
+    assert folder.next_step == {"s/0": 140.0, "s/1": 145.0, "s/2": 150.0}
+    assert repr({k: v for k, v in vars(refold).items() if k != "float_points"}) == \
+        repr({k: v for k, v in vars(folder.run).items() if k != "float_points"})

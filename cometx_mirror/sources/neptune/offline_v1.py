@@ -140,7 +140,7 @@ class _RunReader(FoldingReader):
                     tracked[entry[0]] = _listing(entry[0])
 
         def fold_segment(lines: list[bytes], name: str, count: int) -> int:
-            """Fold a segment's lines in order (one-point LogFloats lines in the client's shape by
+            """Fold a segment's lines in order (LogFloats lines in the client's shape by
             float_lines.scan, the rest decoded whole), store it; the log's line count after it."""
             data = b"".join(lines)
             items = float_lines.scan(data) or lines
@@ -153,9 +153,11 @@ class _RunReader(FoldingReader):
                     if folder.feed_block(block):
                         count += len(block)
                         continue
-                    # one-point ops go through feed_float, many-point ones are decoded whole
-                    todo = zip(lines[at - len(block):at], zip(block.paths, block.lasts, block.ats)
-                               if block.single() else repeat(None))
+                    # one op at a time by feed_float (a many-point op's next step is its last + 1
+                    # then, as feed's _next_step gives); a many-point op ending unnumbered decoded whole
+                    todo = zip(lines[at - len(block):at], (
+                        (path, last, op_at) if last is not None or block.single() else None
+                        for path, last, op_at in zip(block.paths, block.lasts, block.ats)))
                 else:
                     todo, at = [(lines[at], None)], at + 1
                 for line, point in todo:
@@ -264,8 +266,9 @@ class _Fold:
         return self.run
 
     def feed_float(self, path: str, step, at) -> bool:
-        """feed() of a one-point LogFloats op from its path, step and op time (float_lines.scan);
-        False, having changed nothing, when the path holds a series of another kind (feed it whole)."""
+        """feed() of a LogFloats op from its path, last step and op time (float_lines.scan): exact for
+        one point, and for many when the last is numbered (the next step is then the last + 1); False,
+        having changed nothing, when the path holds a series of another kind (feed it whole)."""
         kind = self.types.get(path)
         if kind is None:             # a series takes the kind of its first point
             self.types[path] = "float_series"
