@@ -93,10 +93,10 @@ def test_a_simple_operation_reads_as_protobuf_reads_it_and_the_others_are_refuse
             refused += 1
             continue
         simple += 1
-        shadow, names, entries = got
+        shadow, names, values = got
         assert names == sorted(msg.append)
         assert [msg.append[n].WhichOneof("value") for n in names] == ["float64"] * len(names)
-        bits = [struct.pack("<d", v) for v in scale_floats.values(list(entries))]   # NaN too, bit for bit
+        bits = [struct.pack("<d", v) for v in values]   # NaN too, bit for bit
         assert bits == [struct.pack("<d", msg.append[n].float64) for n in names]
         assert (scale._step(shadow.step), scale._ts_ms(shadow.timestamp)) == \
             (scale._step(msg.step), scale._ts_ms(msg.timestamp))

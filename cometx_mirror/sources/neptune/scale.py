@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import mapping
 from .driver import FoldingReader, RunSource, store_file
-from .scale_floats import SimpleOps, values as simple_values
+from .scale_floats import SimpleOps
 
 ORIGIN = "scale-offline"
 NORMALIZER = "neptune-scale/1"
@@ -186,12 +186,12 @@ _SERIES = {"float": "float_series", "int": "float_series", "string": "string_ser
 
 def _float_points(mirror, manifest: dict, floats: set[str]):
     """The float series' points, decoded again from the stored operations, a segment at a time: a
-    simple operation (scale_floats) adds its columns without a Python object per point until the
-    segment's doubles are unpacked at once; any other is decoded by protobuf as before."""
+    simple operation (scale_floats) adds its columns with no Python call per point; any other is
+    decoded by protobuf as before."""
     out = mapping.FloatBatches()
     simple, known = SimpleOps(), None      # known: the last layout whose every series is a float series
     for seg in manifest["segments"]:
-        names, steps, stamps, values, pending = [], [], [], [], []
+        names, steps, stamps, values = [], [], [], []
         for seq, row_ts, typ, b64 in mirror.get_json(seg):
             if typ == CREATE_RUN:
                 continue
@@ -201,12 +201,12 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
                 continue
             got = simple.read(blob)
             if got is not None and (got[1] is known or floats.issuperset(got[1])):
-                msg, known, entries = got
-                n, t = len(entries), msg.timestamp
+                msg, known, op_values = got
+                n, t = len(known), msg.timestamp
                 names += known
                 steps += [_step(msg.step)] * n
                 stamps += [t.seconds * 1000 + t.nanos // 1_000_000 or row_ts] * n    # as _ts_ms(...) or row_ts
-                pending += entries
+                values += op_values
                 continue
             try:
                 msg = _decode(typ, blob)
@@ -214,9 +214,6 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
                 continue
             if not msg.append or (msg.HasField("preview") and msg.preview.is_preview):
                 continue
-            if pending:             # the simple operations' values before this one's
-                values += simple_values(pending)
-                pending = []
             ts, step = _ts_ms(msg.timestamp) or row_ts, _step(msg.step)
             for path, v in sorted(msg.append.items()):
                 if path not in floats:
@@ -228,8 +225,6 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
                 steps.append(step)
                 stamps.append(ts)
                 values.append(kv[1])
-        if pending:
-            values += simple_values(pending)
         out.extend(names, steps, stamps, values)
         while out.full():
             yield out.take()

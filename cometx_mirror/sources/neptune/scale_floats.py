@@ -12,6 +12,7 @@ real decoding gives.
 """
 from __future__ import annotations
 
+import re
 import struct
 from operator import itemgetter
 
@@ -53,49 +54,82 @@ def _shadow_class():
     return _SHADOW
 
 
+class _Layout:
+    """One operation shape: the `append` entries of these keys in this serialized order. `tail`
+    matches exactly those entries' bytes, any double in each; `unpack` reads the doubles from them."""
+
+    def __init__(self, entries: list[bytes], names: list[str]):
+        fields = [b"B" + _varint(len(e)) + e for e in entries]    # field 8, length-delimited
+        self.size = sum(map(len, fields))
+        self.tail = re.compile(b"".join(re.escape(f[:-8]) + b".{8}" for f in fields), re.DOTALL)
+        self.unpack = struct.Struct("<" + "".join(f"{len(f) - 8}xd" for f in fields)).unpack_from
+        order = sorted(range(len(names)), key=names.__getitem__)
+        self.names = [names[i] for i in order]
+        self.order = itemgetter(*order) if len(order) > 1 else (lambda values: values)
+
+    def ends(self, blob: bytes) -> bool:
+        return len(blob) >= self.size and self.tail.fullmatch(blob, len(blob) - self.size) is not None
+
+
 class SimpleOps:
-    """Reads simple operations one at a time; remembers the last entry layout (the keys in the order
-    the client serialized them), which a run's operations mostly share, so that layout is checked
-    and sorted once rather than per operation."""
+    """Reads simple operations one at a time. A run's operations mostly share a few layouts (the
+    same keys, serialized in the same order), so each layout is checked and sorted once; an
+    operation of a known layout costs a regex match of its entries, a parse of the few bytes before
+    them (its step and timestamp) and one struct unpack, with no Python object per entry."""
+    KEEP = 4     # layouts remembered, the latest first
 
     def __init__(self):
         self._parse = _shadow_class().FromString
-        self._prefixes: list[bytes] | None = None
-        self._names: list[str] = []
-        self._order = None
+        self._layouts: list[_Layout] = []
 
     def read(self, blob: bytes):
-        """(shadow message, series names sorted, their entries in that order), or None: not simple."""
+        """(message holding the step and timestamp, series names sorted, their values in that order),
+        or None: not simple."""
+        for layout in self._layouts:
+            head = len(blob) - layout.size
+            if head >= 0 and layout.tail.fullmatch(blob, head) is not None:
+                got = self._read(blob, layout, head)   # None: these are only its last entries, or
+                if got is not None:                    # it has more than entries
+                    return got
+        layout = self._learn(blob)
+        return None if layout is None else self._read(blob, layout, len(blob) - layout.size)
+
+    def _read(self, blob: bytes, layout: _Layout, head: int):
+        # what comes before the entries must be complete fields of its own (so the entries are
+        # where a parser reaches them), with no other entry and no other field of the message
         try:
-            s = self._parse(blob)
+            s = self._parse(blob[:head])
         except Exception:
             return None
-        if s.WhichOneof("other") is not None:    # an assign, a set, a preview, a request id...
+        if s.WhichOneof("other") is not None or len(s.append):    # an assign, a set, a preview...
             return None
-        entries = list(s.append)
-        if not entries:
-            return None
-        prefixes = [e[:-8] for e in entries]     # all but the double: equal prefixes, equal (checked) shape
-        if prefixes != self._prefixes and not self._learn(entries, prefixes):
-            return None
-        return s, self._names, self._order(entries)
+        return s, layout.names, layout.order(layout.unpack(blob, head))
 
-    def _learn(self, entries: list[bytes], prefixes: list[bytes]) -> bool:
+    def _learn(self, blob: bytes) -> _Layout | None:
+        try:
+            entries = list(self._parse(blob).append)
+        except Exception:
+            return None
         # `\n`, the key's length (one byte: under 128), the key, then exactly _ENTRY_TAIL and 8 bytes
-        if {(e[0], len(e) - e[1], e[-11:-8]) for e in entries} != {(0x0A, 13, _ENTRY_TAIL)}:
-            return False
+        if not entries or {(e[0], len(e) - e[1], e[-11:-8]) for e in entries} != {(0x0A, 13, _ENTRY_TAIL)}:
+            return None
         try:
             names = [e[2:-11].decode("utf-8") for e in entries]
         except UnicodeDecodeError:
-            return False
+            return None
         if len(set(names)) != len(names):        # a repeated key: the map keeps the last, leave it to protobuf
-            return False
-        order = sorted(range(len(names)), key=names.__getitem__)
-        self._prefixes, self._names = prefixes, [names[i] for i in order]
-        self._order = itemgetter(*order) if len(order) > 1 else (lambda es, i=order[0]: (es[i],))
-        return True
+            return None
+        layout = _Layout(entries, names)
+        if not layout.ends(blob) or any(known.tail.pattern == layout.tail.pattern for known in self._layouts):
+            return None      # the entries are not all at the end, or a known layout read it: not simple
+        self._layouts = [layout, *self._layouts[:self.KEEP - 1]]
+        return layout
 
 
-def values(entries: list[bytes]) -> tuple[float, ...]:
-    """The float64 of each simple entry, decoded at once."""
-    return struct.unpack(f"<{len(entries)}d", b"".join([e[-8:] for e in entries]))
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
