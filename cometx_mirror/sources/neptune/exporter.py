@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from itertools import repeat
 from pathlib import Path
 
 from ...store import canonical
 from . import mapping
-from .driver import RunSource, rel, store_file
+from .driver import FoldingReader, RunSource, rel, store_file
 
 ORIGIN = "exporter"
 NORMALIZER = "neptune-exporter/1"
@@ -88,6 +89,9 @@ def _encode_batch(batch) -> bytes:
     cols = {}
     for name in batch.schema.names:
         col = batch.column(name)
+        if col.null_count == len(col):               # most columns of a part of float points
+            cols[name] = None
+            continue
         if pa.types.is_decimal(col.type):
             col = pc.cast(col, pa.string())          # exact decimal text, e.g. "1.500000"
         elif pa.types.is_timestamp(col.type):
@@ -100,13 +104,21 @@ def _encode_batch(batch) -> bytes:
         elif pa.types.is_nested(col.type) and col.null_count < len(col):
             values = canonical._clean(values)
         cols[name] = values
-    # Same bytes as canonical.dumps, without re-walking millions of plain values.
-    return json.dumps({"rows": batch.num_rows, "columns": cols}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+    # Same bytes as canonical.dumps of {"columns": cols, "rows": n}, without re-walking millions of plain
+    # values, a column of nulls written as its text at once
+    nulls = "[" + ",".join(repeat("null", batch.num_rows)) + "]"
+    text = ",".join(f"{_json(name)}:{nulls if values is None else _json(values)}"
+                    for name, values in sorted(cols.items()))
+    return f'{{"columns":{{{text}}},"rows":{batch.num_rows}}}'.encode("utf-8")
 
 
-def _encode_part(mirror, path: Path) -> dict:
-    """A part's chunks, a record batch of CHUNK_ROWS at a time (every column: the chunk is the raw copy)."""
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _encode_part(mirror, path: Path, summaries: dict | None = None) -> dict:
+    """A part's chunks, a record batch of CHUNK_ROWS at a time (every column: the chunk is the raw copy);
+    `summaries` gets each chunk of float points' _float_summary, by chunk id."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -116,6 +128,10 @@ def _encode_part(mirror, path: Path) -> dict:
     try:
         for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
             chunks.append(mirror.objects.put_bytes(_encode_batch(batch)))
+            if summaries is not None:
+                summary = _float_summary(pa, pc, batch)
+                if summary is not None:
+                    summaries[chunks[-1]] = summary
             rows += batch.num_rows
             if "file_value" in batch.schema.names:
                 recorded = pc.struct_field(batch.column("file_value"), "path").drop_null().unique()
@@ -159,13 +175,60 @@ def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
                 errors.append(str(e))
                 continue
             ws, proj = split_project(project_id)
-            out.append(RunSource(ws, proj, run_id, _storer(project_dir, prefix, files_root, project_id, run_id),
-                                 fold))
+            reader = _PartsReader(project_dir, prefix, files_root, project_id, run_id)
+            out.append(RunSource(ws, proj, run_id, reader.store, reader.fold))
     return out
 
 
-def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, run_id: str):
+def _float_summary(pa, pc, batch) -> tuple[list, int | None] | None:
+    """What fold takes from a chunk of float points only (its paths, its latest time), from the arrow
+    columns at C level; None for any other chunk (fold reads those rows from the stored chunk)."""
+    names = batch.schema.names
+    if "attribute_type" not in names or "attribute_path" not in names or \
+            pc.unique(batch.column("attribute_type")).to_pylist() != ["float_series"]:
+        return None
+    latest = None
+    if "timestamp" in names:
+        ts = batch.column("timestamp")
+        if pa.types.is_timestamp(ts.type):
+            ts = pc.cast(ts, pa.int64())         # epoch ms, as _encode_batch stores it
+        elif not pa.types.is_integer(ts.type):
+            return None
+        latest = pc.max(ts).as_py()
+    return pc.unique(batch.column("attribute_path")).to_pylist(), latest
+
+
+class _KeptFold:
+    """The fold of a manifest this fetch stored: its chunks of float points already summarized."""
+
+    def __init__(self, summaries: dict):
+        self.summaries = summaries
+        self.run = mapping.RunData(workspace="", project="", key="")   # the manifest names the run
+
+    def finish(self, mirror, manifest: dict) -> mapping.RunData:
+        return fold(mirror, manifest, self.summaries)
+
+
+class _PartsReader(FoldingReader):
+    """One run's parts: `store` encodes them and keeps what fold needs of each chunk of float points,
+    so the fetch's fold decodes only the chunks that hold anything else."""
+
+    def __init__(self, project_dir: Path, prefix: str, files_root: Path, project_id: str, run_id: str):
+        self.store = _storer(project_dir, prefix, files_root, project_id, run_id, self.keep)
+
+    def fold_stored(self, mirror, manifest: dict) -> mapping.RunData:
+        return fold(mirror, manifest)
+
+
+def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, run_id: str, keep=None):
     def store(mirror, old: dict | None) -> dict:
+        summaries: dict = {}
+        manifest = _store(mirror, old, summaries)
+        if keep is not None:
+            keep(manifest, _KeptFold(summaries))
+        return manifest
+
+    def _store(mirror, old: dict | None, summaries: dict) -> dict:
         old = old or {}
         old_parts = {p["file"]: p for p in old.get("parts", [])}
         parts, errors, recorded = [], [], set()
@@ -178,7 +241,7 @@ def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, r
             else:
                 try:
                     entry = {"file": p.name, "part": n, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                             **_encode_part(mirror, p)}
+                             **_encode_part(mirror, p, summaries)}
                 except Exception as e:   # truncated part: name it, keep the readable ones
                     errors.append(f"{project_dir.name}/{p.name}: unreadable parquet part ({_short(e)})")
                     continue
@@ -205,6 +268,16 @@ def _step(s: str | None):
     return int(d) if d == d.to_integral_value() else float(d)
 
 
+def _steps(texts: list) -> list:
+    """_step of each: the exporter's quantized whole steps (the common case) without a call per point."""
+    try:
+        if all(map(str.endswith, texts, repeat(".000000"))):
+            return [int(s[:-7]) for s in texts]
+    except TypeError:       # a step that is None
+        pass
+    return list(map(_step, texts))
+
+
 def _float(v):
     return float(v) if isinstance(v, str) else v   # canonical JSON keeps NaN/inf as strings
 
@@ -217,15 +290,29 @@ def iter_chunks(mirror, manifest: dict):
     """Each stored chunk's columns in FIELDS order (a list of None for a column it lacks), parts in order."""
     for part in sorted(manifest["parts"], key=lambda p: p["part"]):
         for chunk in part["chunks"]:
-            data = mirror.get_json(chunk)
-            cols, nones = data["columns"], [None] * data["rows"]
-            yield [cols.get(n, nones) for n in FIELDS]
+            yield _columns(mirror.get_json(chunk))
+
+
+def _columns(data: dict) -> list:
+    cols, nones = data["columns"], [None] * data["rows"]
+    return [cols.get(n, nones) for n in FIELDS]
 
 
 def iter_rows(mirror, manifest: dict):
     """Rows as tuples in FIELDS order, parts in order."""
     for columns in iter_chunks(mirror, manifest):
         yield from zip(*columns)
+
+
+def _summarized_chunk(run: mapping.RunData, types: dict, paths: list, latest) -> bool:
+    """_float_chunk of a chunk of float points from its summary (its paths in order, its latest time)."""
+    for path in paths:
+        types.setdefault(path, "float_series")
+    if any(types[p] != "float_series" for p in paths):
+        return False
+    if latest is not None:
+        run.seen(latest)
+    return True
 
 
 def _float_chunk(run: mapping.RunData, types: dict, columns: list) -> bool:
@@ -244,13 +331,20 @@ def _float_chunk(run: mapping.RunData, types: dict, columns: list) -> bool:
     return True
 
 
-def fold(mirror, manifest: dict) -> mapping.RunData:
+def fold(mirror, manifest: dict, summaries: dict | None = None) -> mapping.RunData:
+    """The run from its stored chunks; a chunk in `summaries` (this fetch's store made it) is not read."""
     run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
     files = manifest.get("files", {})
     types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
-    for columns in iter_chunks(mirror, manifest):
-        if not _float_chunk(run, types, columns):
-            _fold_rows(mirror, run, files, types, columns)
+    summaries = summaries or {}
+    for part in sorted(manifest["parts"], key=lambda p: p["part"]):
+        for chunk in part["chunks"]:
+            summary = summaries.get(chunk)
+            if summary is not None and _summarized_chunk(run, types, *summary):
+                continue
+            columns = _columns(mirror.get_json(chunk))
+            if not _float_chunk(run, types, columns):
+                _fold_rows(mirror, run, files, types, columns)
     floats = {path for path, kind in types.items() if kind == "float_series"}
     if floats:
         run.float_points = lambda: _float_points(mirror, manifest, floats)
@@ -298,7 +392,7 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
             if set(kinds) == {"float_series"} and floats.issuperset(paths):
                 # a chunk of float points only (the common case): whole columns, mapped at C level
                 # (FloatBatches converts the values: float() reads canonical JSON's "NaN" / "Infinity")
-                out.extend(paths, list(map(_step, columns[2])), columns[3], columns[4])
+                out.extend(paths, _steps(columns[2]), columns[3], columns[4])
                 while out.full():
                     yield out.take()
                 continue
