@@ -184,6 +184,34 @@ NEPTUNE_FORMAT_BODY = {
                       "every point into a fresh mirror, in a fresh process; floor = reading the operations from "
                       "SQLite and decoding each protobuf and each value, nothing else."),
 }
+# the paragraph under a neptune-scale / exporter table (--note replaces it): this round's change, the previous figures, the goals
+NEPTUNE_FORMAT_NOTE = {
+    "neptune-scale": (
+        "Previous round (load 4.1): 10^5 3.5 s CPU, 6.3x the floor, 244 MB; 10^6 9.8 s CPU, 6.7x (floor 1.5 s), "
+        "102,510 points/s CPU, 255 MB. This round: a fetch of offline folders no longer imports neptune_query "
+        "(sources/neptune/live.py) or pyarrow and pandas (exporter.py), each imported on first use; an operation of "
+        "the shape `Run.log_metrics` queues (a step, a timestamp, float64 appends, nothing else) is read by "
+        "sources/neptune/scale_floats.py: a shadow protobuf type whose `append` map is raw `repeated bytes`, each "
+        "layout of keys checked and sorted once per run, then per operation one regex over its entries' bytes, a "
+        "parse of the few bytes of step and timestamp before them and one struct unpack of its doubles, no Python "
+        "object per point, in the store's fold and in the float stream; any other operation is decoded by protobuf "
+        "as before (same rows, segments and manifests: tests/test_neptune_scale_speed.py). The store writes each "
+        "segment as it completes (they were all held until the end) with json.dumps, the bytes put_json wrote. "
+        "Goals: peak memory flat in the number of points, met (150 / 157 / 164 MB at 10^5 / 10^6 / 10^7); within "
+        "3x of the floor, met at 10^5 (2.8x), just missed at 10^6 (3.1x) and 10^7 (3.2x); 300,000 points/s, not "
+        "met (160,500 / 223,312 points/s CPU at 10^6 / 10^7). What is left per operation is the stored form (base64 "
+        "in canonical JSON segments, decoded again for the float stream), the head parse in each pass and the "
+        "index's insert. Load average 1.5-2.9 on 2 cores (others' jobs): compare CPU times and peak memory."),
+    "neptune-exporter": (
+        "Previous round (load 4.2-4.3): 10^5 4.4 s CPU, 2.5x the floor, 315 MB; 10^6 15.7 s CPU, 1.5x, 63,828 "
+        "points/s CPU, 377 MB. This round (sources/neptune/exporter.py): pyarrow and pandas are imported only where "
+        "a part is read; the store keeps, for each chunk of float points only, what the fold takes from it (its "
+        "paths and latest time, from the arrow columns at C level), so the fetch's fold decodes only the other "
+        "chunks and each chunk of float points is decoded once, by the float stream, instead of twice (a reindex "
+        "still decodes every chunk; tests/test_neptune_exporter_speed.py); a column of nulls is written as its "
+        "JSON text at once (the same bytes); whole steps are converted without a call per point. Now: 10^5 2.3 s CPU, 1.1x; 10^6 9.6 s CPU, 1.1x, 103,716 points/s CPU, 313 MB; 10^7 88.4 s CPU, 0.9x (this floor converts four columns of every row to Python objects, as the store converts every column), 113,153 points/s CPU, 351 MB. Goals: within 3x of the floor, met; 300,000 points/s, not met (what is left is the canonical JSON of every column, encoded once and decoded once per chunk, and the index's insert); peak memory 253 / 313 / 351 MB at 10^5 / 10^6 / 10^7, bounded by one row group's pages (the exporter writes up to 1Mi rows per row group), so it stops growing past a row group. "
+        "Load average beside each row (2 cores: compare CPU times and peak memory)."),
+}
 NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)"),
                     "neptune-exporter": ("readers-neptune-exporter", "Neptune exporter reader "
                                          "(`bench/bench_readers.py --source neptune-exporter`)"),
@@ -206,6 +234,7 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
                      f"{fl['s']:.1f} s ({fl['cpu']:.1f} s) | {f['cpu'] / fl['cpu']:.1f}× | "
                      f"{f['peak'] / 1e6:.0f} MB | {f['load']:.1f} |")
     if source in NEPTUNE_FORMATS:
+        note = note or NEPTUNE_FORMAT_NOTE.get(source, "")
         intro = NEPTUNE_BODY if source == "neptune" else (
             NEPTUNE_FORMAT_BODY[source] + " Peak memory = the fetch process's maximum RSS; load average = the "
             "1-minute figure, the highest seen around the fetch (2 cores).")
