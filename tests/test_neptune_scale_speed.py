@@ -119,6 +119,8 @@ def test_rows_and_objects_are_the_same_without_the_simple_path(scale_run, tmp_pa
     rows = _rows(fast)
     assert len(rows["metrics"]) in (300 * 3 + 10 + 6 + 1 + 4 * 2, 120 * 10)   # previews left out
     monkeypatch.setattr(scale_floats.SimpleOps, "read", lambda self, blob: None)
+    monkeypatch.setattr(scale_floats.SimpleOps, "read_many",
+                        lambda self, blobs, eligible, points=True: [(0, len(blobs), None, None, None, None)])
     slow = _fetch(scale_run, tmp_path / "slow")
     assert _rows(slow) == rows                     # same rows in the same order
     manifests = [set(fast.snapshot(fast.refs.get(r)).manifests.values()) for r in fast.refs.names()]
@@ -155,3 +157,25 @@ def test_an_offline_fetch_imports_neither_neptune_query_nor_pyarrow(client_run, 
     out = subprocess.run([sys.executable, "-c", script, str(client_run), str(tmp_path / "m")],
                          capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[-2] == "[]"
+
+
+def test_a_segment_read_at_once_reads_what_each_operation_reads(client_run, repository_run):
+    """read_many (no Python call per operation) gives each operation's step, time and values as read()
+    does, takes every simple operation of the repository run, and leaves the others to read()."""
+    for folder, everything in ((repository_run, True), (client_run, False)):
+        blobs = _operations(folder)
+        taken = 0
+        for first, stop, layout, steps, ms, values in scale_floats.SimpleOps().read_many(blobs, [True] * len(blobs)):
+            if layout is None:
+                assert not everything
+                continue
+            n = len(layout.names)
+            for i in range(first, stop):
+                shadow, names, op_values = scale_floats.SimpleOps().read(blobs[i])
+                assert names == layout.names
+                assert [struct.pack("<d", v) for v in values[(i - first) * n:(i - first + 1) * n]] == \
+                    [struct.pack("<d", v) for v in op_values]
+                assert (steps[i - first], ms[i - first] or None) == (scale._step(shadow.step),
+                                                                    scale._ts_ms(shadow.timestamp))
+                taken += 1
+        assert taken == (120 if everything else 300 + 6 + 4)    # the fractional steps' ops too

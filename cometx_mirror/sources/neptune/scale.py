@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import json
 import sqlite3
+from itertools import chain, repeat
 from pathlib import Path
 
 from . import mapping
@@ -78,10 +79,6 @@ def _put_rows(mirror, rows: list[list]) -> str:
     return mirror.objects.put_bytes(data.encode("utf-8"))
 
 
-def _b64(blob: bytes) -> str:
-    return binascii.b2a_base64(blob, newline=False).decode("ascii")
-
-
 class _QueueReader(FoldingReader):
     """One queue: `store` decodes each operation once, to validate it and to fold it (the fetch's `fold`
     of the manifest it just stored is that one), so a fetch decodes an operation twice: there, and when
@@ -110,18 +107,16 @@ class _QueueReader(FoldingReader):
                     file_errors.append(f"missing file {source} (for {dest})")
             folder = _Fold(ws, proj, self.run_id, files)
             segment, segment_key = [], None
-            for seq, ts, typ, blob in con.execute(
+            for row in con.execute(
                     "SELECT sequence_id, timestamp, operation_type, operation FROM run_operations "
                     "ORDER BY sequence_id"):
-                if not folder.feed_blob(ts, typ, blob):
-                    errors.append(f"{db.parent.name}/{db.name} operation {seq}: malformed protobuf, skipped")
-                if seq // SEGMENT_OPS != segment_key:    # in sequence order: a segment is done when the next begins
+                if row[0] // SEGMENT_OPS != segment_key:    # in sequence order: a segment is done when the next begins
                     if segment:
-                        segments.append(_put_rows(mirror, segment))
-                    segment, segment_key = [], seq // SEGMENT_OPS
-                segment.append([seq, ts, typ, _b64(blob)])
+                        segments.append(self._put_segment(mirror, folder, segment, errors))
+                    segment, segment_key = [], row[0] // SEGMENT_OPS
+                segment.append(row)
             if segment:
-                segments.append(_put_rows(mirror, segment))
+                segments.append(self._put_segment(mirror, folder, segment, errors))
             op_errors = [list(r) for r in con.execute(
                 "SELECT timestamp, error_type, error_details, sequence_id FROM operation_errors "
                 "ORDER BY error_id")]
@@ -133,6 +128,19 @@ class _QueueReader(FoldingReader):
                     "errors": errors + file_errors}
         self.keep(manifest, folder)
         return manifest
+
+    def _put_segment(self, mirror, folder: "_Fold", rows: list[tuple], errors: list[str]) -> str:
+        """Fold a segment's operations, then store them as [seq, ts, type, base64] rows."""
+        seqs, stamps, types, blobs = zip(*rows)
+        for i in folder.feed_segment(stamps, types, blobs):
+            errors.append(f"{self.db.parent.name}/{self.db.name} operation {seqs[i]}: malformed protobuf, skipped")
+        # one base64 text per operation, each as b2a_base64 writes it, cut from one joined text
+        texts = b"".join(map(binascii.b2a_base64, blobs)).decode("ascii").split("\n")[:-1]
+        if {int} == set(map(type, seqs)) | set(map(type, stamps)) | set(map(type, types)):
+            # plain ints and base64 (nothing to escape): the canonical JSON text, written directly
+            data = "[" + ",".join(map('[{},{},{},"{}"]'.format, seqs, stamps, types, texts)) + "]"
+            return mirror.objects.put_bytes(data.encode("ascii"))
+        return _put_rows(mirror, list(map(list, zip(seqs, stamps, types, texts))))
 
 
 # -- folding ------------------------------------------------------------------------------------
@@ -184,62 +192,92 @@ _SERIES = {"float": "float_series", "int": "float_series", "string": "string_ser
            "histogram": "histogram_series"}
 
 
+def _blobs(rows: list[list]) -> tuple[list[bytes], list[bool]]:
+    """A stored segment's operations as bytes, and which are updates to read (not CREATE_RUN, and
+    decodable: a text that is not base64 is left out, as at fetch time)."""
+    try:
+        blobs = list(map(binascii.a2b_base64, [r[3] for r in rows]))
+        return blobs, [r[2] != CREATE_RUN for r in rows]
+    except (ValueError, TypeError):
+        blobs, eligible = [], []
+        for r in rows:
+            try:
+                blobs.append(binascii.a2b_base64(r[3]))
+                eligible.append(r[2] != CREATE_RUN)
+            except (ValueError, TypeError):
+                blobs.append(b"")
+                eligible.append(None)      # not an operation at all
+        return blobs, eligible
+
+
 def _float_points(mirror, manifest: dict, floats: set[str]):
-    """The float series' points, decoded again from the stored operations, a segment at a time: a
-    simple operation (scale_floats) adds its columns with no Python call per point; any other is
-    decoded by protobuf as before."""
+    """The float series' points, decoded again from the stored operations, a segment at a time: the
+    simple operations of a segment (scale_floats.SimpleOps.read_many) add their columns with no Python
+    call per operation or point; any other is read one at a time as before."""
     out = mapping.FloatBatches()
-    simple, known = SimpleOps(), None      # known: the last layout whose every series is a float series
+    simple = SimpleOps()
     for seg in manifest["segments"]:
         names, steps, stamps, values = [], [], [], []
-        for seq, row_ts, typ, b64 in mirror.get_json(seg):
-            if typ == CREATE_RUN:
-                continue
-            try:
-                blob = binascii.a2b_base64(b64)
-            except ValueError:
-                continue
-            got = simple.read(blob)
-            if got is not None and (got[1] is known or floats.issuperset(got[1])):
-                msg, known, op_values = got
-                n, t = len(known), msg.timestamp
-                names += known
-                steps += [_step(msg.step)] * n
-                stamps += [t.seconds * 1000 + t.nanos // 1_000_000 or row_ts] * n    # as _ts_ms(...) or row_ts
+        rows = mirror.get_json(seg)
+        blobs, eligible = _blobs(rows)
+        for first, stop, layout, op_steps, ms, op_values in simple.read_many(blobs, eligible):
+            if layout is not None and floats.issuperset(layout.names):
+                n = len(layout.names)
+                names += layout.names * (stop - first)
+                steps += chain.from_iterable(map(repeat, op_steps, repeat(n)))
+                times = [t or r[1] for t, r in zip(ms, rows[first:stop])]     # as _ts_ms(...) or row_ts
+                stamps += chain.from_iterable(map(repeat, times, repeat(n)))
                 values += op_values
                 continue
-            try:
-                msg = _decode(typ, blob)
-            except Exception:
-                continue
-            if not msg.append or (msg.HasField("preview") and msg.preview.is_preview):
-                continue
-            ts, step = _ts_ms(msg.timestamp) or row_ts, _step(msg.step)
-            for path, v in sorted(msg.append.items()):
-                if path not in floats:
-                    continue
-                kv = _value(v)
-                if kv is None or kv[0] not in _SERIES:     # a file goes to the files, as in fold
-                    continue
-                names.append(path)
-                steps.append(step)
-                stamps.append(ts)
-                values.append(kv[1])
+            for i in range(first, stop):
+                if eligible[i] is not None and rows[i][2] != CREATE_RUN:
+                    _op_points(simple, floats, rows[i][1], rows[i][2], blobs[i], names, steps, stamps, values)
         out.extend(names, steps, stamps, values)
         while out.full():
             yield out.take()
     yield from out.rest()
 
 
+def _op_points(simple, floats, row_ts, typ, blob, names, steps, stamps, values) -> None:
+    """One operation's float points, appended to the columns (the path of any operation)."""
+    got = simple.read(blob)
+    if got is not None and floats.issuperset(got[1]):
+        msg, known, op_values = got
+        n, t = len(known), msg.timestamp
+        names += known
+        steps += [_step(msg.step)] * n
+        stamps += [t.seconds * 1000 + t.nanos // 1_000_000 or row_ts] * n    # as _ts_ms(...) or row_ts
+        values += op_values
+        return
+    try:
+        msg = _decode(typ, blob)
+    except Exception:
+        return
+    if not msg.append or (msg.HasField("preview") and msg.preview.is_preview):
+        return
+    ts, step = _ts_ms(msg.timestamp) or row_ts, _step(msg.step)
+    for path, v in sorted(msg.append.items()):
+        if path not in floats:
+            continue
+        kv = _value(v)
+        if kv is None or kv[0] not in _SERIES:     # a file goes to the files, as in fold
+            continue
+        names.append(path)
+        steps.append(step)
+        stamps.append(ts)
+        values.append(kv[1])
+
+
 def fold(mirror, manifest: dict) -> mapping.RunData:
     """The run from its stored objects (reindex; a fetch folds while it stores)."""
     folder = _Fold(manifest["workspace"], manifest["project"], manifest["key"], manifest.get("files", {}))
     for seg in manifest["segments"]:
-        for seq, row_ts, typ, b64 in mirror.get_json(seg):
-            try:
-                folder.feed_blob(row_ts, typ, binascii.a2b_base64(b64))
-            except ValueError:
-                continue    # reported at fetch time
+        rows = mirror.get_json(seg)
+        blobs, eligible = _blobs(rows)
+        kept = [i for i, e in enumerate(eligible) if e is not None]   # not base64: reported at fetch time
+        if len(kept) < len(rows):
+            rows, blobs = [rows[i] for i in kept], [blobs[i] for i in kept]
+        folder.feed_segment([r[1] for r in rows], [r[2] for r in rows], blobs)
     return folder.finish(mirror, manifest)
 
 
@@ -254,6 +292,28 @@ class _Fold:
         self.float_paths: set[str] = set()  # the paths in types that are float series
         self.previews = 0
         self.simple, self.known = SimpleOps(), None
+
+    def feed_segment(self, stamps, types, blobs) -> list[int]:
+        """Fold a segment's operations in order; the indexes of those that are not readable protobuf.
+        A run of simple operations of float series already known (SimpleOps.read_many) leaves only
+        its latest time to fold."""
+        bad = []
+        for first, stop, layout, _steps, ms, _values in self.simple.read_many(
+                blobs, [t != CREATE_RUN for t in types], points=False):
+            i = first
+            if layout is not None:
+                while i < stop and not self.float_paths.issuperset(layout.names):
+                    self.feed_blob(stamps[i], types[i], blobs[i])    # simple, so readable
+                    i += 1
+                times = [t or r for t, r in zip(ms[i - first:], stamps[i:stop])]   # as _ts_ms(...) or row_ts
+                times = [t for t in times if t is not None]
+                if times:
+                    self.run.seen(max(times))
+                continue
+            for j in range(first, stop):
+                if not self.feed_blob(stamps[j], types[j], blobs[j]):
+                    bad.append(j)
+        return bad
 
     def feed_blob(self, row_ts, typ: int, blob: bytes) -> bool:
         """Fold one stored operation; False when it is not a readable protobuf. A simple operation

@@ -66,6 +66,24 @@ class _Layout:
         order = sorted(range(len(names)), key=names.__getitem__)
         self.names = [names[i] for i in order]
         self.order = itemgetter(*order) if len(order) > 1 else (lambda values: values)
+        self._fields, self._sorted, self._columns = fields, order, None
+
+    def columns(self):
+        """For SimpleOps.read_many, built on first use: the offsets of the fixed bytes of the entries
+        and their values, and the offsets of each double's 8 bytes, in sorted name order."""
+        if self._columns is None:
+            import numpy as np
+            fixed, starts, at = bytearray(), [], 0
+            positions = []
+            for f in self._fields:
+                positions += range(at, at + len(f) - 8)
+                fixed += f[:-8]
+                starts.append(at + len(f) - 8)
+                at += len(f)
+            doubles = np.array([starts[i] for i in self._sorted], np.int64)[:, None] + np.arange(8)
+            self._columns = (np.array(positions, np.int64), np.frombuffer(bytes(fixed), np.uint8),
+                             doubles.ravel())
+        return self._columns
 
     def ends(self, blob: bytes) -> bool:
         return len(blob) >= self.size and self.tail.fullmatch(blob, len(blob) - self.size) is not None
@@ -77,6 +95,7 @@ class SimpleOps:
     operation of a known layout costs a regex match of its entries, a parse of the few bytes before
     them (its step and timestamp) and one struct unpack, with no Python object per entry."""
     KEEP = 4     # layouts remembered, the latest first
+    LEARN = 8    # operations read_many learns from (or finds not simple) in one segment, at most
 
     def __init__(self):
         self._parse = _shadow_class().FromString
@@ -93,6 +112,59 @@ class SimpleOps:
                     return got
         layout = self._learn(blob)
         return None if layout is None else self._read(blob, layout, len(blob) - layout.size)
+
+    def read_many(self, blobs: list[bytes], eligible, points: bool = True) -> list[tuple]:
+        """A segment's operations read at once, with no Python call per operation: runs of consecutive
+        operations, each (first, stop, layout, steps, timestamps in ms, values) for operations of one
+        known layout (steps and ms one per operation as lists, 0 ms where the message has no time;
+        values all their points as a list, each operation's in sorted name order), or (first, stop,
+        None, ...) for those left to `read` one at a time. Only an operation whose step and timestamp
+        are in the plain form (`_heads`) is read here, so what is read equals what `read` gives.
+        Without `points`, steps and values are None (a fold needs only the times)."""
+        import numpy as np
+        k = len(blobs)
+        if not k:
+            return []
+        lens = np.fromiter(map(len, blobs), np.int64, k)
+        ends = np.cumsum(lens)
+        data = np.frombuffer(b"".join(blobs) + bytes(_PAD), np.uint8)
+        whole, micro, ms, heads, plain = _heads(data, ends - lens, ends)
+        plain &= np.asarray(eligible, bool)
+        which = np.full(k, -1, np.int64)
+        layouts, tried = list(self._layouts), 0
+        for _ in range(self.LEARN):
+            for n, layout in enumerate(layouts[tried:], tried):
+                todo = np.flatnonzero(plain & (which < 0) & (ends - heads == layout.size))
+                if len(todo):
+                    positions, fixed, _ = layout.columns()
+                    at = heads[todo][:, None]
+                    match = (data[at + positions] == fixed).all(axis=1)
+                    which[todo[match]] = n
+            tried = len(layouts)
+            rest = np.flatnonzero(plain & (which < 0))
+            if not len(rest):
+                break
+            # a layout not met yet: learn it from the first such operation (or leave that one to read)
+            if self._learn(blobs[rest[0]]) is None:
+                plain[rest[0]] = False
+            else:
+                layouts.append(self._layouts[0])
+        out = []
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        for first, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), k]):
+            n = int(which[first])
+            if n < 0:
+                out.append((first, stop, None, None, None, None))
+                continue
+            layout, steps, values = layouts[n], None, None
+            if points:
+                at = heads[first:stop][:, None]
+                values = data[at + layout.columns()[2]].view("<f8").ravel().tolist()
+                steps = whole[first:stop].tolist()
+                for i in np.flatnonzero(micro[first:stop]).tolist():     # as scale._step: a float step
+                    steps[i] += int(micro[first + i]) / 1_000_000
+            out.append((first, stop, layout, steps, ms[first:stop].tolist(), values))
+        return out
 
     def _read(self, blob: bytes, layout: _Layout, head: int):
         # what comes before the entries must be complete fields of its own (so the entries are
@@ -124,6 +196,51 @@ class SimpleOps:
             return None      # the entries are not all at the end, or a known layout read it: not simple
         self._layouts = [layout, *self._layouts[:self.KEEP - 1]]
         return layout
+
+
+_PAD = 160    # zero bytes after a segment's operations: a head read past the last one stays in bounds
+
+
+def _heads(data, starts, ends):
+    """Each operation's step and timestamp, read from its first bytes when they are in the plain form
+    protobuf writes: Step (field 1) then Timestamp (field 2), each with its varint fields in order or
+    left out, lengths under 128, values small enough to be exact (a step whole under 2^49, micro under
+    2^28, seconds under 2^42, nanos under 2^31). Returns whole, micro, time in ms, where the entries
+    begin, and which operations are plain (the rest are garbage: read them one at a time)."""
+    import numpy as np
+    top = len(data) - 1
+    at = np.minimum(starts, top)
+    ok = (data[at] == 0x0A) & (data[at + 1] < 0x80) & (ends - starts >= 4)
+    end1 = np.minimum(at + 2 + data[at + 1], top)
+    whole, at, good = _varint_field(data, at + 2, end1, 0x08, 7)
+    ok &= good
+    micro, at, good = _varint_field(data, at, end1, 0x10, 4)
+    ok &= good & (at == end1) & (data[end1] == 0x12) & (data[end1 + 1] < 0x80)
+    end2 = np.minimum(end1 + 2 + data[end1 + 1], top)
+    seconds, at, good = _varint_field(data, end1 + 2, end2, 0x08, 6)
+    ok &= good
+    nanos, at, good = _varint_field(data, at, end2, 0x10, 5)
+    ok &= good & (at == end2) & (end2 <= ends) & (nanos < 1 << 31)
+    return whole, micro, seconds * 1000 + nanos // 1_000_000, end2, ok
+
+
+def _varint_field(data, at, end, tag: int, most: int):
+    """The varint field `tag` at `at` if it is there (before `end`): its value (0 if not), where
+    the next field begins, and whether its varint ends within `most` bytes."""
+    import numpy as np
+    top = len(data) - 1
+    here = (at < end) & (data[np.minimum(at, top)] == tag)
+    value = np.zeros(len(at), np.int64)
+    at = np.where(here, at + 1, at)
+    going = here
+    for shift in range(0, 7 * most, 7):
+        byte = data[np.minimum(at, top)].astype(np.int64)
+        value |= np.where(going, (byte & 0x7F) << shift, 0)
+        at = np.where(going, at + 1, at)
+        going = going & (byte >= 0x80)
+        if not going.any():
+            break
+    return value, at, ~going
 
 
 def _varint(n: int) -> bytes:
