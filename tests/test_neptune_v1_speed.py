@@ -66,3 +66,51 @@ def test_the_store_folds_many_point_ops_on_new_series_without_decoding_them(tmp_
     assert folder.next_step == {"s/0": 140.0, "s/1": 145.0, "s/2": 150.0}
     assert repr({k: v for k, v in vars(refold).items() if k != "float_points"}) == \
         repr({k: v for k, v in vars(folder.run).items() if k != "float_points"})
+
+
+def _items(items):
+    """read's items as plain data (a Block's slots)."""
+    return [item if type(item) is bytes else {k: getattr(item, k) for k in float_lines.Block.__slots__}
+            for item in items]
+
+
+def test_the_fast_token_decode_gives_jsons_objects_where_orjson_alone_would_not():
+    """orjson reads an int past 64 bits as a float and refuses NaN / 1e400: json's objects still."""
+    tricky = [(12345678901234567890123, 1.0, 2.0), (-0.0, 2.0, 5e-324), (1e300, 3.0, 9.5e18),
+              (0.1, 18446744073709551616, 2.0), (1.7976931348623157e308, 4.0, -9223372036854775809)]
+    lines = [_op(1, tricky), _op(2, [(0.5, 5.0, 2.0)] * 3)]
+    segment = b"\n".join(lines) + b"\n"
+    (block, _) = float_lines.read(segment)
+    want = [p for line in lines for p in json.loads(line)["obj"]["values"]]
+    got = list(zip(block.values, block.steps, block.stamps))
+    assert [tuple(map(repr, g)) for g in got] == [tuple(repr(p[k]) for k in ("value", "step", "ts")) for p in want]
+    assert [tuple(map(type, g)) for g in got] == [tuple(type(p[k]) for k in ("value", "step", "ts")) for p in want]
+    nan = b"\n".join([lines[1], lines[1].replace(b'"value": 0.5', b'"value": NaN', 1)]) + b"\n"
+    (block, _) = float_lines.read(nan)
+    assert block.values[3] != block.values[3] and block.values[:3] == [0.5] * 3
+
+
+SEGMENTS = {
+    "extend": GOOD,
+    "append": [_op(k, [(0.25 * k, float(k), 2.0 + k)]) for k in range(5)],
+    "mixed": [b'{"obj": {"type": "AssignString", "path": ["sys", "name"], "value": "x"}, "version": 0, "at": 1.0}']
+             + GOOD[:2] + [_op(7, [(1.0, 8.0, 2.0)])] + [b""] + GOOD[2:] + [_op(8, [(1.0, None, 3.0)] * 2)],
+    "other lines only": [b'{"obj": {"type": "AssignFloat", "path": ["a"], "value": 1.5}, "version": 0, "at": 1.0}'],
+}
+
+
+@pytest.mark.parametrize("name", SEGMENTS)
+def test_a_segment_the_store_scanned_is_cut_by_its_layout_as_the_regex_cuts_it(name, monkeypatch):
+    """The float stream of a fetch reads a stored segment again: with the layout the store's scan kept,
+    it gives the same items without running LINE."""
+    segment = b"\n".join(SEGMENTS[name]) + b"\n"
+    want = _items(float_lines.read(segment))
+    float_lines.remember("id-" + name, float_lines.scan(segment))
+
+    class NoRegex:
+        def findall(self, _):
+            raise AssertionError("LINE ran")
+    if name != "other lines only":        # no client-shaped line: nothing to cut, the regex reads it
+        monkeypatch.setattr(float_lines, "LINE", NoRegex())
+    assert _items(float_lines.read_stored(segment, "id-" + name)) == want
+    assert "id-" + name not in float_lines._LAYOUTS      # read once: the memo does not grow with the run

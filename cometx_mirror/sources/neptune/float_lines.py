@@ -12,9 +12,12 @@ path, line by line, as before.
 
 Consecutive client-shaped lines come back as one Block of columns, so the readers take a training
 loop's run of ops at once, not a line at a time. The two readers need different columns:
-- `read` (the index's float stream) decodes the points: json decodes all the segment's point tokens
-  at once, so each point's objects are those `json.loads` of its line gives (ints of any size, NaN,
-  Infinity, -0.0 as the line spells them); a many-point op's text loses its keys by C-level replaces.
+- `read` (the index's float stream) decodes the points: all the segment's point tokens at once (orjson,
+  or json where orjson's objects could differ: `_tokens`), so each point's objects are those
+  `json.loads` of its line gives (ints of any size, NaN, Infinity, -0.0 as the line spells them); the
+  points' texts lose their keys by three C-level replaces. In a fetch the store has just scanned the
+  same segment: `remember` keeps its layout by content id, and `read_stored` cuts its lines at their fixed
+  keys instead of running the regex a second time.
 - `scan` (the store's fold) decodes no point value or time: it needs each op's path, op time and last
   step (a many-point op's last step is cut from its text), and whether any step is null. The regex
   has already checked every token, so skipping their decode loses nothing the fold could see.
@@ -24,6 +27,8 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate, compress, repeat
+
+import orjson
 
 # a scalar token json accepts (its number grammar, possessive: no backtracking; an integer part of at
 # most 99 digits, far inside the int-from-text limit) or NaN / Infinity / -Infinity / true / false / null
@@ -51,6 +56,7 @@ LINE = re.compile(rb"^(?:" + _HEAD + rb"(?:" + _ONE + rb"|" + _MANY + rb")" + _t
 # the client's shape with any scalar-looking tokens (tried on the lines LINE left to json only)
 _SHAPED = re.compile(_HEAD + _point(_LOOSE_TOK) + rb"(?:, " + _point(_LOOSE_TOK) + rb")*" + _tail(_LOOSE_TOK))
 _STEP, _TS = b'"step": ', b', "ts": '
+_ONE_TEXT = b'{"value": %s, "step": %s, "ts": %s}'
 
 
 class Block:
@@ -93,17 +99,39 @@ class Block:
             a = b
 
 
+# orjson reads an int past 64 bits as a float, json as an int: below this magnitude no such token was met
+_EXACT_BOUND = 9e18
+
+
+def _tokens(text: bytes) -> list:
+    """json's objects of a text of comma-separated tokens, each one `_TOK` spells (checked by LINE).
+
+    orjson decodes them about four times faster and gives the same objects for such tokens (the same
+    correctly rounded doubles, the same ints, -0.0 kept) except where it refuses (NaN, Infinity, a
+    number past the double range) or reads an int of more than 64 bits as a float: then json decodes
+    them (all tokens under 9e18 in magnitude rules the second out: such an int is 2^63 or more)."""
+    array = b"[" + text + b"]"
+    try:
+        objects = orjson.loads(array)
+        if not objects or (-_EXACT_BOUND < min(objects) and max(objects) < _EXACT_BOUND):
+            return objects
+    except (ValueError, TypeError):      # refused, or null / true / false among the numbers
+        pass
+    return json.loads(array)
+
+
 def _decode(column) -> list:
     """json's objects of a column of tokens, decoded at once."""
-    return json.loads(b"[" + b",".join(column) + b"]")
+    return _tokens(b",".join(column))
 
 
-def _point_tokens(pieces: list) -> list:
-    """The (value, step, ts) tokens of the points' texts (a one-point op's already bare), flat."""
-    text = b", ".join(pieces)
-    for key, sep in ((b'{"value": ', b""), (b', "step": ', b", "), (b', "ts": ', b", "), (b"}", b"")):
-        text = text.replace(key, sep)
-    return json.loads(b"[" + text + b"]")
+def _point_tokens(texts: list) -> list:
+    """The (value, step, ts) tokens of points' texts (`{"value": v, "step": s, "ts": t}, ...`), flat:
+    with the texts joined as the points are, a point's end and the next one's start is one separator."""
+    text = b", ".join(texts)
+    for key in (b'}, {"value": ', b', "step": ', b', "ts": '):
+        text = text.replace(key, b", ")
+    return _tokens(text[len(b'{"value": '):-len(b"}")])
 
 
 def _split(segment: bytes, points: bool):
@@ -132,6 +160,12 @@ def _split(segment: bytes, points: bool):
         return None
     if columns is None:
         return None
+    return _assemble(p1s, others, gaps, columns, points)
+
+
+def _assemble(p1s, others, gaps: list, columns, points: bool):
+    """(items, clean) of _split from its columns per line: p1s the path texts (b"" for a line left to
+    json), others those lines, gaps where they are."""
     paths = list(map(_PATHS.get, p1s, repeat(_MISS)))   # the memo at C level; a miss looked up
     for k in _positions(paths, _MISS):
         paths[k] = path_of(p1s[k]) if p1s[k] else None
@@ -152,16 +186,21 @@ def _points(vs, ss, ts, texts, keep: list, many: list):
     if not many:                              # one point per op (`append`): three columns as they are
         values, steps, stamps = (_decode(compress(column, keep)) for column in (vs, ss, ts))
     else:
-        pieces = list(map(b", ".join, zip(vs, ss, ts)))
+        pieces = list(map(_ONE_TEXT.__mod__, zip(vs, ss, ts)))   # a one-point op's text again (rare here)
         counts = list(keep)
         for k in many:
             pieces[k] = texts[k]
             counts[k] = texts[k].count(b"{")  # every point opens one brace
-        flat = _point_tokens(list(compress(pieces, keep)))
-        if 3 * sum(counts) != len(flat):
-            return None
-        values, steps, stamps = flat[0::3], flat[1::3], flat[2::3]
+        return _text_points(list(compress(pieces, keep)), counts)
     return list(accumulate(counts)), values, steps, stamps
+
+
+def _text_points(texts: list, counts: list):
+    """_points from the kept lines' points' texts and every line's count of points."""
+    flat = _point_tokens(texts)
+    if 3 * sum(counts) != len(flat):
+        return None
+    return list(accumulate(counts)), flat[0::3], flat[1::3], flat[2::3]
 
 
 def _fold_columns(ss, ats, texts, gaps: list, many: list):
@@ -220,6 +259,58 @@ def read(segment: bytes) -> list:
     (json skips it too: then the line is not JSON)."""
     split = _split(segment, True)
     return segment.splitlines() if split is None else split[0]
+
+
+def read_stored(segment: bytes, segment_id: str) -> list:
+    """`read` of the stored segment whose content id is `segment_id`: one whose layout `remember` kept
+    is cut by that layout instead of by LINE again (the same items), any other read by `read`."""
+    layout = _LAYOUTS.pop(segment_id, None)
+    if layout is not None:
+        items = _read_known(segment, layout)
+        if items is not None:
+            return items
+    return read(segment)
+
+
+# the layouts of segments `scan` read clean, by content id: the store scans a segment, then the index's
+# float stream reads it in the same process; each is read once (popped). Bounded: a segment of few runs
+# of lines only (a training loop's), at most LAYOUTS_KEPT of them.
+_LAYOUTS: dict[str, tuple] = {}
+LAYOUTS_KEPT, _LAYOUT_ITEMS = 4096, 64
+_HEAD_TEXT, _VALUES, _TAIL = b'{"obj": {"type": "LogFloats", "path": ', b', "values": [', b']}, "version": '
+
+
+def remember(segment_id: str, items: list) -> None:
+    """Keep the layout of the segment (content id `segment_id`) that `scan` gave `items` for: its
+    lines are then known to be client-shaped (every token checked, every path JSON) or not."""
+    if len(items) <= _LAYOUT_ITEMS and len(_LAYOUTS) < LAYOUTS_KEPT:
+        _LAYOUTS[segment_id] = tuple(len(item) if type(item) is Block else 0 for item in items)
+
+
+def _read_known(segment: bytes, layout: tuple):
+    """read's items of a segment whose layout `scan` found (n > 0: a Block of n lines, 0: another
+    line): each client-shaped line cut at its fixed keys (its path and points' texts), no regex; None
+    when the lines do not fit the layout."""
+    lines = segment.split(b"\n")            # as `^...$` cuts them (scan saw no carriage return)
+    if len(lines) != sum(n or 1 for n in layout):
+        return None
+    p1s, texts, counts = [b""] * len(lines), [], [0] * len(lines)
+    gaps, k, head, values, tail = [], 0, len(_HEAD_TEXT), len(_VALUES), _TAIL
+    for n in layout:
+        if not n:
+            gaps.append(k)
+            k += 1
+            continue
+        for line in lines[k:k + n]:
+            cut = line.index(_VALUES, head)   # a path's strings hold no bare quote: the first is the key
+            p1s[k] = line[head:cut]
+            texts.append(line[cut + values:line.rindex(tail)])
+            counts[k] = texts[-1].count(b"{")     # every point opens one brace
+            k += 1
+    columns = _text_points(texts, counts) if texts else None
+    if columns is None:
+        return None
+    return _assemble(p1s, lines, gaps, columns, True)[0]
 
 
 def scan(segment: bytes) -> list | None:

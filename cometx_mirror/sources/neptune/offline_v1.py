@@ -143,7 +143,8 @@ class _RunReader(FoldingReader):
             """Fold a segment's lines in order (LogFloats lines in the client's shape by
             float_lines.scan, the rest decoded whole), store it; the log's line count after it."""
             data = b"".join(lines)
-            items = float_lines.scan(data) or lines
+            scanned = float_lines.scan(data)
+            items = scanned or lines
             at = 0                                 # the item's first line in `lines`
             for item in items:
                 if at == len(lines):
@@ -166,6 +167,8 @@ class _RunReader(FoldingReader):
                         continue
                     fold_line(line, name, count)
             segments.append(mirror.objects.put_bytes(data))
+            if scanned:              # the float stream then cuts this segment by its layout, no regex
+                float_lines.remember(segments[-1], scanned)
             return count
 
         def fold_line(line: bytes, name: str, count: int) -> None:
@@ -446,7 +449,7 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
 
     for log in manifest["logs"]:
         for seg in log["segments"]:
-            for item in float_lines.read(mirror.objects.get_bytes(seg)):
+            for item in float_lines.read_stored(mirror.objects.get_bytes(seg), seg):
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)
