@@ -11,7 +11,8 @@ from __future__ import annotations
 import binascii
 import json
 import sqlite3
-from itertools import chain, repeat
+from itertools import chain, groupby, repeat
+from operator import itemgetter
 from pathlib import Path
 
 from . import mapping
@@ -106,17 +107,14 @@ class _QueueReader(FoldingReader):
                     missing.append(source)
                     file_errors.append(f"missing file {source} (for {dest})")
             folder = _Fold(ws, proj, self.run_id, files)
-            segment, segment_key = [], None
-            for row in con.execute(
-                    "SELECT sequence_id, timestamp, operation_type, operation FROM run_operations "
-                    "ORDER BY sequence_id"):
-                if row[0] // SEGMENT_OPS != segment_key:    # in sequence order: a segment is done when the next begins
-                    if segment:
-                        segments.append(self._put_segment(mirror, folder, segment, errors))
-                    segment, segment_key = [], row[0] // SEGMENT_OPS
-                segment.append(row)
-            if segment:
-                segments.append(self._put_segment(mirror, folder, segment, errors))
+            # in sequence order, a segment of the operations whose seq // SEGMENT_OPS is one number (the
+            # floor division spelled in SQL, which truncates), grouped with no Python call per row
+            rows = con.execute(
+                "SELECT sequence_id, timestamp, operation_type, operation, "
+                f"(sequence_id - (sequence_id % {SEGMENT_OPS} + {SEGMENT_OPS}) % {SEGMENT_OPS}) / {SEGMENT_OPS} "
+                "FROM run_operations ORDER BY sequence_id")
+            for _key, segment in groupby(rows, itemgetter(4)):
+                segments.append(self._put_segment(mirror, folder, list(segment), errors))
             op_errors = [list(r) for r in con.execute(
                 "SELECT timestamp, error_type, error_details, sequence_id FROM operation_errors "
                 "ORDER BY error_id")]
@@ -131,7 +129,7 @@ class _QueueReader(FoldingReader):
 
     def _put_segment(self, mirror, folder: "_Fold", rows: list[tuple], errors: list[str]) -> str:
         """Fold a segment's operations, then store them as [seq, ts, type, base64] rows."""
-        seqs, stamps, types, blobs = zip(*rows)
+        seqs, stamps, types, blobs, _key = zip(*rows)
         for i in folder.feed_segment(stamps, types, blobs):
             errors.append(f"{self.db.parent.name}/{self.db.name} operation {seqs[i]}: malformed protobuf, skipped")
         # one base64 text per operation, each as b2a_base64 writes it, cut from one joined text
