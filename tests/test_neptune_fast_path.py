@@ -110,6 +110,7 @@ def test_a_path_that_is_not_json_leaves_its_line_out_as_json_does():
 def _stream(mirror, manifest, monkeypatch, fast):
     if not fast:
         monkeypatch.setattr(float_lines, "read", lambda segment: segment.splitlines())
+        monkeypatch.setattr(float_lines, "read_stored", lambda segment, segment_id: segment.splitlines())
     folder = offline_v1._Fold("w", "p", "k", {}, {}, {}, {})
     for rec in offline_v1.iter_ops(mirror, manifest):
         folder.feed(rec)
