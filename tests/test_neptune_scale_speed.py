@@ -179,3 +179,27 @@ def test_a_segment_read_at_once_reads_what_each_operation_reads(client_run, repo
                                                                     scale._ts_ms(shadow.timestamp))
                 taken += 1
         assert taken == (120 if everything else 300 + 6 + 4)    # the fractional steps' ops too
+
+
+def test_an_operation_with_an_empty_timestamp_takes_the_row_time(repository_run, tmp_path, monkeypatch):
+    """A plain head whose Timestamp is empty (0 ms) gets the row's timestamp, as _ts_ms(...) or row_ts."""
+    import shutil
+    folder = tmp_path / "run"
+    shutil.copytree(repository_run, folder)
+    [db] = scale.locate(folder)
+    with sqlite3.connect(db) as con:
+        for seq, blob in con.execute("SELECT sequence_id, operation FROM run_operations WHERE operation_type = 0 "
+                                     "AND sequence_id % 7 = 0").fetchall():
+            msg = scale._decode(0, blob)
+            msg.timestamp.Clear()
+            msg.timestamp.SetInParent()          # present and empty: b"\x12\x00"
+            con.execute("UPDATE run_operations SET operation = ?, timestamp = ? WHERE sequence_id = ?",
+                        (msg.SerializeToString(), 1_000_000 + seq, seq))
+    fast = _fetch(folder, tmp_path / "fast")
+    rows = _rows(fast)
+    assert q(fast, "SELECT count(*) FROM metrics WHERE epoch_ms(timestamp) >= 1000000 "
+                   "AND epoch_ms(timestamp) < 2000000") == [(10 * len(range(7, 122, 7)),)]
+    monkeypatch.setattr(scale_floats.SimpleOps, "read", lambda self, blob: None)
+    monkeypatch.setattr(scale_floats.SimpleOps, "read_many",
+                        lambda self, blobs, eligible, points=True: [(0, len(blobs), None, None, None, None)])
+    assert _rows(_fetch(folder, tmp_path / "slow")) == rows

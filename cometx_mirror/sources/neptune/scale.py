@@ -223,7 +223,7 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
                 n = len(layout.names)
                 names += layout.names * (stop - first)
                 steps += chain.from_iterable(map(repeat, op_steps, repeat(n)))
-                times = [t or r[1] for t, r in zip(ms, rows[first:stop])]     # as _ts_ms(...) or row_ts
+                times = ms if 0 not in ms else [t or r[1] for t, r in zip(ms, rows[first:stop])]  # _ts_ms or row_ts
                 stamps += chain.from_iterable(map(repeat, times, repeat(n)))
                 values += op_values
                 continue
@@ -303,8 +303,9 @@ class _Fold:
                 while i < stop and not self.float_paths.issuperset(layout.names):
                     self.feed_blob(stamps[i], types[i], blobs[i])    # simple, so readable
                     i += 1
-                times = [t or r for t, r in zip(ms[i - first:], stamps[i:stop])]   # as _ts_ms(...) or row_ts
-                times = [t for t in times if t is not None]
+                times = ms[i - first:]
+                if 0 in times:                       # as _ts_ms(...) or row_ts
+                    times = [t for t in (t or r for t, r in zip(times, stamps[i:stop])) if t is not None]
                 if times:
                     self.run.seen(max(times))
                 continue
