@@ -203,3 +203,26 @@ def test_an_operation_with_an_empty_timestamp_takes_the_row_time(repository_run,
     monkeypatch.setattr(scale_floats.SimpleOps, "read_many",
                         lambda self, blobs, eligible, points=True: [(0, len(blobs), None, None, None, None)])
     assert _rows(_fetch(folder, tmp_path / "slow")) == rows
+
+
+def test_the_collector_is_paused_per_segment_and_restored(repository_run, tmp_path):
+    """The store and the float stream pause the cyclic collector for each segment only: enabled after a
+    fetch, and left disabled when it was disabled before."""
+    import gc
+    paused = []
+    original = scale._blobs
+    def watching(rows):
+        paused.append(gc.isenabled())
+        return original(rows)
+    scale._blobs = watching
+    try:
+        _fetch(repository_run, tmp_path / "on")
+        assert paused == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            _fetch(repository_run, tmp_path / "off")
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        scale._blobs = original
