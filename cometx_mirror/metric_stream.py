@@ -7,6 +7,10 @@ BATCH_POINTS at a time, by re-reading the stored objects.  The index ingests
 batch by batch (`batches(metrics)`), so memory stays bounded by one batch;
 anything else that reads the columns (push, check, export) gets them whole, read
 on first use, exactly as a plain Metrics.  No I/O here: the producer does it.
+
+A reader that decodes points into NumPy arrays hands them on as `ArrayBatch`es
+(built by `ArrayBatches`): the index inserts the arrays as they are, with no
+Python object per point; any other consumer reads the usual list columns.
 """
 from __future__ import annotations
 
@@ -78,3 +82,72 @@ class BatchBuilder:
     def take(self) -> Metrics:
         batch, self.batch = self.batch, Metrics()
         return batch
+
+
+class ArrayBatch(Metrics):
+    """A batch of points held as the NumPy arrays a reader decoded: `codes` (int32) index each
+    point's name in `names`; `steps`, `times` (ms) and `values` are int64 / int64 / float64 with
+    no missing entry; epoch, context and text are unset throughout.  The list columns of Metrics
+    are made on first use, so a consumer that knows nothing of arrays reads it as any batch."""
+
+    def __init__(self, names: list[str], codes, steps, times, values):   # no dataclass fields: see MetricStream
+        self.names, self.codes, self.steps, self.times, self.values = names, codes, steps, times, values
+        self._lists: Metrics | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def whole(self) -> Metrics:
+        if self._lists is None:
+            n = len(self.codes)
+            nones = [None] * n
+            self._lists = Metrics(name=list(map(self.names.__getitem__, self.codes.tolist())),
+                                  step=self.steps.tolist(), epoch=nones, timestamp=self.times.tolist(),
+                                  value=self.values.tolist(), context=list(nones), text=list(nones))
+        return self._lists
+
+    def __repr__(self) -> str:
+        return f"ArrayBatch({len(self.codes)} points of {len(self.names)} names)"
+
+    __eq__ = MetricStream.__eq__
+
+
+for _name in _COLUMNS:
+    setattr(ArrayBatch, _name, _column(_name))
+
+
+class ArrayBatches:
+    """Collects points as arrays (each piece with its own list of names) and hands out
+    ArrayBatches of exactly `size` points, the last one shorter."""
+
+    def __init__(self, size: int | None = None):
+        self.size = size or BATCH_POINTS
+        self._codes: dict[str, int] = {}
+        self._pieces: list[tuple] = []
+        self._count = 0
+
+    def add(self, names: list[str], codes, steps, times, values) -> None:
+        import numpy as np
+        remap = np.fromiter((self._codes.setdefault(n, len(self._codes)) for n in names), np.int32, len(names))
+        self._pieces.append((remap[codes], steps, times, values))
+        self._count += len(codes)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def full(self) -> bool:
+        return self._count >= self.size
+
+    def take(self) -> ArrayBatch:
+        """The first `size` points (all of them when fewer)."""
+        import numpy as np
+        columns = [np.concatenate(c) for c in zip(*self._pieces)]
+        cut = min(self.size, self._count)
+        rest = [c[cut:] for c in columns]
+        self._pieces = [tuple(rest)] if len(rest[0]) else []
+        self._count = len(rest[0])
+        return ArrayBatch(list(self._codes), *(c[:cut] for c in columns))
+
+    def rest(self) -> Iterator[ArrayBatch]:
+        while self._count:
+            yield self.take()

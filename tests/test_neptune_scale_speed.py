@@ -120,7 +120,7 @@ def test_rows_and_objects_are_the_same_without_the_simple_path(scale_run, tmp_pa
     assert len(rows["metrics"]) in (300 * 3 + 10 + 6 + 1 + 4 * 2, 120 * 10)   # previews left out
     monkeypatch.setattr(scale_floats.SimpleOps, "read", lambda self, blob: None)
     monkeypatch.setattr(scale_floats.SimpleOps, "read_many",
-                        lambda self, blobs, eligible, points=True: [(0, len(blobs), None, None, None, None)])
+                        lambda self, blobs, eligible, points=True, arrays=False: [(0, len(blobs), None, None, None, None)])
     slow = _fetch(scale_run, tmp_path / "slow")
     assert _rows(slow) == rows                     # same rows in the same order
     manifests = [set(fast.snapshot(fast.refs.get(r)).manifests.values()) for r in fast.refs.names()]
@@ -201,7 +201,7 @@ def test_an_operation_with_an_empty_timestamp_takes_the_row_time(repository_run,
                    "AND epoch_ms(timestamp) < 2000000") == [(10 * len(range(7, 122, 7)),)]
     monkeypatch.setattr(scale_floats.SimpleOps, "read", lambda self, blob: None)
     monkeypatch.setattr(scale_floats.SimpleOps, "read_many",
-                        lambda self, blobs, eligible, points=True: [(0, len(blobs), None, None, None, None)])
+                        lambda self, blobs, eligible, points=True, arrays=False: [(0, len(blobs), None, None, None, None)])
     assert _rows(_fetch(folder, tmp_path / "slow")) == rows
 
 

@@ -48,19 +48,29 @@ def _metadata(asset: model.Asset) -> str | None:
 
 # Column types.  NumPy is imported on the first insert: an unchanged fetch never ingests.
 TS, STR, I64, F64, BOOL, STRS = "timestamp", "string", "int64", "float64", "bool", "strings"
+NAMES = "names"     # (distinct strings, int32 codes): a metric batch's names as its reader decoded them
 
 
-def _column(np, name: str, typ: str, values: list) -> tuple[dict[str, Any], str]:
-    """({array name: array}, SQL expression) for one column.
+def _column(np, name: str, typ: str, values) -> tuple[dict[str, Any], str, list]:
+    """({array name: array}, SQL expression, its query parameters) for one column.
 
     Numbers go in as typed arrays.  DuckDB reads NaN in a float array as NULL, and
     a typed array has no NULL, so a mask array says which rows are NaN or None
-    whenever there are any; everything else goes in as Python objects.
+    whenever there are any; everything else goes in as Python objects.  `values` is a
+    list, or a typed NumPy array with no missing entry (metric_stream.ArrayBatch); a
+    NAMES column is (distinct names, int32 codes into them).
     """
+    if typ == NAMES:
+        names, codes = values
+        return {name: codes}, f"list_extract(?::VARCHAR[], {name} + 1)", [names]
+    if isinstance(values, np.ndarray):
+        if typ == TS and len(values) and not (_TIME_RANGE_MS[0] <= values.min() and values.max() <= _TIME_RANGE_MS[1]):
+            return _column(np, name, typ, values.tolist())
+        return _numbers(np, name, typ, values, None)
     n = len(values)
     nones = values.count(None)
     if nones == n:                  # a column nobody filled in (often context or epoch)
-        return {}, "NULL"
+        return {}, "NULL", []
     if typ in (I64, TS, F64):
         missing = nones > 0
         try:
@@ -77,21 +87,27 @@ def _column(np, name: str, typ: str, values: list) -> tuple[dict[str, Any], str]
             if known != values:
                 return _column(np, name, typ, known)
         if array is not None:
-            arrays, expr = {name: array}, name
-            if typ == F64:
-                nan = np.isnan(array)
-                if missing:
-                    nan &= np.fromiter((v is not None for v in values), dtype=np.bool_, count=n)
-                if nan.any():
-                    arrays[f"{name}__nan"] = nan
-                    expr = f"CASE WHEN {name}__nan THEN 'NaN'::DOUBLE ELSE {expr} END"
-            if missing and typ != F64:   # a None float is NaN in the array, which reads as NULL
-                arrays[f"{name}__null"] = np.fromiter((v is None for v in values), dtype=np.bool_, count=n)
-                expr = f"CASE WHEN {name}__null THEN NULL ELSE {expr} END"
-            return arrays, (f"epoch_ms({expr})" if typ == TS else expr)
+            return _numbers(np, name, typ, array, values if missing else None)
     # strings, lists, booleans: object arrays (fromiter keeps a list as one element)
     array = np.fromiter(values, dtype=object, count=n)
-    return {name: array}, (f"epoch_ms({name}::BIGINT)" if typ == TS else name)
+    return {name: array}, (f"epoch_ms({name}::BIGINT)" if typ == TS else name), []
+
+
+def _numbers(np, name: str, typ: str, array, values: list | None) -> tuple[dict[str, Any], str, list]:
+    """A typed array's column; `values`, when given, the list it came from, whose Nones are missing."""
+    n = len(array)
+    arrays, expr = {name: array}, name
+    if typ == F64:
+        nan = np.isnan(array)
+        if values is not None:
+            nan &= np.fromiter((v is not None for v in values), dtype=np.bool_, count=n)
+        if nan.any():
+            arrays[f"{name}__nan"] = nan
+            expr = f"CASE WHEN {name}__nan THEN 'NaN'::DOUBLE ELSE {expr} END"
+    if values is not None and typ != F64:   # a None float is NaN in the array, which reads as NULL
+        arrays[f"{name}__null"] = np.fromiter((v is None for v in values), dtype=np.bool_, count=n)
+        expr = f"CASE WHEN {name}__null THEN NULL ELSE {expr} END"
+    return arrays, (f"epoch_ms({expr})" if typ == TS else expr), []
 
 
 # 0001-01-01 to 9999-12-31 in ms: the times a Python datetime holds.  DuckDB's TIMESTAMP holds
@@ -114,21 +130,27 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple
     A constant goes in as a query parameter, not as a column: a million references
     to one Python string cost more to convert than the whole insert.
     """
-    if not columns or not len(next(iter(columns.values()))[1]):
+    rows_n = _length(*next(iter(columns.values()))) if columns else 0
+    if not rows_n:
         return
     import numpy as np
-    arrays, exprs = {}, []
+    arrays, exprs, params = {}, [], list((constants or {}).values())
     for name, (typ, values) in columns.items():
-        column_arrays, expr = _column(np, name, typ, values)
+        column_arrays, expr, column_params = _column(np, name, typ, values)
         arrays.update(column_arrays)
         exprs.append(expr)
+        params += column_params
     if not arrays:      # every column NULL: the scan still needs one array to count the rows
-        arrays["__rows"] = np.zeros(len(next(iter(columns.values()))[1]), dtype=np.int8)
+        arrays["__rows"] = np.zeros(rows_n, dtype=np.int8)
     rows = arrays  # noqa: F841  (a dict of NumPy arrays, read by DuckDB's replacement scan)
     consts = constants or {}
     names = ", ".join([*consts, *columns])
     values = ", ".join(["?"] * len(consts) + exprs)
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM rows", list(consts.values()))
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM rows", params)
+
+
+def _length(typ: str, values) -> int:
+    return len(values[1] if typ == NAMES else values)
 
 
 def _rows(table_spec: dict[str, str], rows: Iterable[tuple]) -> dict[str, tuple[str, list]]:
@@ -194,6 +216,10 @@ def ingest_experiment(con: duckdb.DuckDBPyConnection, exp: model.Experiment, man
 def _row_bytes(m: model.Metrics) -> int:
     """About how many bytes a metric row of this batch takes in DuckDB: fixed columns plus
     the mean length of its strings."""
+    if isinstance(m, metric_stream.ArrayBatch):       # its names by code: no list of a string per row
+        import numpy as np
+        lengths = np.fromiter(map(len, m.names), np.int64, len(m.names))
+        return 64 + int(lengths[m.codes].mean()) if len(m.codes) else 64
     n = len(m.name) or 1
     strings = sum(sum(map(len, filter(None, column))) for column in (m.name, m.context, m.text))
     return 64 + strings // n
@@ -208,6 +234,11 @@ def _insert_metrics(con: duckdb.DuckDBPyConnection, eid: str, metrics: model.Met
     with bounded_memory(con) as bound:
         for m in metric_stream.batches(metrics):
             bound.fit(_row_bytes(m))
+            if isinstance(m, metric_stream.ArrayBatch):     # epoch, context and text unset: NULL
+                _insert(con, "metrics", {
+                    "name": (NAMES, (m.names, m.codes)), "step": (I64, m.steps), "timestamp": (TS, m.times),
+                    "value": (F64, m.values)}, constants={"exp_id": eid})
+                continue
             _insert(con, "metrics", {
                 "name": (STR, m.name), "step": (I64, m.step),
                 "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),

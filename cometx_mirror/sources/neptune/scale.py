@@ -17,6 +17,7 @@ from itertools import chain, groupby, repeat
 from operator import itemgetter
 from pathlib import Path
 
+from ... import metric_stream
 from . import mapping
 from .driver import FoldingReader, RunSource, store_file
 from .scale_floats import SimpleOps
@@ -229,37 +230,74 @@ def _blobs(rows: list[list]) -> tuple[list[bytes], list[bool]]:
 
 def _float_points(mirror, manifest: dict, floats: set[str]):
     """The float series' points, decoded again from the stored operations, a segment at a time: the
-    simple operations of a segment (scale_floats.SimpleOps.read_many) add their columns with no Python
-    call per operation or point; any other is read one at a time as before."""
-    out = mapping.FloatBatches()
+    simple operations of a segment (scale_floats.SimpleOps.read_many) come as NumPy columns, with no
+    Python object per point, into batches of arrays the index inserts as they are; any other
+    operation is read one at a time as before, its points as lists. Points keep their order: a
+    batch of one kind is handed out before a point of the other is taken."""
+    arrays, lists = metric_stream.ArrayBatches(), mapping.FloatBatches()
     simple = SimpleOps()
     for seg in manifest["segments"]:
         with _no_collection():      # not across a yield: the index runs between
-            names, steps, stamps, values = _segment_points(mirror, seg, simple, floats)
-        out.extend(names, steps, stamps, values)
-        while out.full():
-            yield out.take()
-    yield from out.rest()
+            pieces = _segment_points(mirror, seg, simple, floats)
+        for piece in pieces:
+            if len(piece) == 5:     # names, codes, steps, times, values: arrays
+                yield from lists.rest()
+                arrays.add(*piece)
+                while arrays.full():
+                    yield arrays.take()
+            else:
+                yield from arrays.rest()
+                lists.extend(*piece)
+                while lists.full():
+                    yield lists.take()
+    yield from arrays.rest()
+    yield from lists.rest()
 
 
-def _segment_points(mirror, seg: str, simple: SimpleOps, floats: set[str]) -> tuple[list, list, list, list]:
-    """One stored segment's float points as columns."""
-    names, steps, stamps, values = [], [], [], []
+def _segment_points(mirror, seg: str, simple: SimpleOps, floats: set[str]) -> list[tuple]:
+    """One stored segment's float points, in order: runs of simple operations as arrays (names,
+    codes, steps, times, values), the other operations' points as lists (names, steps, times, values)."""
+    import numpy as np
+    pieces, names, steps, stamps, values = [], [], [], [], []
     rows = mirror.get_json(seg)
     blobs, eligible = _blobs(rows)
-    for first, stop, layout, op_steps, ms, op_values in simple.read_many(blobs, eligible):
+    for first, stop, layout, op_steps, ms, op_values in simple.read_many(blobs, eligible, arrays=True):
         if layout is not None and floats.issuperset(layout.names):
+            if 0 in ms:                                  # as _ts_ms(...) or row_ts
+                ms = [t or r[1] for t, r in zip(ms.tolist(), rows[first:stop])]
+                if None in ms:
+                    names, steps, stamps, values = _flush(pieces, names, steps, stamps, values)
+                    _simple_lists(layout, op_steps, ms, op_values, names, steps, stamps, values)
+                    continue
+                ms = np.array(ms, np.int64)
+            names, steps, stamps, values = _flush(pieces, names, steps, stamps, values)
             n = len(layout.names)
-            names += layout.names * (stop - first)
-            steps += chain.from_iterable(map(repeat, op_steps, repeat(n)))
-            times = ms if 0 not in ms else [t or r[1] for t, r in zip(ms, rows[first:stop])]  # _ts_ms or row_ts
-            stamps += chain.from_iterable(map(repeat, times, repeat(n)))
-            values += op_values
+            whole = op_steps if op_steps.dtype == np.int64 else np.floor(op_steps).astype(np.int64)  # int_step
+            pieces.append((layout.names, np.tile(np.arange(n, dtype=np.int32), stop - first),
+                           np.repeat(whole, n), np.repeat(ms, n), op_values))
             continue
         for i in range(first, stop):
             if eligible[i] is not None and rows[i][2] != CREATE_RUN:
                 _op_points(simple, floats, rows[i][1], rows[i][2], blobs[i], names, steps, stamps, values)
+    _flush(pieces, names, steps, stamps, values)
+    return pieces
+
+
+def _flush(pieces: list, names: list, steps: list, stamps: list, values: list) -> tuple[list, list, list, list]:
+    """The list points gathered so far as a piece (if any); fresh lists for the next."""
+    if names:
+        pieces.append((names, steps, stamps, values))
+        return [], [], [], []
     return names, steps, stamps, values
+
+
+def _simple_lists(layout, op_steps, ms: list, op_values, names, steps, stamps, values) -> None:
+    """A run of simple operations' points as lists: some have no time at all."""
+    n = len(layout.names)
+    names += layout.names * len(ms)
+    steps += chain.from_iterable(map(repeat, op_steps.tolist(), repeat(n)))
+    stamps += chain.from_iterable(map(repeat, ms, repeat(n)))
+    values += op_values.tolist()
 
 
 def _op_points(simple, floats, row_ts, typ, blob, names, steps, stamps, values) -> None:

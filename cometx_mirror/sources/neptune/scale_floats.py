@@ -113,14 +113,16 @@ class SimpleOps:
         layout = self._learn(blob)
         return None if layout is None else self._read(blob, layout, len(blob) - layout.size)
 
-    def read_many(self, blobs: list[bytes], eligible, points: bool = True) -> list[tuple]:
+    def read_many(self, blobs: list[bytes], eligible, points: bool = True, arrays: bool = False) -> list[tuple]:
         """A segment's operations read at once, with no Python call per operation: runs of consecutive
         operations, each (first, stop, layout, steps, timestamps in ms, values) for operations of one
         known layout (steps and ms one per operation as lists, 0 ms where the message has no time;
         values all their points as a list, each operation's in sorted name order), or (first, stop,
         None, ...) for those left to `read` one at a time. Only an operation whose step and timestamp
         are in the plain form (`_heads`) is read here, so what is read equals what `read` gives.
-        Without `points`, steps and values are None (a fold needs only the times)."""
+        Without `points`, steps and values are None (a fold needs only the times). With `arrays`, steps,
+        timestamps and values are NumPy arrays (int64 steps, or float64 where one has a fraction), as a
+        column batch takes them (metric_stream.ArrayBatches)."""
         import numpy as np
         k = len(blobs)
         if not k:
@@ -157,13 +159,19 @@ class SimpleOps:
                 out.append((first, stop, None, None, None, None))
                 continue
             layout, steps, values = layouts[n], None, None
+            times = ms[first:stop]
             if points:
                 at = heads[first:stop][:, None]
-                values = data[at + layout.columns()[2]].view("<f8").ravel().tolist()
-                steps = whole[first:stop].tolist()
-                for i in np.flatnonzero(micro[first:stop]).tolist():     # as scale._step: a float step
-                    steps[i] += int(micro[first + i]) / 1_000_000
-            out.append((first, stop, layout, steps, ms[first:stop].tolist(), values))
+                values = data[at + layout.columns()[2]].view("<f8").ravel()
+                steps, fraction = whole[first:stop], micro[first:stop]
+                if arrays:
+                    if fraction.any():                # as scale._step: the whole step as a double, plus the fraction
+                        steps = steps + fraction / 1_000_000
+                else:
+                    values, steps = values.tolist(), steps.tolist()
+                    for i in np.flatnonzero(fraction).tolist():     # as scale._step: a float step
+                        steps[i] += int(fraction[i]) / 1_000_000
+            out.append((first, stop, layout, steps, times if arrays else times.tolist(), values))
         return out
 
     def _read(self, blob: bytes, layout: _Layout, head: int):
