@@ -84,14 +84,20 @@ class BatchBuilder:
         return batch
 
 
+UNSET = -(1 << 63)    # in an int64 column of an ArrayBatch: no value (a reader holding this very number gives lists)
+
+
 class ArrayBatch(Metrics):
     """A batch of points held as the NumPy arrays a reader decoded: `codes` (int32) index each
-    point's name in `names`; `steps`, `times` (ms) and `values` are int64 / int64 / float64 with
-    no missing entry; epoch, context and text are unset throughout.  The list columns of Metrics
-    are made on first use, so a consumer that knows nothing of arrays reads it as any batch."""
+    point's name in `names`; `steps`, `times` (ms) and `epochs` are int64, UNSET where a point has
+    none (`epochs` None: none has one); `values` float64; `texts` None, or each point's exact text
+    or None.  Context is unset throughout.  The list columns of Metrics are made on first use, so
+    a consumer that knows nothing of arrays reads it as any batch."""
 
-    def __init__(self, names: list[str], codes, steps, times, values):   # no dataclass fields: see MetricStream
+    def __init__(self, names: list[str], codes, steps, times, values, epochs=None,
+                 texts: list | None = None):   # no dataclass fields: see MetricStream
         self.names, self.codes, self.steps, self.times, self.values = names, codes, steps, times, values
+        self.epochs, self.texts = epochs, texts
         self._lists: Metrics | None = None
 
     def __len__(self) -> int:
@@ -100,10 +106,11 @@ class ArrayBatch(Metrics):
     def whole(self) -> Metrics:
         if self._lists is None:
             n = len(self.codes)
-            nones = [None] * n
             self._lists = Metrics(name=list(map(self.names.__getitem__, self.codes.tolist())),
-                                  step=self.steps.tolist(), epoch=nones, timestamp=self.times.tolist(),
-                                  value=self.values.tolist(), context=list(nones), text=list(nones))
+                                  step=_unset_as_none(self.steps), timestamp=_unset_as_none(self.times),
+                                  epoch=[None] * n if self.epochs is None else _unset_as_none(self.epochs),
+                                  value=self.values.tolist(), context=[None] * n,
+                                  text=[None] * n if self.texts is None else list(self.texts))
         return self._lists
 
     def __repr__(self) -> str:
@@ -112,13 +119,20 @@ class ArrayBatch(Metrics):
     __eq__ = MetricStream.__eq__
 
 
+def _unset_as_none(column) -> list:
+    values = column.tolist()
+    if (column == UNSET).any():
+        return [None if v == UNSET else v for v in values]
+    return values
+
+
 for _name in _COLUMNS:
     setattr(ArrayBatch, _name, _column(_name))
 
 
 class ArrayBatches:
-    """Collects points as arrays (each piece with its own list of names) and hands out
-    ArrayBatches of exactly `size` points, the last one shorter."""
+    """Collects points as arrays (each piece with its own list of names, the arguments of
+    ArrayBatch) and hands out ArrayBatches of exactly `size` points, the last one shorter."""
 
     def __init__(self, size: int | None = None):
         self.size = size or BATCH_POINTS
@@ -126,10 +140,10 @@ class ArrayBatches:
         self._pieces: list[tuple] = []
         self._count = 0
 
-    def add(self, names: list[str], codes, steps, times, values) -> None:
+    def add(self, names: list[str], codes, steps, times, values, epochs=None, texts: list | None = None) -> None:
         import numpy as np
         remap = np.fromiter((self._codes.setdefault(n, len(self._codes)) for n in names), np.int32, len(names))
-        self._pieces.append((remap[codes], steps, times, values))
+        self._pieces.append((remap[codes], steps, times, values, epochs, texts))
         self._count += len(codes)
 
     def __len__(self) -> int:
@@ -141,12 +155,23 @@ class ArrayBatches:
     def take(self) -> ArrayBatch:
         """The first `size` points (all of them when fewer)."""
         import numpy as np
-        columns = [np.concatenate(c) for c in zip(*self._pieces)]
+        codes, steps, times, values, epochs, texts = zip(*self._pieces)
+        sizes = list(map(len, codes))
+        columns = [np.concatenate(c) for c in (codes, steps, times, values)]
+        if any(e is not None for e in epochs):
+            columns.append(np.concatenate([np.full(n, UNSET, np.int64) if e is None else e
+                                           for n, e in zip(sizes, epochs)]))
+        else:
+            columns.append(None)
+        if any(t is not None for t in texts):
+            columns.append([t for n, piece in zip(sizes, texts) for t in (piece or [None] * n)])
+        else:
+            columns.append(None)
         cut = min(self.size, self._count)
-        rest = [c[cut:] for c in columns]
-        self._pieces = [tuple(rest)] if len(rest[0]) else []
+        rest = [None if c is None else c[cut:] for c in columns]
         self._count = len(rest[0])
-        return ArrayBatch(list(self._codes), *(c[:cut] for c in columns))
+        self._pieces = [tuple(rest)] if self._count else []
+        return ArrayBatch(list(self._codes), *(None if c is None else c[:cut] for c in columns))
 
     def rest(self) -> Iterator[ArrayBatch]:
         while self._count:

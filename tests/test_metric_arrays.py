@@ -85,3 +85,25 @@ def test_a_stream_of_array_batches_is_read_whole_as_lists():
     stream = metric_stream.MetricStream(produce)
     assert [len(b) for b in stream.batches()] == [2, 1]
     assert stream.step == [1, 2, 3] and stream.value == [7.0, 8.0, 9.0] and stream.name == ["m"] * 3
+
+
+def test_unset_steps_times_and_epochs_and_texts_are_null_as_from_lists():
+    unset = metric_stream.UNSET
+    built = metric_stream.ArrayBatches()
+    built.add(*_piece(["a"], [0, 0], [1, unset], [unset, 5], [1.0, 2.0]))
+    built.add(*_piece(["b"], [0], [3], [6], [3.0]), epochs=np.array([unset], np.int64), texts=["3"])
+    built.add(*_piece(["a"], [0], [4], [7], [4.0]), epochs=np.array([9], np.int64))
+    [arrays] = list(built.rest())
+    lists = model.Metrics(name=["a", "a", "b", "a"], step=[1, None, 3, 4], epoch=[None, None, None, 9],
+                          timestamp=[None, 5, 6, 7], value=[1.0, 2.0, 3.0, 4.0],
+                          context=[None] * 4, text=[None, None, "3", None])
+    assert arrays == lists
+    con = _fresh()
+    con.execute("BEGIN")
+    ingest._insert_metrics(con, "arrays", arrays)
+    ingest._insert_metrics(con, "lists", lists)
+    con.execute("COMMIT")
+    got = _metric_rows(con, "arrays")
+    assert got == _metric_rows(con, "lists")
+    assert got == [("a", 1, None, None, "1.0", None, None), ("a", None, None, 5, "2.0", None, None),
+                   ("b", 3, None, 6, "3.0", None, "3"), ("a", 4, 9, 7, "4.0", None, None)]

@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import metric_stream, model
+from ..metric_stream import UNSET
 from ..store import faultpoint
 
 if TYPE_CHECKING:
@@ -64,9 +65,12 @@ def _column(np, name: str, typ: str, values) -> tuple[dict[str, Any], str, list]
         names, codes = values
         return {name: codes}, f"list_extract(?::VARCHAR[], {name} + 1)", [names]
     if isinstance(values, np.ndarray):
-        if typ == TS and len(values) and not (_TIME_RANGE_MS[0] <= values.min() and values.max() <= _TIME_RANGE_MS[1]):
-            return _column(np, name, typ, values.tolist())
-        return _numbers(np, name, typ, values, None)
+        unset = typ != F64 and bool((values == UNSET).any())
+        if typ == TS:
+            known = values[values != UNSET] if unset else values
+            if len(known) and not (_TIME_RANGE_MS[0] <= known.min() and known.max() <= _TIME_RANGE_MS[1]):
+                return _column(np, name, typ, [None if v == UNSET else v for v in values.tolist()])
+        return _numbers(np, name, typ, values, None, unset)
     n = len(values)
     nones = values.count(None)
     if nones == n:                  # a column nobody filled in (often context or epoch)
@@ -93,10 +97,12 @@ def _column(np, name: str, typ: str, values) -> tuple[dict[str, Any], str, list]
     return {name: array}, (f"epoch_ms({name}::BIGINT)" if typ == TS else name), []
 
 
-def _numbers(np, name: str, typ: str, array, values: list | None) -> tuple[dict[str, Any], str, list]:
-    """A typed array's column; `values`, when given, the list it came from, whose Nones are missing."""
+def _numbers(np, name: str, typ: str, array, values: list | None,
+             unset: bool = False) -> tuple[dict[str, Any], str, list]:
+    """A typed array's column; `values`, when given, the list it came from, whose Nones are missing;
+    `unset`: the int array holds metric_stream.UNSET where there is no value."""
     n = len(array)
-    arrays, expr = {name: array}, name
+    arrays, expr = {name: array}, (f"NULLIF({name}, {UNSET})" if unset else name)
     if typ == F64:
         nan = np.isnan(array)
         if values is not None:
@@ -219,7 +225,8 @@ def _row_bytes(m: model.Metrics) -> int:
     if isinstance(m, metric_stream.ArrayBatch):       # its names by code: no list of a string per row
         import numpy as np
         lengths = np.fromiter(map(len, m.names), np.int64, len(m.names))
-        return 64 + int(lengths[m.codes].mean()) if len(m.codes) else 64
+        texts = sum(map(len, filter(None, m.texts))) // (len(m.codes) or 1) if m.texts is not None else 0
+        return 64 + texts + (int(lengths[m.codes].mean()) if len(m.codes) else 0)
     n = len(m.name) or 1
     strings = sum(sum(map(len, filter(None, column))) for column in (m.name, m.context, m.text))
     return 64 + strings // n
@@ -234,10 +241,14 @@ def _insert_metrics(con: duckdb.DuckDBPyConnection, eid: str, metrics: model.Met
     with bounded_memory(con) as bound:
         for m in metric_stream.batches(metrics):
             bound.fit(_row_bytes(m))
-            if isinstance(m, metric_stream.ArrayBatch):     # epoch, context and text unset: NULL
-                _insert(con, "metrics", {
-                    "name": (NAMES, (m.names, m.codes)), "step": (I64, m.steps), "timestamp": (TS, m.times),
-                    "value": (F64, m.values)}, constants={"exp_id": eid})
+            if isinstance(m, metric_stream.ArrayBatch):     # context unset: NULL
+                columns = {"name": (NAMES, (m.names, m.codes)), "step": (I64, m.steps), "timestamp": (TS, m.times),
+                           "value": (F64, m.values)}
+                if m.epochs is not None:
+                    columns["epoch"] = (I64, m.epochs)
+                if m.texts is not None:
+                    columns["text"] = (STR, m.texts)
+                _insert(con, "metrics", columns, constants={"exp_id": eid})
                 continue
             _insert(con, "metrics", {
                 "name": (STR, m.name), "step": (I64, m.step),
