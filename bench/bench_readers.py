@@ -86,7 +86,8 @@ print(time.perf_counter() - t)
 NEPTUNE_SCALE_FLOOR = """
 import glob, sqlite3, sys, time
 t = time.perf_counter()
-from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2 as pb
+from cometx_mirror.sources.bare_import import import_bare   # as the fetch loads it: no client
+pb = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2")
 values = 0
 for db in glob.glob(sys.argv[1] + "/.neptune/*/run_operations.sqlite3"):
     for typ, blob in sqlite3.connect(db).execute("SELECT operation_type, operation FROM run_operations"):

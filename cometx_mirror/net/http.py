@@ -16,36 +16,12 @@ from typing import Any, Callable, Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import ExpectedError
+from .errors import HttpError, NotJsonAnswer, RetryableBody  # noqa: F401  (where callers take them)
 from .throttle import Throttle
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
              requests.exceptions.ContentDecodingError)
-
-
-class HttpError(ExpectedError):
-    """A request failed for good; `status` is None when the server was never reached."""
-
-    def __init__(self, message: str, status: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-class NotJsonAnswer(HttpError):
-    """A whole answer that is not JSON (an HTML login page, a proxy's notice): not
-    a transient fault, so it is not retried; `path` and `content_type` say what."""
-
-    def __init__(self, path: str, status: int, content_type: str):
-        super().__init__(f"GET {path} answered HTTP {status} with {content_type or 'no content type'}, "
-                         "not JSON", status)
-        self.path = path
-        self.content_type = content_type
-
-
-class RetryableBody(Exception):
-    """Raised by a body consumer to ask for the request to be sent again."""
 
 
 class HttpClient:

@@ -25,7 +25,7 @@ import json
 import os
 from urllib.parse import urlparse
 
-from ...net.http import HttpClient, HttpError
+from ...net.errors import HttpError
 from .. import SourceError, normalizer
 from ..options import FetchResult
 from . import mapping
@@ -88,6 +88,7 @@ class Connection:
     """An HTTP session holding the exchanged access token."""
 
     def __init__(self, token: str | None, url: str | None, max_rps: float | None = None) -> None:
+        from ...net.http import HttpClient     # here: an offline fetch imports this module, never requests
         self.base = server_of(token, url)
         self.host = host_of(self.base)
         self.http = HttpClient(self.base, retries=4, max_rps=max_rps, redact=(token,))

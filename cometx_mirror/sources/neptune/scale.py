@@ -18,6 +18,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from ... import metric_stream
+from ..bare_import import import_bare
 from . import mapping
 from .driver import FoldingReader, RunSource, store_file
 from .scale_floats import SimpleOps
@@ -68,7 +69,7 @@ _PARSERS: dict[bool, object] = {}     # is CREATE_RUN -> its class's FromString,
 
 def _decode(typ: int, blob: bytes):
     if not _PARSERS:
-        from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2   # heavy import: once, when needed
+        common_pb2 = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2")   # once, when needed
         _PARSERS.update({True: common_pb2.Run.FromString, False: common_pb2.UpdateRunSnapshot.FromString})
     return _PARSERS[typ == CREATE_RUN](blob)
 

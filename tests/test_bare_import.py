@@ -1,0 +1,60 @@
+"""neptune-scale's protobuf modules load without neptune_api's client, and leave no trace a later
+`import neptune_api` could trip on (sources/bare_import.py); an offline Neptune fetch imports
+neither the HTTP stack nor the vendor client."""
+import subprocess
+import sys
+import textwrap
+
+PROBE = textwrap.dedent("""
+    import sys
+    from cometx_mirror.sources.bare_import import import_bare
+    pb = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2")
+    left = sorted(m for m in sys.modules if m == "neptune_api" or m.startswith("neptune_api."))
+    assert not left, left                                   # the interpreter is as it was
+    assert "httpx" not in sys.modules and "jwt" not in sys.modules   # the client was not loaded
+    op = pb.UpdateRunSnapshot()
+    op.step.whole = 3
+    op.append["loss"].float64 = 0.25
+    payload = op.SerializeToString()
+    import neptune_api                                      # the real package, afresh
+    from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2 as real
+    assert real.UpdateRunSnapshot is pb.UpdateRunSnapshot   # one class per message descriptor
+    back = real.UpdateRunSnapshot.FromString(payload)
+    assert back.append["loss"].float64 == 0.25 and back.step.whole == 3
+    print("ok")
+""")
+
+
+def _run(script: str, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()[-1]
+
+
+def test_loaded_alone_then_neptune_api_imports_afresh():
+    assert _run(PROBE) == "ok"
+
+
+def test_a_package_already_imported_is_used_as_it_is():
+    probe = ("from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2 as real\n"
+             "from cometx_mirror.sources.bare_import import import_bare\n"
+             "assert import_bare('neptune_api', 'proto.neptune_pb.ingest.v1.common_pb2') is real\nprint('ok')\n")
+    assert _run(probe) == "ok"
+
+
+def test_a_missing_module_raises_the_usual_import_error():
+    probe = ("from cometx_mirror.sources.bare_import import import_bare\n"
+             "try:\n    import_bare('neptune_api', 'proto.no_such_pb2')\nexcept ImportError:\n    print('ok')\n"
+             "import sys\nassert not [m for m in sys.modules if m.startswith('neptune_api')]\n")
+    assert _run(probe) == "ok"
+
+
+def test_an_offline_neptune_fetch_imports_no_http_stack(neptune_scale_offline, tmp_path):
+    script = ("import sys\n"
+              "from cometx_mirror.store.mirror import Mirror\n"
+              "from cometx_mirror.sync.fetch import run_fetch\n"
+              "from cometx_mirror.sources.options import FetchOptions\n"
+              "r = run_fetch(Mirror.init(sys.argv[2]), 'neptune', sys.argv[1], FetchOptions())\n"
+              "assert r.new == 1 and not r.errors, r.errors\n"
+              "print(','.join(sorted(m for m in ('requests', 'urllib3', 'httpx', 'neptune_api') if m in sys.modules)) or '-')\n")
+    assert _run(script, str(neptune_scale_offline), str(tmp_path / "m")) == "-"
