@@ -12,7 +12,7 @@ import random
 import pytest
 
 from cometx_mirror import metric_stream
-from cometx_mirror.sources.wandb import normalize, record_shapes, records
+from cometx_mirror.sources.wandb import history_bulk, normalize, record_shapes, records
 from cometx_mirror.sources.wandb.records import fold, iter_history
 
 from test_reader_streaming import _odd_records
@@ -32,6 +32,13 @@ def _same_points(data: bytes) -> int:
         assert getattr(fast, column) == getattr(slow, column), column
     assert [json.dumps(v) for v in fast.value] == [json.dumps(v) for v in slow.value]
     return len(slow.name)
+
+
+@pytest.fixture(autouse=True)
+def _row_path(monkeypatch):
+    """These tests are of the per-record byte shapes: the chunked path (history_bulk, its own
+    tests in test_wandb_history_bulk.py) is turned off."""
+    monkeypatch.setattr(history_bulk, "ENABLED", False)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from cometx_mirror.index import ingest
 from cometx_mirror.index.db import open_read
 from cometx_mirror.sources.options import FetchOptions
-from cometx_mirror.sources.wandb import log_parts, offline, record_shapes, records
+from cometx_mirror.sources.wandb import history_bulk, log_parts, offline, record_shapes, records
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sync.indexer import refresh
@@ -121,6 +121,14 @@ def shape_reads(monkeypatch):
         count[0] += got is not None
         return got
     monkeypatch.setattr(record_shapes.HistoryShape, "read", counting)
+    pieces = history_bulk.ChunkReader.pieces
+
+    def counting_chunks(self, chunk):      # records the chunked path read from their bytes count too
+        for kind, piece in pieces(self, chunk):
+            if kind == "arrays":
+                count[0] += len(piece[1]) // max(len(piece[0]), 1)
+            yield kind, piece
+    monkeypatch.setattr(history_bulk.ChunkReader, "pieces", counting_chunks)
     return count
 
 

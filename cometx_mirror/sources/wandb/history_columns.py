@@ -175,7 +175,7 @@ def _extend(out: Metrics, more: Metrics) -> Metrics:
 
 
 def stream_points(records: Iterable, row_axes, one_value, slow: Callable[[object, Metrics], None],
-                  size: int) -> Iterator[Metrics]:
+                  size: int, shapes: "_Shapes | None" = None) -> Iterator[Metrics]:
     """Batches of about `size` points (a record is never split) from HistoryRecords in order.
 
     row_axes(axes dict) -> (step, timestamp ms, epoch); one_value(text) -> (double, exact

@@ -18,7 +18,6 @@ from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment,
 from .. import grown_normalizer, normalizer
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
-from .history_columns import stream_points
 from . import fold_state, log_parts
 from .log_parts import open_log
 from .records import _loads, fold, history_row, iter_history
@@ -229,12 +228,16 @@ def _system_points(state: RunState, out: Metrics) -> None:
 
 def _stream(state: RunState):
     """The points of an offline run, a batch at a time, read again from its log."""
+    from . import history_bulk      # (NumPy: imported only when points are read)
     last = None
-    for batch in stream_points(state.history_records(), _row_axes, _text_point, _slow_points,
-                               metric_stream.BATCH_POINTS):
+    for batch in history_bulk.stream_points(state.history_records(), _row_axes, _text_point, _slow_points,
+                                            metric_stream.BATCH_POINTS):
         if last is not None:
             yield last
         last = batch
+    if isinstance(last, metric_stream.ArrayBatch):
+        yield last                    # (its arrays are what the index inserts: nothing is added to them)
+        last = Metrics()
     _system_points(state, last)       # the system samples close the last batch
     yield last
 

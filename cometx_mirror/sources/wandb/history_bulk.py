@@ -1,0 +1,361 @@
+"""History records read a chunk at a time with NumPy: no Python work per record or per point.
+
+A long run repeats a few key lists, and every history row of one is the same bytes apart
+from `num`, the value texts and the step (record_shapes.py spells the layout out).  Here
+a chunk of records is joined into one byte array and each known key list's layout is
+checked for all of them at once, field by field: the tags, each length byte against what
+follows, the key literals, the record's length against the payload.  The texts are then
+run through the JSON number grammar as a table-driven automaton over a padded 2-D array
+(a column per byte position), which also tells the integers apart; floats go through
+Python's own float() (mapped in C) and integers the exact rule of the row path (value
+float(int(text)), text str(int(text))).  The axes are taken only in forms whose result is
+plain (a `_step` of digits, a float-form `_timestamp`, an `epoch` the row rule makes an
+int or nothing); any record not proven that way goes back to the row path, in order.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from .common import HISTORY_AXES
+from .record_shapes import varint
+from ...metric_stream import UNSET
+
+ENABLED = True         # tests turn the bulk path off to compare it with the row path
+CHUNK = 4096           # records joined per chunk
+_LAYOUTS = 16          # key lists learnt per run (a run logs a handful)
+_LEARN_TRIES = 8       # records decoded per chunk to learn a key list the chunk's others may share
+_PAD = 256             # zero bytes after a chunk: a layout's reads past a short record stay in the array
+_INT_DIGITS = 18       # an integer axis of at most this many digits is an int64 (and never UNSET)
+_MS_LIMIT = 9.2e18     # |timestamp ms| below this fits int64
+
+# byte classes of the number automaton
+_OTHER, _MINUS, _PLUS, _ZERO, _DIGIT, _DOT, _EXP, _END = range(8)
+_CLASS = np.full(256, _OTHER, np.int8)
+_CLASS[ord("-")], _CLASS[ord("+")], _CLASS[ord("0")], _CLASS[ord(".")] = _MINUS, _PLUS, _ZERO, _DOT
+_CLASS[ord("1"):ord("9") + 1] = _DIGIT
+_CLASS[ord("e")] = _CLASS[ord("E")] = _EXP
+# states: the JSON number grammar (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?), then past its end
+(_START, _SIGN, _LEAD0, _INT, _POINT, _FRAC, _E, _ESIGN, _EDIGITS, _WHOLE, _FLOAT, _DEAD) = range(12)
+_MOVES = {
+    _START: {_MINUS: _SIGN, _ZERO: _LEAD0, _DIGIT: _INT},
+    _SIGN: {_ZERO: _LEAD0, _DIGIT: _INT},
+    _LEAD0: {_DOT: _POINT, _EXP: _E, _END: _WHOLE},
+    _INT: {_ZERO: _INT, _DIGIT: _INT, _DOT: _POINT, _EXP: _E, _END: _WHOLE},
+    _POINT: {_ZERO: _FRAC, _DIGIT: _FRAC},
+    _FRAC: {_ZERO: _FRAC, _DIGIT: _FRAC, _EXP: _E, _END: _FLOAT},
+    _E: {_PLUS: _ESIGN, _MINUS: _ESIGN, _ZERO: _EDIGITS, _DIGIT: _EDIGITS},
+    _ESIGN: {_ZERO: _EDIGITS, _DIGIT: _EDIGITS},
+    _EDIGITS: {_ZERO: _EDIGITS, _DIGIT: _EDIGITS, _END: _FLOAT},
+    _WHOLE: {_END: _WHOLE},
+    _FLOAT: {_END: _FLOAT},
+}
+_TABLE = np.full(12 * 8, _DEAD, np.uint8)
+for _state, _moves in _MOVES.items():
+    for _cls, _to in _moves.items():
+        _TABLE[_state * 8 + _cls] = _to
+_WORDS = (b"NaN", b"Infinity", b"-Infinity")     # the non-finite tokens W&B writes, floats too
+
+
+class Layout:
+    """One key list's wire layout (wandb-core's `nested_key` or the legacy `key`), and where
+    its axes and metrics are."""
+
+    def __init__(self, keys: tuple[str, ...], legacy: bool):
+        tag = b"\x0a" if legacy else b"\x12"
+        self.keys = keys
+        self.literals = [np.frombuffer(tag + varint(len(k.encode())) + k.encode() + b"\x82\x01", np.uint8)
+                         for k in keys]
+        # an item's length is one byte here (literal + text length byte + a text of at least one byte)
+        self.usable = all(len(lit) + 2 < 0x80 for lit in self.literals)
+        self.step_at = keys.index("_step") if "_step" in keys else None
+        self.time_at = keys.index("_timestamp") if "_timestamp" in keys else None
+        self.epoch_at = keys.index("epoch") if "epoch" in keys else None
+        self.metric_at = [i for i, k in enumerate(keys) if k not in HISTORY_AXES]
+        self.names = [keys[i] for i in self.metric_at]
+
+    def fields(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        """(ok, text starts (m, k), text lengths (m, k), step num or UNSET) of these records:
+        ok where the bytes are exactly this layout, as protobuf would parse them."""
+        limit = len(buf) - _PAD
+        p = starts.astype(np.int64)
+        ok = buf[p] == 0x08                                  # num
+        n, _, good = _varint(buf, p + 1, 10)
+        ok &= good
+        p = np.minimum(p + 1 + n, limit)
+        ok &= buf[p] == 0x12                                 # history
+        n, length, good = _varint(buf, p + 1, 4)
+        ok &= good
+        p = np.minimum(p + 1 + n, limit)
+        ok &= length == (ends - p).astype(np.uint64)
+        k = len(self.literals)
+        text_at = np.empty((len(p), k), np.int64)
+        text_len = np.empty((len(p), k), np.int64)
+        for j, literal in enumerate(self.literals):
+            item = buf[p + 1].astype(np.int64)
+            ok &= (buf[p] == 0x0a) & (item < 0x80)
+            q = p + 2
+            ok &= (buf[q[:, None] + np.arange(len(literal))] == literal).all(axis=1)
+            q = q + len(literal)
+            size = buf[q].astype(np.int64)
+            ok &= (size > 0) & (size < 0x80) & (item == len(literal) + 1 + size)
+            text_at[:, j], text_len[:, j] = q + 1, size
+            p = np.minimum(q + 1 + size, limit)
+        # the step: none, `12 00` (num 0), or `12 <1 + varint length> 08 <varint>` of at most 8 bytes
+        rest = ends - p
+        tag, size = buf[p], buf[p + 1].astype(np.int64)
+        n, num, good = _varint(buf, p + 3, 8)
+        empty = (rest == 2) & (tag == 0x12) & (size == 0)
+        full = (rest == 2 + size) & (tag == 0x12) & (buf[p + 2] == 0x08) & good & (size == 1 + n)
+        ok &= (rest == 0) | empty | full
+        step = np.where(full, num.astype(np.int64), np.where(empty, 0, UNSET))
+        return ok, text_at, text_len, step
+
+
+def _varint(buf: np.ndarray, p: np.ndarray, most: int):
+    """(byte count, value, ended within `most` bytes) of the varints at p."""
+    value = np.zeros(len(p), np.uint64)
+    count = np.zeros(len(p), np.int64)
+    going = np.ones(len(p), bool)
+    for i in range(most):
+        byte = buf[p + i]
+        value |= np.where(going, (byte & 0x7F).astype(np.uint64) << np.uint64(7 * i), np.uint64(0))
+        count += going
+        going &= byte >= 0x80
+    return count, value, ~going
+
+
+def _texts(buf: np.ndarray, at: np.ndarray, length: np.ndarray):
+    """(padded 2-D text bytes, final automaton state) of the texts at `at` (flat arrays)."""
+    width = int(length.max()) if len(length) else 0
+    cols = np.arange(width)
+    inside = cols[None, :] < length[:, None]
+    grid = buf[np.minimum(at[:, None] + cols, len(buf) - 1)]
+    grid[~inside] = 0
+    # a column per byte position, each contiguous: the automaton steps through them
+    classes = np.ascontiguousarray(np.where(inside, _CLASS[grid], _END).astype(np.uint8).T)
+    state = np.full(len(at), _START, np.uint8)
+    for j in range(width):
+        state = _TABLE.take(state * np.uint8(8) + classes[j])
+    state = _TABLE.take(state * np.uint8(8) + np.uint8(_END)).astype(np.int64)
+    for word in _WORDS:      # a non-finite token: a float, as json and float() read it
+        if len(word) <= width:
+            match = (length == len(word)) & (grid[:, :len(word)] == np.frombuffer(word, np.uint8)).all(axis=1)
+            state[match] = _FLOAT
+    return grid, state
+
+
+def _strings(grid: np.ndarray) -> list[bytes]:
+    """Each row's text (its padding stripped: a text holds no zero byte)."""
+    if not grid.shape[1]:
+        return [b""] * len(grid)
+    return np.ascontiguousarray(grid).view(f"S{grid.shape[1]}").ravel().tolist()
+
+
+class ChunkReader:
+    """The key lists learnt so far, and the reading of a chunk of history payloads."""
+
+    def __init__(self):
+        self.layouts: dict[tuple, Layout | None] = {}
+
+    def pieces(self, chunk: list) -> Iterator[tuple]:
+        """The chunk's records in order, as ("arrays", ArrayBatches.add arguments) for a run of
+        records read here and ("records", [HistoryPayload]) for a run left to the row path."""
+        if not chunk:
+            return
+        payloads = [r.payload for r in chunk]
+        lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        buf = np.frombuffer(b"".join(payloads) + bytes(_PAD), np.uint8)
+        owner = np.full(len(chunk), -1, np.int64)
+        found: list[tuple] = []            # (layout, rows, per-row results) per layout that read some
+        tried = 0
+        for layout in [lay for lay in self.layouts.values() if lay is not None]:
+            self._try(layout, buf, starts, ends, owner, found)
+        while tried < _LEARN_TRIES and (left := np.flatnonzero(owner == -1)).size:
+            tried += 1
+            layout = self._learn(chunk[int(left[0])])
+            if layout is None or not self._try(layout, buf, starts, ends, owner, found, left):
+                owner[left[0]] = -2        # not readable here: the row path takes it
+        owner[owner < 0] = -1
+        yield from _runs(chunk, owner, found)
+
+    def _try(self, layout: Layout, buf, starts, ends, owner, found, rows=None) -> bool:
+        rows = np.flatnonzero(owner == -1) if rows is None else rows
+        if not rows.size:
+            return False
+        ok, text_at, text_len, step = layout.fields(buf, starts[rows], ends[rows])
+        rows, text_at, text_len, step = rows[ok], text_at[ok], text_len[ok], step[ok]
+        if not rows.size:
+            return False
+        read = _values(layout, buf, text_at, text_len, step)
+        if read is None:
+            return False
+        keep, values, exact, steps, times, epochs = read
+        if not keep.all():
+            rows, values, steps, times = rows[keep], values[keep], steps[keep], times[keep]
+            exact = None if exact is None else exact[keep]
+            epochs = None if epochs is None else epochs[keep]
+        if not rows.size:
+            return False
+        owner[rows] = len(found)
+        found.append((layout, rows, values, exact, steps, times, epochs))
+        return True
+
+    def _learn(self, record) -> Layout | None:
+        """The layout of a record's key list, from the record decoded (it is cached there for
+        the row path); None for one the bulk path does not take."""
+        try:
+            items = record.item
+        except Exception:
+            return None                    # damaged: the row path reports it, in order
+        nested = [list(it.nested_key) for it in items]
+        parts = {*map(len, nested)}
+        if parts == {1}:
+            keys, legacy = tuple(n[0] for n in nested), False
+        elif parts == {0}:
+            keys, legacy = tuple(it.key for it in items), True
+        else:
+            return None
+        if (keys, legacy) in self.layouts:
+            return None                    # known: it did not read this record
+        layout = None
+        if keys and len(set(keys)) == len(keys) and len(self.layouts) < _LAYOUTS:
+            layout = Layout(keys, legacy)
+            layout = layout if layout.usable else None
+        self.layouts[keys, legacy] = layout
+        return layout
+
+
+def _values(layout: Layout, buf, text_at, text_len, step):
+    """(rows kept, values (m, metrics), exact texts or None, steps, times, epochs or None) of
+    records whose texts are all numbers and whose axes take a plain form."""
+    m, k = text_at.shape
+    grid, state = _texts(buf, text_at.ravel(), text_len.ravel())
+    state = state.reshape(m, k)
+    valid = (state == _WHOLE) | (state == _FLOAT)
+    keep = valid.all(axis=1)
+    strings = _strings(grid)
+    for i in np.flatnonzero(~valid.ravel()).tolist():
+        strings[i] = b"0"        # not a number (its record is not kept): float() must not fail on it
+
+    def column(j):
+        return strings[j::k]
+
+    if layout.step_at is not None:
+        j = layout.step_at
+        digits = (state[:, j] == _WHOLE) & (text_len[:, j] <= _INT_DIGITS) & (grid.reshape(m, k, -1)[:, j, 0]
+                                                                             != ord("-"))
+        keep &= digits
+        step = np.fromiter((int(t) if d else 0 for t, d in zip(column(j), digits.tolist())), np.int64, m) \
+            if not digits.all() else np.fromiter(map(int, column(j)), np.int64, m)
+    times = np.full(m, UNSET, np.int64)
+    if layout.time_at is not None:
+        j = layout.time_at
+        keep &= state[:, j] == _FLOAT            # an integer time goes the row way (int arithmetic)
+        seconds = np.fromiter(map(float, column(j)), np.float64, m)
+        ms = seconds * 1000
+        finite = np.isfinite(ms)
+        # a finite time whose ms overflow goes the row way too (which fails on it, as today)
+        keep &= ~np.isfinite(seconds) | (finite & (np.abs(ms) < _MS_LIMIT))
+        times = np.where(finite & (np.abs(ms) < _MS_LIMIT), np.trunc(np.where(finite, ms, 0)), UNSET).astype(np.int64)
+    epochs = None
+    if layout.epoch_at is not None:
+        j = layout.epoch_at
+        whole = state[:, j] == _WHOLE
+        keep &= ~whole | (text_len[:, j] <= _INT_DIGITS)
+        number = np.fromiter(map(float, column(j)), np.float64, m)
+        integral = np.isfinite(number) & (np.trunc(number) == number)
+        keep &= whole | ~integral | (np.abs(number) < _MS_LIMIT)
+        epochs = np.where(integral & ~whole, np.trunc(np.where(integral, number, 0)), 0).astype(np.int64)
+        epochs = np.where(integral | whole, epochs, UNSET)
+        if whole.any():                          # exact ints: a float of 18 digits would round
+            at = np.flatnonzero(whole & keep)
+            texts = column(j)
+            epochs[at] = np.fromiter((int(texts[i]) for i in at.tolist()), np.int64, len(at))
+    if not keep.any():
+        return None
+    metric_at = layout.metric_at
+    if not metric_at:
+        values = np.empty((m, 0), np.float64)
+        return keep, values, None, step, times, epochs
+    flat = (np.arange(m)[:, None] * k + np.asarray(metric_at)[None, :]).ravel()
+    picked = [strings[i] for i in flat.tolist()] if len(metric_at) < k else strings
+    values = np.fromiter(map(float, picked), np.float64, len(picked))
+    exact = None
+    integers = np.flatnonzero(state.ravel()[flat] == _WHOLE)
+    if integers.size:                            # as the row path: value float(int(t)), text str(int(t))
+        exact = np.full(len(picked), None, object)
+        for i in integers.tolist():
+            number = int(picked[i])
+            values[i], exact[i] = float(number), str(number)
+        exact = exact.reshape(m, len(metric_at))
+    return keep, values.reshape(m, len(metric_at)), exact, step, times, epochs
+
+
+def _runs(chunk: list, owner: np.ndarray, found: list) -> Iterator[tuple]:
+    """Consecutive records of one owner (a layout that read them, or the row path) as pieces."""
+    cuts = np.flatnonzero(np.diff(owner)) + 1
+    bounds = [0, *cuts.tolist(), len(owner)]
+    for a, b in zip(bounds, bounds[1:]):
+        who = int(owner[a])
+        if who < 0:
+            yield "records", chunk[a:b]
+            continue
+        layout, rows, values, exact, steps, times, epochs = found[who]
+        lo, hi = np.searchsorted(rows, [a, b])
+        n, k = hi - lo, len(layout.names)
+        yield "arrays", (layout.names, np.tile(np.arange(k, dtype=np.int32), n),
+                         np.repeat(steps[lo:hi], k), np.repeat(times[lo:hi], k),
+                         values[lo:hi].ravel(), None if epochs is None else np.repeat(epochs[lo:hi], k),
+                         None if exact is None else exact[lo:hi].ravel().tolist())
+
+
+def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
+    """history_columns.stream_points, with the records this module can read taken a chunk at a
+    time as ArrayBatches; the others go through history_columns, in order."""
+    from . import history_columns
+    from .records import HistoryPayload
+    from ...metric_stream import ArrayBatches
+    if not ENABLED:
+        yield from history_columns.stream_points(records, row_axes, one_value, slow, size)
+        return
+    arrays, reader, shapes = ArrayBatches(size), ChunkReader(), history_columns._Shapes()
+    chunk: list = []
+    yielded = False
+
+    def row_way(run):
+        for batch in history_columns.stream_points(run, row_axes, one_value, slow, size, shapes):
+            if len(batch.name):
+                yield batch
+
+    def flush():
+        for kind, piece in reader.pieces(chunk):
+            if kind == "arrays":
+                arrays.add(*piece)
+                while arrays.full():
+                    yield arrays.take()
+            else:
+                yield from arrays.rest()
+                yield from row_way(piece)
+        chunk.clear()
+
+    for r in records:
+        if type(r) is HistoryPayload:
+            chunk.append(r)
+            if len(chunk) < CHUNK:
+                continue
+            for batch in flush():
+                yielded = True
+                yield batch
+        else:                      # a decoded record: the row way
+            for batch in (*flush(), *arrays.rest(), *row_way([r])):
+                yielded = True
+                yield batch
+    for batch in (*flush(), *arrays.rest()):
+        yielded = True
+        yield batch
+    if not yielded:
+        yield history_columns.Metrics()
