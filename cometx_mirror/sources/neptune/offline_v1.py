@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy
 
+from ... import metric_stream
 from . import float_lines, mapping
 from .driver import FoldingReader, RunSource, store_file
 
@@ -421,11 +422,10 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
     Runs of LogFloats lines in the client's own shape come as column Blocks from
     float_lines.read (one regex and one json decode of their tokens per segment), taken
     whole when every point is simply kept; every other line is decoded whole, as the
-    fold decodes it.
+    fold decodes it. The points gathered go on as NumPy columns (_Gathered.flush).
     """
-    out = mapping.FloatBatches()
     next_step: dict[str, float] = {}
-    names, all_steps, all_stamps, all_values = [], [], [], []   # gathered over ops, converted at once
+    got = _Gathered()
     i = -1                               # the op's number among the well-formed ones, as fold counts
 
     def op(path, steps, stamps, vals) -> None:
@@ -442,10 +442,10 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
             for k, given in enumerate(steps):
                 steps[k] = step = step if given is None else given
                 step = step + 1
-        names.extend([path] * len(steps))
-        all_steps.extend(steps)
-        all_stamps.extend(stamps)
-        all_values.extend(vals)
+        got.ops([path], [len(steps)])
+        got.steps.extend(steps)
+        got.stamps.extend(stamps)
+        got.values.extend(vals)
 
     for log in manifest["logs"]:
         for seg in log["segments"]:
@@ -453,11 +453,11 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)
-                        names += item.paths if item.single() else \
-                            chain.from_iterable(map(repeat, item.paths, map(operator.sub, item.ends, [0] + item.ends)))
-                        all_steps += item.steps
-                        all_stamps += item.stamps
-                        all_values += item.values
+                        got.ops(item.paths, None if item.single() else
+                                list(map(operator.sub, item.ends, [0] + item.ends)))
+                        got.steps += item.steps
+                        got.stamps += item.stamps
+                        got.values += item.values
                         for path, step in dict(zip(item.paths, item.lasts)).items():
                             next_step[path] = step + 1
                     else:
@@ -485,13 +485,92 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                         except (KeyError, TypeError):
                             columns = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
                         op(path, *columns)
-                if len(names) >= FLUSH_POINTS:
-                    if out.extend(names, all_steps, _stamps_ms(all_stamps), all_values):
-                        while out.full():
-                            yield out.take()
-                    names, all_steps, all_stamps, all_values = [], [], [], []
-    out.extend(names, all_steps, _stamps_ms(all_stamps), all_values)
-    yield from out.rest()
+                if len(got.steps) >= FLUSH_POINTS:
+                    yield from got.flush()
+    yield from got.flush()
+    yield from got.rest()
+
+
+class _Gathered:
+    """The points gathered over many ops, as lists: each op's series (a code) and count of points,
+    and the points' steps, times (epoch seconds) and values as json gave them. `flush` converts
+    them at once: to NumPy columns (metric_stream.ArrayBatches) when every step, time and value is a
+    plain number the array holds as FloatBatches would convert it, else to FloatBatches' lists; a
+    batch of one kind is handed out before a point of the other is taken (the order is kept)."""
+
+    def __init__(self):
+        self.codes: dict[str, int] = {}
+        self.arrays, self.lists = metric_stream.ArrayBatches(), mapping.FloatBatches()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.op_codes, self.op_counts, self.steps, self.stamps, self.values = [], [], [], [], []
+        self.single = True       # every op so far of one point: no counts kept
+
+    def ops(self, paths: list, counts: list | None) -> None:
+        """Ops of these series, with these counts of points (None: one point each)."""
+        codes = list(map(self.codes.get, paths))
+        if None in codes:
+            codes = [self.codes.setdefault(p, len(self.codes)) for p in paths]
+        if counts is not None and self.single:
+            self.single = False
+            self.op_counts = [1] * len(self.op_codes)
+        self.op_codes += codes
+        if not self.single:
+            self.op_counts += [1] * len(codes) if counts is None else counts
+
+    def flush(self):
+        if not self.steps:
+            return
+        names = list(self.codes)
+        columns = _point_arrays(self.steps, self.stamps, self.values)
+        if columns is not None:
+            yield from self.lists.rest()
+            codes = numpy.array(self.op_codes, numpy.int32)
+            if not self.single:
+                codes = numpy.repeat(codes, self.op_counts)
+            self.arrays.add(names, codes, *columns)
+            while self.arrays.full():
+                yield self.arrays.take()
+        else:
+            yield from self.arrays.rest()
+            points = self.op_codes if self.single else \
+                chain.from_iterable(map(repeat, self.op_codes, self.op_counts))
+            if self.lists.extend(list(map(names.__getitem__, points)), self.steps, _stamps_ms(self.stamps),
+                                 self.values):
+                while self.lists.full():
+                    yield self.lists.take()
+        self._clear()
+
+    def rest(self):
+        yield from self.arrays.rest()
+        yield from self.lists.rest()
+
+
+_INT64_FLOOR_BOUND = float(1 << 63)
+
+
+def _point_arrays(steps: list, stamps: list, values: list):
+    """(steps, times in ms, values) as NumPy columns, each as FloatBatches and _stamps_ms convert it,
+    or None when some entry is not a plain number so converted (a null, an int value or time, a step
+    or time not finite, a step past int64): those go as lists. An int step is the same either way:
+    FloatBatches keeps one a double holds exactly, and floors the double of any other."""
+    if set(map(type, values)) != {float} or set(map(type, stamps)) != {float}:
+        return None
+    if not set(map(type, steps)) <= {int, float}:
+        return None
+    try:      # every step as FloatBatches gives it: an int a double holds as it is, else math.floor(float(s))
+        floats = numpy.array(steps, numpy.float64)
+    except OverflowError:
+        return None
+    if not (numpy.isfinite(floats).all() and (numpy.abs(floats) < _INT64_FLOOR_BOUND).all()):
+        return None
+    step_column = numpy.floor(floats).astype(numpy.int64)
+    with numpy.errstate(over="ignore"):
+        ms = numpy.array(stamps, numpy.float64) * 1000
+    if not numpy.isfinite(ms).all():
+        return None
+    return step_column, numpy.rint(ms).astype(numpy.int64), numpy.array(values, numpy.float64)
 
 
 def _kept_whole(block: float_lines.Block, float_from: dict[str, int], first: int) -> bool:
