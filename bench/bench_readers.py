@@ -238,23 +238,24 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "History records are read by byte shape (sources/wandb/record_shapes.py: one regex per key list, every "
-    "length byte checked), falling back to protobuf for any other record; of a run of summary records with the "
-    "same keys only the last is decoded. Previous round (load 0.9-2.8): 10^5 2.8 s CPU, 1.6x the floor, 145 MB; "
-    "10^6 7.9 s, 1.1x, 172 MB; 10^7 83.9 s, 1.2x, 179 MB, the fetch and the floor each importing all of wandb "
-    "(about 1.2 s here today, 1.5 s then) for its protobuf modules. This round: those modules are loaded without the rest of wandb "
-    "(sources/wandb/protos.py, 0.05 s), by the fetch and the floor alike, so the floor of 10^5 points halves "
-    "and the ratio there rises to 2.2x; metric rows go into DuckDB on one thread (index/db.py, a third less CPU "
-    "per row at the low memory limit); a time no datetime holds is NULL instead of failing the fetch. 10^7 "
-    "points: 75.7 s CPU (83.9 s), peak 153 MB (179 MB). This machine ran the floor a quarter slower than in "
-    "the last round (10^6: 7.7 s without the SDK import, 7.3 s with it then): compare the ratios. Goals: "
-    "within 3x of the floor, met (1.1-2.2x); peak memory flat in the number of points, met (122 / 148 / 153 "
-    "MB); 300,000 points/s, not met (122,578 / 132,170 points/s CPU at 10^6 / 10^7). The floor itself, "
-    "framing plus protobuf and JSON decode of each record, runs at 130,000-150,000 points/s here, so that goal "
-    "means beating it twofold; the byte-shape path already reads history without protobuf, and what is left "
-    "per record of 13 items is Python's regex engine (about 10 us), the float conversion of each text, the "
-    "log framed twice (the fetch's fold and the point pass) and DuckDB's insert (about 0.6 us a row on one "
-    "thread).")
+    "This round (sources/wandb/history_bulk.py): the point stream reads history records a chunk at a time "
+    "(4096 payloads joined into one NumPy array): each known key list's layout is checked for all of them at "
+    "once, field by field (tags, every length byte, the key literals, the record's length against the payload), "
+    "the texts run through the JSON number grammar as a table-driven automaton over a padded array (which also "
+    "tells the integers apart), floats converted by Python's float() mapped in C, integers by the row path's "
+    "exact rule, the axes taken only in their plain forms (a _step of digits, a float-form _timestamp, an epoch "
+    "the row rule makes an int or nothing), and the points handed to the index as ArrayBatches (no Python object "
+    "per point); any record not proven that way goes the row path, in order (tests/test_wandb_history_bulk.py: "
+    "identical rows in identical order with the path off). The store-time fold is unchanged. Previous round: "
+    "10^6 points 8.2 s CPU, 122,578 points/s CPU, 1.1x the floor, 148 MB; 10^7 75.7 s CPU, 132,170 points/s "
+    "CPU, 1.1x, 153 MB. Now: 10^6 5.7 s CPU (174,696 points/s CPU, 0.8x the floor, 152 MB, load 1.9); "
+    "10^7 54.6 s CPU (183,218 points/s CPU, 0.9x, 160 MB, load 1.5; one run each). Goals: within 3x of the floor, met (the fetch now takes less CPU than the floor at 10^6 and "
+    "up); peak memory flat in the number of points, met (134 / 152 / 160 MB at 10^5 / 10^6 / 10^7); 300,000 "
+    "points/s, not met (about 183,000). What is left (cProfile of the point stream alone at 10^6, without "
+    "the index: 2.6 s): framing the log, about half of it (and the store's fold frames it again, unchanged "
+    "this round), the number automaton about a third, float() of each text about a quarter; then DuckDB's "
+    "insert (about 0.6 us a row), the fold's summary shapes and light history, and the imports. Load average beside each "
+    "row (2 cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
