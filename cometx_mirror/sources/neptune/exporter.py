@@ -106,14 +106,10 @@ def _encode_batch(batch) -> bytes:
         cols[name] = values
     # Same bytes as canonical.dumps of {"columns": cols, "rows": n}, without re-walking millions of plain
     # values, a column of nulls written as its text at once
-    nulls = "[" + ",".join(repeat("null", batch.num_rows)) + "]"
-    text = ",".join(f"{_json(name)}:{nulls if values is None else _json(values)}"
-                    for name, values in sorted(cols.items()))
-    return f'{{"columns":{{{text}}},"rows":{batch.num_rows}}}'.encode("utf-8")
-
-
-def _json(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    nulls = b"[" + b",".join(repeat(b"null", batch.num_rows)) + b"]"
+    text = b",".join(canonical.dumps_clean(name) + b":" + (nulls if values is None else canonical.dumps_column(values))
+                     for name, values in sorted(cols.items()))
+    return b'{"columns":{' + text + b'},"rows":' + str(batch.num_rows).encode() + b"}"
 
 
 def _encode_part(mirror, path: Path, summaries: dict | None = None) -> dict:
