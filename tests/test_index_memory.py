@@ -32,11 +32,13 @@ def _ingest(path, points: int, text: str | None = None) -> tuple[int, list]:
             m.timestamp = [1_700_000_000_000 + i for i in r]
             m.value = [None if text else 1.0 / (i + 1) for i in r]
             yield m
-            peak = max(peak, con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0])
+            # a cursor of its own: the index inserts on a second thread meanwhile (db.BackgroundStatements)
+            peak = max(peak, sampler.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0])
 
     exp = model.Experiment(source="comet", workspace="w", project="p", key="k")
     exp.metrics = MetricStream(produce)
     with open_write(path) as con:
+        sampler = con.cursor()
         default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         con.execute("BEGIN")
         ingest.ingest_experiment(con, exp, "manifest")

@@ -107,3 +107,31 @@ def test_unset_steps_times_and_epochs_and_texts_are_null_as_from_lists():
     assert got == _metric_rows(con, "lists")
     assert got == [("a", 1, None, None, "1.0", None, None), ("a", None, None, 5, "2.0", None, None),
                    ("b", 3, None, 6, "3.0", None, "3"), ("a", 4, 9, 7, "4.0", None, None)]
+
+
+def test_background_statements_run_in_order_and_hand_an_error_to_the_caller():
+    import threading
+
+    import pytest
+
+    from cometx_mirror.index.db import BackgroundStatements
+    con = _fresh()
+    seen = []
+    with BackgroundStatements(con) as background:
+        for k in range(5):
+            background.run(lambda k=k: seen.append((k, threading.current_thread().name)))
+    assert [k for k, _ in seen] == list(range(5)) and {name for _, name in seen} == {"index-insert"}
+
+    def fail():
+        raise ValueError("no such column")
+    after = []
+    with pytest.raises(ValueError, match="no such column"):
+        with BackgroundStatements(con) as background:
+            background.run(fail)
+            background.run(after.append, 1)           # dropped: an earlier call failed
+    assert after == []
+    with pytest.raises(KeyError):                     # the caller's own error wins; the call still ran
+        with BackgroundStatements(con) as background:
+            background.run(after.append, 2)
+            raise KeyError("reader")
+    assert after == [2]

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import struct
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -179,6 +180,47 @@ class MemoryBound:
         if need > self.limit:
             self.con.execute(f"SET memory_limit = '{-(-need // 1024)}KiB'")
             self.limit = need
+
+
+class BackgroundStatements:
+    """Runs calls on the connection one at a time on a second thread, in order, while the caller
+    prepares the next: DuckDB lets go of the GIL while it executes, so reading a batch of points
+    and inserting the one before share the two cores.  At most one call waits beside the one
+    running (memory stays bounded by a few batches).  The caller must not use the connection
+    itself until the block ends; the block ends only once every call has run (or the first to
+    fail has), and a call's error is raised in the caller, at its next `run` or at the end."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        import queue
+        self._calls: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="index-insert", daemon=True)
+
+    def __enter__(self) -> "BackgroundStatements":
+        self._thread.start()
+        return self
+
+    def run(self, fn, *args) -> None:
+        if self._error is not None:
+            raise self._error
+        self._calls.put((fn, args))
+
+    def _work(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            if self._error is None:
+                try:
+                    call[0](*call[1])
+                except BaseException as e:      # kept for the caller; later calls are dropped
+                    self._error = e
+
+    def __exit__(self, kind, value, tb) -> None:
+        self._calls.put(None)
+        self._thread.join()
+        if self._error is not None and kind is None:
+            raise self._error
 
 
 @contextlib.contextmanager

@@ -131,14 +131,22 @@ def _known_times(values: list) -> list:
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple[str, list]],
             constants: dict[str, Any] | None = None) -> None:
-    """INSERT the columns in one statement; `constants` are the same on every row.
+    """INSERT the columns in one statement; `constants` are the same on every row."""
+    statement = _statement(table, columns, constants)
+    if statement is not None:
+        _execute(con, *statement)
+
+
+def _statement(table: str, columns: dict[str, tuple[str, list]],
+               constants: dict[str, Any] | None = None) -> tuple[str, list, dict] | None:
+    """(SQL, parameters, arrays) inserting the columns, or None when there are no rows.
 
     A constant goes in as a query parameter, not as a column: a million references
     to one Python string cost more to convert than the whole insert.
     """
     rows_n = _length(*next(iter(columns.values()))) if columns else 0
     if not rows_n:
-        return
+        return None
     import numpy as np
     arrays, exprs, params = {}, [], list((constants or {}).values())
     for name, (typ, values) in columns.items():
@@ -148,11 +156,15 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, tuple
         params += column_params
     if not arrays:      # every column NULL: the scan still needs one array to count the rows
         arrays["__rows"] = np.zeros(rows_n, dtype=np.int8)
-    rows = arrays  # noqa: F841  (a dict of NumPy arrays, read by DuckDB's replacement scan)
     consts = constants or {}
     names = ", ".join([*consts, *columns])
     values = ", ".join(["?"] * len(consts) + exprs)
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {values} FROM rows", params)
+    return f"INSERT INTO {table} ({names}) SELECT {values} FROM rows", params, arrays
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: list, arrays: dict) -> None:
+    rows = arrays  # noqa: F841  (a dict of NumPy arrays, read by DuckDB's replacement scan)
+    con.execute(sql, params)
 
 
 def _length(typ: str, values) -> int:
@@ -236,11 +248,12 @@ def _insert_metrics(con: duckdb.DuckDBPyConnection, eid: str, metrics: model.Met
     """The points batch by batch (a long run streams: one batch in Python at a time), with
     DuckDB's memory bounded (db.bounded_memory), so the peak does not grow with the points.
     Before the other tables' rows: nothing else of this transaction is held yet when the
-    low limit takes effect, so it has nothing big to spill."""
-    from .db import bounded_memory
-    with bounded_memory(con) as bound:
+    low limit takes effect, so it has nothing big to spill.  DuckDB inserts a batch on a
+    second thread (db.BackgroundStatements) while the next one is read and converted here."""
+    from .db import BackgroundStatements, bounded_memory
+    with bounded_memory(con) as bound, BackgroundStatements(con) as background:
         for m in metric_stream.batches(metrics):
-            bound.fit(_row_bytes(m))
+            row_bytes = _row_bytes(m)
             if isinstance(m, metric_stream.ArrayBatch):     # context unset: NULL
                 columns = {"name": (NAMES, (m.names, m.codes)), "step": (I64, m.steps), "timestamp": (TS, m.times),
                            "value": (F64, m.values)}
@@ -248,12 +261,18 @@ def _insert_metrics(con: duckdb.DuckDBPyConnection, eid: str, metrics: model.Met
                     columns["epoch"] = (I64, m.epochs)
                 if m.texts is not None:
                     columns["text"] = (STR, m.texts)
-                _insert(con, "metrics", columns, constants={"exp_id": eid})
-                continue
-            _insert(con, "metrics", {
-                "name": (STR, m.name), "step": (I64, m.step),
-                "epoch": (I64, m.epoch), "timestamp": (TS, m.timestamp), "value": (F64, m.value),
-                "context": (STR, m.context), "text": (STR, m.text)}, constants={"exp_id": eid})
+            else:
+                columns = {"name": (STR, m.name), "step": (I64, m.step), "epoch": (I64, m.epoch),
+                           "timestamp": (TS, m.timestamp), "value": (F64, m.value), "context": (STR, m.context),
+                           "text": (STR, m.text)}
+            statement = _statement("metrics", columns, {"exp_id": eid})
+            if statement is not None:
+                background.run(_fit_and_execute, bound, row_bytes, con, *statement)
+
+
+def _fit_and_execute(bound, row_bytes: int, con, sql: str, params: list, arrays: dict) -> None:
+    bound.fit(row_bytes)
+    _execute(con, sql, params, arrays)
 
 
 def delete_workspace_entity(con: duckdb.DuckDBPyConnection, kind: str, source: str,
