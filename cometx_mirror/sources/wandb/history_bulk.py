@@ -162,13 +162,17 @@ class ChunkReader:
     def pieces(self, chunk: list) -> Iterator[tuple]:
         """The chunk's records in order, as ("arrays", ArrayBatches.add arguments) for a run of
         records read here and ("records", [HistoryPayload]) for a run left to the row path."""
-        if not chunk:
+        if not len(chunk):
             return
-        payloads = [r.payload for r in chunk]
-        lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        buf = np.frombuffer(b"".join(payloads) + bytes(_PAD), np.uint8)
+        if isinstance(chunk, list):
+            payloads = [r.payload for r in chunk]
+            lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+            ends = np.cumsum(lengths)
+            starts = ends - lengths
+            buf = np.frombuffer(b"".join(payloads) + bytes(_PAD), np.uint8)
+        else:                              # a records.HistorySpan: its records in the span's buffer
+            starts, ends = chunk.starts, chunk.ends
+            buf = np.frombuffer(chunk.data + bytes(_PAD), np.uint8)
         owner = np.full(len(chunk), -1, np.int64)
         found: list[tuple] = []            # (layout, rows, per-row results) per layout that read some
         tried = 0
@@ -317,10 +321,10 @@ def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
     """history_columns.stream_points, with the records this module can read taken a chunk at a
     time as ArrayBatches; the others go through history_columns, in order."""
     from . import history_columns
-    from .records import HistoryPayload
+    from .records import HistoryPayload, HistorySpan
     from ...metric_stream import ArrayBatches
     if not ENABLED:
-        yield from history_columns.stream_points(records, row_axes, one_value, slow, size)
+        yield from history_columns.stream_points(_one_by_one(records), row_axes, one_value, slow, size)
         return
     arrays, reader, shapes = ArrayBatches(size), ChunkReader(), history_columns._Shapes()
     chunk: list = []
@@ -331,8 +335,13 @@ def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
             if len(batch.name):
                 yield batch
 
+    def span_way(span):
+        chunk.append(span)
+        yield from flush()
+
     def flush():
-        for kind, piece in reader.pieces(chunk):
+        pieces = reader.pieces(chunk[0] if chunk and type(chunk[0]) is HistorySpan else chunk)
+        for kind, piece in pieces:
             if kind == "arrays":
                 arrays.add(*piece)
                 while arrays.full():
@@ -343,6 +352,14 @@ def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
         chunk.clear()
 
     for r in records:
+        if type(r) is HistorySpan:         # a span's history records: read as they lie
+            for batch in flush():
+                yielded = True
+                yield batch
+            for batch in span_way(r):
+                yielded = True
+                yield batch
+            continue
         if type(r) is HistoryPayload:
             chunk.append(r)
             if len(chunk) < CHUNK:
@@ -359,3 +376,13 @@ def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
         yield batch
     if not yielded:
         yield history_columns.Metrics()
+
+
+def _one_by_one(records) -> Iterator:
+    """The records with each HistorySpan among them given as its HistoryPayloads."""
+    from .records import HistorySpan
+    for r in records:
+        if type(r) is HistorySpan:
+            yield from r.payloads()
+        else:
+            yield r

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 ENABLED = True          # tests turn the bulk framing off to compare it with the chunk-by-chunk loop
-SPAN_BLOCKS = 256       # blocks read and framed at once (8 MiB)
+SPAN_BLOCKS = 64        # blocks read and framed at once (2 MiB)
 
 BLOCK, HEADER = 32768, 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4

@@ -20,7 +20,7 @@ from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_t
                      iso_ms, value_str)
 from . import fold_state, log_parts
 from .log_parts import open_log
-from .records import _loads, fold, history_row, iter_history
+from .records import _loads, fold, history_row, iter_history, iter_history_spans
 
 
 @dataclass
@@ -366,7 +366,7 @@ def offline_state(mirror, manifest: dict, log=None, history_from: int = 0, head:
 
 def _history_records(mirror, log_entry: dict, log_name: str, start: int = 0, head: bytes = b""):
     with open_log(mirror, log_entry, start, head) as stream:     # (it skips the parts before `start`)
-        yield from iter_history(stream, log_name, start)
+        yield from iter_history_spans(stream, log_name, start)
 
 
 def _json_object(mirror, entry: dict) -> dict:

@@ -630,3 +630,67 @@ def iter_history(source, name: str = "run.wandb", start: int = 0) -> Iterator[An
         if starts_as_history(payload) is None and (starts_as_summary(payload) is not None or not is_history(payload)):
             continue      # (the summary beside each row is told from its first bytes, the rest by their tags)
         yield HistoryPayload(payload, offset, name)
+
+
+class HistorySpan:
+    """The history records of one framed span (log_frames.Span), told from the others in bulk:
+    record i is data[starts[i]:ends[i]]; indexing gives HistoryPayloads (an int one, a slice a list)."""
+
+    __slots__ = ("data", "starts", "ends", "offsets", "name")
+
+    def __init__(self, span, name: str):
+        import numpy as np
+        keep = _history_mask(np, span)
+        self.data, self.name = span.data, name
+        self.starts, self.ends, self.offsets = span.starts[keep], span.ends[keep], span.offsets[keep]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        a, b = int(self.starts[i]), int(self.ends[i])
+        return HistoryPayload(self.data[a:b], int(self.offsets[i]), self.name)
+
+    def payloads(self) -> list:
+        return self[:]
+
+
+_NUM_BYTES = 10    # a `num` varint of more continuation bytes than this is told in Python
+
+
+def _history_mask(np, span):
+    """Which records of a span iter_history would take, as a boolean array: `num` then the
+    history tag (or the summary tag, dropped) read for all at once; any other start in Python."""
+    starts, ends = span.starts, span.ends
+    view = np.frombuffer(span.data + bytes(_NUM_BYTES + 2), np.uint8)
+    first = (view[starts] == 0x08) & (ends - starts >= 3)
+    tag_at = np.full(len(starts), -1, np.int64)
+    going = first.copy()
+    for k in range(1, _NUM_BYTES + 1):        # the varint's last byte is the first below 0x80
+        last = going & (view[starts + k] < 0x80)
+        tag_at[last] = starts[last] + k + 1
+        going &= ~last
+    told = tag_at >= 0
+    told &= tag_at < ends
+    tag = view[np.where(told, tag_at, 0)]
+    history = told & (tag == HISTORY_TAG)
+    summary = told & (tag == SUMMARY_TAG)
+    starts_as_history, starts_as_summary = _STARTS[HISTORY_TAG], _STARTS[SUMMARY_TAG]
+    data = span.data
+    for i in np.flatnonzero(~history & ~summary).tolist():
+        payload = data[int(starts[i]):int(ends[i])]
+        history[i] = starts_as_history(payload) is not None or (
+            starts_as_summary(payload) is None and is_history(payload))
+    return history
+
+
+def iter_history_spans(source, name: str = "run.wandb", start: int = 0) -> Iterator[HistorySpan]:
+    """iter_history's records a span at a time (HistorySpan), none made a Python object."""
+    if isinstance(source, (bytes, bytearray, memoryview)) and len(source) < HEADER and not start:
+        raise CorruptLog(name, 0, "shorter than the file header")
+    for span in LogReader(_stream(source), name, start).spans():
+        history = HistorySpan(span, name)
+        if len(history):
+            yield history
