@@ -111,3 +111,30 @@ def test_resumed_reads_frame_alike(logs):
 def test_short_logs(logs):
     for data in (b"", b":W&B", logs[0][:7], logs[0][:10], b"NOTAWB\x00" + bytes(20)):
         assert _read(data, True) == _read(data, False)
+
+
+def _payload_log(payloads: list[bytes]) -> bytes:
+    out, pos = bytearray(b":W&B" + struct.pack("<HB", 0xBEE1, 0)), 7
+    for p in payloads:
+        assert len(p) < BLOCK - 14
+        left = BLOCK - pos % BLOCK
+        if left < 7 + len(p):
+            out += bytes(left)
+            pos += left
+        out += struct.pack("<IHB", zlib.crc32(p, zlib.crc32(b"\x01")), len(p), 1) + p
+        pos += 7 + len(p)
+    return bytes(out)
+
+
+def test_history_spans_take_what_iter_history_takes():
+    """Records starting every way (history, summary, other tags, long and cut `num` varints,
+    random bytes) are told apart in bulk as iter_history tells them one by one."""
+    rnd = random.Random(5)
+    heads = [b"\x08\x01\x12", b"\x08\x01\x1a", b"\x08\x81\x01\x12", b"\x08" + b"\x80" * 12 + b"\x01\x12",
+             b"\x08" + b"\x80" * 9 + b"\x01\x12", b"\x08\x01", b"\x08", b"", b"\x12", b"\x08\x01\x22",
+             b"\x12\x02ab", b"\x1a\x00", b"\x08\x01\x0a\x00\x12\x00"]
+    payloads = [rnd.choice(heads) + rnd.randbytes(rnd.choice([0, 1, 2, 30])) for _ in range(3000)]
+    data = _payload_log(payloads)
+    one = [(h.offset, h.payload) for h in records.iter_history(data)]
+    bulk = [(h.offset, h.payload) for span in records.iter_history_spans(data) for h in span.payloads()]
+    assert bulk == one and 300 < len(one) < 2900
