@@ -231,24 +231,25 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "This round (sources/wandb/history_bulk.py): the point stream reads history records a chunk at a time "
-    "(4096 payloads joined into one NumPy array): each known key list's layout is checked for all of them at "
-    "once, field by field (tags, every length byte, the key literals, the record's length against the payload), "
-    "the texts run through the JSON number grammar as a table-driven automaton over a padded array (which also "
-    "tells the integers apart), floats converted by Python's float() mapped in C, integers by the row path's "
-    "exact rule, the axes taken only in their plain forms (a _step of digits, a float-form _timestamp, an epoch "
-    "the row rule makes an int or nothing), and the points handed to the index as ArrayBatches (no Python object "
-    "per point); any record not proven that way goes the row path, in order (tests/test_wandb_history_bulk.py: "
-    "identical rows in identical order with the path off). The store-time fold is unchanged. Previous round: "
-    "10^6 points 8.2 s CPU, 122,578 points/s CPU, 1.1x the floor, 148 MB; 10^7 75.7 s CPU, 132,170 points/s "
-    "CPU, 1.1x, 153 MB. Now: 10^6 5.7 s CPU (174,696 points/s CPU, 0.8x the floor, 152 MB, load 1.9); "
-    "10^7 54.6 s CPU (183,218 points/s CPU, 0.9x, 160 MB, load 1.5; one run each). Goals: within 3x of the floor, met (the fetch now takes less CPU than the floor at 10^6 and "
-    "up); peak memory flat in the number of points, met (134 / 152 / 160 MB at 10^5 / 10^6 / 10^7); 300,000 "
-    "points/s, not met (about 183,000). What is left (cProfile of the point stream alone at 10^6, without "
-    "the index: 2.6 s): framing the log, about half of it (and the store's fold frames it again, unchanged "
-    "this round), the number automaton about a third, float() of each text about a quarter; then DuckDB's "
-    "insert (about 0.6 us a row), the fold's summary shapes and light history, and the imports. Load average beside each "
-    "row (2 cores: compare CPU times and peak memory).")
+    "This round (sources/wandb/log_frames.py): the log is framed a span (2 MiB) at a time: the blocks of a span "
+    "walked side by side with NumPy (a chunk never crosses a block), the chunks' checksums by zlib one call a "
+    "chunk through map, the FIRST/MIDDLE/LAST sequence checked as a whole, the payloads joined into one buffer; "
+    "damage raises the same error at the same offset as the chunk-by-chunk loop (tests/test_wandb_log_frames.py). "
+    "The point stream takes a span's history records as they lie in its buffer (records.iter_history_spans: "
+    "told from the others with NumPy; history_bulk reads them without a join or an object per record). The "
+    "store-time fold is unchanged (it iterates the spans' records one by one), and so is the floor script "
+    "(which frames through the same reader now). Previous round: 10^6 points 5.7 s CPU (174,696 points/s CPU, "
+    "0.8x the floor, 152 MB); 10^7 54.6 s CPU (183,218 points/s CPU, 0.9x, 160 MB). Now (one run each, load "
+    "0.7-1.4): 10^6 5.8 s CPU (172,796 points/s CPU, 1.1x, 150 MB); 10^7 55.6 s CPU (179,960 points/s CPU, "
+    "1.0x, 157 MB): no gain end to end, within the noise. The point stream alone at 10^6 went from 2.8-3.1 s "
+    "to 2.1-2.65 s CPU (noisy), but the framing in bulk costs what the old loop cost (0.5 s against 0.43 s for "
+    "a 78 MB log): one zlib call and one slice a chunk are the floor of it in Python, and the old loop was "
+    "already near that. Goals: within 3x of the floor, met; peak memory flat in the number of points, met "
+    "(129 / 150 / 157 MB at 10^5 / 10^6 / 10^7; 8 MiB spans raised it to 206 MB at 10^6, hence 2 MiB); "
+    "300,000 points/s, not met (about 180,000). What is left: the store-time fold per record (summary shapes "
+    "and light history: about a tenth of a fetch; the spans would let it count history records and skip "
+    "covered summaries in bulk), the number automaton and float() of each text, DuckDB's insert (about "
+    "0.6 us a row), the imports. Load average beside each row (2 cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
