@@ -52,6 +52,18 @@ def _metric_rows(con, eid):
                        "FROM metrics WHERE exp_id = ? ORDER BY rowid", [eid]).fetchall()
 
 
+def _inserted_both_ways(arrays, lists) -> list:
+    """The rows the index gives the array batch, checked equal to those it gives the list batch."""
+    con = _fresh()
+    con.execute("BEGIN")
+    ingest._insert_metrics(con, "arrays", arrays)
+    ingest._insert_metrics(con, "lists", lists)
+    con.execute("COMMIT")
+    got = _metric_rows(con, "arrays")
+    assert got == _metric_rows(con, "lists")
+    return got
+
+
 def test_the_index_inserts_the_same_rows_from_arrays_as_from_lists():
     """NaN and the infinities stay what they are; a time past what a datetime holds is NULL either way."""
     values = [0.5, math.nan, math.inf, -math.inf, 1e308, -0.0]
@@ -59,18 +71,12 @@ def test_the_index_inserts_the_same_rows_from_arrays_as_from_lists():
     names = ["loss", "acc", "loss", "acc", "loss", "acc"]
     steps = [0, 0, 1, 1, 2 ** 53, -3]
     for times_now in (times, times[:-1] + [10 ** 17]):       # the second: one time out of range
-        con = _fresh()
         arrays = metric_stream.ArrayBatch(["loss", "acc"], np.array([0, 1] * 3, np.int32),
                                           np.array(steps, np.int64), np.array(times_now, np.int64),
                                           np.array(values))
         lists = model.Metrics(name=names, step=steps, epoch=[None] * 6, timestamp=list(times_now),
                               value=values, context=[None] * 6)
-        con.execute("BEGIN")
-        ingest._insert_metrics(con, "arrays", arrays)
-        ingest._insert_metrics(con, "lists", lists)
-        con.execute("COMMIT")
-        got = _metric_rows(con, "arrays")
-        assert got == _metric_rows(con, "lists")
+        got = _inserted_both_ways(arrays, lists)
         assert [r[4] for r in got] == ["0.5", "nan", "inf", "-inf", "1e+308", "-0.0"]
         assert got[-1][3] == (None if times_now[-1] == 10 ** 17 else 4)
 
@@ -98,13 +104,7 @@ def test_unset_steps_times_and_epochs_and_texts_are_null_as_from_lists():
                           timestamp=[None, 5, 6, 7], value=[1.0, 2.0, 3.0, 4.0],
                           context=[None] * 4, text=[None, None, "3", None])
     assert arrays == lists
-    con = _fresh()
-    con.execute("BEGIN")
-    ingest._insert_metrics(con, "arrays", arrays)
-    ingest._insert_metrics(con, "lists", lists)
-    con.execute("COMMIT")
-    got = _metric_rows(con, "arrays")
-    assert got == _metric_rows(con, "lists")
+    got = _inserted_both_ways(arrays, lists)
     assert got == [("a", 1, None, None, "1.0", None, None), ("a", None, None, 5, "2.0", None, None),
                    ("b", 3, None, 6, "3.0", None, "3"), ("a", 4, 9, 7, "4.0", None, None)]
 
