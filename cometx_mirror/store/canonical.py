@@ -1,12 +1,14 @@
 """Canonical JSON: the one byte form of our own objects, so equal content hashes equally.
 
 The form is json.dumps's (sorted keys, no spaces, UTF-8, NaN and infinities as
-strings).  orjson writes it several times faster; it is used wherever its bytes
-are provably json's, and json everywhere else: orjson spells a double below 1e-4 differently (`0.00009999`, `1e-6`
-against repr's `9.999e-05`, `1e-06`); every such text holds a digit then `e-`, or
-`.0000`, so an output holding either (in a number or a string) is written by json
-again.  orjson refuses what json would spell its own way or refuse (an int past 64
-bits, a lone surrogate, a subclass, a datetime, deep nesting): json then.
+strings).  orjson writes it several times faster; it is used wherever its bytes are
+provably json's, and json everywhere else.  orjson spells a double below 1e-4
+otherwise (`0.00009999`, `1e-6` against repr's `9.999e-05`, `1e-06`); every such
+text holds a digit then `e-`, or `.0000`, so an output holding either (in a number
+or a string) is written by json again.  What orjson refuses (an int past 64 bits, a
+lone surrogate, a subclass, a datetime, deep nesting) json spells its own way or
+refuses, as before.  (Two kinds json refuses and orjson writes, a plain Enum and a
+UUID, are never handed to it here.)
 Reading stays json's: the texts a mirror holds are mostly strings (paths, base64),
 which orjson reads hardly faster, and it reads an integer past 64 bits as a float.
 """
