@@ -1,6 +1,6 @@
 """neptune-scale's protobuf modules load without neptune_api's client, and leave no trace a later
-`import neptune_api` could trip on (sources/bare_import.py); an offline Neptune fetch imports
-neither the HTTP stack nor the vendor client."""
+`import neptune_api` could trip on (sources/bare_import.py). (That an offline fetch imports no
+vendor client nor HTTP stack: tests/test_neptune_scale_speed.py.)"""
 import subprocess
 import sys
 import textwrap
@@ -47,14 +47,3 @@ def test_a_missing_module_raises_the_usual_import_error():
              "try:\n    import_bare('neptune_api', 'proto.no_such_pb2')\nexcept ImportError:\n    print('ok')\n"
              "import sys\nassert not [m for m in sys.modules if m.startswith('neptune_api')]\n")
     assert _run(probe) == "ok"
-
-
-def test_an_offline_neptune_fetch_imports_no_http_stack(neptune_scale_offline, tmp_path):
-    script = ("import sys\n"
-              "from cometx_mirror.store.mirror import Mirror\n"
-              "from cometx_mirror.sync.fetch import run_fetch\n"
-              "from cometx_mirror.sources.options import FetchOptions\n"
-              "r = run_fetch(Mirror.init(sys.argv[2]), 'neptune', sys.argv[1], FetchOptions())\n"
-              "assert r.new == 1 and not r.errors, r.errors\n"
-              "print(','.join(sorted(m for m in ('requests', 'urllib3', 'httpx', 'neptune_api') if m in sys.modules)) or '-')\n")
-    assert _run(script, str(neptune_scale_offline), str(tmp_path / "m")) == "-"

@@ -146,14 +146,15 @@ def test_segments_are_canonical_json(client_run, tmp_path):
         assert mirror.objects.get_bytes(seg) == canonical.dumps(json.loads(mirror.objects.get_bytes(seg)))
 
 
-def test_an_offline_fetch_imports_neither_neptune_query_nor_pyarrow(client_run, tmp_path):
+def test_an_offline_fetch_imports_no_vendor_client_pyarrow_or_http_stack(client_run, tmp_path):
     script = ("import sys\n"
               "from cometx_mirror.store.mirror import Mirror\n"
               "from cometx_mirror.sync.fetch import run_fetch\n"
               "from cometx_mirror.sources.options import FetchOptions\n"
               "r = run_fetch(Mirror.init(sys.argv[2]), 'neptune', sys.argv[1], FetchOptions())\n"
               "assert r.new == 1 and not r.errors, r.errors\n"
-              "print(sorted(m for m in ('neptune_query', 'pyarrow', 'pandas') if m in sys.modules))\n")
+              "print(sorted(m for m in ('neptune_query', 'pyarrow', 'pandas', 'requests', 'urllib3', 'httpx',\n"
+              "                         'neptune_api') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", script, str(client_run), str(tmp_path / "m")],
                          capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[-2] == "[]"
