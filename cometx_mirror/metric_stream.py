@@ -107,8 +107,8 @@ class ArrayBatch(Metrics):
         if self._lists is None:
             n = len(self.codes)
             self._lists = Metrics(name=list(map(self.names.__getitem__, self.codes.tolist())),
-                                  step=_unset_as_none(self.steps), timestamp=_unset_as_none(self.times),
-                                  epoch=[None] * n if self.epochs is None else _unset_as_none(self.epochs),
+                                  step=unset_as_none(self.steps), timestamp=unset_as_none(self.times),
+                                  epoch=[None] * n if self.epochs is None else unset_as_none(self.epochs),
                                   value=self.values.tolist(), context=[None] * n,
                                   text=[None] * n if self.texts is None else list(self.texts))
         return self._lists
@@ -119,7 +119,8 @@ class ArrayBatch(Metrics):
     __eq__ = MetricStream.__eq__
 
 
-def _unset_as_none(column) -> list:
+def unset_as_none(column) -> list:
+    """An int64 column as a list, None where it holds UNSET."""
     values = column.tolist()
     if (column == UNSET).any():
         return [None if v == UNSET else v for v in values]

@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import metric_stream, model
-from ..metric_stream import UNSET
+from ..metric_stream import UNSET, unset_as_none
 from ..store import faultpoint
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _column(np, name: str, typ: str, values) -> tuple[dict[str, Any], str, list]
         if typ == TS:
             known = values[values != UNSET] if unset else values
             if len(known) and not (_TIME_RANGE_MS[0] <= known.min() and known.max() <= _TIME_RANGE_MS[1]):
-                return _column(np, name, typ, [None if v == UNSET else v for v in values.tolist()])
+                return _column(np, name, typ, unset_as_none(values))
         return _numbers(np, name, typ, values, None, unset)
     n = len(values)
     nones = values.count(None)
