@@ -20,7 +20,7 @@ from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_t
                      iso_ms, value_str)
 from . import fold_state, log_parts
 from .log_parts import open_log
-from .records import _loads, fold, history_row, iter_history, iter_history_spans
+from .records import _loads, fold, history_row, iter_history_spans
 
 
 @dataclass
