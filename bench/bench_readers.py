@@ -296,6 +296,7 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a paragraph written under the table")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--rows", nargs="+", help="measure nothing: rewrite the section from rows --json wrote")
+    ap.add_argument("--dry", action="store_true", help="print the rows only: leave docs/benchmarks.md as it is")
     args = ap.parse_args()
     note = args.note or {"neptune": NEPTUNE_V1_NOTE, "wandb": WANDB_NOTE}.get(args.source, "")
     if args.rows:
@@ -325,7 +326,8 @@ def main() -> None:
             print(json.dumps(rows[-1]))
             shutil.rmtree(src.parent)
             shutil.rmtree(Path(tmp) / f"mirror-{points}")
-            write_table(rows, args.metrics, note, args.source)   # after each size: a long last size may not finish
+            if not args.dry:     # after each size: a long last size may not finish
+                write_table(rows, args.metrics, note, args.source)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows))
 
