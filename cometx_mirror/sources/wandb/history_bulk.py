@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from . import decimal_floats
 from .common import HISTORY_AXES
 from .record_shapes import varint
 from ...metric_stream import UNSET
@@ -248,6 +249,17 @@ def _values(layout: Layout, buf, text_at, text_len, step):
     def column(j):
         return strings[j::k]
 
+    # every text as a double at once (float()'s own bits), float() itself for the few it leaves
+    fast, exact_fast = decimal_floats.parse(grid)
+    exact_fast &= valid.ravel() & (state.ravel() == _FLOAT)
+
+    def floats(at: np.ndarray) -> np.ndarray:
+        out = fast[at]
+        slow = np.flatnonzero(~exact_fast[at])
+        if slow.size:
+            out[slow] = [float(strings[i]) for i in at[slow].tolist()]
+        return out
+
     if layout.step_at is not None:
         j = layout.step_at
         digits = (state[:, j] == _WHOLE) & (text_len[:, j] <= _INT_DIGITS) & (grid.reshape(m, k, -1)[:, j, 0]
@@ -259,7 +271,7 @@ def _values(layout: Layout, buf, text_at, text_len, step):
     if layout.time_at is not None:
         j = layout.time_at
         keep &= state[:, j] == _FLOAT            # an integer time goes the row way (int arithmetic)
-        seconds = np.fromiter(map(float, column(j)), np.float64, m)
+        seconds = floats(np.arange(m) * k + j)
         ms = seconds * 1000
         finite = np.isfinite(ms)
         # a finite time whose ms overflow goes the row way too (which fails on it, as today)
@@ -270,7 +282,7 @@ def _values(layout: Layout, buf, text_at, text_len, step):
         j = layout.epoch_at
         whole = state[:, j] == _WHOLE
         keep &= ~whole | (text_len[:, j] <= _INT_DIGITS)
-        number = np.fromiter(map(float, column(j)), np.float64, m)
+        number = floats(np.arange(m) * k + j)
         integral = np.isfinite(number) & (np.trunc(number) == number)
         keep &= whole | ~integral | (np.abs(number) < _MS_LIMIT)
         epochs = np.where(integral & ~whole, np.trunc(np.where(integral, number, 0)), 0).astype(np.int64)
@@ -286,14 +298,13 @@ def _values(layout: Layout, buf, text_at, text_len, step):
         values = np.empty((m, 0), np.float64)
         return keep, values, None, step, times, epochs
     flat = (np.arange(m)[:, None] * k + np.asarray(metric_at)[None, :]).ravel()
-    picked = [strings[i] for i in flat.tolist()] if len(metric_at) < k else strings
-    values = np.fromiter(map(float, picked), np.float64, len(picked))
+    values = floats(flat)
     exact = None
     integers = np.flatnonzero(state.ravel()[flat] == _WHOLE)
     if integers.size:                            # as the row path: value float(int(t)), text str(int(t))
-        exact = np.full(len(picked), None, object)
+        exact = np.full(len(flat), None, object)
         for i in integers.tolist():
-            number = int(picked[i])
+            number = int(strings[flat[i]])
             values[i], exact[i] = float(number), str(number)
         exact = exact.reshape(m, len(metric_at))
     return keep, values.reshape(m, len(metric_at)), exact, step, times, epochs
