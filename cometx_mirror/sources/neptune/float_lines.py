@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate, compress, repeat
+from operator import add, getitem
 
 import orjson
 
@@ -111,13 +112,21 @@ def _tokens(text: bytes) -> list:
     number past the double range) or reads an int of more than 64 bits as a float: then json decodes
     them (all tokens under 9e18 in magnitude rules the second out: such an int is 2^63 or more)."""
     array = b"[" + text + b"]"
+    objects = _orjson_tokens(array)
+    return json.loads(array) if objects is None else objects
+
+
+def _orjson_tokens(array: bytes) -> list | None:
+    """orjson's objects of a JSON array of scalar tokens, or None where they could differ from json's
+    (refused: NaN, Infinity, past the double range, null / true / false among numbers; or some token
+    of 9e18 or more in magnitude, which may be an int orjson read as a float)."""
     try:
         objects = orjson.loads(array)
         if not objects or (-_EXACT_BOUND < min(objects) and max(objects) < _EXACT_BOUND):
             return objects
-    except (ValueError, TypeError):      # refused, or null / true / false among the numbers
+    except (ValueError, TypeError):
         pass
-    return json.loads(array)
+    return None
 
 
 def _decode(column) -> list:
@@ -125,10 +134,26 @@ def _decode(column) -> list:
     return _tokens(b",".join(column))
 
 
-def _point_tokens(texts: list) -> list:
-    """The (value, step, ts) tokens of points' texts (`{"value": v, "step": s, "ts": t}, ...`), flat:
-    with the texts joined as the points are, a point's end and the next one's start is one separator."""
+# the bytes of the points' keys and braces but the commas and the keys' e: deleted, each point's
+# `{"value": v, "step": s, "ts": t}, ` is `ev,es,t,` (and an exponent's e, after a digit, stays)
+_KEY_BYTES = b'{}": alpstuv'
+
+
+def _point_tokens(texts: list, points: int) -> list:
+    """The (value, step, ts) tokens of `points` points' texts (`{"value": v, "step": s, "ts": t}, ...`,
+    every token one `_TOK` spells), flat: with the texts joined as the points are, a point's end and
+    the next one's start is one separator.
+
+    The keys go by one bytes.translate, which deletes no byte of a number, and one replace of the keys'
+    e's (each after a comma; a number's e is after a digit): a constant (NaN, Infinity, null, true,
+    false) loses a letter there and is refused by orjson, and the keys then go by three replaces, for
+    json to read the tokens."""
     text = b", ".join(texts)
+    bare = text.translate(None, _KEY_BYTES)
+    if bare.startswith(b"e"):
+        objects = _orjson_tokens(b"[" + bare[1:].replace(b",e", b",") + b"]")
+        if objects is not None:
+            return objects
     for key in (b'}, {"value": ', b', "step": ', b', "ts": '):
         text = text.replace(key, b", ")
     return _tokens(text[len(b'{"value": '):-len(b"}")])
@@ -197,8 +222,9 @@ def _points(vs, ss, ts, texts, keep: list, many: list):
 
 def _text_points(texts: list, counts: list):
     """_points from the kept lines' points' texts and every line's count of points."""
-    flat = _point_tokens(texts)
-    if 3 * sum(counts) != len(flat):
+    points = sum(counts)
+    flat = _point_tokens(texts, points)
+    if 3 * points != len(flat):
         return None
     return list(accumulate(counts)), flat[0::3], flat[1::3], flat[2::3]
 
@@ -301,12 +327,16 @@ def _read_known(segment: bytes, layout: tuple):
             gaps.append(k)
             k += 1
             continue
-        for line in lines[k:k + n]:
-            cut = line.index(_VALUES, head)   # a path's strings hold no bare quote: the first is the key
-            p1s[k] = line[head:cut]
-            texts.append(line[cut + values:line.rindex(tail)])
-            counts[k] = texts[-1].count(b"{")     # every point opens one brace
-            k += 1
+        # the block's lines cut at C level, a map a step (an `append` loop's block is 2,000 short lines):
+        # a path's strings hold no bare quote, so the first `, "values": [` after the head is the key
+        block = lines[k:k + n]
+        cuts = list(map(bytes.index, block, repeat(_VALUES, n), repeat(head, n)))
+        p1s[k:k + n] = map(getitem, block, map(slice, repeat(head, n), cuts))
+        points = list(map(getitem, block, map(slice, map(add, cuts, repeat(values, n)),
+                                                   map(bytes.rindex, block, repeat(tail, n)))))
+        counts[k:k + n] = map(bytes.count, points, repeat(b"{", n))     # every point opens one brace
+        texts += points
+        k += n
     columns = _text_points(texts, counts) if texts else None
     if columns is None:
         return None

@@ -18,7 +18,7 @@ import math
 import operator
 import os
 import re
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
 
 import numpy
@@ -184,17 +184,16 @@ class _RunReader(FoldingReader):
 
         for log in _log_files(run_dir):
             # a segment at a time: the log is never in memory whole
-            segments, segment, count = [], [], 0
+            segments, count = [], 0
             with open(log, "rb") as f:
-                for line in f:
-                    if not line.endswith(b"\n") and (_parse(line) if line.strip() else None) is None:
-                        break     # a torn tail: the writer is mid-line; the next fetch gets it whole
-                    segment.append(line)
-                    if len(segment) == SEGMENT_LINES:
+                # SEGMENT_LINES lines at a time, taken at C level; only the file's last line can lack
+                # its newline: a torn tail (the writer is mid-line) is left for the next fetch to get whole
+                while segment := list(islice(f, SEGMENT_LINES)):
+                    last = segment[-1]
+                    if not last.endswith(b"\n") and (_parse(last) if last.strip() else None) is None:
+                        segment.pop()
+                    if segment:
                         count = fold_segment(segment, log.name, count)
-                        segment = []
-            if segment:
-                count = fold_segment(segment, log.name, count)
             logs.append({"file": log.name, "lines": count, "segments": segments})
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE,
                     "origin": ORIGIN, "workspace": self.ws, "project": self.proj, "key": self.key,
