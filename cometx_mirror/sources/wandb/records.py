@@ -492,6 +492,26 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
         log.media_rows.append(row)
 
 
+def _fold_span(span, step, log: RunLog) -> None:
+    """A span's records folded as one by one (`step`), its history records counted and timed in
+    bulk when fold_spans proves them plain (history=False only)."""
+    from . import fold_spans
+    untold, tag = fold_spans.leading_tags(span)
+    history = tag == HISTORY_TAG
+    latest = False if untold.any() else fold_spans.history_times(span, history)
+    if latest is False:
+        for offset, payload in span.records():
+            step(offset, payload)
+        return
+    n = int(history.sum())
+    log.history_rows += n
+    log.records += n
+    log._seen(latest)
+    data, rest = span.data, ~history
+    for offset, a, b in zip(span.offsets[rest].tolist(), span.starts[rest].tolist(), span.ends[rest].tolist()):
+        step(offset, data[a:b])
+
+
 def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True,
          row_details: bool = True, start: int = 0, log: RunLog | None = None) -> RunLog:
     """Fold a log (bytes or a binary stream) in one pass.
@@ -512,22 +532,23 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
         raise CorruptLog(name, 0, "shorter than the file header")
     reader = LogReader(_stream(source), name, start)
     latest = _LatestSummary() if summary else None
-    for offset, payload in reader:
+
+    def step(offset: int, payload: bytes) -> None:
         if _starts_as(payload, SUMMARY_TAG) and (not summary or latest.hold(payload, offset)):
             log.records += 1      # skipped, or held: superseded by a later record of its shape
-            continue
+            return
         if not history and _starts_as(payload, HISTORY_TAG):
             log.records += 1
             if row_details:
                 _light_history(log, payload, lambda: _decode(pb, payload, name, offset))
             else:
                 log.history_rows += 1
-            continue
+            return
         rec = _decode(pb, payload, name, offset)
         kind = rec.WhichOneof("record_type")
         log.records += 1
         if kind is None:
-            continue
+            return
         r = getattr(rec, kind)
         if latest is not None and kind in ("run", "summary"):
             latest.release(log, pb, name)       # what the held record said comes first
@@ -593,6 +614,12 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
             log.environment.update(MessageToDict(r, preserving_proto_field_name=False))
         elif kind == "exit":
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
+    if not history and summary and row_details and log_frames.ENABLED:
+        for span in reader.spans():        # history records counted a span at a time where they can be
+            _fold_span(span, step, log)
+    else:
+        for offset, payload in reader:
+            step(offset, payload)
     if latest is not None:
         latest.release(log, pb, name)
     _resolve(log.summary)

@@ -1,0 +1,110 @@
+"""The store-time fold with a span's history records counted and timed in bulk (fold_spans.py)
+folds exactly what the record-by-record fold folds: the same RunLog, the same error at the
+same offset for a damaged log, the same end for a torn one, the same fold resumed."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cometx_mirror.sources.wandb import records
+
+from bench.run_writers import write_wandb_run
+from test_wandb_history_bulk import _odd_log, _record
+from test_wandb_records import write_log
+
+
+def _one_by_one(span, step, log):
+    for offset, payload in span.records():
+        step(offset, payload)
+
+
+def _fold(data: bytes, bulk: bool, monkeypatch, **kw):
+    with monkeypatch.context() as m:
+        if not bulk:
+            m.setattr(records, "_fold_span", _one_by_one)
+        try:
+            log = records.fold(data, "t.wandb", history=False, **kw)
+        except records.CorruptLog as e:
+            return ("error", str(e))
+        return vars(log)
+
+
+def _both(data: bytes, monkeypatch, **kw):
+    bulk, slow = _fold(data, True, monkeypatch, **kw), _fold(data, False, monkeypatch, **kw)
+    assert bulk == slow
+    return bulk
+
+
+def _times_log(times: list[str], media_every: int = 0) -> bytes:
+    """A wandb-core-like log: summary then history per row; odd `_timestamp` texts; media rows."""
+    from wandb.proto import wandb_internal_pb2 as pb
+    out = []
+    rec = pb.Record()
+    rec.num = 1
+    rec.run.run_id = "t1"
+    rec.run.start_time.seconds = 1_700_000_000
+    out.append(rec.SerializeToString())
+    for row, ts in enumerate(times):
+        loss = '{"_type": "image-file", "path": "a.png"}' if media_every and row % media_every == 3 else repr(1 / (row + 1))
+        items = [("_step", str(row)), ("_timestamp", ts), ("loss", loss)]
+        s = pb.Record()
+        s.num = 2 * row + 2
+        for key, value in items + ([("extra", "1")] if row % 97 == 50 else []):     # a new summary shape now and then
+            it = s.summary.update.add()
+            it.nested_key.append(key)
+            it.value_json = value
+        if row % 301 == 200:
+            s.summary.remove.add().nested_key.append("extra")
+        out.append(s.SerializeToString())
+        out.append(_record(pb, 2 * row + 3, items, step=row))
+    return write_log(out)
+
+
+_ODD_TIMES = ["1700000000.25", "1.7e9", "NaN", "Infinity", "-Infinity", "1700000001", "-5.5", "1e300", "-0.0",
+              "0.000001", "1E+9", "17000000002.123456789012345678", '"text"', "true", "", "2e18"]
+
+
+@pytest.fixture(scope="module")
+def bench_logs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fold-spans")
+    return [next(write_wandb_run(root / name, 3000, 3, odd=odd, run_id=name).glob("run-*.wandb")).read_bytes()
+            for name, odd in (("plain", False), ("odd", True))]
+
+
+def test_the_bench_writers_runs_fold_the_same(bench_logs, monkeypatch):
+    for data in bench_logs:
+        got = _both(data, monkeypatch)
+        assert got["history_rows"] == 3000 and got["last_time_ms"]
+
+
+def test_odd_times_media_rows_and_summary_shapes_fold_the_same(monkeypatch):
+    plain = [f"{1_700_000_000 + i * 0.01 + 0.5!r}" for i in range(3000)]
+    assert _both(_times_log(plain), monkeypatch)["history_rows"] == 3000
+    rng = random.Random(5)
+    odd = [rng.choice(_ODD_TIMES) if i % 40 == 7 else t for i, t in enumerate(plain)]
+    _both(_times_log(odd), monkeypatch)
+    got = _both(_times_log(plain, media_every=500), monkeypatch)
+    assert len(got["media_rows"]) == 6
+    _both(_odd_log(), monkeypatch)
+    for ts in _ODD_TIMES:                    # each odd time alone in an otherwise plain log
+        _both(_times_log(plain[:200] + [ts] + plain[200:400]), monkeypatch)
+
+
+def test_damaged_torn_and_resumed_logs_fold_the_same(bench_logs, monkeypatch):
+    data = bench_logs[0]
+    rng = random.Random(11)
+    errors = 0
+    for _ in range(12):
+        at = rng.randrange(7, len(data))
+        bad = data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1:]
+        errors += _both(bad, monkeypatch).__class__ is tuple
+    assert errors >= 6                       # (a flipped bit in padding or a length may pass or tear)
+    for cut in (len(data) - 5, len(data) // 2 + 3, 70_000):
+        _both(data[:cut], monkeypatch)
+    half = records.fold(data[:len(data) // 2], "t.wandb", history=False)
+    resumed = [_fold(data, bulk, monkeypatch, start=half.complete_end,
+                     log=records.fold(data[:len(data) // 2], "t.wandb", history=False)) for bulk in (True, False)]
+    whole = _fold(data, True, monkeypatch)
+    assert resumed[0] == resumed[1]
+    assert {**resumed[0], "bytes_read": 0} == {**whole, "bytes_read": 0}
