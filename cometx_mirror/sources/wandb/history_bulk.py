@@ -56,6 +56,10 @@ _TABLE = np.full(12 * 8, _DEAD, np.uint8)
 for _state, _moves in _MOVES.items():
     for _cls, _to in _moves.items():
         _TABLE[_state * 8 + _cls] = _to
+# the same automaton stepped by byte: (state, byte or _END_SYMBOL) -> state
+_END_SYMBOL, _SYMBOLS = 256, 257
+_BYTE_TABLE = np.array([_TABLE[st * 8 + (_CLASS[sym] if sym < 256 else _END)]
+                        for st in range(12) for sym in range(_SYMBOLS)], np.uint16)
 _WORDS = (b"NaN", b"Infinity", b"-Infinity")     # the non-finite tokens W&B writes, floats too
 
 
@@ -130,20 +134,23 @@ def _varint(buf: np.ndarray, p: np.ndarray, most: int):
 def _texts(buf: np.ndarray, at: np.ndarray, length: np.ndarray):
     """(padded 2-D text bytes, final automaton state) of the texts at `at` (flat arrays)."""
     width = int(length.max()) if len(length) else 0
-    cols = np.arange(width)
-    inside = cols[None, :] < length[:, None]
-    grid = buf[np.minimum(at[:, None] + cols, len(buf) - 1)]
-    grid[~inside] = 0
-    # a column per byte position, each contiguous: the automaton steps through them
-    classes = np.ascontiguousarray(np.where(inside, _CLASS[grid], _END).astype(np.uint8).T)
-    state = np.full(len(at), _START, np.uint8)
-    for j in range(width):
-        state = _TABLE.take(state * np.uint8(8) + classes[j])
-    state = _TABLE.take(state * np.uint8(8) + np.uint8(_END)).astype(np.int64)
+    narrow = np.uint8 if width < 256 else np.int64         # (a narrow compare is the quicker)
+    inside = np.arange(width, dtype=narrow)[None, :] < length.astype(narrow)[:, None]
+    # rows of a strided view of the buffer (no index per byte); texts lie within its padding
+    windows = np.lib.stride_tricks.sliding_window_view(buf, width) if width else np.empty((len(buf), 0), np.uint8)
+    grid = windows[np.minimum(at, len(windows) - 1)]
+    grid *= inside
+    # a symbol per byte position, each column contiguous (the byte, or _END_SYMBOL past the text)
+    symbols = np.ascontiguousarray(np.where(inside, grid, np.uint16(_END_SYMBOL)).T)
+    state = np.full(len(at), _START, np.uint16)
+    for column in symbols:
+        state = _BYTE_TABLE.take(state * np.uint16(_SYMBOLS) + column)
+    state = _BYTE_TABLE.take(state * np.uint16(_SYMBOLS) + np.uint16(_END_SYMBOL)).astype(np.int64)
     for word in _WORDS:      # a non-finite token: a float, as json and float() read it
         if len(word) <= width:
-            match = (length == len(word)) & (grid[:, :len(word)] == np.frombuffer(word, np.uint8)).all(axis=1)
-            state[match] = _FLOAT
+            maybe = np.flatnonzero((length == len(word)) & (grid[:, 0] == word[0]))
+            match = (grid[maybe, :len(word)] == np.frombuffer(word, np.uint8)).all(axis=1)
+            state[maybe[match]] = _FLOAT
     return grid, state
 
 
