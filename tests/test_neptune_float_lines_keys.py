@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from cometx_mirror import metric_stream
 from cometx_mirror.sources.neptune import float_lines, offline_v1
 from cometx_mirror.store.mirror import Mirror
 
@@ -132,3 +133,45 @@ def test_the_stores_segments_end_where_the_lines_end(tmp_path, monkeypatch, coun
     assert [b.values for b in run.float_points()] != []
     if tail.startswith(b'{"obj": {"type": "Assign'):
         assert run.attrs["z"] == ("float", 2.0)
+
+
+def _float_run(rng, n: int, ints: str = "") -> list[bytes]:
+    """A training loop's lines, every token a float (exponents, -0.0, many digits), one and many points;
+    with ints "small" some values, steps and times small ints (an int time is ms), with "huge" ints past
+    64 bits (orjson reads them as floats)."""
+    floats = [0.5, -0.0, 1e-05, 5e-324, 0.1 + 0.2, 1 / 3, 2.5e-07, 8e18, -7.25, 123456789.123456789]
+    value, ts = {"": (floats, [1.7e9]), "small": ([7, 0, -3], [1_700_000_000]),
+                 "huge": ([2 ** 70 + 1, 1.7976931348623157e308], [2 ** 64 + 1])}[ints]
+    return [_line(["train", rng.choice("abc")],
+                  [(rng.choice(floats), float(k * 7 + j) + rng.choice([0.0, 0.5]), 1.7e9 + k / 3)
+                   if rng.random() < 0.99 else (rng.choice(value), k * 7 + j if ints == "small" else float(k * 7 + j), rng.choice(ts))
+                   for j in range(rng.choice([1, 1, 4, 100]))], k)
+            for k in range(n)]
+
+
+@pytest.mark.parametrize("lines", ["floats", "ints", "odd-one", "odd-many"])
+@pytest.mark.parametrize("stored", [True, False], ids=["cut-by-layout", "read-by-regex"])
+def test_points_taken_as_float_rows_are_the_points_the_lists_give(tmp_path, monkeypatch, lines, stored):
+    from test_neptune_fast_path import _fuzz
+    from test_neptune_v1_arrays import _batches, _mirror_of, _points
+    rng = random.Random(19)
+    run = {"floats": lambda: _float_run(rng, 900), "ints": lambda: _float_run(rng, 300, "small")
+           + _float_run(rng, 300) + _float_run(rng, 300, "huge"),
+           "odd-one": lambda: _fuzz(900, seed=22),
+           "odd-many": lambda: _fuzz(600, seed=23, many=0.3) + _float_run(rng, 300)}[lines]()
+    mirror, manifest = _mirror_of(tmp_path, run, 300)
+
+    def batches(rows: bool, arrays: bool = True):
+        if stored:     # as a fetch reads them: each segment's layout kept by the store's scan
+            for seg in manifest["logs"][0]["segments"]:
+                items = float_lines.scan(mirror.objects.get_bytes(seg))
+                if items is not None:
+                    float_lines.remember(seg, items)
+        if not rows:
+            monkeypatch.setattr(float_lines, "_float_rows", lambda texts, points: None)
+        return _batches(mirror, manifest, monkeypatch, arrays)     # undoes the patches
+    taken = batches(True)
+    assert len(_points(taken)) >= 900
+    if lines == "floats":          # the rows were taken
+        assert all(isinstance(b, metric_stream.ArrayBatch) for b in taken)
+    assert _points(taken) == _points(batches(False)) == _points(batches(False, arrays=False))

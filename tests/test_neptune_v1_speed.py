@@ -70,7 +70,7 @@ def test_the_store_folds_many_point_ops_on_new_series_without_decoding_them(tmp_
 
 def _items(items):
     """read's items as plain data (a Block's slots)."""
-    return [item if type(item) is bytes else {k: getattr(item, k) for k in float_lines.Block.__slots__}
+    return [item if type(item) is bytes else {k: getattr(item, k) for k in float_lines.Block.FIELDS}
             for item in items]
 
 

@@ -29,6 +29,7 @@ import re
 from itertools import accumulate, compress, repeat
 from operator import add, getitem
 
+import numpy
 import orjson
 
 # a scalar token json accepts (its number grammar, possessive: no backtracking; an integer part of at
@@ -64,14 +65,19 @@ class Block:
     """A run of consecutive client-shaped LogFloats lines as columns of json's objects: one entry per
     line in paths and lasts (each op's last step). From `read`: ends (where each op's points end) and
     one entry per point in values, steps and stamps (the point times); ats is None. From `scan`: ats
-    (the op times) and numbered (no step is null); the points' columns are None."""
-    __slots__ = ("paths", "ats", "ends", "lasts", "values", "steps", "stamps", "one", "numbered")
+    (the op times) and numbered (no step is null); the points' columns are None.
+
+    A Block of `read` whose every token json reads as a float also holds them as `array`, a float64
+    array of (value, step, ts) rows (the same doubles); its list columns are made from it only when
+    asked for (the float stream takes the array)."""
+    __slots__ = ("paths", "ats", "ends", "lasts", "_values", "_steps", "_stamps", "one", "numbered", "array")
+    FIELDS = ("paths", "ats", "ends", "lasts", "values", "steps", "stamps", "one", "numbered")   # what it gives
 
     def __init__(self, paths: list, lasts: list, one: bool, numbered: bool, ats: list | None = None,
                  ends: list | None = None, values: list | None = None, steps: list | None = None,
-                 stamps: list | None = None):
+                 stamps: list | None = None, array=None):
         self.paths, self.lasts, self.one, self.numbered, self.ats = paths, lasts, one, numbered, ats
-        self.ends, self.values, self.steps, self.stamps = ends, values, steps, stamps
+        self.ends, self._values, self._steps, self._stamps, self.array = ends, values, steps, stamps, array
 
     @classmethod
     def points(cls, paths: list, ends: list, values: list, steps: list, stamps: list) -> "Block":
@@ -79,6 +85,34 @@ class Block:
         one = len(ends) == len(steps)
         lasts = steps if one else [steps[e - 1] for e in ends]
         return cls(paths, lasts, one, None not in steps, None, ends, values, steps, stamps)
+
+    @classmethod
+    def of_array(cls, paths: list, ends: list, array) -> "Block":
+        """A Block of `read` from the (value, step, ts) rows of its points, all floats."""
+        one = len(ends) == len(array)
+        lasts = array[:, 1].tolist() if one else array[numpy.array(ends) - 1, 1].tolist()
+        return cls(paths, lasts, one, True, None, ends, array=array)
+
+    def _column(self, k: int):
+        return None if self.array is None else self.array[:, k].tolist()
+
+    @property
+    def values(self):
+        if self._values is None:
+            self._values = self._column(0)
+        return self._values
+
+    @property
+    def steps(self):
+        if self._steps is None:
+            self._steps = self._column(1)
+        return self._steps
+
+    @property
+    def stamps(self):
+        if self._stamps is None:
+            self._stamps = self._column(2)
+        return self._stamps
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -137,6 +171,25 @@ def _decode(column) -> list:
 # the bytes of the points' keys and braces but the commas and the keys' e: deleted, each point's
 # `{"value": v, "step": s, "ts": t}, ` is `ev,es,t,` (and an exponent's e, after a digit, stays)
 _KEY_BYTES = b'{}": alpstuv'
+
+
+def _float_rows(texts: list, points: int):
+    """The points of _point_tokens as an array of (value, step, ts) rows when json reads every token as
+    a float (orjson's doubles, the same as json's: none of 9e18 or more in magnitude, where orjson may
+    have read an int), else None."""
+    bare = b", ".join(texts).translate(None, _KEY_BYTES)
+    if not bare.startswith(b"e"):
+        return None
+    try:
+        flat = orjson.loads(b"[" + bare[1:].replace(b",e", b",") + b"]")
+    except (ValueError, TypeError):
+        return None
+    if len(flat) != 3 * points or set(map(type, flat)) != {float}:
+        return None
+    rows = numpy.array(flat, numpy.float64).reshape(points, 3)
+    if points and not numpy.abs(rows).max() < _EXACT_BOUND:
+        return None
+    return rows
 
 
 def _point_tokens(texts: list, points: int) -> list:
@@ -221,8 +274,12 @@ def _points(vs, ss, ts, texts, keep: list, many: list):
 
 
 def _text_points(texts: list, counts: list):
-    """_points from the kept lines' points' texts and every line's count of points."""
+    """_points from the kept lines' points' texts and every line's count of points; when every token is
+    a float, (ends, array) instead: the points as rows of a float64 array (_float_rows)."""
     points = sum(counts)
+    rows = _float_rows(texts, points)
+    if rows is not None:
+        return list(accumulate(counts)), rows
     flat = _point_tokens(texts, points)
     if 3 * points != len(flat):
         return None
@@ -256,11 +313,15 @@ def _blocks(out: list, paths, columns, a: int, b: int, points: bool) -> None:
             bad = b
         if bad > a:
             if points:
-                ends, values, steps, stamps = columns
+                ends = columns[0]
                 first, last = ends[a - 1] if a else 0, ends[bad - 1]
                 op_ends = ends[a:bad] if not first else [e - first for e in ends[a:bad]]
-                out.append(Block.points(paths[a:bad], op_ends, values[first:last], steps[first:last],
-                                        stamps[first:last]))
+                if len(columns) == 2:            # the points as float rows
+                    out.append(Block.of_array(paths[a:bad], op_ends, columns[1][first:last]))
+                else:
+                    _, values, steps, stamps = columns
+                    out.append(Block.points(paths[a:bad], op_ends, values[first:last], steps[first:last],
+                                            stamps[first:last]))
             else:
                 ats, lasts, numbered, ones = columns
                 out.append(Block(paths[a:bad], lasts[a:bad], False not in ones[a:bad],

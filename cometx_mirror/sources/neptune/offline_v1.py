@@ -452,14 +452,21 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)
+                        if (item.array is None) != (got.rows is None) and got.size:
+                            yield from got.flush()             # a flush holds rows or lists, not both
                         got.ops(item.paths, None if item.single() else
                                 list(map(operator.sub, item.ends, [0] + item.ends)))
-                        got.steps += item.steps
-                        got.stamps += item.stamps
-                        got.values += item.values
+                        if item.array is not None:
+                            got.add_rows(item.array)
+                        else:
+                            got.steps += item.steps
+                            got.stamps += item.stamps
+                            got.values += item.values
                         for path, step in dict(zip(item.paths, item.lasts)).items():
                             next_step[path] = step + 1
                     else:
+                        if got.rows is not None:
+                            yield from got.flush()
                         for path, _, steps, stamps, vals in item.ops():
                             i += 1
                             op(path, steps, stamps, vals)
@@ -467,6 +474,8 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                     rec = _parse(item) if item.strip() else None
                     if rec is None:
                         continue
+                    if got.rows is not None:           # its points (if any) go as lists
+                        yield from got.flush()
                     i += 1
                     o = rec["obj"]
                     t = o["type"]
@@ -484,7 +493,7 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
                         except (KeyError, TypeError):
                             columns = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
                         op(path, *columns)
-                if len(got.steps) >= FLUSH_POINTS:
+                if got.size >= FLUSH_POINTS:
                     yield from got.flush()
     yield from got.flush()
     yield from got.rest()
@@ -504,7 +513,20 @@ class _Gathered:
 
     def _clear(self) -> None:
         self.op_codes, self.op_counts, self.steps, self.stamps, self.values = [], [], [], [], []
+        self.rows = None         # or the points as float64 (value, step, ts) row arrays (no lists then)
         self.single = True       # every op so far of one point: no counts kept
+
+    @property
+    def size(self) -> int:
+        """The points gathered."""
+        return len(self.steps) if self.rows is None else sum(map(len, self.rows))
+
+    def add_rows(self, rows) -> None:
+        """The points of the ops just given to `ops`, as a float64 array of (value, step, ts) rows
+        (none gathered as lists)."""
+        if self.rows is None:
+            self.rows = []
+        self.rows.append(rows)
 
     def ops(self, paths: list, counts: list | None) -> None:
         """Ops of these series, with these counts of points (None: one point each)."""
@@ -519,10 +541,16 @@ class _Gathered:
             self.op_counts += [1] * len(codes) if counts is None else counts
 
     def flush(self):
-        if not self.steps:
+        if self.rows is not None:
+            rows = numpy.concatenate(self.rows) if len(self.rows) > 1 else self.rows[0]
+            columns = _row_arrays(rows)
+            if columns is None:         # not all as the arrays hold them: the lists, as json gave them
+                self.values, self.steps, self.stamps = (rows[:, k].tolist() for k in range(3))
+        elif not self.steps:
             return
+        else:
+            columns = _point_arrays(self.steps, self.stamps, self.values)
         names = list(self.codes)
-        columns = _point_arrays(self.steps, self.stamps, self.values)
         if columns is not None:
             yield from self.lists.rest()
             codes = numpy.array(self.op_codes, numpy.int32)
@@ -572,10 +600,23 @@ def _point_arrays(steps: list, stamps: list, values: list):
     return step_column, numpy.rint(ms).astype(numpy.int64), numpy.array(values, numpy.float64)
 
 
+def _row_arrays(rows):
+    """_point_arrays of points all floats, given as (value, step, ts) rows: the same columns, or None."""
+    steps = rows[:, 1]
+    if not (numpy.isfinite(steps).all() and (numpy.abs(steps) < _INT64_FLOOR_BOUND).all()):
+        return None
+    with numpy.errstate(over="ignore"):
+        ms = rows[:, 2] * 1000
+    if not numpy.isfinite(ms).all():
+        return None
+    return numpy.floor(steps).astype(numpy.int64), numpy.rint(ms).astype(numpy.int64), \
+        numpy.ascontiguousarray(rows[:, 0])
+
+
 def _kept_whole(block: float_lines.Block, float_from: dict[str, int], first: int) -> bool:
     """Whether every point of a Block (its first op numbered `first`) is kept with the step it gives:
     no step is None and each path's float series starts at or before the block."""
-    if None in block.steps:
+    if block.array is None and None in block.steps:
         return False
     return all(float_from.get(path, first + 1) <= first for path in set(block.paths))
 
