@@ -15,7 +15,9 @@ loop's run of ops at once, not a line at a time. The two readers need different 
 - `read` (the index's float stream) decodes the points: all the segment's point tokens at once (orjson,
   or json where orjson's objects could differ: `_tokens`), so each point's objects are those
   `json.loads` of its line gives (ints of any size, NaN, Infinity, -0.0 as the line spells them); the
-  points' texts lose their keys by three C-level replaces. In a fetch the store has just scanned the
+  points' texts lose their keys by one translate and one replace (three replaces where a constant is
+  among the tokens), and a Block whose every token is a float holds its points as one float64 array
+  of (value, step, ts) rows, no list per column (`_float_rows`). In a fetch the store has just scanned the
   same segment: `remember` keeps its layout by content id, and `read_stored` cuts its lines at their fixed
   keys instead of running the regex a second time.
 - `scan` (the store's fold) decodes no point value or time: it needs each op's path, op time and last

@@ -421,7 +421,8 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
     Runs of LogFloats lines in the client's own shape come as column Blocks from
     float_lines.read (one regex and one json decode of their tokens per segment), taken
     whole when every point is simply kept; every other line is decoded whole, as the
-    fold decodes it. The points gathered go on as NumPy columns (_Gathered.flush).
+    fold decodes it. The points gathered go on as NumPy columns (_Gathered.flush); a Block
+    of float rows (float_lines.Block.array) goes so without a Python object per point.
     """
     next_step: dict[str, float] = {}
     got = _Gathered()
