@@ -14,7 +14,7 @@ from test_wandb_history_bulk import _odd_log, _record
 from test_wandb_records import write_log
 
 
-def _one_by_one(span, step, log):
+def _one_by_one(span, step, log, latest):
     for offset, payload in span.records():
         step(offset, payload)
 
@@ -108,3 +108,37 @@ def test_damaged_torn_and_resumed_logs_fold_the_same(bench_logs, monkeypatch):
     whole = _fold(data, True, monkeypatch)
     assert resumed[0] == resumed[1]
     assert {**resumed[0], "bytes_read": 0} == {**whole, "bytes_read": 0}
+
+
+def test_covered_is_the_summary_regex_on_mutated_records():
+    import numpy as np
+    from wandb.proto import wandb_internal_pb2 as pb
+    from cometx_mirror.sources.wandb.log_frames import Span
+    from cometx_mirror.sources.wandb.record_shapes import SummaryShape
+    from cometx_mirror.sources.wandb import fold_spans
+    rng = random.Random(2)
+    keys = ("_step", "_timestamp", "loss", "k" * 100)          # a long key: a two-byte item length
+    payloads = []
+    for row in range(400):
+        s = pb.Record()
+        s.num = row * 300 + 1
+        for key in keys[:3 + (row % 3 == 0)]:
+            it = s.summary.update.add()
+            it.nested_key.append(key)
+            it.value_json = rng.choice(["1", repr(rng.random()), "x" * rng.randint(0, 70), "NaN", ""])
+        payload = bytearray(s.SerializeToString())
+        if row % 2:
+            for _ in range(rng.randint(1, 2)):
+                at = rng.randrange(len(payload))
+                payload[at] = rng.choice([payload[at] ^ 1, payload[at] + 1 & 255, 0x0A, 0x12, 0x80, 64, 65])
+        if row % 7 == 3:
+            payload = payload[:rng.randrange(len(payload))] if rng.random() < .5 else payload + b"\x08\x01"
+        payloads.append(bytes(payload))
+    ends = np.cumsum([len(p) for p in payloads])
+    span = Span(b"".join(payloads), ends - np.array([len(p) for p in payloads]), ends, np.arange(len(payloads)))
+    for shape in (SummaryShape(keys[:3], False), SummaryShape(keys, False), SummaryShape(keys[:3], True)):
+        got = fold_spans.covered(shape, span, np.arange(len(payloads)))
+        want = [shape.covers(p) for p in payloads]
+        assert not (got & ~np.array(want)).any()                # never covers what the regex does not
+        if shape.keys == keys[:3] and not shape.legacy:
+            assert got.sum() == sum(want) > 50                  # and, with one-byte items, all it does

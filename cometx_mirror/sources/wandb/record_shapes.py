@@ -112,7 +112,7 @@ class SummaryShape:
                 re.escape(varint(size + n)) + literal + re.escape(bytes([n])) + (rb".{%d}" % n if n else b"")
                 for n in range(SUMMARY_TEXT_MAX + 1)) + rb")")
         self.match = re.compile(b"".join(parts), re.S).fullmatch
-        self.keys = keys
+        self.keys, self.legacy = keys, legacy
 
     def covers(self, payload: bytes) -> bool:
         m = self.match(payload)

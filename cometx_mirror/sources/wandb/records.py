@@ -492,24 +492,46 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
         log.media_rows.append(row)
 
 
-def _fold_span(span, step, log: RunLog) -> None:
+def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
     """A span's records folded as one by one (`step`), its history records counted and timed in
     bulk when fold_spans proves them plain (history=False only)."""
+    import numpy as np
     from . import fold_spans
     untold, tag = fold_spans.leading_tags(span)
     history = tag == HISTORY_TAG
-    latest = False if untold.any() else fold_spans.history_times(span, history)
-    if latest is False:
+    newest = False if untold.any() else fold_spans.history_times(span, history)
+    if newest is False:
         for offset, payload in span.records():
             step(offset, payload)
         return
     n = int(history.sum())
     log.history_rows += n
     log.records += n
-    log._seen(latest)
-    data, rest = span.data, ~history
-    for offset, a, b in zip(span.offsets[rest].tolist(), span.starts[rest].tolist(), span.ends[rest].tolist()):
-        step(offset, data[a:b])
+    log._seen(newest)
+    data, rest = span.data, np.flatnonzero(~history)
+    summaries = tag[rest] == SUMMARY_TAG
+    offsets, starts, ends = span.offsets[rest].tolist(), span.starts[rest].tolist(), span.ends[rest].tolist()
+    i = 0
+    while i < len(rest):
+        if summaries[i] and latest.shape is not None:
+            # the summary records from here to the next other record: those the held shape covers
+            # supersede one another, so only the last of them is held (_LatestSummary.hold)
+            others = np.flatnonzero(~summaries[i:])
+            run = rest[i:i + (int(others[0]) if others.size else len(rest) - i)]
+            covered = fold_spans.covered(latest.shape, span, run)
+            k = int(np.argmin(covered)) if not covered.all() else len(run)
+            if k:
+                last = i + k - 1
+                latest.held = data[starts[last]:ends[last]], offsets[last]
+                log.records += k
+                i += k
+                continue
+            for i in range(i, i + len(run)):      # a new shape (or one read only by the regex):
+                step(offsets[i], data[starts[i]:ends[i]])     # the rest of the run one by one
+            i += 1
+            continue
+        step(offsets[i], data[starts[i]:ends[i]])
+        i += 1
 
 
 def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True,
@@ -616,7 +638,7 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
     if not history and summary and row_details and log_frames.ENABLED:
         for span in reader.spans():        # history records counted a span at a time where they can be
-            _fold_span(span, step, log)
+            _fold_span(span, step, log, latest)
     else:
         for offset, payload in reader:
             step(offset, payload)
