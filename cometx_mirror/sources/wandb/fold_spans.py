@@ -9,8 +9,10 @@ NumPy; the texts become doubles a column at a time (decimal_floats, float() for 
 A span is taken this way only when every history record in it is proven plain so (no media
 mark, one `_timestamp`, a float-form text, milliseconds within int64): then the records one
 by one would have changed nothing but the count and the latest time, in any order, since
-they touch nothing else the fold keeps.  Otherwise (and for the summary and other records,
-always) the records go the one-by-one way, in order.
+they touch nothing else the fold keeps.  Otherwise the span goes the one-by-one way.
+The summary records beside the rows are checked against the held summary shape a run at a
+time (`covered`, the byte-exact reading of record_shapes.SummaryShape), so that only the last
+of those it covers is held; any other record goes one by one, in order.
 """
 from __future__ import annotations
 
