@@ -99,3 +99,24 @@ def test_a_column_of_scalars_gives_jsons_bytes(seed):
                 canonical.dumps_column(column)
             continue
         assert canonical.dumps_column(column) == expected
+
+
+def test_a_column_of_numbers_is_respelled_token_by_token():
+    """Doubles of 1e-5 to 1e-4 respelled in place, and `0.0000` inside a larger number (10.00001) left
+    as it is: a respelling by pattern once wrote that one as 11e-05."""
+    column = [10.00001, -100.000015, 1.5e-5, -9.9999e-5, 1e-5, 1e-6, -2.5e-9, 1e-10, 0.0001, -0.0, 3, None, True]
+    column += [0.5] * 100
+    assert canonical.dumps_column(column) == _json_bytes(column)
+    assert canonical.dumps_column([10.00001] + [0.5] * 20).startswith(b"[10.00001,")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_columns_of_small_doubles_give_jsons_bytes(seed):
+    rng = random.Random(seed)
+    makers = [lambda: rng.uniform(1e-5, 1e-4) * rng.choice([1, -1]),
+              lambda: rng.random() * 10 ** rng.randint(-12, 3) * rng.choice([1, -1]),
+              lambda: float(rng.randint(0, 10 ** 6)) + rng.choice([1e-5, 1.5e-5, 1e-6]),
+              lambda: rng.choice([None, True, False, 0, -3, 2 ** 63 - 1, 1e-5, 1e-7, -0.0])]
+    for _ in range(300):
+        column = [rng.choice(makers)() for _ in range(rng.randint(1, 80))]
+        assert canonical.dumps_column(column) == _json_bytes(column), column
