@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cometx_mirror import metric_stream
-from cometx_mirror.sources.neptune import offline_v1
+from cometx_mirror.sources.neptune import float_lines, offline_v1
 from cometx_mirror.store.mirror import Mirror
 
 from test_neptune_fast_path import _fuzz, _line
@@ -14,6 +14,7 @@ from test_neptune_fast_path import _fuzz, _line
 def _batches(mirror, manifest, monkeypatch, arrays: bool):
     if not arrays:
         monkeypatch.setattr(offline_v1, "_point_arrays", lambda steps, stamps, values: None)
+        monkeypatch.setattr(float_lines, "_float_rows", lambda texts, points: None)   # the float-rows way too
     folder = offline_v1._Fold("w", "p", "k", {}, {}, {}, {})
     for rec in offline_v1.iter_ops(mirror, manifest):
         folder.feed(rec)

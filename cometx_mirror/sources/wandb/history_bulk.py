@@ -241,6 +241,9 @@ class ChunkReader:
         return layout
 
 
+# a time or epoch far out of range overflows on its way to ms or an int: those rows go the row way,
+# so NumPy's warnings of them would only be noise on the user's terminal
+@np.errstate(over="ignore", invalid="ignore")
 def _values(layout: Layout, buf, text_at, text_len, step):
     """(rows kept, values (m, metrics), exact texts or None, steps, times, epochs or None) of
     records whose texts are all numbers and whose axes take a plain form."""
