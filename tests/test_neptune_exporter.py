@@ -147,7 +147,7 @@ def test_truncated_only_part_names_file(mirror, exporter_folder):
 def test_part_encoding_is_canonical_json():
     import pyarrow as pa
 
-    from cometx_mirror.sources.neptune.exporter import _encode_batch
+    from cometx_mirror.sources.neptune.exporter_chunks import encode_json as _encode_batch
     from cometx_mirror.store import canonical
     from neptune_fixtures import SCHEMA, run1_rows
     part0, part1 = run1_rows()

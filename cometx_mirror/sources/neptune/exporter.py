@@ -2,20 +2,22 @@
 
 A run is complete once `<run>_part_0.parquet` exists (the exporter renames
 part 0 last); runs without it are skipped with a note and picked up by a later
-fetch. Each part's rows are re-encoded as canonical columnar JSON in chunks of
-CHUNK_ROWS (never the parquet bytes: pyarrow writes its version into the
-footer), so an unchanged part always yields the same objects.
+fetch. Each part's rows are re-encoded in chunks of CHUNK_ROWS (exporter_chunks:
+never the parquet bytes, pyarrow writes its version into the footer), so an
+unchanged part always yields the same objects.
 """
 from __future__ import annotations
 
 import json
 import re
+import struct
 from decimal import Decimal
 from itertools import repeat
 from pathlib import Path
 
-from ...store import canonical
-from . import mapping
+from ... import metric_stream
+from ...store.objects import ObjectError
+from . import exporter_chunks, mapping
 from .driver import FoldingReader, RunSource, rel, store_file
 
 ORIGIN = "exporter"
@@ -82,34 +84,15 @@ def split_project(project_id: str) -> tuple[str, str]:
 
 
 # -- encoding ------------------------------------------------------------------------
-def _encode_batch(batch) -> bytes:
-    import pyarrow as pa               # per chunk of CHUNK_ROWS rows: after the first, a dict look-up
-    import pyarrow.compute as pc
+ENCODE = exporter_chunks.encode      # the form new chunks are stored in (tests write the older one too)
 
-    cols = {}
-    for name in batch.schema.names:
-        col = batch.column(name)
-        if col.null_count == len(col):               # most columns of a part of float points
-            cols[name] = None
-            continue
-        if pa.types.is_decimal(col.type):
-            col = pc.cast(col, pa.string())          # exact decimal text, e.g. "1.500000"
-        elif pa.types.is_timestamp(col.type):
-            col = pc.cast(col, pa.int64())           # epoch ms (the schema's unit)
-        values = col.to_pylist()
-        if pa.types.is_floating(col.type):
-            finite = pc.is_finite(col)
-            if pc.all(pc.or_kleene(finite, pc.is_null(col))).as_py() is False:
-                values = canonical._clean(values)    # NaN/inf as canonical JSON keeps them
-        elif pa.types.is_nested(col.type) and col.null_count < len(col):
-            values = canonical._clean(values)
-        cols[name] = values
-    # Same bytes as canonical.dumps of {"columns": cols, "rows": n}, without re-walking millions of plain
-    # values, a column of nulls written as its text at once
-    nulls = b"[" + b",".join(repeat(b"null", batch.num_rows)) + b"]"
-    text = b",".join(canonical.dumps_clean(name) + b":" + (nulls if values is None else canonical.dumps_column(values))
-                     for name, values in sorted(cols.items()))
-    return b'{"columns":{' + text + b'},"rows":' + str(batch.num_rows).encode() + b"}"
+
+def _chunk(mirror, chunk_id: str) -> exporter_chunks.Chunk:
+    data = mirror.objects.get_bytes(chunk_id)
+    try:
+        return exporter_chunks.Chunk(data)
+    except (ValueError, KeyError, TypeError, struct.error):
+        raise ObjectError(f"object {chunk_id} is not an exporter chunk") from None
 
 
 def _encode_part(mirror, path: Path, summaries: dict | None = None) -> dict:
@@ -123,7 +106,7 @@ def _encode_part(mirror, path: Path, summaries: dict | None = None) -> dict:
     chunks, rows, file_paths = [], 0, set()
     try:
         for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
-            chunks.append(mirror.objects.put_bytes(_encode_batch(batch)))
+            chunks.append(mirror.objects.put_bytes(ENCODE(batch)))
             if summaries is not None:
                 summary = _float_summary(pa, pc, batch)
                 if summary is not None:
@@ -187,7 +170,7 @@ def _float_summary(pa, pc, batch) -> tuple[list, int | None] | None:
     if "timestamp" in names:
         ts = batch.column("timestamp")
         if pa.types.is_timestamp(ts.type):
-            ts = pc.cast(ts, pa.int64())         # epoch ms, as _encode_batch stores it
+            ts = pc.cast(ts, pa.int64())         # epoch ms, as the chunks store it
         elif not pa.types.is_integer(ts.type):
             return None
         latest = pc.max(ts).as_py()
@@ -286,12 +269,7 @@ def iter_chunks(mirror, manifest: dict):
     """Each stored chunk's columns in FIELDS order (a list of None for a column it lacks), parts in order."""
     for part in sorted(manifest["parts"], key=lambda p: p["part"]):
         for chunk in part["chunks"]:
-            yield _columns(mirror.get_json(chunk))
-
-
-def _columns(data: dict) -> list:
-    cols, nones = data["columns"], [None] * data["rows"]
-    return [cols.get(n, nones) for n in FIELDS]
+            yield _chunk(mirror, chunk).columns(FIELDS)
 
 
 def iter_rows(mirror, manifest: dict):
@@ -338,7 +316,7 @@ def fold(mirror, manifest: dict, summaries: dict | None = None) -> mapping.RunDa
             summary = summaries.get(chunk)
             if summary is not None and _summarized_chunk(run, types, *summary):
                 continue
-            columns = _columns(mirror.get_json(chunk))
+            columns = _chunk(mirror, chunk).columns(FIELDS)
             if not _float_chunk(run, types, columns):
                 _fold_rows(mirror, run, files, types, columns)
     floats = {path for path, kind in types.items() if kind == "float_series"}
@@ -375,37 +353,52 @@ def _fold_rows(mirror, run: mapping.RunData, files: dict, types: dict, columns: 
 _SERIES = ("float_series", "string_series", "histogram_series")
 
 
+_FLOAT_FIELDS = ("attribute_path", "attribute_type", "step", "timestamp", "float_value", "string_value",
+                 "histogram_value")
+
+
 def _float_points(mirror, manifest: dict, floats: set[str]):
-    """The float series' points, read again from the stored chunks, a column batch at a time."""
-    out = mapping.FloatBatches()
+    """The float series' points, read again from the stored chunks, a column batch at a time: as
+    arrays from a chunk of float points in the columns form, else as lists (in order: the lists
+    gathered so far go out before any arrays, and the other way round)."""
+    lists, arrays = mapping.FloatBatches(), metric_stream.ArrayBatches()
     for part in sorted(manifest["parts"], key=lambda p: p["part"]):
-        for chunk in part["chunks"]:
-            data = mirror.get_json(chunk)
-            cols, nones = data["columns"], [None] * data["rows"]
-            columns = [cols.get(n, nones) for n in ("attribute_path", "attribute_type", "step", "timestamp",
-                                                    "float_value", "string_value", "histogram_value")]
-            paths, kinds = columns[0], columns[1]
-            if set(kinds) == {"float_series"} and floats.issuperset(paths):
-                # a chunk of float points only (the common case): whole columns, mapped at C level
-                # (FloatBatches converts the values: float() reads canonical JSON's "NaN" / "Infinity")
-                out.extend(paths, _steps(columns[2]), columns[3], columns[4])
-                while out.full():
-                    yield out.take()
+        for chunk_id in part["chunks"]:
+            chunk = _chunk(mirror, chunk_id)
+            found = chunk.float_arrays()
+            if found is not None and floats.issuperset(found[0]):
+                yield from lists.rest()
+                paths, codes, steps, times, values = found
+                arrays.add(paths, codes, steps, times, values)
+                while arrays.full():
+                    yield arrays.take()
                 continue
-            names, steps, stamps, values = [], [], [], []
-            for path, kind, step, ts, float_v, string_v, hist_v in zip(*columns):
-                if path not in floats or kind not in _SERIES:
-                    continue
-                names.append(path)
-                steps.append(_step(step))
-                stamps.append(ts)
-                # a series' later points of another kind go in as its first kind's (as eagerly)
-                values.append(_float(float_v) if kind == "float_series" else
-                              string_v if kind == "string_series" else hist_v or {})
-            out.extend(names, steps, stamps, values)
-            while out.full():
-                yield out.take()
-    yield from out.rest()
+            yield from arrays.rest()
+            _float_lists(lists, chunk.columns(_FLOAT_FIELDS), floats)
+            while lists.full():
+                yield lists.take()
+    yield from lists.rest()
+    yield from arrays.rest()
+
+
+def _float_lists(out: mapping.FloatBatches, columns: list, floats: set[str]) -> None:
+    paths, kinds = columns[0], columns[1]
+    if set(kinds) == {"float_series"} and floats.issuperset(paths):
+        # a chunk of float points only (the common case): whole columns, mapped at C level
+        # (FloatBatches converts the values: float() reads canonical JSON's "NaN" / "Infinity")
+        out.extend(paths, _steps(columns[2]), columns[3], columns[4])
+        return
+    names, steps, stamps, values = [], [], [], []
+    for path, kind, step, ts, float_v, string_v, hist_v in zip(*columns):
+        if path not in floats or kind not in _SERIES:
+            continue
+        names.append(path)
+        steps.append(_step(step))
+        stamps.append(ts)
+        # a series' later points of another kind go in as its first kind's (as eagerly)
+        values.append(_float(float_v) if kind == "float_series" else
+                      string_v if kind == "string_series" else hist_v or {})
+    out.extend(names, steps, stamps, values)
 
 
 def _fold_file(mirror, run: mapping.RunData, files: dict, path: str, kind: str, recorded: str | None,
