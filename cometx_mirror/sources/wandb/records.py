@@ -706,26 +706,15 @@ class HistorySpan:
         return self[:]
 
 
-_NUM_BYTES = 10    # a `num` varint of more continuation bytes than this is told in Python
-
-
 def _history_mask(np, span):
     """Which records of a span iter_history would take, as a boolean array: `num` then the
     history tag (or the summary tag, dropped) read for all at once; any other start in Python."""
+    from . import fold_spans
+
     starts, ends = span.starts, span.ends
-    view = np.frombuffer(span.data + bytes(_NUM_BYTES + 2), np.uint8)
-    first = (view[starts] == 0x08) & (ends - starts >= 3)
-    tag_at = np.full(len(starts), -1, np.int64)
-    going = first.copy()
-    for k in range(1, _NUM_BYTES + 1):        # the varint's last byte is the first below 0x80
-        last = going & (view[starts + k] < 0x80)
-        tag_at[last] = starts[last] + k + 1
-        going &= ~last
-    told = tag_at >= 0
-    told &= tag_at < ends
-    tag = view[np.where(told, tag_at, 0)]
-    history = told & (tag == HISTORY_TAG)
-    summary = told & (tag == SUMMARY_TAG)
+    _, tag = fold_spans.leading_tags(span)      # 0 where untold: neither tag
+    history = tag == HISTORY_TAG
+    summary = tag == SUMMARY_TAG
     starts_as_history, starts_as_summary = _STARTS[HISTORY_TAG], _STARTS[SUMMARY_TAG]
     data = span.data
     for i in np.flatnonzero(~history & ~summary).tolist():
