@@ -147,25 +147,22 @@ NEPTUNE_V1_SHAPES = {"append": 1, "extend": 100}
 NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op"}
 # the paragraph under the neptune 1.x table (--note replaces it): what this round changed, and against what
 NEPTUNE_V1_NOTE = (
-    "This round (sources/neptune/offline_v1.py, metric_stream.py, index/): the float stream keeps each op's series "
-    "as a code and a count and converts a flush of points at once into NumPy columns (metric_stream.ArrayBatch: "
-    "the steps floored as int_step floors them, the times rounded to ms as before; a null, an int value or a step "
-    "past int64 goes as lists, in order), which the index inserts with no Python object per point, on a second "
-    "thread while the next batch is read (index/db.BackgroundStatements); an offline fetch no longer imports "
-    "requests. Previous round (load 2.5-3.5): extend 10^5 1.5 s CPU, 4.2x; extend 10^6 6.1 s, 2.6x, 164,969 "
-    "points/s CPU; extend 10^7 64.1 s, 2.6x, 156,036 points/s CPU, 267 MB; append 10^6 14.1 s, 1.4x, 71,131 "
-    "points/s CPU; append 10^7 143.6 s, 1.5x, 69,638 points/s CPU (not rerun this round: about 3 min). Now "
-    "(load about 1): extend 10^6 5.4 s CPU, 2.6x, 184,001 points/s CPU (214,386 wall); extend 10^7 54.0 s CPU, "
-    "2.5x, 185,116 points/s CPU (208,585 wall), peak 236 MB; append 10^6 11.6 s CPU, 1.2x, 86,381 points/s CPU. "
-    "Goals: within 3x of the floor, met at 10^6 and 10^7 for both shapes and at 10^5 for append; not at 10^5 "
-    "for extend (4.3x: its floor is 0.3 s, less than any fetch's fixed cost of about 0.7-0.9 s: NumPy and DuckDB "
-    "imports alone take 0.32 s of CPU here, then the index is made); peak memory flat in the points, met "
-    "(150 / 227 / 236 MB for extend, bounded by a flush's points); 300,000 points/s, not met (extend about "
-    "185,000 CPU, 209,000 wall; append about 86,000, against a json-per-line floor of about 100,000). Where "
-    "the CPU of an extend fetch of 10^6 points goes (py-spy): the index's insert about a fifth (DuckDB's own "
-    "cost on a file index, about 0.6 us a row), the store's one regex pass about an eighth, the points' tokens "
-    "(three replaces and the orjson decode) about a sixth. Load average beside each row (2 cores: compare CPU "
-    "times and peak memory).")
+    "This round (sources/neptune/float_lines.py, offline_v1.py): the points' keys stripped by one "
+    "bytes.translate and one replace; a run of client-shaped ops whose every token json reads as a float "
+    "goes from the one orjson decode as one float64 array of (value, step, ts) rows to the index, no list "
+    "per column (anything else, ints, NaN or values orjson may read as ints, the list way as before); a "
+    "segment the store checked is cut at C level; the store reads lines in blocks. Index rows identical. "
+    "Previous round (load about 1): extend 10^6 5.4 s CPU, 2.6x; extend 10^7 47.9 s wall, 54.0 s CPU "
+    "(208,585 points/s wall, 185,116 CPU), 2.5x, 236 MB; append 10^6 11.6 s CPU, 86,381 points/s CPU. Now "
+    "(load 1.0-1.2): extend 10^6 3.5 s wall, 4.4 s CPU (283,444 points/s wall, 226,530 CPU), 1.7x; extend "
+    "10^7 29.4 s wall, 34.6 s CPU (339,608 points/s wall, 288,732 CPU), 1.7x, 241 MB; append 10^6 9.7 s "
+    "wall, 10.3 s CPU (103,461 points/s wall), 1.2x. Goals: 300,000 points/s, met for extend at 10^7 in "
+    "wall time; not for append (about 100,000: the store's one regex pass, about 3 us a line, is a "
+    "quarter of it, and the json-per-line floor itself reads about 100,000 points/s); within 3x of the "
+    "floor, met but for extend at 10^5 (3.1x: a fetch's fixed cost of about 0.7 s CPU, NumPy and DuckDB "
+    "imports and the index made, against a floor of 0.3 s); peak memory flat in the points, met (146 / "
+    "220 / 241 MB for extend, bounded by a flush's points). Load average beside each row (2 cores: "
+    "compare CPU times and peak memory).")
 
 NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two shapes "
                 "the client queues (its offline and async processors write each operation to the disk queue "
@@ -231,25 +228,22 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "This round (sources/wandb/log_frames.py): the log is framed a span (2 MiB) at a time: the blocks of a span "
-    "walked side by side with NumPy (a chunk never crosses a block), the chunks' checksums by zlib one call a "
-    "chunk through map, the FIRST/MIDDLE/LAST sequence checked as a whole, the payloads joined into one buffer; "
-    "damage raises the same error at the same offset as the chunk-by-chunk loop (tests/test_wandb_log_frames.py). "
-    "The point stream takes a span's history records as they lie in its buffer (records.iter_history_spans: "
-    "told from the others with NumPy; history_bulk reads them without a join or an object per record). The "
-    "store-time fold is unchanged (it iterates the spans' records one by one), and so is the floor script "
-    "(which frames through the same reader now). Previous round: 10^6 points 5.7 s CPU (174,696 points/s CPU, "
-    "0.8x the floor, 152 MB); 10^7 54.6 s CPU (183,218 points/s CPU, 0.9x, 160 MB). Now (one run each, load "
-    "0.7-1.4): 10^6 5.8 s CPU (172,796 points/s CPU, 1.1x, 150 MB); 10^7 55.6 s CPU (179,960 points/s CPU, "
-    "1.0x, 157 MB): no gain end to end, within the noise. The point stream alone at 10^6 went from 2.8-3.1 s "
-    "to 2.1-2.65 s CPU (noisy), but the framing in bulk costs what the old loop cost (0.5 s against 0.43 s for "
-    "a 78 MB log): one zlib call and one slice a chunk are the floor of it in Python, and the old loop was "
-    "already near that. Goals: within 3x of the floor, met; peak memory flat in the number of points, met "
-    "(129 / 150 / 157 MB at 10^5 / 10^6 / 10^7; 8 MiB spans raised it to 206 MB at 10^6, hence 2 MiB); "
-    "300,000 points/s, not met (about 180,000). What is left: the store-time fold per record (summary shapes "
-    "and light history: about a tenth of a fetch; the spans would let it count history records and skip "
-    "covered summaries in bulk), the number automaton and float() of each text, DuckDB's insert (about "
-    "0.6 us a row), the imports. Load average beside each row (2 cores: compare CPU times and peak memory).")
+    "This round (sources/wandb/decimal_floats.py, fold_spans.py, history_bulk.py): a column of number "
+    "texts goes to float64 at once (the significant digits and the decimal exponent read a byte column at "
+    "a time, rounded once in the x86 80-bit long double and then to a double, which is float()'s result "
+    "except exactly on a halfway point, where float() itself is taken, as it is for every text past 19 "
+    "digits or 10^27 and on any other machine); the store-time fold takes a span's plain history records "
+    "in bulk (counted, their latest _timestamp found at once) and of the summary records its shape covers "
+    "only the last one; the history texts are gathered through a strided view. Index rows and stored "
+    "objects unchanged. Previous round (load 0.7-1.4): 10^6 5.8 s CPU (172,796 points/s CPU, 1.1x the "
+    "floor, 150 MB); 10^7 49.3 s wall, 55.6 s CPU (202,821 points/s wall, 179,960 CPU, 1.0x, 157 MB). Now "
+    "(one run each, load 0.6-1.2): 10^6 4.4 s wall, 5.4 s CPU (226,731 points/s wall, 184,711 CPU, 0.9x, "
+    "146 MB); 10^7 32.7 s wall, 39.8 s CPU (305,622 points/s wall, 251,250 CPU, 0.6x, 153 MB). Goals: "
+    "300,000 points/s end to end, met at 10^7 in wall time (not in CPU time, the insert running on the "
+    "second core); within 3x of the floor, met; peak memory flat in the number of points, met (127 / 146 "
+    "/ 153 MB). What is left: the log is framed twice (store, then the point stream, about 0.5 s each at "
+    "10^6), storing and hashing the log, DuckDB's insert (about 0.6 us a row), the imports. Load average "
+    "beside each row (2 cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
