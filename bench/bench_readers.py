@@ -177,7 +177,7 @@ NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writ
 NEPTUNE_FORMAT_BODY = {
     "neptune-exporter": ("Each run a neptune-exporter `exports/` folder written by `bench/neptune_writers.py` in the "
                          "exporter's parquet schema (one row per point, parts of 10^6 rows); fetch = store the "
-                         "parts (as canonical JSON chunks) and index every point into a fresh mirror, in a fresh "
+                         "parts (as chunks of columns) and index every point into a fresh mirror, in a fresh "
                          "process; floor = pyarrow reading each part and converting the path, step, timestamp "
                          "and value columns to Python objects, nothing else."),
     "neptune-scale": ("Each run a neptune-scale offline queue written by `bench/neptune_writers.py` through "
