@@ -8,7 +8,9 @@ shape (anchored at both ends: default separators, no other key) whose every toke
 `json.loads`. A one-point op is matched first, its three tokens captured; an op of many points is
 matched whole, its text captured. A line in the client's shape but for a token json refuses (or one
 `_TOK` does not spell, such as an integer of 100 digits) sends the whole segment back to the json
-path, line by line, as before.
+path, line by line, as before. A segment of one-point ops only (an `append` loop's) is first tried
+without the regex: one_point_ops cuts it by one split, and the tokens and paths it gives are checked
+here as the regex checks them (`_one_point_items`); any segment it refuses goes the regex way.
 
 Consecutive client-shaped lines come back as one Block of columns, so the readers take a training
 loop's run of ops at once, not a line at a time. The two readers need different columns:
@@ -34,6 +36,8 @@ from operator import add, getitem
 import numpy
 import orjson
 
+from . import one_point_ops
+
 # a scalar token json accepts (its number grammar, possessive: no backtracking; an integer part of at
 # most 99 digits, far inside the int-from-text limit) or NaN / Infinity / -Infinity / true / false / null
 _TOK = rb"(?:-?+(?:[1-9][0-9]{0,98}+|0)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+|NaN|-?Infinity|true|false|null)"
@@ -41,6 +45,7 @@ _TOK = rb"(?:-?+(?:[1-9][0-9]{0,98}+|0)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+|Na
 _LOOSE_TOK = rb'[^,"{}\[\]\s]+'
 _STR = rb'"(?:[^"\\\n]|\\.)*"'                # the path's strings are checked by json (path_of)
 _PATH = rb"\[" + _STR + rb"(?:, " + _STR + rb")*\]"
+_PATH_TEXT = re.compile(_PATH)
 _HEAD = rb'\{"obj": \{"type": "LogFloats", "path": (' + _PATH + rb'), "values": \['
 
 
@@ -67,7 +72,8 @@ class Block:
     """A run of consecutive client-shaped LogFloats lines as columns of json's objects: one entry per
     line in paths and lasts (each op's last step). From `read`: ends (where each op's points end) and
     one entry per point in values, steps and stamps (the point times); ats is None. From `scan`: ats
-    (the op times) and numbered (no step is null); the points' columns are None.
+    (the op times) and numbered (no step is null); the points' columns are None, but for a segment
+    one_point_ops cut, whose float points are decoded anyway: `array` then holds them (`spillable`).
 
     A Block of `read` whose every token json reads as a float also holds them as `array`, a float64
     array of (value, step, ts) rows (the same doubles); its list columns are made from it only when
@@ -221,6 +227,11 @@ def _split(segment: bytes, points: bool):
     json's view of some line could differ from the regex's."""
     if b"\r" in segment:     # bytes.splitlines (the json path) also splits there: take every line whole
         return None
+    columns = one_point_ops.cut(segment)
+    if columns is not None:
+        items = _one_point_items(columns, points)
+        if items is not None:
+            return items, True
     found = LINE.findall(segment)
     if not found:
         return [], True
@@ -241,6 +252,78 @@ def _split(segment: bytes, points: bool):
     if columns is None:
         return None
     return _assemble(p1s, others, gaps, columns, points)
+
+
+def _scalars(text: bytes, count: int) -> list | None:
+    """json's objects of a column of `count` comma-joined tokens, or None unless they are `count`
+    scalars (a number, true, false or null each: then each token was one, as a line's count of
+    commas allows no other way)."""
+    try:
+        objects = _tokens(text)
+    except ValueError:
+        return None
+    if len(objects) != count or not set(map(type, objects)) <= _SCALARS:
+        return None
+    return objects
+
+
+_SCALARS = {int, float, bool, type(None)}
+
+
+def _one_point_items(columns: dict, points: bool) -> list | None:
+    """_split's items of a segment one_point_ops.cut took (one Block, then the empty text after the
+    last newline), or None where a token is no scalar or a path no JSON list of strings."""
+    texts = columns["paths"]
+    count = len(texts)
+    paths = list(map(_PATHS.get, texts, repeat(_MISS)))
+    for k in _positions(paths, _MISS):       # a new path: in the client's spelling, as LINE takes one
+        paths[k] = path_of(texts[k]) if _PATH_TEXT.fullmatch(texts[k]) else None
+    if None in paths:
+        return None
+    rows = _one_point_rows(columns, count)   # (value, step, ts) rows when every token is a float
+    decoded = {}
+    for name in ("steps", "values", "stamps", "versions", "ats"):
+        if rows is not None and name != "ats":     # decoded as rows, or checked by orjson (versions)
+            continue
+        decoded[name] = _scalars(columns[name], count)
+        if decoded[name] is None:
+            return None
+    if not points:
+        steps = decoded["steps"] if rows is None else rows[:, 1].tolist()
+        return [Block(paths, steps, True, None not in steps, ats=decoded["ats"], array=rows), b""]
+    ends = list(range(1, count + 1))
+    if rows is not None:
+        return [Block.of_array(paths, ends, rows), b""]
+    return [Block.points(paths, ends, decoded["values"], decoded["steps"], decoded["stamps"]), b""]
+
+
+def _one_point_rows(columns: dict, count: int):
+    """The value, step and ts columns of a cut segment as a float64 array of rows, when orjson reads
+    each as `count` floats of less than 9e18 in magnitude (then json's objects are those doubles) and
+    the versions as `count` scalars; else None (the columns are decoded one by one, json's way)."""
+    try:
+        flat = orjson.loads(b"[" + columns["values"] + b"," + columns["steps"] + b"," + columns["stamps"] + b"]")
+        versions = orjson.loads(b"[" + columns["versions"] + b"]")
+    except (ValueError, TypeError):
+        return None
+    if len(flat) != 3 * count or set(map(type, flat)) != {float} or len(versions) != count or \
+            not set(map(type, versions)) <= _SCALARS:
+        return None
+    rows = numpy.array(flat, numpy.float64).reshape(3, count).T.copy()
+    return rows if numpy.abs(rows).max() < _EXACT_BOUND else None
+
+
+def spillable(items: list):
+    """(paths, rows) of `scan`'s items when they are one Block holding its points as float rows (a
+    segment one_point_ops cut): what `read` of the segment gives, to keep for the float stream."""
+    if len(items) == 2 and type(items[0]) is Block and items[0].array is not None and items[1] == b"":
+        return items[0].paths, items[0].array
+    return None
+
+
+def spilled(paths: list, rows) -> list:
+    """`read`'s items of a segment from what `spillable` gave of its scan."""
+    return [Block.of_array(paths, list(range(1, len(paths) + 1)), rows), b""]
 
 
 def _assemble(p1s, others, gaps: list, columns, points: bool):

@@ -26,6 +26,7 @@ import numpy
 from ... import metric_stream
 from . import float_lines, mapping
 from .driver import FoldingReader, RunSource, store_file
+from .row_spill import RowSpill
 
 ORIGIN = "offline"
 NORMALIZER = "neptune-offline/1"
@@ -96,7 +97,8 @@ class _RunReader(FoldingReader):
     """One run folder: `store` reads its op log once, storing the lines and folding
     each operation as it goes, so the fetch's `fold` of the manifest it just stored
     is the one already made: the fetch decodes each line once (the index's stream of
-    float points reads the stored segments again, see _float_points)."""
+    float points reads the stored segments again, see _float_points, but for an `append`
+    loop's segments: their points the store's scan decoded wait in a RowSpill)."""
 
     def __init__(self, run_dir: Path, ws: str, proj: str, key: str):
         self.run_dir, self.ws, self.proj, self.key = run_dir, ws, proj, key
@@ -111,6 +113,7 @@ class _RunReader(FoldingReader):
         meta_bytes = (run_dir / "metadata.json").read_bytes() if (run_dir / "metadata.json").exists() else b""
         files, globs, tracked, missing = {}, {}, {}, []
         folder = _Fold(self.ws, self.proj, self.key, json.loads(meta_bytes or b"{}"), files, globs, tracked)
+        spill = folder.spill = RowSpill(mirror.objects.tmp)
 
         def keep(recorded: str, actual: Path, attr: str) -> None:
             if actual.is_file():
@@ -168,7 +171,10 @@ class _RunReader(FoldingReader):
                         continue
                     fold_line(line, name, count)
             segments.append(mirror.objects.put_bytes(data))
-            if scanned:              # the float stream then cuts this segment by its layout, no regex
+            rows = float_lines.spillable(scanned) if scanned else None
+            if rows is not None:     # the float stream then takes the points the scan decoded
+                spill.put(segments[-1], *rows)
+            elif scanned:            # the float stream then cuts this segment by its layout, no regex
                 float_lines.remember(segments[-1], scanned)
             return count
 
@@ -261,11 +267,12 @@ class _Fold:
         self.types: dict[str, str] = {}          # path -> the kind of its series since its last clear
         self.float_from: dict[str, int] = {}     # float series path -> the op its points start at
         self.i = 0                               # the op's number among the well-formed ones
+        self.spill: RowSpill | None = None       # the store's decoded rows, when it made this fold
 
     def finish(self, mirror, manifest: dict) -> mapping.RunData:
         if self.float_from:
-            float_from = self.float_from
-            self.run.float_points = lambda: _float_points(mirror, manifest, float_from)
+            float_from, spill = self.float_from, self.spill
+            self.run.float_points = lambda: _float_points(mirror, manifest, float_from, spill)
         return self.run
 
     def feed_float(self, path: str, step, at) -> bool:
@@ -413,7 +420,7 @@ def _stamps_ms(stamps: list) -> list:
     return list(map(mapping.to_ms, stamps))     # a NaN or infinite time: None (unknown)
 
 
-def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
+def _float_points(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None = None):
     """The float series' points, read again from the op log: the second of the two passes.
 
     `fold` (the first) found each float series' first op after its last clear; the
@@ -423,7 +430,16 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
     whole when every point is simply kept; every other line is decoded whole, as the
     fold decodes it. The points gathered go on as NumPy columns (_Gathered.flush); a Block
     of float rows (float_lines.Block.array) goes so without a Python object per point.
+    A segment whose rows the store's scan kept (`spill`: a fetch's first read) is not read again.
     """
+    try:
+        yield from _stream(mirror, manifest, float_from, spill)
+    finally:
+        if spill is not None:
+            spill.close()       # a second read (rare) reads the store
+
+
+def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None):
     next_step: dict[str, float] = {}
     got = _Gathered()
     i = -1                               # the op's number among the well-formed ones, as fold counts
@@ -449,7 +465,10 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int]):
 
     for log in manifest["logs"]:
         for seg in log["segments"]:
-            for item in float_lines.read_stored(mirror.objects.get_bytes(seg), seg):
+            kept = spill.take(seg) if spill is not None else None
+            items = float_lines.spilled(*kept) if kept is not None else \
+                float_lines.read_stored(mirror.objects.get_bytes(seg), seg)
+            for item in items:
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)

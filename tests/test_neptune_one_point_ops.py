@@ -1,0 +1,178 @@
+"""neptune 1.x: an `append` loop's segments cut by one split (one_point_ops) read as the regex reads
+them, and the float rows the store's scan keeps (row_spill) are the rows the index would read again."""
+import json
+import math
+import random
+import struct
+
+import pytest
+
+from cometx_mirror.sources.neptune import float_lines, offline_v1, one_point_ops
+from cometx_mirror.sources.neptune.row_spill import RowSpill
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync.fetch import run_fetch
+from cometx_mirror.sources.options import FetchOptions
+
+
+
+def write_offline_run(folder, ops):
+    """A neptune 1.x offline queue of these ops, as the client's DiskQueue writes them."""
+    run_dir = folder / ".neptune" / "offline" / "run__6b1a2c3d-0000-4000-8000-000000000001__1__t"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metadata.json").write_text(json.dumps({"mode": "offline", "containerType": "run",
+                                                        "structureVersion": 2}))
+    with open(run_dir / "data-1.log", "w") as f:
+        for n, op in enumerate(ops, 1):
+            f.write(json.dumps({"obj": op, "version": n, "at": 1700000000.0 + n / 1000}) + "\n")
+    return folder
+
+ODD = [2 ** 70 + 1, -(2 ** 64), math.nan, math.inf, -math.inf, -0.0, 0, 7, 1e-320, 1.5e300, None, True]
+PATHS = [["train", "loss"], ["ünï", "cödé"], ['quo"te', "back\\slash"], ["a: b", "c"], ["x"]]
+
+
+def _line(path, value, step, ts, n, at=None) -> bytes:
+    """One `append` op as neptune 1.x's DiskQueue writes it (json.dumps, the client's key order)."""
+    return json.dumps({"obj": {"type": "LogFloats", "path": path,
+                               "values": [{"value": value, "step": step, "ts": ts}]},
+                       "version": n, "at": 1700000000.5 + n if at is None else at}).encode()
+
+
+def _segment(rng, n=300, odd=0.0, top=30) -> bytes:
+    def num():
+        return rng.choice(ODD) if rng.random() < odd else rng.random() * 10 ** rng.randint(-30, top)
+    paths = PATHS[:2] if odd == 0 else PATHS[:3] if odd < 1 else PATHS     # "a: b" splits a line apart
+    return b"\n".join(_line(rng.choice(paths), num(), float(k) if odd == 0 else
+                            rng.choice([k, float(k), None, 2.5]), 1.7e9 + rng.random() if odd == 0 else num(), k)
+                      for k in range(n)) + b"\n"
+
+
+def _regex_only(monkeypatch, fn, segment):
+    with monkeypatch.context() as m:
+        m.setattr(one_point_ops, "cut", lambda segment: None)
+        return fn(segment)
+
+
+def _view(items):
+    """Items as comparable texts: each Block's columns (as read or scan gives them) with their types."""
+    out = []
+    for item in items:
+        if type(item) is float_lines.Block:
+            out.append(repr([(f, getattr(item, f), [type(x) for x in getattr(item, f) or ()]
+                              if isinstance(getattr(item, f), list) else None)
+                             for f in float_lines.Block.FIELDS]))
+        else:
+            out.append(item)
+    return out
+
+
+@pytest.mark.parametrize("odd", [0.0, 0.2, 1.0])
+def test_a_cut_segment_reads_and_scans_as_the_regex_does(monkeypatch, odd):
+    rng = random.Random(int(odd * 10) + 3)
+    for _ in range(8):
+        segment = _segment(rng, odd=odd)
+        if odd < 1:          # the split takes it; odd tokens are decoded json's way, a column at a time
+            assert one_point_ops.cut(segment) is not None
+            assert type(float_lines.read(segment)[0]) is float_lines.Block
+        for fn in (float_lines.read, float_lines.scan):
+            assert _view(fn(segment) or []) == _view(_regex_only(monkeypatch, fn, segment) or [])
+
+
+def test_plain_float_points_come_as_rows_of_their_exact_doubles():
+    rng = random.Random(5)
+    segment = _segment(rng, 50, top=15)        # below 9e18: orjson read no int as a float
+    block = float_lines.read(segment)[0]
+    assert block.array is not None and block.array.flags.c_contiguous
+    for line, row in zip(segment.splitlines(), block.array):
+        point = json.loads(line)["obj"]["values"][0]
+        assert struct.pack("<3d", *row) == struct.pack("<3d", point["value"], point["step"], point["ts"])
+
+
+ONE = _line(["m"], 1.5, 2.0, 3.0, 7)
+BROKEN = [
+    ONE.replace(b'"step": 2.0, "ts"', b'"ts": 3.0, "step"'),           # keys swapped
+    ONE.replace(b'"value": 1.5', b'"value": 1.5, "x": 1'),              # another key
+    ONE.replace(b'"value": 1.5', b'"value":  1.5'),                    # json's, not the client's spacing
+    ONE.replace(b'"value": 1.5', b'"value": 1.5\t'),
+    ONE.replace(b'["m"]', b'[ "m"]'),
+    ONE.replace(b'"value": 1.5', b'"value": 1.5\n'),                   # a newline inside a line
+    ONE.replace(b'"value": 1.5', b'"value": 1, 2'),
+    ONE.replace(b'"value": 1.5', b'"value": "1.5"'),
+    ONE.replace(b'"value": 1.5', b'"value": [1.5]'),
+    ONE.replace(b'"value": 1.5', b'"value": 007'),
+    ONE.replace(b'"value": 1.5', b'"value": '),
+    ONE.replace(b'"version": 7', b'"version": {"a": 1}'),
+    ONE.replace(b'"at": ', b'"at": \x00'),
+    ONE.replace(b'["m"]', b'["m\\x"]'),                                  # a path that is not JSON
+    ONE.replace(b'["m"]', b'["m", 3]'),                                  # a path not of strings
+    ONE.replace(b'["m"]', b'["m": 1]'),
+    ONE.replace(b'LogFloats', b'LogStrings'),
+    ONE.replace(b'}]}, "version"', b'}, {"value": 1.0, "step": 3.0, "ts": 3.0}]}, "version"'),
+    b"not json at all",
+]
+
+
+@pytest.mark.parametrize("k", range(len(BROKEN)))
+def test_a_segment_with_one_line_off_the_template_is_read_as_the_regex_reads_it(monkeypatch, k):
+    rng = random.Random(k)
+    lines = _segment(rng, 40, top=15).splitlines()
+    lines[rng.randrange(40)] = BROKEN[k]
+    segment = b"\n".join(lines) + b"\n"
+    for fn in (float_lines.read, float_lines.scan):
+        assert _view(fn(segment) or []) == _view(_regex_only(monkeypatch, fn, segment) or [])
+
+
+def test_a_segment_without_its_last_newline_or_with_a_carriage_return_is_not_cut():
+    segment = _segment(random.Random(1), 10)
+    assert one_point_ops.cut(segment) is not None
+    assert one_point_ops.cut(segment[:-1]) is None
+    assert float_lines.read(segment.replace(b"\n", b"\r\n", 1)) == segment.replace(b"\n", b"\r\n", 1).splitlines()
+
+
+def test_the_spill_gives_back_each_segments_rows_bit_for_bit(tmp_path):
+    spill = RowSpill(tmp_path / "tmp")
+    import numpy
+    a = numpy.array([[math.nan, 1.0, 2.0], [-0.0, 5e-324, math.inf]])
+    spill.put("s1", ["a", "b"], a)
+    spill.put("s2", ["b"], a[1:])
+    paths, rows = spill.take("s1")
+    assert paths == ["a", "b"] and rows.tobytes() == a.tobytes()
+    paths, rows = spill.take("s2")
+    assert paths == ["b"] and rows.tobytes() == a[1:].tobytes()
+    assert spill.take("s3") is None
+    spill.close()
+    assert spill.take("s1") is None
+    small = RowSpill(tmp_path / "tmp")
+    small.CAP = 28 * 2
+    small.put("s1", ["a", "b"], a)
+    small.put("s2", ["b"], a[1:])             # past the cap: not kept
+    assert small.take("s1") is not None and small.take("s2") is None
+
+
+def _metrics(mirror_root):
+    import duckdb
+    con = duckdb.connect(str(mirror_root / "index.duckdb"), read_only=True)
+    rows = con.execute("SELECT name, step, timestamp, value FROM metrics ORDER BY name, step, timestamp").fetchall()
+    con.close()
+    return rows
+
+
+def test_a_fetch_indexes_the_rows_it_spilled_as_it_would_from_the_store(tmp_path, monkeypatch):
+    ops = [{"type": "AssignString", "path": ["sys", "name"], "value": "r"}]
+    for step in range(8500):          # five segments: the first two with other ops (an assign, a clear)
+        ops.append({"type": "LogFloats", "path": ["train", f"s{step % 3}"],
+                    "values": [{"value": 1 / (step + 1), "step": float(step // 3), "ts": 1.7e9 + step}]})
+        if step == 3000:
+            ops.append({"type": "ClearFloatLog", "path": ["train", "s1"]})
+    folder = write_offline_run(tmp_path / "src", ops)
+    taken, closed = [], []
+    take, close = RowSpill.take, RowSpill.close
+    monkeypatch.setattr(RowSpill, "take", lambda self, s: taken.append(take(self, s)) or taken[-1])
+    monkeypatch.setattr(RowSpill, "close", lambda self: closed.append(1) or close(self))
+    result = run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(folder), FetchOptions())
+    assert not result.errors
+    assert sum(t is not None for t in taken) == 3 and closed
+    monkeypatch.setattr(RowSpill, "put", lambda self, *a: None)    # nothing kept: every segment read again
+    assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(folder), FetchOptions()).errors
+    spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert len(spilled) == sum(step % 3 != 1 or step > 3000 for step in range(8500))   # s1 from its clear
+    assert spilled == read
