@@ -465,10 +465,7 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
 
     for log in manifest["logs"]:
         for seg in log["segments"]:
-            kept = spill.take(seg) if spill is not None else None
-            items = float_lines.spilled(*kept) if kept is not None else \
-                float_lines.read_stored(mirror.objects.get_bytes(seg), seg)
-            for item in items:
+            for item in _segment_items(mirror, seg, spill):   # not bound: a segment's items go with it
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)
@@ -517,6 +514,14 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
                     yield from got.flush()
     yield from got.flush()
     yield from got.rest()
+
+
+def _segment_items(mirror, seg: str, spill: RowSpill | None) -> list:
+    """float_lines.read's items of a stored segment: from the rows the spill kept, else from the store."""
+    kept = spill.take(seg) if spill is not None else None
+    if kept is not None:
+        return float_lines.spilled(*kept)
+    return float_lines.read_stored(mirror.objects.get_bytes(seg), seg)
 
 
 class _Gathered:
