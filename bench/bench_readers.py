@@ -125,13 +125,24 @@ NEPTUNE_FORMATS = {
 }
 
 
+# as an installed package runs: from its compiled bytecode (pip compiles on install; a shell that sets
+# PYTHONDONTWRITEBYTECODE would have every child compile the project's sources again, ~0.14 s of CPU)
+CHILD_ENV = {k: v for k, v in dict(os.environ, PYTHONPATH=str(ROOT)).items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def compile_project() -> None:
+    """The project's bytecode written once (in __pycache__/, ignored by git), before any child runs."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "cometx_mirror")], check=True,
+                   env=CHILD_ENV, stdout=subprocess.DEVNULL)
+
+
 def child(script: str, *args: str) -> dict:
     """The child's own seconds, its CPU seconds, and its peak RSS in bytes (os.wait4: this child's
     alone), in a fresh process."""
     load = os.getloadavg()[0]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=out, stderr=err,
-                                cwd=str(ROOT), env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                                cwd=str(ROOT), env=CHILD_ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
@@ -164,16 +175,17 @@ NEPTUNE_V1_NOTE = (
     "220 / 241 MB for extend, bounded by a flush's points). Load average beside each row (2 cores: "
     "compare CPU times and peak memory).")
 
-NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two shapes "
-                "the client queues (its offline and async processors write each operation to the disk queue "
-                "as it is made, merging ops only when uploading): a training loop of `append` calls queues one "
-                "LogFloats op per call (one point; the common pattern, the default), `extend` / `log([...])` "
-                "one op per series per 100 points (`--shape extend`); `bench/check_writers.py` reads one back "
-                "with neptune's DiskQueue; fetch = store the queue and index every point into a fresh mirror, in a "
-                "fresh process (its CPU time includes the imports); floor = reading the op lines and decoding "
-                "each as JSON, each value as a float, nothing else; peak memory = the fetch process's maximum "
-                "RSS; load average = the 1-minute figure, the highest seen around the fetch (2 cores: above 2, "
-                "wall times are stretched by other jobs, CPU times less so).")
+NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two "
+                "shapes the client queues (its offline and async processors write each operation to the disk "
+                "queue as it is made, merging ops only when uploading): a training loop of `append` calls "
+                "queues one LogFloats op per call (one point; the common pattern, the default), `extend` / "
+                "`log([...])` one op per series per 100 points (`--shape extend`); `bench/check_writers.py` "
+                "reads one back with neptune's DiskQueue; fetch = store the queue and index every point into a "
+                "fresh mirror, in a fresh process (its CPU time includes the imports, from compiled bytecode as"
+                " an installed package runs); floor = reading the op lines and decoding each as JSON, each "
+                "value as a float, nothing else; peak memory = the fetch process's maximum RSS; load average = "
+                "the 1-minute figure, the highest seen around the fetch (2 cores: above 2, wall times are "
+                "stretched by other jobs, CPU times less so).")
 NEPTUNE_FORMAT_BODY = {
     "neptune-exporter": ("Each run a neptune-exporter `exports/` folder written by `bench/neptune_writers.py` in the "
                          "exporter's parquet schema (one row per point, parts of 10^6 rows); fetch = store the "
@@ -276,11 +288,11 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
         return
     body = ("Each run written by `bench/run_writers.py` in wandb-core's framing (a summary record beside each "
             "history row); fetch = store the folder and index every point into a fresh mirror, in a fresh "
-            "process (its CPU time includes the imports); floor = framing plus protobuf and "
-            "JSON decode of every record and value, nothing else; peak memory = the fetch process's maximum "
-            "RSS; load average = the 1-minute figure, the highest seen around the fetch (2 cores: above 2, "
-            "the wall times are stretched by other jobs, the CPU times less so).\n\n" + "\n".join(table)
-            + ("\n\n" + note if note else ""))
+            "process (its CPU time includes the imports, from compiled bytecode as an installed package runs); "
+            "floor = framing plus protobuf and JSON decode of every record and value, nothing else; peak memory"
+            " = the fetch process's maximum RSS; load average = the 1-minute figure, the highest seen around "
+            "the fetch (2 cores: above 2, the wall times are stretched by other jobs, the CPU times less "
+            "so).\n\n" + "\n".join(table) + ("\n\n" + note if note else ""))
     write_section("readers", "Offline readers (`bench/bench_readers.py`)", body)
     print("\n".join(table))
 
@@ -302,6 +314,7 @@ def main() -> None:
         rows = [r for f in args.rows for r in json.loads(Path(f).read_text())]
         return write_table(sorted(rows, key=lambda r: r["points"]), args.metrics, note, args.source)
     rows = []
+    compile_project()
     with tempfile.TemporaryDirectory() as tmp:
         shapes = args.shape if args.source == "neptune" else [None]
         for points, shape in ((p, sh) for p in sorted(args.points) for sh in shapes):
