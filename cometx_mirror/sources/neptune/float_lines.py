@@ -281,10 +281,8 @@ def _one_point_items(columns: dict, points: bool) -> list | None:
     if None in paths:
         return None
     rows = _one_point_rows(columns, count)   # (value, step, ts) rows when every token is a float
-    decoded = {}
-    for name in ("steps", "values", "stamps", "versions", "ats"):
-        if rows is not None and name != "ats":     # decoded as rows, or checked by orjson (versions)
-            continue
+    decoded = {}       # the rest json's way (with rows, only the op times: the versions are checked)
+    for name in ("ats",) if rows is not None else ("steps", "values", "stamps", "versions", "ats"):
         decoded[name] = _scalars(columns[name], count)
         if decoded[name] is None:
             return None
