@@ -148,6 +148,24 @@ def test_the_spill_gives_back_each_segments_rows_bit_for_bit(tmp_path):
     assert small.take("s1") is not None and small.take("s2") is None
 
 
+def test_past_so_many_open_spills_the_oldest_is_closed(tmp_path, monkeypatch):
+    import numpy
+    monkeypatch.setattr(RowSpill, "OPEN_AT_MOST", 2)
+    rows = numpy.zeros((1, 3))
+    spills = [RowSpill(tmp_path / "tmp") for _ in range(3)]
+    for k, spill in enumerate(spills):
+        spill.put(f"s{k}", ["a"], rows)
+    assert spills[0].take("s0") is None           # closed: its segments are read from the store
+    spills[0].put("s3", ["b", "a"], numpy.eye(2, 3))   # a run still being stored: a new file from here
+    paths, back = spills[0].take("s3")
+    assert paths == ["b", "a"] and back.tobytes() == numpy.eye(2, 3).tobytes()
+    assert spills[1].take("s1") is None           # the oldest open one, closed in its turn
+    assert spills[2].take("s2") is not None
+    for spill in spills:
+        spill.close()
+    assert not RowSpill._open
+
+
 def _metrics(mirror_root):
     import duckdb
     con = duckdb.connect(str(mirror_root / "index.duckdb"), read_only=True)
