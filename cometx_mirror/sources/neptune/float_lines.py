@@ -183,21 +183,25 @@ _KEY_BYTES = b'{}": alpstuv'
 
 def _float_rows(texts: list, points: int):
     """The points of _point_tokens as an array of (value, step, ts) rows when json reads every token as
-    a float (orjson's doubles, the same as json's: none of 9e18 or more in magnitude, where orjson may
-    have read an int), else None."""
+    a float (_floats), else None."""
     bare = b", ".join(texts).translate(None, _KEY_BYTES)
     if not bare.startswith(b"e"):
         return None
+    flat = _floats(b"[" + bare[1:].replace(b",e", b",") + b"]", 3 * points)
+    return None if flat is None else flat.reshape(points, 3)
+
+
+def _floats(array: bytes, count: int):
+    """A JSON array of `count` tokens as a float64 array when orjson reads each as a float of less than
+    9e18 in magnitude (orjson's doubles are json's; at or past it orjson may have read an int), else None."""
     try:
-        flat = orjson.loads(b"[" + bare[1:].replace(b",e", b",") + b"]")
+        flat = orjson.loads(array)
     except (ValueError, TypeError):
         return None
-    if len(flat) != 3 * points or set(map(type, flat)) != {float}:
+    if len(flat) != count or set(map(type, flat)) != {float}:
         return None
-    rows = numpy.array(flat, numpy.float64).reshape(points, 3)
-    if points and not numpy.abs(rows).max() < _EXACT_BOUND:
-        return None
-    return rows
+    floats = numpy.array(flat, numpy.float64)
+    return floats if not count or numpy.abs(floats).max() < _EXACT_BOUND else None
 
 
 def _point_tokens(texts: list, points: int) -> list:
@@ -296,19 +300,19 @@ def _one_point_items(columns: dict, points: bool) -> list | None:
 
 
 def _one_point_rows(columns: dict, count: int):
-    """The value, step and ts columns of a cut segment as a float64 array of rows, when orjson reads
-    each as `count` floats of less than 9e18 in magnitude (then json's objects are those doubles) and
-    the versions as `count` scalars; else None (the columns are decoded one by one, json's way)."""
+    """The value, step and ts columns of a cut segment as a float64 array of rows, when each is `count`
+    floats (_floats) and the versions `count` scalars to orjson; else None (the columns are decoded one
+    by one, json's way)."""
+    flat = _floats(b"[" + columns["values"] + b"," + columns["steps"] + b"," + columns["stamps"] + b"]", 3 * count)
+    if flat is None:
+        return None
     try:
-        flat = orjson.loads(b"[" + columns["values"] + b"," + columns["steps"] + b"," + columns["stamps"] + b"]")
         versions = orjson.loads(b"[" + columns["versions"] + b"]")
     except (ValueError, TypeError):
         return None
-    if len(flat) != 3 * count or set(map(type, flat)) != {float} or len(versions) != count or \
-            not set(map(type, versions)) <= _SCALARS:
+    if len(versions) != count or not set(map(type, versions)) <= _SCALARS:
         return None
-    rows = numpy.array(flat, numpy.float64).reshape(3, count).T.copy()
-    return rows if numpy.abs(rows).max() < _EXACT_BOUND else None
+    return flat.reshape(3, count).T.copy()
 
 
 def spillable(items: list):
