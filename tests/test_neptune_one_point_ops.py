@@ -4,11 +4,13 @@ import json
 import math
 import random
 import struct
+from collections import OrderedDict
 
 import pytest
 
 from cometx_mirror.sources.neptune import float_lines, offline_v1, one_point_ops
 from cometx_mirror.sources.neptune.row_spill import RowSpill
+from cometx_mirror.sources.spill import Spill
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
 from cometx_mirror.sources.options import FetchOptions
@@ -151,6 +153,7 @@ def test_the_spill_gives_back_each_segments_rows_bit_for_bit(tmp_path):
 def test_past_so_many_open_spills_the_oldest_is_closed(tmp_path, monkeypatch):
     import numpy
     monkeypatch.setattr(RowSpill, "OPEN_AT_MOST", 2)
+    monkeypatch.setattr(Spill, "_open", OrderedDict())     # this test's spills only (earlier tests may leave some)
     rows = numpy.zeros((1, 3))
     spills = [RowSpill(tmp_path / "tmp") for _ in range(3)]
     for k, spill in enumerate(spills):
@@ -163,7 +166,7 @@ def test_past_so_many_open_spills_the_oldest_is_closed(tmp_path, monkeypatch):
     assert spills[2].take("s2") is not None
     for spill in spills:
         spill.close()
-    assert not RowSpill._open
+    assert not Spill._open
 
 
 def _metrics(mirror_root):

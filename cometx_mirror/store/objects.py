@@ -175,36 +175,15 @@ class ObjectStore:
         With `expected_size`, a short or long body raises ObjectError and
         nothing is published.
         """
-        chunks = _chunks(stream)
-        first = next(chunks, b"")
-        codec = CODEC_ZSTD if _pays_to_compress(first[:65536]) else CODEC_RAW
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="obj-")
-        try:
-            hasher, size = xxhash.xxh3_128(), 0
-            with os.fdopen(fd, "wb") as out:
-                out.write(HEADER.pack(MAGIC, codec, 0))
-                sink = (_compressor().stream_writer(out, closefd=False)
-                        if codec == CODEC_ZSTD else out)
-                for chunk in _prepend(first, chunks):
-                    hasher.update(chunk)
-                    size += len(chunk)
-                    sink.write(chunk)
-                if codec == CODEC_ZSTD:
-                    sink.flush(zstandard.FLUSH_FRAME)
-                    sink.close()
-                out.seek(0)
-                out.write(HEADER.pack(MAGIC, codec, size))
-                out.flush()
-                os.fsync(out.fileno())
-            if expected_size is not None and size != expected_size:
-                raise ObjectError(f"expected {expected_size} bytes, got {size}")
-            object_id = hasher.hexdigest()
-            self._publish(tmp_name, object_id, size)
-            return object_id, size
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+        with self.writer() as out:
+            for chunk in _chunks(stream):
+                out.write(chunk)
+            return out.finish(expected_size)
+
+    def writer(self) -> "ObjectWriter":
+        """An object written as its bytes come (`write`), published by `finish`: for a reader that
+        stores what it reads in the same pass. Leaving the block unfinished publishes nothing."""
+        return ObjectWriter(self)
 
     def _publish(self, tmp_name: str, object_id: str, size: int) -> None:
         if object_id in self._present:
@@ -444,6 +423,69 @@ class ObjectStore:
         return raw == size and body_ok
 
 
+class ObjectWriter:
+    """One object being written: bytes hashed and (when it pays) compressed into a temporary file as
+    they come, published under their hash by `finish` (see ObjectStore.writer)."""
+
+    def __init__(self, store: ObjectStore):
+        self._store = store
+        self._out = self._sink = None
+        self._tmp_name: str | None = None
+        self._hasher, self.size, self._codec = xxhash.xxh3_128(), 0, CODEC_RAW
+        self.result: tuple[str, int] | None = None
+
+    def __enter__(self) -> "ObjectWriter":
+        return self
+
+    def _open(self, first: bytes) -> None:
+        # the codec is chosen on the first bytes, as the header must name it
+        self._codec = CODEC_ZSTD if _pays_to_compress(first[:65536]) else CODEC_RAW
+        self._store.tmp.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp_name = tempfile.mkstemp(dir=self._store.tmp, prefix="obj-")
+        self._out = os.fdopen(fd, "wb")
+        self._out.write(HEADER.pack(MAGIC, self._codec, 0))
+        self._sink = (_compressor().stream_writer(self._out, closefd=False)
+                      if self._codec == CODEC_ZSTD else self._out)
+
+    def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if self._out is None:
+            self._open(chunk)
+        self._hasher.update(chunk)
+        self.size += len(chunk)
+        self._sink.write(chunk)
+
+    def finish(self, expected_size: int | None = None) -> tuple[str, int]:
+        """Publish the bytes written: (object id, raw size). With `expected_size`, another count
+        raises ObjectError and nothing is published."""
+        if self.result is not None:
+            return self.result
+        if self._out is None:
+            self._open(b"")
+        out = self._out
+        if self._codec == CODEC_ZSTD:
+            self._sink.flush(zstandard.FLUSH_FRAME)
+            self._sink.close()
+        out.seek(0)
+        out.write(HEADER.pack(MAGIC, self._codec, self.size))
+        out.flush()
+        os.fsync(out.fileno())
+        out.close()
+        if expected_size is not None and self.size != expected_size:
+            raise ObjectError(f"expected {expected_size} bytes, got {self.size}")
+        object_id = self._hasher.hexdigest()
+        self._store._publish(self._tmp_name, object_id, self.size)
+        self.result = (object_id, self.size)
+        return self.result
+
+    def __exit__(self, *exc) -> None:
+        if self._out is not None and not self._out.closed:
+            self._out.close()
+        if self._tmp_name is not None and os.path.exists(self._tmp_name):
+            os.unlink(self._tmp_name)
+
+
 class _CheckingReader(io.RawIOBase):
     """The second pass over a large object that was verified already: it rehashes
     as it is read and raises at the end should the bytes differ from the first pass."""
@@ -485,8 +527,3 @@ def _chunks(stream) -> Iterator[bytes]:
             if chunk:
                 yield chunk
 
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest

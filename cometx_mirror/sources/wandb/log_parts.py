@@ -16,6 +16,7 @@ Manifest entry (`manifest["log"]`):
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import BinaryIO, Iterator
 
 import xxhash
@@ -78,16 +79,40 @@ def is_prefix(f: BinaryIO, log_parts: list[dict]) -> bool:
     return True
 
 
-def store_range(mirror, f: BinaryIO, offset: int, size: int) -> dict:
-    """Store bytes [offset, offset + size) of a file as one object (written once)."""
-    f.seek(offset)
-    object_id, got = _hash_range(f, size)
-    if got != size:
-        raise OSError(f"the log ended at byte {offset + got}, before byte {offset + size}")
-    if not mirror.objects.exists(object_id):
-        f.seek(offset)
-        object_id, _ = mirror.objects.put_stream(Range(f, offset + size), expected_size=size)
-    return {"object": object_id, "size": size}
+class StoringRange(Range):
+    """A Range whose bytes from `store_from` on are stored as they are read (`writer`: an
+    ObjectStore.writer), so that a reader folding the file stores it in the same pass; `finish`
+    stores what the reader left unread and names the part."""
+
+    def __init__(self, f: BinaryIO, end: int, writer, store_from: int):
+        super().__init__(f, end)
+        self.writer, self.start, self.next = writer, store_from, store_from   # next: the first byte not stored
+
+    def read(self, n: int = -1) -> bytes:
+        at = self.f.tell()
+        data = super().read(n)
+        if at > self.next:             # a byte skipped (no reader here does): stored from the file
+            self._store_upto(at)
+        if at + len(data) > self.next:
+            self.writer.write(memoryview(data)[self.next - at:] if self.next > at else data)
+            self.next = at + len(data)
+        return data
+
+    def _store_upto(self, pos: int) -> None:
+        while self.next < pos:
+            chunk = os.pread(self.f.fileno(), min(HASH_CHUNK, pos - self.next), self.next)
+            if not chunk:
+                break
+            self.writer.write(chunk)
+            self.next += len(chunk)
+
+    def finish(self) -> dict:
+        """The stored part: bytes [store_from, end) of the file (OSError if the file is shorter now)."""
+        self._store_upto(self.end)
+        if self.next < self.end:
+            raise OSError(f"the log ended at byte {self.next}, before byte {self.end}")
+        object_id, size = self.writer.finish()
+        return {"object": object_id, "size": size}
 
 
 class _Concatenated:

@@ -18,7 +18,7 @@ from ...model import Artifact, ArtifactFile, ArtifactVersion, Asset, Experiment,
 from .. import grown_normalizer, normalizer
 from .common import (FLOAT_TOKENS, HISTORY_AXES, INTERNAL_KEYS, SOURCE, b64md5_to_hex, flatten, is_media,
                      iso_ms, value_str)
-from . import fold_state, log_parts
+from . import fold_state, history_spill, log_parts
 from .log_parts import open_log
 from .records import _loads, fold, history_row, iter_history_spans
 
@@ -365,6 +365,10 @@ def offline_state(mirror, manifest: dict, log=None, history_from: int = 0, head:
 
 
 def _history_records(mirror, log_entry: dict, log_name: str, start: int = 0, head: bytes = b""):
+    spilled = history_spill.take_spans(log_parts.parts(log_entry), start, log_name)
+    if spilled is not None:       # the spans this fetch's fold framed: the stored log is not framed again
+        yield from spilled
+        return
     with open_log(mirror, log_entry, start, head) as stream:     # (it skips the parts before `start`)
         yield from iter_history_spans(stream, log_name, start)
 

@@ -5,7 +5,9 @@ new tail: log_parts.py), every file under `files/`
 (symlinks followed: `wandb.save` links to the original), texts W&B keeps only in
 the log (notes; console output when there is no output.log), and the staged
 artifact files that still exist.  The manifest names those objects; the
-normalizer re-reads the log, so `reindex` can re-run the mapping.
+normalizer reads the stored log, so `reindex` can re-run the mapping (in a fetch
+it takes the spans the fold framed instead: history_spill.py).  The file itself is
+read once: stored as the fold reads it (log_parts.StoringRange).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..offline_names import OfflineNames, ref_prefix
 from .common import (DEFAULT_PROJECT, LEGACY_WORKSPACE, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes,
                      store_file, store_json)
 from . import fold_state, log_parts
+from .history_spill import HistorySpill
 from .records import CorruptLog, fold
 
 RUN_DIR_RE = re.compile(r"^(offline-)?run-\d{8}_\d{6}-[A-Za-z0-9_-]+$")
@@ -108,24 +111,46 @@ def _resumable(mirror, previous: dict | None) -> tuple[list[dict], dict] | None:
 def _fold_log(mirror, f, size: int, name: str, previous: dict | None):
     """(parts, fold, resume entry or None when unchanged) of the first `size` bytes of a log.
 
+    The spans the fold frames are spilled for the index's point stream of this run, which then
+    does not frame the stored log again (history_spill)."""
+    spill = HistorySpill(mirror.objects.tmp)
+    try:
+        parts, log, resume, start = _fold_parts(mirror, f, size, name, previous, spill.put_span)
+    except BaseException:
+        spill.close()
+        raise
+    if resume is None:
+        spill.finished(parts, start)
+    else:
+        spill.close()              # unchanged: nothing was folded, and the index has its rows
+    return parts, log, resume
+
+
+def _fold_parts(mirror, f, size: int, name: str, previous: dict | None, spans_to):
+    """_fold_log's (parts, fold, resume entry or None, the byte the fold started at).
+
     A pure append to the stored parts stores and folds only the new bytes (from the
-    block holding the end of the last whole record); anything else is read whole."""
+    block holding the end of the last whole record); anything else is read whole.
+    Either way the bytes are stored as the fold reads them: the file is read once."""
     # everything but the history points, which the normalizer streams (fold_state)
-    light = {"history": False}
+    light = {"history": False, "spans_to": spans_to}
     resumable = _resumable(mirror, previous)
     if resumable is not None:
         old_parts, state = resumable
         stored = sum(p["size"] for p in old_parts)
         if size >= stored and log_parts.is_prefix(f, old_parts):
             if size == stored:
-                return old_parts, fold_state.resolved(state), previous["log"]["resume"]
-            tail = log_parts.store_range(mirror, f, stored, size - stored)
-            log = fold(log_parts.Range(f, size), name, start=state["complete_end"], log=fold_state.decode(state),
-                       **light)
-            return old_parts + [tail], log, None
-    whole = log_parts.store_range(mirror, f, 0, size)
+                return old_parts, fold_state.resolved(state), previous["log"]["resume"], stored
+            start = state["complete_end"]
+            with mirror.objects.writer() as out:
+                source = log_parts.StoringRange(f, size, out, stored)
+                log = fold(source, name, start=start, log=fold_state.decode(state), **light)
+                return old_parts + [source.finish()], log, None, start
     f.seek(0)
-    return [whole], fold(log_parts.Range(f, size), name, **light), None
+    with mirror.objects.writer() as out:
+        source = log_parts.StoringRange(f, size, out, 0)
+        log = fold(source, name, **light)
+        return [source.finish()], log, None, 0
 
 
 def _torn_bytes(f, complete_end: int, size: int) -> bytes:

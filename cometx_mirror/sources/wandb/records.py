@@ -535,7 +535,7 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
 
 
 def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True,
-         row_details: bool = True, start: int = 0, log: RunLog | None = None) -> RunLog:
+         row_details: bool = True, start: int = 0, log: RunLog | None = None, spans_to=None) -> RunLog:
     """Fold a log (bytes or a binary stream) in one pass.
 
     start, log: go on from an earlier fold that ended at `start` (its complete_end),
@@ -546,6 +546,9 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
     with them; with row_details=False too, nothing else is read from them (no last time,
     no media rows).  summary=False: summary records (one beside every row in wandb-core's
     logs) are skipped undecoded, for a reader that does not need the summary.
+
+    spans_to: called with each span the fold frames (history=False only; history_spill keeps them),
+    or not at all where the log is read record by record.
     """
     from google.protobuf.json_format import MessageToDict
     pb = _pb()
@@ -638,6 +641,8 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
     if not history and summary and row_details and log_frames.ENABLED:
         for span in reader.spans():        # history records counted a span at a time where they can be
+            if spans_to is not None:
+                spans_to(span)
             _fold_span(span, step, log, latest)
     else:
         for offset, payload in reader:
@@ -692,6 +697,13 @@ class HistorySpan:
         keep = _history_mask(np, span)
         self.data, self.name = span.data, name
         self.starts, self.ends, self.offsets = span.starts[keep], span.ends[keep], span.offsets[keep]
+
+    @classmethod
+    def of(cls, data: bytes, starts, ends, offsets, name: str) -> "HistorySpan":
+        """The HistorySpan these fields describe (one a fetch's spill kept: history_spill)."""
+        span = cls.__new__(cls)
+        span.data, span.starts, span.ends, span.offsets, span.name = data, starts, ends, offsets, name
+        return span
 
     def __len__(self) -> int:
         return len(self.starts)
