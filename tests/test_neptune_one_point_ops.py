@@ -136,10 +136,10 @@ def test_the_spill_gives_back_each_segments_rows_bit_for_bit(tmp_path):
     a = numpy.array([[math.nan, 1.0, 2.0], [-0.0, 5e-324, math.inf]])
     spill.put("s1", ["a", "b"], a)
     spill.put("s2", ["b"], a[1:])
-    paths, rows = spill.take("s1")
-    assert paths == ["a", "b"] and rows.tobytes() == a.tobytes()
-    paths, rows = spill.take("s2")
-    assert paths == ["b"] and rows.tobytes() == a[1:].tobytes()
+    paths, rows, ends = spill.take("s1")
+    assert paths == ["a", "b"] and rows.tobytes() == a.tobytes() and ends is None
+    paths, rows, ends = spill.take("s2")
+    assert paths == ["b"] and rows.tobytes() == a[1:].tobytes() and ends is None
     assert spill.take("s3") is None
     spill.close()
     assert spill.take("s1") is None
@@ -160,7 +160,7 @@ def test_past_so_many_open_spills_the_oldest_is_closed(tmp_path, monkeypatch):
         spill.put(f"s{k}", ["a"], rows)
     assert spills[0].take("s0") is None           # closed: its segments are read from the store
     spills[0].put("s3", ["b", "a"], numpy.eye(2, 3))   # a run still being stored: a new file from here
-    paths, back = spills[0].take("s3")
+    paths, back, _ = spills[0].take("s3")
     assert paths == ["b", "a"] and back.tobytes() == numpy.eye(2, 3).tobytes()
     assert spills[1].take("s1") is None           # the oldest open one, closed in its turn
     assert spills[2].take("s2") is not None
@@ -197,3 +197,24 @@ def test_a_fetch_indexes_the_rows_it_spilled_as_it_would_from_the_store(tmp_path
     spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert len(spilled) == sum(step % 3 != 1 or step > 3000 for step in range(8500))   # s1 from its clear
     assert spilled == read
+
+
+def test_an_extend_loops_segments_are_spilled_and_index_as_from_the_store(tmp_path, monkeypatch):
+    """Ops of many points (`extend` / `log([...])`): the scan keeps each op's points and where they end."""
+    ops = [{"type": "AssignString", "path": ["sys", "name"], "value": "r"}]
+    for k in range(5000):           # three segments: the first with an assign
+        n = 1 + k % 7
+        ops.append({"type": "LogFloats", "path": ["train", f"s{k % 4}"],
+                    "values": [{"value": 1 / (k + j + 1), "step": float(k * 8 + j), "ts": 1.7e9 + k + j / 8}
+                               for j in range(n)]})
+    folder = write_offline_run(tmp_path / "src", ops)
+    taken = []
+    take = RowSpill.take
+    monkeypatch.setattr(RowSpill, "take", lambda self, s: taken.append(take(self, s)) or taken[-1])
+    assert not run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(folder), FetchOptions()).errors
+    kept = [t for t in taken if t is not None]
+    assert len(kept) == 2 and all(ends is not None for _, _, ends in kept)
+    monkeypatch.setattr(RowSpill, "put", lambda self, *a: None)
+    assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(folder), FetchOptions()).errors
+    spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert len(spilled) == sum(1 + k % 7 for k in range(5000)) and spilled == read

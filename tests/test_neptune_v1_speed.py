@@ -38,8 +38,14 @@ def test_the_fold_block_of_many_point_ops_gives_each_ops_last_step_and_time():
     assert tail == b"" and block.single() is False and block.numbered is False     # the null step is seen
     assert [(path, steps, at) for path, at, steps, _, _ in block.ops()] == \
         [("m", [json.loads(x)["obj"]["values"][-1]["step"]], json.loads(x)["at"]) for x in lines]
-    (block, _) = float_lines.scan(b"\n".join(GOOD) + b"\n")
-    assert block.numbered is True and block.values is None      # no point value decoded
+    assert block.array is None and block.values is None      # a null step: no point kept for the stream
+    segment = b"\n".join(GOOD) + b"\n"
+    (block, _) = float_lines.scan(segment)
+    # every token a float: the scan keeps the points as `read` gives them, for the float stream to take
+    (read, _) = float_lines.read(segment)
+    assert block.numbered is True and block.ends == read.ends and block.array.tobytes() == read.array.tobytes()
+    (spilled, _) = float_lines.spilled(*float_lines.spillable(float_lines.scan(segment)))
+    assert (spilled.paths, spilled.ends, spilled.lasts) == (read.paths, read.ends, read.lasts)
 
 
 def test_the_store_folds_many_point_ops_on_new_series_without_decoding_them(tmp_path, monkeypatch):

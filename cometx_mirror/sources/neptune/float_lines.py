@@ -22,9 +22,12 @@ loop's run of ops at once, not a line at a time. The two readers need different 
   of (value, step, ts) rows, no list per column (`_float_rows`). In a fetch the store has just scanned the
   same segment: `remember` keeps its layout by content id, and `read_stored` cuts its lines at their fixed
   keys instead of running the regex a second time.
-- `scan` (the store's fold) decodes no point value or time: it needs each op's path, op time and last
-  step (a many-point op's last step is cut from its text), and whether any step is null. The regex
-  has already checked every token, so skipping their decode loses nothing the fold could see.
+- `scan` (the store's fold) needs each op's path, op time and last step (a many-point op's last step is
+  cut from its text), and whether any step is null. The regex has already checked every token, so
+  skipping their decode would lose nothing the fold could see; but a segment that is one Block of
+  floats has its points decoded there anyway, as `read` would give them (one_point_ops' cut decodes
+  them; for many-point ops `_with_rows`), for the store to spill (row_spill): the float stream then
+  takes them instead of reading the segment again.
 """
 from __future__ import annotations
 
@@ -72,8 +75,10 @@ class Block:
     """A run of consecutive client-shaped LogFloats lines as columns of json's objects: one entry per
     line in paths and lasts (each op's last step). From `read`: ends (where each op's points end) and
     one entry per point in values, steps and stamps (the point times); ats is None. From `scan`: ats
-    (the op times) and numbered (no step is null); the points' columns are None, but for a segment
-    one_point_ops cut, whose float points are decoded anyway: `array` then holds them (`spillable`).
+    (the op times) and numbered (no step is null); the points' columns are None, but for a segment of
+    one Block whose every token is a float: `array` and `ends` then hold its points (`spillable`), as
+    `read` would give them (a segment one_point_ops cut has them decoded anyway; for one of many-point
+    ops they are decoded here instead of in the float stream, which then does not read it again).
 
     A Block of `read` whose every token json reads as a float also holds them as `array`, a float64
     array of (value, step, ts) rows (the same doubles); its list columns are made from it only when
@@ -132,7 +137,7 @@ class Block:
     def ops(self):
         """(path, at, steps, stamps, values) of each op, its points sliced from the columns (a Block of
         `scan`: steps is [the last step], at the op time, stamps and values None)."""
-        if self.ends is None:
+        if self.ats is not None:
             for path, at, last in zip(self.paths, self.ats, self.lasts):
                 yield path, at, [last], None, None
             return
@@ -255,7 +260,27 @@ def _split(segment: bytes, points: bool):
         return None
     if columns is None:
         return None
-    return _assemble(p1s, others, gaps, columns, points)
+    split = _assemble(p1s, others, gaps, columns, points)
+    if not points and many and _one_block(split[0]):
+        _with_rows(split[0][0], vs, ss, ts, texts, keep, many)
+    return split
+
+
+def _one_block(items: list) -> bool:
+    """Whether _split's items are one Block and the empty text after the last newline."""
+    return len(items) == 2 and type(items[0]) is Block and items[1] == b""
+
+
+def _with_rows(block: Block, vs, ss, ts, texts, keep: list, many: list) -> None:
+    """A scan Block given its points as `read` gives them (ends and float rows), when every token is
+    a float: what the store keeps for the float stream (spillable)."""
+    try:
+        columns = _points(vs, ss, ts, texts, keep, many)
+    except ValueError:
+        return
+    if columns is not None and len(columns) == 2:
+        ends, rows = columns                  # ends given per line: the empty one after the Block's too
+        block.ends, block.array = ends[:len(block)], rows
 
 
 def _scalars(text: bytes, count: int) -> list | None:
@@ -316,16 +341,16 @@ def _one_point_rows(columns: dict, count: int):
 
 
 def spillable(items: list):
-    """(paths, rows) of `scan`'s items when they are one Block holding its points as float rows (a
-    segment one_point_ops cut): what `read` of the segment gives, to keep for the float stream."""
-    if len(items) == 2 and type(items[0]) is Block and items[0].array is not None and items[1] == b"":
-        return items[0].paths, items[0].array
+    """(paths, rows, ends) of `scan`'s items when they are one Block holding its points as float rows:
+    what `read` of the segment gives, to keep for the float stream (ends None: one point an op)."""
+    if _one_block(items) and items[0].array is not None:
+        return items[0].paths, items[0].array, items[0].ends
     return None
 
 
-def spilled(paths: list, rows) -> list:
+def spilled(paths: list, rows, ends: list | None = None) -> list:
     """`read`'s items of a segment from what `spillable` gave of its scan."""
-    return [Block.of_array(paths, list(range(1, len(paths) + 1)), rows), b""]
+    return [Block.of_array(paths, ends or list(range(1, len(paths) + 1)), rows), b""]
 
 
 def _assemble(p1s, others, gaps: list, columns, points: bool):

@@ -97,8 +97,9 @@ class _RunReader(FoldingReader):
     """One run folder: `store` reads its op log once, storing the lines and folding
     each operation as it goes, so the fetch's `fold` of the manifest it just stored
     is the one already made: the fetch decodes each line once (the index's stream of
-    float points reads the stored segments again, see _float_points, but for an `append`
-    loop's segments: their points the store's scan decoded wait in a RowSpill)."""
+    float points reads the stored segments again, see _float_points, but for a segment of
+    LogFloats ops of floats alone, an `append` or `extend` loop's: its points the store's
+    scan decoded wait in a RowSpill)."""
 
     def __init__(self, run_dir: Path, ws: str, proj: str, key: str):
         self.run_dir, self.ws, self.proj, self.key = run_dir, ws, proj, key
