@@ -153,32 +153,34 @@ def child(script: str, *args: str) -> dict:
             "load": max(load, os.getloadavg()[0])}
 
 
+# said under every table: the machine's speed is not the same from one round to the next
+SPEED_NOTE = ("This machine's speed varies from day to day: this round's floors took about a third of last "
+              "round's time (neptune 1.x append 10^6: 3.0 s of CPU against 9.4 s), so compare the ratios to "
+              "the floor, measured in the same run, rather than points/s across rounds. ")
+
 # neptune 1.x queue shapes (`--shape`): the points of one LogFloats op, as the client writes them
 NEPTUNE_V1_SHAPES = {"append": 1, "extend": 100}
 NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op"}
 # the paragraph under the neptune 1.x table (--note replaces it): what this round changed, and against what
 NEPTUNE_V1_NOTE = (
-    "This round (sources/neptune/one_point_ops.py, row_spill.py): a segment of one-point ops only (an "
-    "`append` loop's) is cut by one bytes.split at the template's nine `\": ` separators instead of the "
-    "regex, each fixed piece compared a column at a time and each column of tokens decoded at once (items "
-    "equal to the regex path's, tests/test_neptune_one_point_ops.py); the store's scan of such a segment "
-    "already decodes its points, and its float rows wait in an unnamed temporary file (28 bytes a point) "
-    "until the index's stream takes them, so the segment is neither decompressed nor decoded a second "
-    "time; the children run from compiled bytecode (this machine's shell sets PYTHONDONTWRITEBYTECODE). "
-    "The `extend` shape's path is unchanged. Index rows identical. Previous round (load 1.0-1.2): append "
-    "10^6 9.7 s wall, 10.3 s CPU (103,461 points/s wall), 1.2x; append 10^7 not measured; extend 10^5 "
-    "3.1x; extend 10^7 29.4 s wall, 34.6 s CPU (339,608 points/s wall), 1.7x, 241 MB. Now (one run each, "
-    "load 0.7-1.3): append 10^6 6.9 s wall, 6.8 s CPU (145,078 points/s wall), 0.7x; append 10^7 69.2 s "
-    "wall, 64.5 s CPU (144,465 points/s wall, 154,998 CPU), 0.65x, 128 MB (measured before a fix that "
-    "frees each segment's items before the next is read, which lowers peaks only); extend 10^7 31.6 s "
-    "wall, 37.1 s CPU (316,033 points/s wall), 1.5x, 236 MB; extend 10^5 3.5x. Goals: 300,000 points/s, "
-    "met for extend at 10^7 in wall time; not for append (about 145,000: per 10^6 points, the split and "
-    "the column checks take about 2.7 s, storing the 181 MB of text about 1.9 s, zstd and two fsyncs a "
-    "segment; the json-per-line floor itself reads about 105,000 points/s); within 3x of the floor, met "
-    "but for extend at 10^5 (3.5x: a fetch's fixed cost of about 0.8 s CPU, NumPy and DuckDB imports and "
-    "the index made, against a floor of 0.3 s); peak memory flat in the points, met (126 / 123 / 128 MB "
-    "for append, 146 / 220 / 236 MB for extend). Load average beside each row (2 cores: compare CPU "
-    "times and peak memory).")
+    "This round (float_lines._with_rows, row_spill.py over sources/spill.py): a segment of `extend` ops whose "
+    "every token is a float is decoded by the store's scan from the regex's captures and its rows spilled with "
+    "where each op's points end, so the float stream no longer decompresses and cuts it again (as an `append` "
+    "loop's segments already were); index rows identical (tests/test_neptune_one_point_ops.py). The 10-point "
+    "rows are the fixed cost of a fetch in a fresh process (interpreter, imports, the index made): about 0.33 s "
+    "of CPU whatever the run. " + SPEED_NOTE +
+    "Previous round (load 0.7-1.3, the slower machine): append 10^6 6.8 s CPU, 0.7x; append 10^7 64.5 s CPU "
+    "(144,465 points/s wall), 0.65x, 128 MB; extend 10^5 3.5x; extend 10^6 1.6x, 220 MB; extend 10^7 37.1 s "
+    "CPU (316,033 points/s wall), 1.5x, 236 MB. Now (one run each, load 0.7-1.1): append 10^6 2.5 s CPU "
+    "(421,548 points/s wall), 0.8x; append 10^7 23.2 s wall, 22.9 s CPU (430,902 points/s wall), 0.8x, 129 MB; "
+    "extend 10^6 1.9 s CPU (610,403 points/s wall), 2.5x, 204 MB; extend 10^7 13.8 s wall, 14.2 s CPU "
+    "(725,329 points/s wall), 1.9x, 203 MB (the spill: about 6 % less CPU and 17 MB less at the peak than "
+    "without it, the wall time about the same, measured side by side at 10^6). Goals: 300,000 points/s, met "
+    "from 10^6 on for both shapes (not at 10^5: the fixed cost alone is 0.33 s, the 10^5 fetch 0.5-0.6 s); "
+    "within 3x of the floor, met but for extend at 10^5 (5.5x: the floor, 0.1 s of CPU, is less than the "
+    "fixed cost; the fetch's own 0.21 s beyond it is 2.7x the floor's 0.08 s beyond Python's start); peak "
+    "memory flat in the points, met (133 / 123 / 129 MB for append, 146 / 204 / 203 MB for extend). Load "
+    "average beside each row (2 cores: compare CPU times and peak memory).")
 
 NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two "
                 "shapes the client queues (its offline and async processors write each operation to the disk "
@@ -206,36 +208,27 @@ NEPTUNE_FORMAT_BODY = {
 # the paragraph under a neptune-scale / exporter table (--note replaces it): this round's change, the previous figures, the goals
 NEPTUNE_FORMAT_NOTE = {
     "neptune-scale": (
-        "This round the reader is unchanged; the children run from compiled bytecode, as an installed package "
-        "does (this machine's shell sets PYTHONDONTWRITEBYTECODE, which had every fetch child compile the "
-        "project's sources, about 0.14 s of CPU). Previous round (load 0.6-1.1): 10^5 1.3 s CPU, 3.7x; 10^6 "
-        "3.4 s CPU, 2.1x, 293,703 points/s CPU (381,658 wall); 10^7 26.0 s CPU, 1.8x, 384,889 points/s CPU "
-        "(489,103 wall), peak 126 / 126 / 132 MB. Now (one run each, load 0.5-1.1): 10^5 1.06 s CPU, 2.9x; "
-        "10^6 3.3 s CPU, 2.0x, 306,021 points/s CPU (416,449 wall); 10^7 23.6 s CPU, 1.7x, 424,071 points/s "
-        "CPU (543,527 wall), peak 130 / 127 / 132 MB. Goals: 300,000 points/s, met at 10^6 and 10^7 in CPU "
-        "and wall time; within 3x of the floor, met at each size in these runs, but only just at 10^5: two "
-        "more runs of it gave 2.9x and 3.6x (a floor of 0.24-0.37 s against a fixed cost of about 0.8 s of "
-        "CPU: NumPy and DuckDB imports, the index made, the shadow protobuf class built); peak memory flat in "
-        "the number of points, met. Load average beside each row (2 cores: compare CPU times and peak "
-        "memory)."),
-    "neptune-exporter": (
-        "This round (sources/neptune/exporter_chunks.py): the parts' chunks are stored in a columns form (the "
-        "numbers as their own little-endian bytes, a double's bits and never a text; the strings as the "
-        "distinct ones plus an int32 code a row; nested values as canonical JSON), and a chunk of float "
-        "points goes from it to the index as NumPy arrays, no Python object a point; the JSON form earlier "
-        "versions stored still reads, both forms read back as the same columns, and a mirror of either "
-        "indexes to the same rows (tests/test_neptune_exporter_chunks.py); an unchanged part keeps its old "
-        "chunks. canonical.dumps_column respells a column's doubles below 1e-4 with NumPy (the pattern it "
-        "used before wrote 10.00001 as 11e-05 in a column of few small doubles: fixed). Previous round (load "
-        "1.0-1.1): 10^6 8.8 s CPU, 113,649 points/s CPU; 10^7 79.1 s wall, 88.3 s CPU (126,442 points/s wall, "
-        "113,249 CPU), peak 246 / 315 / 355 MB. Now (one run each, load 0.7-3.3: the CI suite ran beside the "
-        "10^7 row): 10^5 2.2 s wall, 2.0 s CPU (the fixed cost: pyarrow and pandas imports, the index made); "
-        "10^6 4.4 s wall, 3.9 s CPU (229,883 points/s wall, 255,366 CPU); 10^7 20.3 s wall, 20.0 s CPU "
-        "(492,016 points/s wall, 500,876 CPU), peak 240 / 264 / 282 MB. Goals: 300,000 points/s, met at 10^7 "
-        "(not at 10^6, where the fixed cost is half the fetch); within 3x of the floor, met (the floor, "
-        "pyarrow's Python objects of four columns, is slower than the fetch); peak memory bounded by one row "
-        "group's pages (the exporter writes up to 1Mi rows per row group), flat past one row group. Load "
+        "This round the reader is unchanged. The 10-point row is the fixed cost of a fetch in a fresh process "
+        "(interpreter, imports, the index made, the shadow protobuf class built): 0.34 s of CPU. " + SPEED_NOTE +
+        "Previous round (load 0.5-1.1, the slower machine): 10^5 1.06 s CPU, 2.9x; 10^6 3.3 s CPU, 2.0x; 10^7 "
+        "23.6 s CPU, 1.7x, 424,071 points/s CPU (543,527 wall). Now (one run each, load 1.1-1.2): 10^5 0.46 s "
+        "CPU, 4.1x; 10^6 1.3 s CPU, 2.2x, 785,526 points/s CPU (1,119,086 wall); 10^7 9.4 s CPU, 1.8x, "
+        "1,058,623 points/s CPU (1,362,634 wall), peak 129 / 127 / 133 MB. Goals: 300,000 points/s, met at each "
+        "size in wall time and from 10^6 on in CPU time; within 3x of the floor, met from 10^6 on, not at 10^5 "
+        "(4.1x: the floor, 0.11 s of CPU, is a third of the fixed cost; the fetch's own 0.12 s beyond it is "
+        "2.3x the floor's 0.05 s beyond Python's start); peak memory flat in the number of points, met. Load "
         "average beside each row (2 cores: compare CPU times and peak memory)."),
+    "neptune-exporter": (
+        "This round the reader is unchanged. The 10-point row is the fixed cost of a fetch in a fresh process "
+        "(interpreter, imports, pyarrow's among them, the index made): 0.55 s of CPU. " + SPEED_NOTE +
+        "Previous round (load 0.7-3.3, the slower machine): 10^5 2.0 s CPU; 10^6 3.9 s CPU (229,883 points/s "
+        "wall); 10^7 20.0 s CPU (492,016 points/s wall), peak 240 / 264 / 282 MB. Now (one run each, load "
+        "1.1): 10^5 0.8 s CPU, 1.0x; 10^6 1.4 s CPU (889,634 points/s wall), 0.4x; 10^7 6.9 s wall, 8.3 s CPU "
+        "(1,448,830 points/s wall, 1,201,930 CPU), 0.2x, peak 239 / 261 / 284 MB. Goals: 300,000 points/s, met "
+        "from 10^6 on (not at 10^5, where the fixed cost is most of the fetch); within 3x of the floor, met "
+        "(the floor, pyarrow's Python objects of four columns, is slower than the fetch); peak memory bounded "
+        "by one row group's pages (the exporter writes up to 1Mi rows per row group), flat past one row group. "
+        "Load average beside each row (2 cores: compare CPU times and peak memory)."),
 }
 NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)"),
                     "neptune-exporter": ("readers-neptune-exporter", "Neptune exporter reader "
@@ -246,22 +239,21 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "This round (sources/wandb/decimal_floats.py, fold_spans.py, history_bulk.py): a column of number "
-    "texts goes to float64 at once (the significant digits and the decimal exponent read a byte column at "
-    "a time, rounded once in the x86 80-bit long double and then to a double, which is float()'s result "
-    "except exactly on a halfway point, where float() itself is taken, as it is for every text past 19 "
-    "digits or 10^27 and on any other machine); the store-time fold takes a span's plain history records "
-    "in bulk (counted, their latest _timestamp found at once) and of the summary records its shape covers "
-    "only the last one; the history texts are gathered through a strided view. Index rows and stored "
-    "objects unchanged. Previous round (load 0.7-1.4): 10^6 5.8 s CPU (172,796 points/s CPU, 1.1x the "
-    "floor, 150 MB); 10^7 49.3 s wall, 55.6 s CPU (202,821 points/s wall, 179,960 CPU, 1.0x, 157 MB). Now "
-    "(one run each, load 0.6-1.2): 10^6 4.4 s wall, 5.4 s CPU (226,731 points/s wall, 184,711 CPU, 0.9x, "
-    "146 MB); 10^7 32.7 s wall, 39.8 s CPU (305,622 points/s wall, 251,250 CPU, 0.6x, 153 MB). Goals: "
-    "300,000 points/s end to end, met at 10^7 in wall time (not in CPU time, the insert running on the "
-    "second core); within 3x of the floor, met; peak memory flat in the number of points, met (127 / 146 "
-    "/ 153 MB). What is left: the log is framed twice (store, then the point stream, about 0.5 s each at "
-    "10^6), storing and hashing the log, DuckDB's insert (about 0.6 us a row), the imports. Load average "
-    "beside each row (2 cores: compare CPU times and peak memory).")
+    "This round (log_parts.StoringRange, history_spill.py over sources/spill.py): the log is read from the "
+    "file once, stored as the fold reads it (it was hashed, then compressed, then folded: three reads), and "
+    "the spans the fold frames are spilled for the index's point pass, which no longer decompresses and "
+    "frames the stored log again; index rows identical (tests/test_wandb_history_spill.py). Side by side, "
+    "one run each: 10^6 1.97 -> 1.75 s of CPU, 10^7 18.1 -> 17.6 s. The 10-point row is the fixed cost of a "
+    "fetch in a fresh process (interpreter, imports, the index made): 0.35 s of CPU. " + SPEED_NOTE +
+    "Previous round (load 0.6-1.2, the slower machine): 10^6 5.4 s CPU, 0.9x, 146 MB; 10^7 32.7 s wall, "
+    "39.8 s CPU (305,622 points/s wall, 251,250 CPU), 0.6x, 153 MB. Now (one run each, load 0.1-0.7): 10^5 "
+    "0.5 s CPU, 1.2x; 10^6 1.4 s wall, 1.8 s CPU (735,553 points/s wall, 563,907 CPU), 0.8x; 10^7 14.7 s "
+    "wall, 18.1 s CPU (680,887 points/s wall, 551,797 CPU), 0.9x, 150 MB. Goals: 300,000 points/s end to "
+    "end, met from 10^6 on in wall and CPU time (not at 10^5: 278,637 wall, 187,681 CPU, the fixed cost "
+    "two thirds of the fetch); within 3x of the floor, met at each size; peak memory flat in the number of "
+    "points, met (123 / 143 / 150 MB). What is left: DuckDB's insert (about 0.6 us a row), zstd compression "
+    "of the stored log, and the spill holding each span whole (summary records too: half its bytes). Load "
+    "average beside each row (2 cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
@@ -270,9 +262,11 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         f, fl = r["fetch"], r["floor"]
-        what = (f"W&B offline, {r['points']:,} points ({r['points'] // metrics:,} rows × {metrics})"
+        n = r["points"] // metrics
+        what = (f"W&B offline, {r['points']:,} points ({n:,} {'row' if n == 1 else 'rows'} × {metrics})"
                 if source == "wandb" else
-                f"{NEPTUNE_FORMATS[source][3]}, {r['points']:,} points ({r['points'] // metrics:,} steps × {metrics} series)"
+                f"{NEPTUNE_FORMATS[source][3]}, {r['points']:,} points ({n:,} {'step' if n == 1 else 'steps'} × "
+                f"{metrics} series)"
                 + (f", {NEPTUNE_V1_SHAPE_WORDS[r['shape']]}" if r.get("shape") else ""))
         table.append(f"| {what} | {r['mb']:.0f} MB | {f['s']:.1f} s ({f['cpu']:.1f} s) | "
                      f"{r['points'] / f['s']:,.0f} ({r['points'] / f['cpu']:,.0f}) | "
