@@ -58,8 +58,8 @@ class HistorySpill(Spill):
         with _MADE_LOCK:
             old = _MADE.pop(key, None)
             _MADE[key] = self
-            for made_key in [k for k, s in _MADE.items() if s._file is None and s._count]:
-                del _MADE[made_key]           # closed (oldest past OPEN_AT_MOST): no use any more
+            for made_key in [k for k, s in _MADE.items() if s._file is None]:
+                del _MADE[made_key]           # closed (past OPEN_AT_MOST), or never opened: serves nothing
         if old is not None and old is not self:
             old.close()
 

@@ -86,7 +86,7 @@ class StoringRange(Range):
 
     def __init__(self, f: BinaryIO, end: int, writer, store_from: int):
         super().__init__(f, end)
-        self.writer, self.start, self.next = writer, store_from, store_from   # next: the first byte not stored
+        self.writer, self.next = writer, store_from      # next: the first byte not stored yet
 
     def read(self, n: int = -1) -> bytes:
         at = self.f.tell()
