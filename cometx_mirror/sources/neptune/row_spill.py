@@ -5,8 +5,9 @@ The store's scan of a segment of LogFloats ops whose every token is a float deco
 captures). The index's stream of float points comes after the whole log is stored, and reading
 each segment again would decompress it and cut its lines a second time. So the scan's rows of such
 a segment are spilled (value, step and time as float64, then each op's path code, and for ops of
-many points where each ends), and the stream takes them back by the segment's id. A segment the spill lacks is read from the store, as
-before: the rows are the ones that read gives (tests/test_neptune_one_point_ops.py).
+many points where each ends), and the stream takes them back by the segment's id. A segment the
+spill lacks is read from the store, as before: the rows are the ones that read gives
+(tests/test_neptune_one_point_ops.py).
 """
 from __future__ import annotations
 
