@@ -24,7 +24,7 @@ TEXT_INLINE_LIMIT = 4 << 20   # texts up to this size are also kept inline for S
 def load_libraries() -> None:
     """Import what ingesting needs, DuckDB and NumPy; called ahead of time on a
     background thread by a fetch that will ingest (sync/indexer.Ahead)."""
-    import duckdb  # noqa: F401
+    from . import engine  # noqa: F401
     import numpy  # noqa: F401
 
 

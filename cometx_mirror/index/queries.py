@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import duckdb
-
 from ..errors import ExpectedError
+from .engine import duckdb
 
 # Statement types a user may run: reading only.  The connection is read-only and
 # sandboxed too (no file access), so this is the first of two locks, and the one
@@ -90,7 +89,7 @@ def select(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
 
 # -- the ls tree ---------------------------------------------------------------
 
-# Where each indexed entity came from: the sync layer registers `label_origin(label, origin)`
+# Where each indexed entity came from: the sync layer makes `label_origin(label, origin)`
 # on the connection (from the refs: a snapshot names its origin server), so one workspace name
 # on two servers shows as two rows.
 ORIGINS = """

@@ -392,16 +392,17 @@ class _SnapshotView(Mirror):
 # ----- one experiment's heavy parts, in the State's record shapes -------------------------
 
 def read_experiment(state: MirrorState, exp_id: str, key: str) -> dict:
+    import duckdb   # the package's relational API, for an Arrow table (the index opens only its core)
     with state.connect() as con:
         rows = lambda sql: con.execute(sql, [exp_id]).fetchall()  # noqa: E731
         params = rows("SELECT name, value, origin FROM params WHERE exp_id = ? ORDER BY name")
         tags = [r[0] for r in rows("SELECT tag FROM tags WHERE exp_id = ? ORDER BY tag")]
         system = rows("SELECT name, value FROM system_details WHERE exp_id = ? ORDER BY name")
         texts = rows("SELECT kind, name, object_id, content FROM texts WHERE exp_id = ? ORDER BY kind, name")
-        metrics = con.sql("""SELECT name, value, text, epoch_ms(timestamp) AS ts, step, epoch, context
-                             FROM metrics WHERE exp_id = ?
-                             ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""",
-                          params=[exp_id]).to_arrow_table().to_pylist()
+        metrics = duckdb.sql("""SELECT name, value, text, epoch_ms(timestamp) AS ts, step, epoch, context
+                                FROM metrics WHERE exp_id = ?
+                                ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""",
+                             params=[exp_id], connection=con).to_arrow_table().to_pylist()
         assets = rows("""SELECT asset_id, file_name, type, step, epoch, context, metadata, object_id, size,
                                 remote, link, created_at, extra FROM assets WHERE exp_id = ?
                          ORDER BY created_at NULLS FIRST, asset_id""")

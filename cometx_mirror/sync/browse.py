@@ -116,12 +116,13 @@ def label_origins(mirror: Mirror) -> dict[str, str]:
 
 
 def _with_origins(con, mirror: Mirror):
-    """A cursor of `con` on which the queries can read `label_origin`."""
-    import pyarrow as pa
+    """A cursor of `con` on which the queries can read `label_origin` (a temporary table: the
+    index's file stays read-only, and neither Arrow nor DuckDB's Python layer is loaded for it)."""
     origins = label_origins(mirror)
     cur = con.cursor()
-    cur.register("label_origin", pa.table({"label": pa.array(list(origins), pa.string()),
-                                           "origin": pa.array(list(origins.values()), pa.string())}))
+    cur.execute("CREATE TEMP TABLE label_origin AS "
+                "SELECT unnest($1::VARCHAR[]) AS label, unnest($2::VARCHAR[]) AS origin",
+                [list(origins), list(origins.values())])
     return cur
 
 

@@ -285,6 +285,7 @@ class ExperimentRows:
 
 
 def _experiment_rows(con, exp_id: str) -> ExperimentRows:
+    import duckdb   # the package's relational API, for an Arrow table (the index opens only its core)
     rows = lambda sql: con.execute(sql, [exp_id]).fetchall()  # noqa: E731
     return ExperimentRows(
         exp=queries.select(con, "SELECT * FROM experiments WHERE exp_id = ?", [exp_id]).records()[0],
@@ -294,9 +295,9 @@ def _experiment_rows(con, exp_id: str) -> ExperimentRows:
         params=rows("SELECT name, value FROM params WHERE exp_id = ? ORDER BY name"),
         others=rows("SELECT name, value, timestamp FROM others WHERE exp_id = ? ORDER BY name"),
         system={n: _loads(v) for n, v in rows("SELECT name, value FROM system_details WHERE exp_id = ? ORDER BY name")},
-        metrics=con.sql("""SELECT name, value, text, epoch_ms(timestamp) AS ts, step, epoch, context FROM metrics
-                           WHERE exp_id = ? ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""",
-                        params=[exp_id]).to_arrow_table(),
+        metrics=duckdb.sql("""SELECT name, value, text, epoch_ms(timestamp) AS ts, step, epoch, context FROM metrics
+                              WHERE exp_id = ? ORDER BY timestamp NULLS FIRST, step NULLS FIRST, name""",
+                           params=[exp_id], connection=con).to_arrow_table(),
         assets=queries.select(con, "SELECT * FROM assets WHERE exp_id = ? ORDER BY created_at NULLS FIRST, asset_id",
                               [exp_id]).records())
 

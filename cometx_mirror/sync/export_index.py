@@ -137,7 +137,7 @@ def _signature(con, table: str) -> str:
 
 
 def _digest(*parts) -> str:
-    import duckdb   # hash() may differ between DuckDB versions: an upgrade rewrites everything once
+    from ..index.engine import duckdb   # hash() may differ between DuckDB versions: an upgrade rewrites everything once
     text = json.dumps([FORMAT, LATEST, duckdb.__version__, *parts], default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
