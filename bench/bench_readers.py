@@ -86,8 +86,10 @@ print(time.perf_counter() - t)
 NEPTUNE_SCALE_FLOOR = """
 import glob, sqlite3, sys, time
 t = time.perf_counter()
-from cometx_mirror.sources.bare_import import import_bare   # as the fetch loads it: no client
-pb = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2")
+from cometx_mirror.sources.bare_import import import_bare   # as the fetch loads it (scale._proto_folder):
+from google.protobuf import __version__                       # no client, no importlib.metadata
+pb = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2",
+                 {"proto": "proto/protobuf_v3" if __version__.startswith("3.") else "proto/protobuf_v4plus"})
 values = 0
 for db in glob.glob(sys.argv[1] + "/.neptune/*/run_operations.sqlite3"):
     for typ, blob in sqlite3.connect(db).execute("SELECT operation_type, operation FROM run_operations"):

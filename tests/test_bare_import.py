@@ -8,10 +8,12 @@ import textwrap
 PROBE = textwrap.dedent("""
     import sys
     from cometx_mirror.sources.bare_import import import_bare
-    pb = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2")
+    from cometx_mirror.sources.neptune.scale import _proto_folder
+    pb = import_bare("neptune_api", "proto.neptune_pb.ingest.v1.common_pb2", FOLDERS)
     left = sorted(m for m in sys.modules if m == "neptune_api" or m.startswith("neptune_api."))
     assert not left, left                                   # the interpreter is as it was
     assert "httpx" not in sys.modules and "jwt" not in sys.modules   # the client was not loaded
+    assert ("importlib.metadata" in sys.modules) == WITH_INIT   # neptune_api.proto's `__init__` asks it
     op = pb.UpdateRunSnapshot()
     op.step.whole = 3
     op.append["loss"].float64 = 0.25
@@ -32,7 +34,11 @@ def _run(script: str, *args: str) -> str:
 
 
 def test_loaded_alone_then_neptune_api_imports_afresh():
-    assert _run(PROBE) == "ok"
+    assert _run(PROBE.replace("FOLDERS", "None").replace("WITH_INIT", "True")) == "ok"
+
+
+def test_a_subpackage_init_that_only_picks_a_folder_is_stood_in_for():
+    assert _run(PROBE.replace("FOLDERS", "_proto_folder()").replace("WITH_INIT", "False")) == "ok"
 
 
 def test_a_package_already_imported_is_used_as_it_is():

@@ -146,7 +146,9 @@ def test_segments_are_canonical_json(client_run, tmp_path):
         assert mirror.objects.get_bytes(seg) == canonical.dumps(json.loads(mirror.objects.get_bytes(seg)))
 
 
-def test_an_offline_fetch_imports_no_vendor_client_pyarrow_or_http_stack(client_run, tmp_path):
+def test_an_offline_fetch_imports_no_vendor_client_pyarrow_http_stack_or_unused_layers(client_run, tmp_path):
+    """Nor DuckDB's Python layer (index/engine.py), importlib.metadata (neptune_api.proto's `__init__`)
+    or protobuf's descriptor_pb2 (the shadow type comes serialized): each a share of a short run's fetch."""
     script = ("import sys\n"
               "from cometx_mirror.store.mirror import Mirror\n"
               "from cometx_mirror.sync.fetch import run_fetch\n"
@@ -154,10 +156,15 @@ def test_an_offline_fetch_imports_no_vendor_client_pyarrow_or_http_stack(client_
               "r = run_fetch(Mirror.init(sys.argv[2]), 'neptune', sys.argv[1], FetchOptions())\n"
               "assert r.new == 1 and not r.errors, r.errors\n"
               "print(sorted(m for m in ('neptune_query', 'pyarrow', 'pandas', 'requests', 'urllib3', 'httpx',\n"
-              "                         'neptune_api') if m in sys.modules))\n")
+              "                         'neptune_api', 'duckdb', 'importlib.metadata',\n"
+              "                         'google.protobuf.descriptor_pb2') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", script, str(client_run), str(tmp_path / "m")],
                          capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[-2] == "[]"
+
+
+def test_the_shadow_file_kept_serialized_is_the_one_its_builder_makes():
+    assert scale_floats._SHADOW_FILE == scale_floats.shadow_file()
 
 
 def test_a_segment_read_at_once_reads_what_each_operation_reads(client_run, repository_run):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -25,8 +26,11 @@ from typing import Any
 _lock = threading.Lock()
 
 
-def import_bare(package: str, module: str) -> Any:
-    """`package.module` (a dotted path under `package`), its package's `__init__` not run."""
+def import_bare(package: str, module: str, folders: dict[str, str] | None = None) -> Any:
+    """`package.module` (a dotted path under `package`), its package's `__init__` not run.
+
+    `folders` stands in for subpackages whose `__init__` only picks the folder their
+    modules come from: {"proto": "proto/v4"} makes `package.proto` the folder proto/v4."""
     name = f"{package}.{module}"
     with _lock:
         if _loaded(package):
@@ -34,15 +38,23 @@ def import_bare(package: str, module: str) -> Any:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             return importlib.import_module(name)        # raises the usual ImportError
-        stand_in = types.ModuleType(package)
-        stand_in.__path__ = list(spec.submodule_search_locations)
-        stand_in.__spec__ = spec
-        sys.modules[package] = stand_in
+        sys.modules[package] = _stand_in(package, list(spec.submodule_search_locations), spec)
+        for sub, folder in (folders or {}).items():
+            paths = [os.path.join(p, folder) for p in spec.submodule_search_locations]
+            if any(os.path.isdir(p) for p in paths):     # else the subpackage's own `__init__` picks
+                sys.modules[f"{package}.{sub}"] = _stand_in(f"{package}.{sub}", [p for p in paths if os.path.isdir(p)])
         try:
             return importlib.import_module(name)
         finally:
             for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
                 del sys.modules[loaded]
+
+
+def _stand_in(name: str, path: list[str], spec: Any = None) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__path__ = path
+    module.__spec__ = spec
+    return module
 
 
 def _loaded(package: str) -> bool:

@@ -21,35 +21,54 @@ _ENTRY_TAIL = b"\x12\t\t"    # the entry's value field (2, 9 bytes long) holding
 _SHADOW = None
 
 
+def shadow_file() -> bytes:
+    """The shadow type's file, serialized: UpdateRunSnapshot's fields under the same numbers, the map
+    fields as raw entries.  What `_SHADOW_FILE` holds (tests/test_neptune_scale_speed.py checks)."""
+    from google.protobuf import descriptor_pb2
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name="cometx_mirror/scale_shadow.proto", package=_PACKAGE,
+                                             syntax="proto2")
+    for name, fields in (
+            ("Step", [("whole", 1, F.TYPE_UINT64), ("micro", 2, F.TYPE_UINT64)]),
+            ("Timestamp", [("seconds", 1, F.TYPE_INT64), ("nanos", 2, F.TYPE_INT32)]),
+            # every other field of UpdateRunSnapshot in one oneof, as bytes: a repeated field on the
+            # wire reads as its last element, so `WhichOneof("other")` is None only when none is set
+            ("Snapshot", [("step", 1, "Step"), ("timestamp", 2, "Timestamp"),
+                          ("append", 8, F.TYPE_BYTES, F.LABEL_REPEATED)]
+             + [(f"other_{n}", n, F.TYPE_BYTES, F.LABEL_OPTIONAL, 0) for n in (4, 5, 9, 10, 11, 12)])):
+        message = fdp.message_type.add(name=name)
+        for fname, number, typ, *how in fields:
+            field = message.field.add(name=fname, number=number, label=how[0] if how else F.LABEL_OPTIONAL)
+            if isinstance(typ, str):
+                field.type, field.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{typ}"
+            else:
+                field.type = typ
+            if len(how) > 1:
+                field.oneof_index = how[1]
+        if name == "Snapshot":
+            message.oneof_decl.add(name="other")
+    return fdp.SerializeToString()
+
+
+# shadow_file(), kept serialized so that a fetch does not import descriptor_pb2 (about 3 % of a short run's fetch)
+_SHADOW_FILE = (
+    b'\n cometx_mirror/scale_shadow.proto\x12\x1acometx_mirror.scale_shadow"$\n\x04Step\x12\r\n\x05who'
+    b'le\x18\x01 \x01(\x04\x12\r\n\x05micro\x18\x02 \x01(\x04"+\n\tTimestamp\x12\x0f\n\x07seconds\x18'
+    b'\x01 \x01(\x03\x12\r\n\x05nanos\x18\x02 \x01(\x05"\x82\x02\n\x08Snapshot\x12.\n\x04step\x18\x01 '
+    b'\x01(\x0b2 .cometx_mirror.scale_shadow.Step\x128\n\ttimestamp\x18\x02 \x01(\x0b2%.cometx_mirror.'
+    b'scale_shadow.Timestamp\x12\x0e\n\x06append\x18\x08 \x03(\x0c\x12\x11\n\x07other_4\x18\x04 \x01('
+    b'\x0cH\x00\x12\x11\n\x07other_5\x18\x05 \x01(\x0cH\x00\x12\x11\n\x07other_9\x18\t \x01(\x0cH\x00'
+    b'\x12\x12\n\x08other_10\x18\n \x01(\x0cH\x00\x12\x12\n\x08other_11\x18\x0b \x01(\x0cH\x00\x12\x12'
+    b'\n\x08other_12\x18\x0c \x01(\x0cH\x00B\x07\n\x05otherb\x06proto2')
+
+
 def _shadow_class():
-    """UpdateRunSnapshot's fields under the same numbers; the map fields as raw entries. Built once."""
+    """The shadow Snapshot message class, built once."""
     global _SHADOW
     if _SHADOW is None:
-        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-        F = descriptor_pb2.FieldDescriptorProto
-        fdp = descriptor_pb2.FileDescriptorProto(name="cometx_mirror/scale_shadow.proto", package=_PACKAGE,
-                                                 syntax="proto2")
-        for name, fields in (
-                ("Step", [("whole", 1, F.TYPE_UINT64), ("micro", 2, F.TYPE_UINT64)]),
-                ("Timestamp", [("seconds", 1, F.TYPE_INT64), ("nanos", 2, F.TYPE_INT32)]),
-                # every other field of UpdateRunSnapshot in one oneof, as bytes: a repeated field on the
-                # wire reads as its last element, so `WhichOneof("other")` is None only when none is set
-                ("Snapshot", [("step", 1, "Step"), ("timestamp", 2, "Timestamp"),
-                              ("append", 8, F.TYPE_BYTES, F.LABEL_REPEATED)]
-                 + [(f"other_{n}", n, F.TYPE_BYTES, F.LABEL_OPTIONAL, 0) for n in (4, 5, 9, 10, 11, 12)])):
-            message = fdp.message_type.add(name=name)
-            for fname, number, typ, *how in fields:
-                field = message.field.add(name=fname, number=number, label=how[0] if how else F.LABEL_OPTIONAL)
-                if isinstance(typ, str):
-                    field.type, field.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{typ}"
-                else:
-                    field.type = typ
-                if len(how) > 1:
-                    field.oneof_index = how[1]
-            if name == "Snapshot":
-                message.oneof_decl.add(name="other")
+        from google.protobuf import descriptor_pool, message_factory
         pool = descriptor_pool.DescriptorPool()
-        pool.Add(fdp)
+        pool.AddSerializedFile(_SHADOW_FILE)
         _SHADOW = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Snapshot"))
     return _SHADOW
 

@@ -550,7 +550,6 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
     spans_to: called with each span the fold frames (history=False only; history_spill keeps them),
     or not at all where the log is read record by record.
     """
-    from google.protobuf.json_format import MessageToDict
     pb = _pb()
     log = RunLog() if log is None else log
     if isinstance(source, (bytes, bytearray, memoryview)) and len(source) < HEADER and not start:
@@ -635,7 +634,8 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
             ms = _ts_ms(r.timestamp)
             log._seen(ms)
             log.output.append((stream, ms, r.line))
-        elif kind == "environment":
+        elif kind == "environment":   # once a run, if at all: protobuf's JSON layer is imported only then
+            from google.protobuf.json_format import MessageToDict
             log.environment.update(MessageToDict(r, preserving_proto_field_name=False))
         elif kind == "exit":
             log.exit = {"exit_code": r.exit_code, "runtime": r.runtime}
