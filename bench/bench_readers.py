@@ -156,32 +156,36 @@ def child(script: str, *args: str) -> dict:
 
 
 # said under every table: the machine's speed is not the same from one round to the next
-SPEED_NOTE = ("This machine's speed varies from day to day: this round's floors took about a third of last "
-              "round's time (neptune 1.x append 10^6: 3.0 s of CPU against 9.4 s), so compare the ratios to "
+SPEED_NOTE = ("This machine's speed varies from day to day: this round's floors took about 1.5 to 2 times "
+              "last round's (neptune 1.x append 10^6: 4.6 s of CPU against 3.0 s), so compare the ratios to "
               "the floor, measured in the same run, rather than points/s across rounds. ")
+# this round's change, the same for every reader: what a fetch spends before it reads a point
+FIXED_COST_NOTE = (
+    "This round the readers are unchanged and the fixed cost of a fetch (the 10-point rows) is lower: the index "
+    "opens DuckDB through its compiled core without the package's Python layer (index/engine.py), asks "
+    "duckdb_tables() for its schema version instead of information_schema, and a fetch no longer imports "
+    "importlib.metadata (neptune_api.proto's __init__), protobuf's descriptor_pb2 (the neptune-scale shadow "
+    "type is kept serialized) or json_format (W&B, unless the run has an environment record). Side by side, "
+    "11 fresh processes each, interleaved, median CPU of a 10-point fetch: neptune-scale 0.53 -> 0.45 s, "
+    "neptune 1.x 0.49 -> 0.44 s, W&B 0.54 -> 0.45 s, neptune-exporter 0.94 -> 0.91 s. ")
 
 # neptune 1.x queue shapes (`--shape`): the points of one LogFloats op, as the client writes them
 NEPTUNE_V1_SHAPES = {"append": 1, "extend": 100}
 NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op"}
 # the paragraph under the neptune 1.x table (--note replaces it): what this round changed, and against what
 NEPTUNE_V1_NOTE = (
-    "This round (float_lines._with_rows, row_spill.py over sources/spill.py): a segment of `extend` ops whose "
-    "every token is a float is decoded by the store's scan from the regex's captures and its rows spilled with "
-    "where each op's points end, so the float stream no longer decompresses and cuts it again (as an `append` "
-    "loop's segments already were); index rows identical (tests/test_neptune_one_point_ops.py). The 10-point "
-    "rows are the fixed cost of a fetch in a fresh process (interpreter, imports, the index made): about 0.33 s "
-    "of CPU whatever the run. " + SPEED_NOTE +
-    "Previous round (load 0.7-1.3, the slower machine): append 10^6 6.8 s CPU, 0.7x; append 10^7 64.5 s CPU "
-    "(144,465 points/s wall), 0.65x, 128 MB; extend 10^5 3.5x; extend 10^6 1.6x, 220 MB; extend 10^7 37.1 s "
-    "CPU (316,033 points/s wall), 1.5x, 236 MB. Now (one run each, load 0.7-1.1): append 10^6 2.5 s CPU "
-    "(421,548 points/s wall), 0.8x; append 10^7 23.2 s wall, 22.9 s CPU (430,902 points/s wall), 0.8x, 129 MB; "
-    "extend 10^6 1.9 s CPU (610,403 points/s wall), 2.5x, 204 MB; extend 10^7 13.8 s wall, 14.2 s CPU "
-    "(725,329 points/s wall), 1.9x, 203 MB (the spill: about 6 % less CPU and 17 MB less at the peak than "
-    "without it, the wall time about the same, measured side by side at 10^6). Goals: 300,000 points/s, met "
-    "from 10^6 on for both shapes (not at 10^5: the fixed cost alone is 0.33 s, the 10^5 fetch 0.5-0.6 s); "
-    "within 3x of the floor, met but for extend at 10^5 (5.5x: the floor, 0.1 s of CPU, is less than the "
-    "fixed cost; the fetch's own 0.21 s beyond it is 2.7x the floor's 0.08 s beyond Python's start); peak "
-    "memory flat in the points, met (133 / 123 / 129 MB for append, 146 / 204 / 203 MB for extend). Load "
+    FIXED_COST_NOTE + SPEED_NOTE +
+    "Previous round (one run each, the faster machine): append 10^6 2.5 s CPU (421,548 points/s wall), 0.8x; "
+    "append 10^7 22.9 s CPU (430,902 wall), 0.8x; extend 10^5 5.5x; extend 10^6 2.5x; extend 10^7 14.2 s CPU "
+    "(725,329 wall), 1.9x. Now (one run each, load 0.6-1.0): append 10^5 0.82 s CPU, 1.9x; append 10^6 3.5 s "
+    "wall, 3.7 s CPU (286,331 points/s wall), 0.8x; append 10^7 46.1 s wall, 44.2 s CPU (217,078 wall), 0.9x, "
+    "121 MB; extend 10^5 0.66 s CPU, 4.7x; extend 10^6 2.8 s CPU (396,105 wall), 2.3x; extend 10^7 18.4 s wall, "
+    "19.0 s CPU (544,671 wall), 1.3x, 194 MB. Goals: 300,000 points/s, met from 10^6 on for extend; for append "
+    "met on the faster machine last round, not on this round's (286,331 and 217,078: the append floor itself, "
+    "one json decode per line, reads 210,699 points/s of CPU at 10^7 today); not at 10^5 for either shape; "
+    "within 3x of the floor, met but for extend at 10^5 (4.7x: the floor is 0.14 s of CPU, the 10-point "
+    "fetch 0.38 s); peak memory flat in the points, met (120 / 117 / 121 MB for append, 137 / 194 / 194 MB for "
+    "extend). Load "
     "average beside each row (2 cores: compare CPU times and peak memory).")
 
 NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two "
@@ -210,27 +214,29 @@ NEPTUNE_FORMAT_BODY = {
 # the paragraph under a neptune-scale / exporter table (--note replaces it): this round's change, the previous figures, the goals
 NEPTUNE_FORMAT_NOTE = {
     "neptune-scale": (
-        "This round the reader is unchanged. The 10-point row is the fixed cost of a fetch in a fresh process "
-        "(interpreter, imports, the index made, the shadow protobuf class built): 0.34 s of CPU. " + SPEED_NOTE +
-        "Previous round (load 0.5-1.1, the slower machine): 10^5 1.06 s CPU, 2.9x; 10^6 3.3 s CPU, 2.0x; 10^7 "
-        "23.6 s CPU, 1.7x, 424,071 points/s CPU (543,527 wall). Now (one run each, load 1.1-1.2): 10^5 0.46 s "
-        "CPU, 4.1x; 10^6 1.3 s CPU, 2.2x, 785,526 points/s CPU (1,119,086 wall); 10^7 9.4 s CPU, 1.8x, "
-        "1,058,623 points/s CPU (1,362,634 wall), peak 129 / 127 / 133 MB. Goals: 300,000 points/s, met at each "
-        "size in wall time and from 10^6 on in CPU time; within 3x of the floor, met from 10^6 on, not at 10^5 "
-        "(4.1x: the floor, 0.11 s of CPU, is a third of the fixed cost; the fetch's own 0.12 s beyond it is "
-        "2.3x the floor's 0.05 s beyond Python's start); peak memory flat in the number of points, met. Load "
-        "average beside each row (2 cores: compare CPU times and peak memory)."),
+        FIXED_COST_NOTE + SPEED_NOTE +
+        "Previous round (one run each, the faster machine): 10^5 0.46 s CPU, 4.1x; 10^6 1.3 s CPU, 2.2x; 10^7 "
+        "9.4 s CPU, 1.8x, 1,058,623 points/s CPU. Now (one run each, load 0.0-0.6): 10^5 0.66 s CPU, 5.5x; "
+        "10^6 1.0 s wall, 1.45 s CPU (1,007,967 points/s wall, 688,387 CPU), 2.0x; 10^7 11.2 s wall, 15.2 s "
+        "CPU (892,758 wall, 659,402 CPU), 2.4x, peak 115 / 117 / 124 MB. The floor no longer imports "
+        "importlib.metadata either (it loads the protobuf module as the fetch does), so at 10^5 it is cheaper "
+        "than last round's and the ratio higher. The reader is the same code as last round at 10^7: its ratio "
+        "moved 1.8x -> 2.4x with the machine (the floor took 1.2 times last round's CPU, the fetch 1.6 times). "
+        "Goals: 300,000 points/s, met from 10^6 on (not at 10^5: 273,440 wall, 152,502 CPU); within 3x of the "
+        "floor, met from 10^6 on, not at 10^5 (5.5x: the floor is 0.12 s of CPU, the 10-point fetch 0.38 s); "
+        "peak memory flat in the number of points, met. Load average beside each row (2 cores: compare CPU "
+        "times and peak memory)."),
     "neptune-exporter": (
-        "This round the reader is unchanged. The 10-point row is the fixed cost of a fetch in a fresh process "
-        "(interpreter, imports, pyarrow's among them, the index made): 0.55 s of CPU. " + SPEED_NOTE +
-        "Previous round (load 0.7-3.3, the slower machine): 10^5 2.0 s CPU; 10^6 3.9 s CPU (229,883 points/s "
-        "wall); 10^7 20.0 s CPU (492,016 points/s wall), peak 240 / 264 / 282 MB. Now (one run each, load "
-        "1.1): 10^5 0.8 s CPU, 1.0x; 10^6 1.4 s CPU (889,634 points/s wall), 0.4x; 10^7 6.9 s wall, 8.3 s CPU "
-        "(1,448,830 points/s wall, 1,201,930 CPU), 0.2x, peak 239 / 261 / 284 MB. Goals: 300,000 points/s, met "
-        "from 10^6 on (not at 10^5, where the fixed cost is most of the fetch); within 3x of the floor, met "
-        "(the floor, pyarrow's Python objects of four columns, is slower than the fetch); peak memory bounded "
-        "by one row group's pages (the exporter writes up to 1Mi rows per row group), flat past one row group. "
-        "Load average beside each row (2 cores: compare CPU times and peak memory)."),
+        FIXED_COST_NOTE + "The exporter's fixed cost is mostly pyarrow's import (and pandas with it). " +
+        SPEED_NOTE +
+        "Previous round (one run each, the faster machine): 10^5 0.8 s CPU, 1.0x; 10^6 1.4 s CPU, 0.4x; 10^7 "
+        "8.3 s CPU (1,448,830 points/s wall), 0.2x. Now (one run each, load 1.0-1.1): 10^5 1.6 s CPU, 1.1x; "
+        "10^6 1.6 s wall, 2.1 s CPU (612,840 points/s wall), 0.4x; 10^7 10.2 s wall, 12.0 s CPU (981,515 wall, "
+        "830,966 CPU), 0.2x, peak 235 / 260 / 280 MB. Goals: 300,000 points/s, met from 10^6 on (not at 10^5, "
+        "where the fixed cost is most of the fetch); within 3x of the floor, met (the floor, pyarrow's Python "
+        "objects of four columns, is slower than the fetch); peak memory bounded by one row group's pages (the "
+        "exporter writes up to 1Mi rows per row group), flat past one row group. Load average beside each row "
+        "(2 cores: compare CPU times and peak memory)."),
 }
 NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)"),
                     "neptune-exporter": ("readers-neptune-exporter", "Neptune exporter reader "
@@ -241,21 +247,15 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "This round (log_parts.StoringRange, history_spill.py over sources/spill.py): the log is read from the "
-    "file once, stored as the fold reads it (it was hashed, then compressed, then folded: three reads), and "
-    "the spans the fold frames are spilled for the index's point pass, which no longer decompresses and "
-    "frames the stored log again; index rows identical (tests/test_wandb_history_spill.py). Side by side, "
-    "one run each: 10^6 1.97 -> 1.75 s of CPU, 10^7 18.1 -> 17.6 s. The 10-point row is the fixed cost of a "
-    "fetch in a fresh process (interpreter, imports, the index made): 0.35 s of CPU. " + SPEED_NOTE +
-    "Previous round (load 0.6-1.2, the slower machine): 10^6 5.4 s CPU, 0.9x, 146 MB; 10^7 32.7 s wall, "
-    "39.8 s CPU (305,622 points/s wall, 251,250 CPU), 0.6x, 153 MB. Now (one run each, load 0.1-0.7): 10^5 "
-    "0.5 s CPU, 1.2x; 10^6 1.4 s wall, 1.8 s CPU (735,553 points/s wall, 563,907 CPU), 0.8x; 10^7 14.7 s "
-    "wall, 18.1 s CPU (680,887 points/s wall, 551,797 CPU), 0.9x, 150 MB. Goals: 300,000 points/s end to "
-    "end, met from 10^6 on in wall and CPU time (not at 10^5: 278,637 wall, 187,681 CPU, the fixed cost "
-    "two thirds of the fetch); within 3x of the floor, met at each size; peak memory flat in the number of "
-    "points, met (123 / 143 / 150 MB). What is left: DuckDB's insert (about 0.6 us a row) and zstd "
-    "compression of the stored log (the spill's own writes and reads: about 0.05 s at 10^6). Load "
-    "average beside each row (2 cores: compare CPU times and peak memory).")
+    FIXED_COST_NOTE + SPEED_NOTE +
+    "Previous round (one run each, the faster machine): 10^5 0.5 s CPU, 1.2x; 10^6 1.8 s CPU (735,553 points/s "
+    "wall), 0.8x; 10^7 18.1 s CPU (680,887 wall), 0.9x, 150 MB. Now (one run each, load 1.0-1.1): 10^5 0.56 s "
+    "CPU, 1.1x; 10^6 1.8 s wall, 2.4 s CPU (549,766 points/s wall, 419,170 CPU), 0.7x; 10^7 21.9 s wall, "
+    "27.0 s CPU (456,045 wall, 370,440 CPU), 0.7x, 142 MB. Goals: 300,000 points/s end to end, met from 10^6 "
+    "on in wall and CPU time (not at 10^5: 292,268 wall, 178,233 CPU, the fixed cost 0.34 s of the fetch's "
+    "0.56 s); within 3x of the floor, met at each size; peak memory flat in the number of points, met (112 / "
+    "134 / 142 MB). What is left: DuckDB's insert (about 0.6 us a row) and zstd compression of the stored "
+    "log. Load average beside each row (2 cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
