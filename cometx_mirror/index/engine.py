@@ -5,9 +5,9 @@ and expression API: about a fifth of what a fetch of a short run spends before i
 reads anything (bench/bench_readers.py, the 10-point rows).  The index needs only
 connections, SQL text and row fetches, which the compiled core `_duckdb` (the
 module the package re-exports) serves by itself, with the same classes and
-exceptions.  Code that uses the relational API (`con.sql`, Arrow results) imports
-`duckdb` itself; the package then adds those methods to the connection class, so
-connections opened here have them too.
+exceptions.  The core alone cannot scan Python objects (an Arrow table, a data
+frame) nor make Arrow results: code that wants those imports the package and calls
+its functions with the connection, `duckdb.sql(query, connection=con)`.
 """
 try:
     import _duckdb as duckdb

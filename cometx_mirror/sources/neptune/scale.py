@@ -66,7 +66,7 @@ def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
 
 def _proto_folder() -> dict[str, str]:
     """neptune_api.proto's `__init__` picks the folder of its generated code by protobuf's major
-    version, asking importlib.metadata (a tenth of a short run's fetch to import): the same pick,
+    version, asking importlib.metadata (about 3 % of a short run's fetch to import): the same pick,
     from protobuf's own version string."""
     from google.protobuf import __version__
     return {"proto": "proto/protobuf_v3" if __version__.startswith("3.") else "proto/protobuf_v4plus"}
