@@ -30,14 +30,13 @@ sys.path.insert(0, str(ROOT))
 from bench.report import write_section  # noqa: E402
 from bench.run_writers import write_wandb_run  # noqa: E402
 
+# the fetch as a user runs it: the command line (its imports, and the environment it sets for them)
 FETCH = """
 import sys, time
-from cometx_mirror.store.mirror import Mirror
-from cometx_mirror.sync.fetch import run_fetch
-from cometx_mirror.sources.options import FetchOptions
 t = time.perf_counter()
-result = run_fetch(Mirror.init(sys.argv[2]), sys.argv[3], sys.argv[1], FetchOptions())
-assert not result.errors, result.errors
+from cometx_mirror.cli import main
+code = main(["fetch", sys.argv[1], "--from", sys.argv[3], "--mirror", sys.argv[2]], standalone_mode=False)
+assert not code, f"fetch exited {code}"
 print(time.perf_counter() - t)
 """
 
@@ -65,9 +64,11 @@ values = 0
 for log in glob.glob(sys.argv[1] + "/.neptune/offline/*/data-*.log"):
     with open(log, "rb") as f:
         for line in f:
-            for v in json.loads(line)["obj"].get("values") or ():
-                float(v["value"])
-                values += 1
+            obj = json.loads(line)["obj"]
+            if obj["type"] == "LogFloats":
+                for v in obj["values"]:
+                    float(v["value"])
+                    values += 1
 print(time.perf_counter() - t)
 """
 
@@ -169,9 +170,14 @@ FIXED_COST_NOTE = (
     "11 fresh processes each, interleaved, median CPU of a 10-point fetch: neptune-scale 0.53 -> 0.45 s, "
     "neptune 1.x 0.49 -> 0.44 s, W&B 0.54 -> 0.45 s, neptune-exporter 0.94 -> 0.91 s. ")
 
-# neptune 1.x queue shapes (`--shape`): the points of one LogFloats op, as the client writes them
-NEPTUNE_V1_SHAPES = {"append": 1, "extend": 100}
-NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op"}
+# neptune 1.x queue shapes (`--shape`): the points of one LogFloats op, as the client writes them, and
+# how often a printed line (the client's stdout capture) comes between those ops
+NEPTUNE_V1_SHAPES = {"append": {"per_op": 1}, "extend": {"per_op": 100},
+                     "append-stdout": {"per_op": 1, "stdout_every": 10},
+                     "extend-stdout": {"per_op": 100, "stdout_every": 10}}
+NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op",
+                          "append-stdout": "`append` loop, a printed line every 10 ops",
+                          "extend-stdout": "`extend`, a printed line every 10 ops"}
 # the paragraph under the neptune 1.x table (--note replaces it): what this round changed, and against what
 NEPTUNE_V1_NOTE = (
     FIXED_COST_NOTE + SPEED_NOTE +
@@ -322,7 +328,7 @@ def main() -> None:
                 floor = child(FLOOR, str(src))
             else:
                 write, files, floor_script, _ = NEPTUNE_FORMATS[args.source]
-                options = {"per_op": NEPTUNE_V1_SHAPES[shape]} if shape else {}
+                options = NEPTUNE_V1_SHAPES[shape] if shape else {}
                 read = write(src, points // args.metrics, args.metrics, **options)
                 size = sum(f.stat().st_size for f in src.glob(files))
                 floor = child(floor_script, str(read if args.source == "neptune-exporter" else src))

@@ -2,9 +2,9 @@
 
     python bench/check_writers.py
 
-Writes a small run with write_neptune_v1_run and reads its queue back with
-neptune 1.x's DiskQueue (the reader `neptune sync` uploads from), counting the
-LogFloats points; exits non-zero on a mismatch.  (The W&B writer's logs are read by
+Writes a small run with write_neptune_v1_run (odd values, printed lines among the
+points) and reads its queue back with neptune 1.x's DiskQueue (the reader `neptune
+sync` uploads from), counting the LogFloats points; exits non-zero on a mismatch.  (The W&B writer's logs are read by
 wandb-core, a Go binary with no offline reading entry point: `wandb sync` needs a
 server that ingests runs, which no fixture here provides.)
 """
@@ -26,19 +26,20 @@ def main() -> None:
     from neptune.internal.operation import Operation
     steps, series = 1000, 3
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_neptune_v1_run(Path(tmp), steps, series, odd=True)
+        root = write_neptune_v1_run(Path(tmp), steps, series, odd=True, stdout_every=4)
         [run_dir] = (root / ".neptune" / "offline").iterdir()
         queue = DiskQueue(run_dir, lambda op: op.to_dict(), Operation.from_dict, threading.RLock())
         points, kinds = 0, set()
         while batch := queue.get_batch(1000):
             for element in batch:
                 kinds.add(type(element.obj).__name__)
-                points += len(getattr(element.obj, "values", []))
+                if type(element.obj).__name__ == "LogFloats":
+                    points += len(element.obj.values)
             queue.ack(batch[-1].ver)
         queue.close()
     print(f"neptune DiskQueue read {points} points; operations: {sorted(kinds)}")
-    if points != steps * series:
-        raise SystemExit(f"expected {steps * series} points")
+    if points != steps * series or "LogStrings" not in kinds:
+        raise SystemExit(f"expected {steps * series} points and the printed lines' LogStrings")
 
 
 if __name__ == "__main__":

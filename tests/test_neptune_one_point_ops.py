@@ -130,23 +130,25 @@ def test_a_segment_without_its_last_newline_or_with_a_carriage_return_is_not_cut
     assert float_lines.read(segment.replace(b"\n", b"\r\n", 1)) == segment.replace(b"\n", b"\r\n", 1).splitlines()
 
 
-def test_the_spill_gives_back_each_segments_rows_bit_for_bit(tmp_path):
+def test_the_spill_gives_back_each_segments_rows_and_lines_bit_for_bit(tmp_path):
     spill = RowSpill(tmp_path / "tmp")
     import numpy
     a = numpy.array([[math.nan, 1.0, 2.0], [-0.0, 5e-324, math.inf]])
-    spill.put("s1", ["a", "b"], a)
-    spill.put("s2", ["b"], a[1:])
-    paths, rows, ends = spill.take("s1")
+    spill.put("s1", ["a", "b"], a, None, [2, 0], [b""])
+    spill.put("s2", ["b"], a[1:], [1], [0, 1, 0, 0], [b'{"obj": 1}', b"\x00\xff", b""])
+    paths, rows, ends, layout, lines = spill.take("s1")
     assert paths == ["a", "b"] and rows.tobytes() == a.tobytes() and ends is None
-    paths, rows, ends = spill.take("s2")
-    assert paths == ["b"] and rows.tobytes() == a[1:].tobytes() and ends is None
+    assert (layout, lines) == ([2, 0], [b""])
+    paths, rows, ends, layout, lines = spill.take("s2")
+    assert paths == ["b"] and rows.tobytes() == a[1:].tobytes() and ends == [1]
+    assert (layout, lines) == ([0, 1, 0, 0], [b'{"obj": 1}', b"\x00\xff", b""])
     assert spill.take("s3") is None
     spill.close()
     assert spill.take("s1") is None
     small = RowSpill(tmp_path / "tmp")
-    small.CAP = 28 * 2
-    small.put("s1", ["a", "b"], a)
-    small.put("s2", ["b"], a[1:])             # past the cap: not kept
+    small.put("s1", ["a", "b"], a, None, [2, 0], [b""])
+    small.CAP = small._size
+    assert not small.put("s2", ["b"], a[1:], None, [1, 0], [b""])     # past the cap: not kept
     assert small.take("s1") is not None and small.take("s2") is None
 
 
@@ -157,10 +159,10 @@ def test_past_so_many_open_spills_the_oldest_is_closed(tmp_path, monkeypatch):
     rows = numpy.zeros((1, 3))
     spills = [RowSpill(tmp_path / "tmp") for _ in range(3)]
     for k, spill in enumerate(spills):
-        spill.put(f"s{k}", ["a"], rows)
+        spill.put(f"s{k}", ["a"], rows, None, [1, 0], [b""])
     assert spills[0].take("s0") is None           # closed: its segments are read from the store
-    spills[0].put("s3", ["b", "a"], numpy.eye(2, 3))   # a run still being stored: a new file from here
-    paths, back, _ = spills[0].take("s3")
+    spills[0].put("s3", ["b", "a"], numpy.eye(2, 3), None, [2, 0], [b""])   # a run still being stored: a new file
+    paths, back, *_ = spills[0].take("s3")
     assert paths == ["b", "a"] and back.tobytes() == numpy.eye(2, 3).tobytes()
     assert spills[1].take("s1") is None           # the oldest open one, closed in its turn
     assert spills[2].take("s2") is not None
@@ -191,7 +193,7 @@ def test_a_fetch_indexes_the_rows_it_spilled_as_it_would_from_the_store(tmp_path
     monkeypatch.setattr(RowSpill, "close", lambda self: closed.append(1) or close(self))
     result = run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(folder), FetchOptions())
     assert not result.errors
-    assert sum(t is not None for t in taken) == 3 and closed
+    assert sum(t is not None for t in taken) == 5 and closed      # other ops among the points too
     monkeypatch.setattr(RowSpill, "put", lambda self, *a: None)    # nothing kept: every segment read again
     assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(folder), FetchOptions()).errors
     spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
@@ -200,21 +202,30 @@ def test_a_fetch_indexes_the_rows_it_spilled_as_it_would_from_the_store(tmp_path
 
 
 def test_an_extend_loops_segments_are_spilled_and_index_as_from_the_store(tmp_path, monkeypatch):
-    """Ops of many points (`extend` / `log([...])`): the scan keeps each op's points and where they end."""
+    """Ops of many points (`extend` / `log([...])`): the scan keeps each op's points and where they end,
+    in segments with other ops among them too (an assign, the run's stdout, a clear)."""
     ops = [{"type": "AssignString", "path": ["sys", "name"], "value": "r"}]
-    for k in range(5000):           # three segments: the first with an assign
+    for k in range(5000):           # three segments, each with other ops; the last with a NaN point
         n = 1 + k % 7
         ops.append({"type": "LogFloats", "path": ["train", f"s{k % 4}"],
-                    "values": [{"value": 1 / (k + j + 1), "step": float(k * 8 + j), "ts": 1.7e9 + k + j / 8}
-                               for j in range(n)]})
+                    "values": [{"value": math.nan if k == 4900 and j == 0 else 1 / (k + j + 1),
+                                "step": float(k * 8 + j), "ts": 1.7e9 + k + j / 8} for j in range(n)]})
+        if k % 700 == 350:
+            ops.append({"type": "LogStrings", "path": ["monitoring", "stdout"],
+                        "values": [{"value": f"epoch {k}", "step": None, "ts": 1.7e9 + k}]})
+        if k == 2500:
+            ops.append({"type": "ClearFloatLog", "path": ["train", "s1"]})
     folder = write_offline_run(tmp_path / "src", ops)
     taken = []
     take = RowSpill.take
     monkeypatch.setattr(RowSpill, "take", lambda self, s: taken.append(take(self, s)) or taken[-1])
     assert not run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(folder), FetchOptions()).errors
     kept = [t for t in taken if t is not None]
-    assert len(kept) == 2 and all(ends is not None for _, _, ends in kept)
+    assert len(kept) == 2 and all(ends is not None for _, _, ends, _, _ in kept)     # not the NaN's
+    assert all(0 in layout for _, _, _, layout, _ in kept)
     monkeypatch.setattr(RowSpill, "put", lambda self, *a: None)
     assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(folder), FetchOptions()).errors
     spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
-    assert len(spilled) == sum(1 + k % 7 for k in range(5000)) and spilled == read
+    s1_cleared = sum(1 + k % 7 for k in range(5000) if k % 4 == 1 and k <= 2500)
+    assert len(spilled) == sum(1 + k % 7 for k in range(5000)) - s1_cleared
+    assert list(map(repr, spilled)) == list(map(repr, read))      # the NaN too

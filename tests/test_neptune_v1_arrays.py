@@ -15,6 +15,7 @@ def _batches(mirror, manifest, monkeypatch, arrays: bool):
     if not arrays:
         monkeypatch.setattr(offline_v1, "_point_arrays", lambda steps, stamps, values: None)
         monkeypatch.setattr(float_lines, "_float_rows", lambda texts, points: None)   # the float-rows way too
+        monkeypatch.setattr(float_lines, "_column_rows", lambda values, steps, stamps: None)
     folder = offline_v1._Fold("w", "p", "k", {}, {}, {}, {})
     for rec in offline_v1.iter_ops(mirror, manifest):
         folder.feed(rec)
@@ -74,4 +75,28 @@ def test_odd_float_values_steps_and_times_as_arrays_give_what_the_lists_give(tmp
     mirror, manifest = _mirror_of(tmp_path, lines, 300)
     arrays = _batches(mirror, manifest, monkeypatch, True)
     assert any(isinstance(b, metric_stream.ArrayBatch) for b in arrays)
+    assert _points(arrays) == _points(_batches(mirror, manifest, monkeypatch, False))
+
+
+@pytest.mark.parametrize("more", [(), [(0.25, 0.5, 1.7e9)]])
+def test_printed_lines_among_the_points_leave_them_in_few_conversions(tmp_path, monkeypatch, more):
+    """A training loop that prints (a LogStrings op every 10 float ops, as the client's stdout capture
+    queues them): the lines carry no float point, so the rows gathered around them are converted in
+    FLUSH_POINTS lots, not one lot per printed line; and the points are the lists' points."""
+    lines = []
+    for k in range(6000):
+        lines.append(_line(["train", "a" if k % 2 else "b"], 0.5 + k, float(k), 1.7e9 + k / 8, len(lines),
+                           [(v, s + k, t) for v, s, t in more]))
+        if k % 10 == 9:
+            lines.append(json.dumps({"obj": {"type": "LogStrings", "path": ["monitoring", "7d3a", "stdout"],
+                                             "values": [{"value": f"step {k}", "step": None, "ts": 1.7e9}]},
+                                     "version": len(lines), "at": 1.7e9}).encode())
+    mirror, manifest = _mirror_of(tmp_path, lines, 2000)
+    conversions = []
+    row_arrays = offline_v1._row_arrays
+    monkeypatch.setattr(offline_v1, "_row_arrays", lambda rows: conversions.append(len(rows)) or row_arrays(rows))
+    arrays = list(offline_v1._float_points(mirror, manifest, {"train/a": 0, "train/b": 0}))
+    monkeypatch.undo()
+    points = 6000 * (1 + len(more))
+    assert sum(conversions) == points and len(conversions) <= points // offline_v1.FLUSH_POINTS + 2
     assert _points(arrays) == _points(_batches(mirror, manifest, monkeypatch, False))

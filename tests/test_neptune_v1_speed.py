@@ -48,6 +48,58 @@ def test_the_fold_block_of_many_point_ops_gives_each_ops_last_step_and_time():
     assert (spilled.paths, spilled.ends, spilled.lasts) == (read.paths, read.ends, read.lasts)
 
 
+def _fields(items):
+    """Items as comparable values: a Block's fields with their types, and its float rows' bits."""
+    out = []
+    for item in items:
+        if type(item) is float_lines.Block:
+            out.append([(f, getattr(item, f), [type(x) for x in getattr(item, f) or ()]
+                         if isinstance(getattr(item, f), list) else None) for f in float_lines.Block.FIELDS]
+                       + [item.array.tobytes() if item.array is not None else None])
+        else:
+            out.append(item)
+    return out
+
+
+def _other(n):
+    """A line the script printed, as the client's stdout capture queues it."""
+    return json.dumps({"obj": {"type": "LogStrings", "path": ["monitoring", "7d3a", "stdout"], "values": [
+        {"value": f"line {n}", "step": None, "ts": 2.0}]}, "version": n, "at": 1.7e9 + n}).encode()
+
+
+@pytest.mark.parametrize("most", [1, 3])
+@pytest.mark.parametrize("layout", ["o b o", "b o b", "o b o b o", "b o o b b"])
+def test_a_segment_of_float_ops_among_other_lines_spills_what_read_gives(layout, most):
+    """Ops of floats between other ops (a run's stdout, its assigns), each of one point (`append`) or of
+    up to `most`: the scan keeps every Block's points, and the spill's items are `read`'s, each other
+    line the same bytes in its place."""
+    lines, n = [], 0
+    for part in layout.split():
+        if part == "o":
+            lines.append(_other(n))
+            n += 1
+        else:
+            for k in range(5):
+                lines.append(_op(n, [(1 / (n + j + 1), float(n * 8 + j), 2.0 + j) for j in range(1 + k % most)]))
+                n += 1
+    segment = b"\n".join(lines) + b"\n"
+    kept = float_lines.spillable(float_lines.scan(segment))
+    read = float_lines.read(segment)
+    assert kept is not None and kept[3] == [len(x) if type(x) is float_lines.Block else 0 for x in read]
+    assert (kept[2] is None) == (most == 1)        # one point an op: no ends kept
+    assert _fields(float_lines.spilled(*kept)) == _fields(read)
+
+
+@pytest.mark.parametrize("odd", [[(1.0, None, 2.0), (2.0, 3.0, 3.0)], [(1.0, 3, 2.0)]])
+def test_a_segment_with_a_float_op_that_is_not_all_floats_is_not_spilled(odd):
+    """A null step, an int step: read's Block holds json's lists, not rows, and nothing is kept for the
+    stream."""
+    lines = [_other(0)] + ([_op(k, [(0.5, float(k), 2.0)]) for k in range(1, 4)] if len(odd) == 1 else GOOD)
+    segment = b"\n".join(lines + [_op(9, odd), _other(10)]) + b"\n"
+    assert float_lines.spillable(float_lines.scan(segment)) is None
+    assert all(item.array is None for item in float_lines.read(segment) if type(item) is float_lines.Block)
+
+
 def test_the_store_folds_many_point_ops_on_new_series_without_decoding_them(tmp_path, monkeypatch):
     """`extend` ops on series the fold has not met yet: one at a time from their last step, not json."""
     from cometx_mirror.sources.neptune import offline_v1

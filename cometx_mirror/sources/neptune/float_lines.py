@@ -24,7 +24,7 @@ loop's run of ops at once, not a line at a time. The two readers need different 
   keys instead of running the regex a second time.
 - `scan` (the store's fold) needs each op's path, op time and last step (a many-point op's last step is
   cut from its text), and whether any step is null. The regex has already checked every token, so
-  skipping their decode would lose nothing the fold could see; but a segment that is one Block of
+  skipping their decode would lose nothing the fold could see; but a segment whose Blocks are all of
   floats has its points decoded there anyway, as `read` would give them (one_point_ops' cut decodes
   them; for many-point ops `_with_rows`), for the store to spill (row_spill): the float stream then
   takes them instead of reading the segment again.
@@ -75,10 +75,11 @@ class Block:
     """A run of consecutive client-shaped LogFloats lines as columns of json's objects: one entry per
     line in paths and lasts (each op's last step). From `read`: ends (where each op's points end) and
     one entry per point in values, steps and stamps (the point times); ats is None. From `scan`: ats
-    (the op times) and numbered (no step is null); the points' columns are None, but for a segment of
-    one Block whose every token is a float: `array` and `ends` then hold its points (`spillable`), as
-    `read` would give them (a segment one_point_ops cut has them decoded anyway; for one of many-point
-    ops they are decoded here instead of in the float stream, which then does not read it again).
+    (the op times) and numbered (no step is null); the points' columns are None, but where every token
+    of the segment's client-shaped lines is a float: `array` and `ends` then hold the Block's points
+    (`spillable`), as `read` would give them (a segment one_point_ops cut has them decoded anyway; for
+    many-point ops they are decoded here instead of in the float stream, which then does not read the
+    segment again).
 
     A Block of `read` whose every token json reads as a float also holds them as `array`, a float64
     array of (value, step, ts) rows (the same doubles); its list columns are made from it only when
@@ -196,6 +197,14 @@ def _float_rows(texts: list, points: int):
     return None if flat is None else flat.reshape(points, 3)
 
 
+def _column_rows(values: list, steps: list, stamps: list):
+    """One-point ops' value, step and ts tokens as an array of (value, step, ts) rows when json reads
+    every one as a float (_floats), else None."""
+    count = len(values)
+    flat = _floats(b"[" + b",".join(values + steps + stamps) + b"]", 3 * count)
+    return None if flat is None else flat.reshape(3, count).T.copy()
+
+
 def _floats(array: bytes, count: int):
     """A JSON array of `count` tokens as a float64 array when orjson reads each as a float of less than
     9e18 in magnitude (orjson's doubles are json's; at or past it orjson may have read an int), else None."""
@@ -261,26 +270,25 @@ def _split(segment: bytes, points: bool):
     if columns is None:
         return None
     split = _assemble(p1s, others, gaps, columns, points)
-    if not points and many and _one_block(split[0]):
-        _with_rows(split[0][0], vs, ss, ts, texts, keep, many)
+    if not points:
+        _with_rows(split[0], (p1s, others, gaps), (vs, ss, ts, texts, keep, many))
     return split
 
 
-def _one_block(items: list) -> bool:
-    """Whether _split's items are one Block and the empty text after the last newline."""
-    return len(items) == 2 and type(items[0]) is Block and items[1] == b""
-
-
-def _with_rows(block: Block, vs, ss, ts, texts, keep: list, many: list) -> None:
-    """A scan Block given its points as `read` gives them (ends and float rows), when every token is
-    a float: what the store keeps for the float stream (spillable)."""
+def _with_rows(items: list, lines: tuple, tokens: tuple) -> None:
+    """The scan's Blocks given their points as `read` gives them (ends and float rows), when every
+    token of the segment's client-shaped lines is a float: what the store keeps for the float stream
+    (spillable). `lines` and `tokens` are what _split cut; read's Blocks are assembled from them the
+    way `read` assembles them, so they pair one to one with the scan's."""
     try:
-        columns = _points(vs, ss, ts, texts, keep, many)
+        columns = _points(*tokens)
     except ValueError:
         return
-    if columns is not None and len(columns) == 2:
-        ends, rows = columns                  # ends given per line: the empty one after the Block's too
-        block.ends, block.array = ends[:len(block)], rows
+    if columns is None or len(columns) != 2:
+        return
+    for item, got in zip(items, _assemble(*lines, columns, True)[0]):
+        if type(item) is Block:
+            item.ends, item.array = got.ends, got.array
 
 
 def _scalars(text: bytes, count: int) -> list | None:
@@ -341,16 +349,35 @@ def _one_point_rows(columns: dict, count: int):
 
 
 def spillable(items: list):
-    """(paths, rows, ends) of `scan`'s items when they are one Block holding its points as float rows:
-    what `read` of the segment gives, to keep for the float stream (ends None: one point an op)."""
-    if _one_block(items) and items[0].array is not None:
-        return items[0].paths, items[0].array, items[0].ends
-    return None
+    """What `read` of the segment gives, from `scan`'s items, when each of their Blocks holds its points
+    as float rows, to keep for the float stream; else None. As (paths, rows, ends, layout, lines): every
+    Block's op paths, point rows and each op's end in its Block (ends None: one point an op) one after
+    the other; the layout (a Block's count of ops, 0 for another line) and those other lines' bytes.
+    Lines that are not points are kept as they are: the stream decodes them as it would from the store."""
+    blocks = [item for item in items if type(item) is Block]
+    if not blocks or any(block.array is None for block in blocks):
+        return None
+    layout = [len(item) if type(item) is Block else 0 for item in items]
+    lines = [item for item in items if type(item) is not Block]
+    paths = [path for block in blocks for path in block.paths]
+    rows = blocks[0].array if len(blocks) == 1 else numpy.concatenate([block.array for block in blocks])
+    ends = None
+    if not all(block.single() for block in blocks):
+        ends = [end for block in blocks for end in (block.ends or range(1, len(block) + 1))]
+    return paths, rows, ends, layout, lines
 
 
-def spilled(paths: list, rows, ends: list | None = None) -> list:
+def spilled(paths: list, rows, ends: list | None, layout: list, lines: list) -> list:
     """`read`'s items of a segment from what `spillable` gave of its scan."""
-    return [Block.of_array(paths, ends or list(range(1, len(paths) + 1)), rows), b""]
+    out, others, op, point = [], iter(lines), 0, 0
+    for n in layout:
+        if not n:
+            out.append(next(others))
+            continue
+        block_ends = ends[op:op + n] if ends is not None else list(range(1, n + 1))
+        out.append(Block.of_array(paths[op:op + n], block_ends, rows[point:point + block_ends[-1]]))
+        op, point = op + n, point + block_ends[-1]
+    return out
 
 
 def _assemble(p1s, others, gaps: list, columns, points: bool):
@@ -374,6 +401,9 @@ def _points(vs, ss, ts, texts, keep: list, many: list):
     previous line's); None when the points' count disagrees with the braces."""
     counts = keep                             # one point per one-point op, none for a gap
     if not many:                              # one point per op (`append`): three columns as they are
+        rows = _column_rows(*(list(compress(column, keep)) for column in (vs, ss, ts)))
+        if rows is not None:
+            return list(accumulate(counts)), rows
         values, steps, stamps = (_decode(compress(column, keep)) for column in (vs, ss, ts))
     else:
         pieces = list(map(_ONE_TEXT.__mod__, zip(vs, ss, ts)))   # a one-point op's text again (rare here)

@@ -97,9 +97,9 @@ class _RunReader(FoldingReader):
     """One run folder: `store` reads its op log once, storing the lines and folding
     each operation as it goes, so the fetch's `fold` of the manifest it just stored
     is the one already made: the fetch decodes each line once (the index's stream of
-    float points reads the stored segments again, see _float_points, but for a segment of
-    LogFloats ops of floats alone, an `append` or `extend` loop's: its points the store's
-    scan decoded wait in a RowSpill)."""
+    float points reads the stored segments again, see _float_points, but for a segment whose
+    LogFloats ops hold floats alone, an `append` or `extend` loop's, other ops among them
+    or not: what the store's scan decoded waits in a RowSpill)."""
 
     def __init__(self, run_dir: Path, ws: str, proj: str, key: str):
         self.run_dir, self.ws, self.proj, self.key = run_dir, ws, proj, key
@@ -172,9 +172,9 @@ class _RunReader(FoldingReader):
                         continue
                     fold_line(line, name, count)
             segments.append(mirror.objects.put_bytes(data))
-            rows = float_lines.spillable(scanned) if scanned else None
-            if rows is not None:     # the float stream then takes the points the scan decoded
-                spill.put(segments[-1], *rows)
+            kept = float_lines.spillable(scanned) if scanned else None
+            if kept is not None and spill.put(segments[-1], *kept):
+                pass                 # the float stream then takes the points the scan decoded
             elif scanned:            # the float stream then cuts this segment by its layout, no regex
                 float_lines.remember(segments[-1], scanned)
             return count
@@ -492,19 +492,19 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
                     rec = _parse(item) if item.strip() else None
                     if rec is None:
                         continue
-                    if got.rows is not None:           # its points (if any) go as lists
-                        yield from got.flush()
                     i += 1
                     o = rec["obj"]
                     t = o["type"]
                     path = "/".join(o["path"]) if t in _LOGS or t in _CLEARS else None
                     if path not in float_from:
-                        pass
+                        pass                           # no float point: the rows gathered go on
                     elif t in _CLEARS:
                         next_step.pop(path, None)
                     elif t != "LogFloats":     # text or images sent to a float series: numbered, not kept
                         next_step[path] = _next_step(o.get("values") or [], next_step.get(path, 0))
                     else:
+                        if got.rows is not None:       # its points go as lists
+                            yield from got.flush()
                         values = o.get("values") or []
                         try:      # the client writes every key of a point: take whole columns at C level
                             columns = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
@@ -540,12 +540,13 @@ class _Gathered:
     def _clear(self) -> None:
         self.op_codes, self.op_counts, self.steps, self.stamps, self.values = [], [], [], [], []
         self.rows = None         # or the points as float64 (value, step, ts) row arrays (no lists then)
+        self._rows_size = 0      # their count, kept as they come: a segment may hand on many small arrays
         self.single = True       # every op so far of one point: no counts kept
 
     @property
     def size(self) -> int:
         """The points gathered."""
-        return len(self.steps) if self.rows is None else sum(map(len, self.rows))
+        return len(self.steps) if self.rows is None else self._rows_size
 
     def add_rows(self, rows) -> None:
         """The points of the ops just given to `ops`, as a float64 array of (value, step, ts) rows
@@ -553,6 +554,7 @@ class _Gathered:
         if self.rows is None:
             self.rows = []
         self.rows.append(rows)
+        self._rows_size += len(rows)
 
     def ops(self, paths: list, counts: list | None) -> None:
         """Ops of these series, with these counts of points (None: one point each)."""

@@ -1,13 +1,14 @@
 """Float rows a fetch's store decoded, kept (sources/spill.py) until the index's stream of the same run reads them.
 
-The store's scan of a segment of LogFloats ops whose every token is a float decodes its points
+The store's scan of a segment whose LogFloats ops hold only floats decodes their points
 (float_lines.scan: an `append` loop's by one_point_ops, an `extend` loop's from the regex's
 captures). The index's stream of float points comes after the whole log is stored, and reading
-each segment again would decompress it and cut its lines a second time. So the scan's rows of such
-a segment are spilled (value, step and time as float64, then each op's path code, and for ops of
-many points where each ends), and the stream takes them back by the segment's id. A segment the
-spill lacks is read from the store, as before: the rows are the ones that read gives
-(tests/test_neptune_one_point_ops.py).
+each segment again would decompress it and cut its lines a second time. So what `read` would give
+of such a segment is spilled (float_lines.spillable: the points' value, step and time as float64,
+each op's path code, for ops of many points where each ends, and the segment's other lines as they
+are, with the layout that puts them back in order), and the stream takes it back by the segment's
+id. A segment the spill lacks is read from the store, as before: the items are the ones that read
+gives (tests/test_neptune_one_point_ops.py).
 """
 from __future__ import annotations
 
@@ -24,27 +25,36 @@ class RowSpill(Spill):
         self._codes: dict[str, int] = {}      # a run has few series: each path is coded once
         self._names: list[str] = []
 
-    def put(self, segment_id: str, paths: list[str], rows, ends: list[int] | None = None) -> bool:
-        """Keep a segment's points as (value, step, ts) float64 rows: one path an op, each op's
-        points ending at `ends` (None: one point an op)."""
+    def put(self, segment_id: str, paths: list[str], rows, ends: list[int] | None, layout: list[int],
+            lines: list[bytes]) -> bool:
+        """Keep what float_lines.spillable gave of a segment: its ops' points as (value, step, ts) float64
+        rows, one path an op, each op's points ending at `ends` (None: one point an op), and the layout
+        and bytes of its other lines."""
         codes = self._codes
         for path in dict.fromkeys(paths):
             if path not in codes:
                 codes[path] = len(self._names)
                 self._names.append(path)
         pieces = [numpy.ascontiguousarray(rows, numpy.float64).tobytes(),
-                  numpy.fromiter(map(codes.__getitem__, paths), numpy.int32, len(paths)).tobytes()]
+                  numpy.fromiter(map(codes.__getitem__, paths), numpy.int32, len(paths)).tobytes(),
+                  numpy.array(layout, numpy.int64).tobytes(),
+                  numpy.fromiter(map(len, lines), numpy.int64, len(lines)).tobytes(), b"".join(lines)]
         if ends is not None:
             pieces.append(numpy.array(ends, numpy.int64).tobytes())
         return super().put(segment_id, pieces)
 
     def take(self, segment_id: str):
-        """(paths, rows, ends) of a segment `put` kept (ends None: one point an op), or None."""
+        """(paths, rows, ends, layout, lines) of a segment `put` kept, or None."""
         pieces = super().take(segment_id)
         if pieces is None:
             return None
-        rows, codes, *ends = pieces
+        rows, codes, layout, lengths, joined, *ends = pieces
         names = self._names
         paths = list(map(names.__getitem__, numpy.frombuffer(codes, numpy.int32).tolist()))
+        joined, lines, at = bytes(joined), [], 0
+        for n in numpy.frombuffer(lengths, numpy.int64).tolist():
+            lines.append(joined[at:at + n])
+            at += n
         return (paths, numpy.frombuffer(rows, numpy.float64).reshape(-1, 3),
-                numpy.frombuffer(ends[0], numpy.int64).tolist() if ends else None)
+                numpy.frombuffer(ends[0], numpy.int64).tolist() if ends else None,
+                numpy.frombuffer(layout, numpy.int64).tolist(), lines)
