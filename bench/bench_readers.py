@@ -2,7 +2,8 @@
 
     python bench/bench_readers.py [--points 100000 1000000] [--metrics 10]
                                   [--source wandb|neptune|neptune-exporter|neptune-scale]
-                                  [--shape append extend]   (neptune 1.x op shapes; default append)
+                                  [--shape append extend append-stdout extend-stdout]
+                                  (neptune 1.x op shapes; default append)
     python bench/bench_readers.py --source neptune --rows a.json b.json   (the section from saved rows)
 
 Writes W&B runs (or, with --source neptune, neptune 1.x offline queues) of N points (N / metrics history rows × `metrics` keys, plus the
@@ -198,7 +199,9 @@ NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writ
                 "shapes the client queues (its offline and async processors write each operation to the disk "
                 "queue as it is made, merging ops only when uploading): a training loop of `append` calls "
                 "queues one LogFloats op per call (one point; the common pattern, the default), `extend` / "
-                "`log([...])` one op per series per 100 points (`--shape extend`); `bench/check_writers.py` "
+                "`log([...])` one op per series per 100 points (`--shape extend`); the `-stdout` shapes add a "
+                "printed line after every 10 ops, as the client's stdout capture queues it (a LogStrings op), "
+                "so other ops sit among the points as in a real run; `bench/check_writers.py` "
                 "reads one back with neptune's DiskQueue; fetch = store the queue and index every point into a "
                 "fresh mirror, in a fresh process (its CPU time includes the imports, from compiled bytecode as"
                 " an installed package runs); floor = reading the op lines and decoding each as JSON, each "

@@ -270,25 +270,32 @@ def _split(segment: bytes, points: bool):
     if columns is None:
         return None
     split = _assemble(p1s, others, gaps, columns, points)
-    if not points:
-        _with_rows(split[0], (p1s, others, gaps), (vs, ss, ts, texts, keep, many))
+    if not points and split[1]:
+        _with_rows(split[0], vs, ss, ts, texts, keep, many)
     return split
 
 
-def _with_rows(items: list, lines: tuple, tokens: tuple) -> None:
+def _with_rows(items: list, *tokens) -> None:
     """The scan's Blocks given their points as `read` gives them (ends and float rows), when every
     token of the segment's client-shaped lines is a float: what the store keeps for the float stream
-    (spillable). `lines` and `tokens` are what _split cut; read's Blocks are assembled from them the
-    way `read` assembles them, so they pair one to one with the scan's."""
+    (spillable). `tokens` are _split's columns for `_points`; the items of a clean split are its lines
+    in order (a Block of n lines, or one other line each), so each Block's points are sliced as
+    _blocks slices them for `read`, no Block of `read` made."""
     try:
         columns = _points(*tokens)
     except ValueError:
         return
     if columns is None or len(columns) != 2:
         return
-    for item, got in zip(items, _assemble(*lines, columns, True)[0]):
+    ends, rows = columns
+    line = 0
+    for item in items:
         if type(item) is Block:
-            item.ends, item.array = got.ends, got.array
+            item.ends, first, last = _op_ends(ends, line, line + len(item))
+            item.array = rows[first:last]
+            line += len(item)
+        else:
+            line += 1
 
 
 def _scalars(text: bytes, count: int) -> list | None:
@@ -455,9 +462,7 @@ def _blocks(out: list, paths, columns, a: int, b: int, points: bool) -> None:
             bad = b
         if bad > a:
             if points:
-                ends = columns[0]
-                first, last = ends[a - 1] if a else 0, ends[bad - 1]
-                op_ends = ends[a:bad] if not first else [e - first for e in ends[a:bad]]
+                op_ends, first, last = _op_ends(columns[0], a, bad)
                 if len(columns) == 2:            # the points as float rows
                     out.append(Block.of_array(paths[a:bad], op_ends, columns[1][first:last]))
                 else:
@@ -469,6 +474,13 @@ def _blocks(out: list, paths, columns, a: int, b: int, points: bool) -> None:
                 out.append(Block(paths[a:bad], lasts[a:bad], False not in ones[a:bad],
                                  False not in numbered[a:bad], ats=ats[a:bad]))
         a = bad + 1
+
+
+def _op_ends(ends: list, a: int, b: int):
+    """(each op's end among its Block's points, the first point, the end of the last) of lines a..b,
+    from the segment's ends given per line."""
+    first = ends[a - 1] if a else 0
+    return (ends[a:b] if not first else [e - first for e in ends[a:b]]), first, ends[b - 1]
 
 
 def _positions(seq, x) -> list[int]:
