@@ -48,6 +48,27 @@ class FileRef:
     missing: str | None = None  # the recorded location, when the bytes were not found
 
 
+class ConsoleText:
+    """A console series' text: what its points' values say, concatenated as written (the mapping keeps
+    nothing else of them). A run that printed a line a step has as many points as it has steps, so the
+    values are joined every JOIN_AT of them: memory holds the text, not a list and two numbers a line."""
+    JOIN_AT = 4096
+
+    def __init__(self):
+        self._joined: list[str] = []
+        self._values: list[str] = []
+
+    def add(self, value) -> None:
+        if value is not None:
+            self._values.append(str(value))
+            if len(self._values) >= self.JOIN_AT:
+                self._joined.append("".join(self._values))
+                self._values = []
+
+    def text(self) -> str:
+        return "".join(self._joined) + "".join(self._values)
+
+
 @dataclass
 class RunData:
     workspace: str
@@ -55,7 +76,8 @@ class RunData:
     key: str
     created_at: int | None = None
     attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)   # path -> (type, value)
-    series: dict[str, dict] = field(default_factory=dict)   # path -> {"type", "points": [[step, ts, value]]}
+    # path -> {"type", "points": [[step, ts, value]]}; a console series (stdout, stderr): {"type", "text"}
+    series: dict[str, dict] = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)    # path -> {"type", "refs": [FileRef]}
     artifacts: dict[str, list[dict]] = field(default_factory=dict)  # path -> files list
     extra: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +87,16 @@ class RunData:
     float_points: Callable[[], Iterator[model.Metrics]] | None = None
 
     def add_point(self, path: str, kind: str, step, ts, value) -> None:
-        self.series.setdefault(path, {"type": kind, "points": []})["points"].append([step, ts, value])
+        entry = self.series.get(path)
+        if entry is None:      # a series keeps the kind of its first point
+            entry = self.series[path] = ({"type": kind, "text": ConsoleText()}
+                                         if kind == "string_series" and _monitoring_text(path) else
+                                         {"type": kind, "points": []})
+        text = entry.get("text")
+        if text is not None:
+            text.add(value)
+        else:
+            entry["points"].append([step, ts, value])
 
     def add_file(self, path: str, kind: str, ref: FileRef) -> None:
         self.files.setdefault(path, {"type": kind, "refs": []})["refs"].append(ref)
@@ -240,24 +271,22 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes]]:
 
     for path in sorted(run.series):
         s = run.series[path]
-        kind, points = s["type"], s["points"]
-        if kind == "float_series":
+        kind, points = s["type"], s.get("points")
+        if "text" in s:   # console capture: the chunks as written, concatenated
+            data = s["text"].text().encode("utf-8")
+            exp.texts.append(model.Text(kind=_monitoring_text(path), object_id=blob(data), size=len(data),
+                                        name=path))
+        elif kind == "float_series":
             for step, ts, value in points:
                 exp.metrics.add(path, None if value is None else float(value), step=int_step(step),
                                 timestamp=ts)
         elif kind == "string_series":
-            text_kind = _monitoring_text(path)
-            if text_kind:   # console capture: the chunks as written, concatenated
-                data = "".join(str(v) for _, _, v in points if v is not None).encode("utf-8")
-                exp.texts.append(model.Text(kind=text_kind, object_id=blob(data), size=len(data),
-                                            name=path))
-            else:
-                data = b"".join(canonical.dumps({"step": st, "timestamp": ts, "value": v}) + b"\n"
-                                for st, ts, v in points)
-                exp.assets.append(model.Asset(
-                    asset_id=_asset_id("string_series", path), file_name=path + ".jsonl",
-                    type="text-sample", size=len(data), object_id=blob(data),
-                    metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
+            data = b"".join(canonical.dumps({"step": st, "timestamp": ts, "value": v}) + b"\n"
+                            for st, ts, v in points)
+            exp.assets.append(model.Asset(
+                asset_id=_asset_id("string_series", path), file_name=path + ".jsonl",
+                type="text-sample", size=len(data), object_id=blob(data),
+                metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
         elif kind == "histogram_series":
             data = canonical.dumps([{"step": st, "timestamp": ts, **(v or {})} for st, ts, v in points])
             exp.assets.append(model.Asset(
