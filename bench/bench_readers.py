@@ -158,18 +158,17 @@ def child(script: str, *args: str) -> dict:
 
 
 # said under every table: the machine's speed is not the same from one round to the next
-SPEED_NOTE = ("This machine's speed varies from day to day: this round's floors took about 1.5 to 2 times "
-              "last round's (neptune 1.x append 10^6: 4.6 s of CPU against 3.0 s), so compare the ratios to "
+SPEED_NOTE = ("This machine's speed varies from day to day: this round's floors took about 1.2 times "
+              "last round's (neptune 1.x append 10^6: 5.6 s of CPU against 4.6 s), so compare the ratios to "
               "the floor, measured in the same run, rather than points/s across rounds. ")
 # this round's change, the same for every reader: what a fetch spends before it reads a point
 FIXED_COST_NOTE = (
-    "This round the readers are unchanged and the fixed cost of a fetch (the 10-point rows) is lower: the index "
-    "opens DuckDB through its compiled core without the package's Python layer (index/engine.py), asks "
-    "duckdb_tables() for its schema version instead of information_schema, and a fetch no longer imports "
-    "importlib.metadata (neptune_api.proto's __init__), protobuf's descriptor_pb2 (the neptune-scale shadow "
-    "type is kept serialized) or json_format (W&B, unless the run has an environment record). Side by side, "
-    "11 fresh processes each, interleaved, median CPU of a 10-point fetch: neptune-scale 0.53 -> 0.45 s, "
-    "neptune 1.x 0.49 -> 0.44 s, W&B 0.54 -> 0.45 s, neptune-exporter 0.94 -> 0.91 s. ")
+    "This round the fetch is measured as a user runs it, through the command line (its imports and "
+    "argument parsing included), and the command line sets OPENBLAS_NUM_THREADS=1 before NumPy loads: "
+    "OpenBLAS started a thread per core at load and they spun, about 0.1 s of CPU in every run on this "
+    "machine (import numpy 0.19 -> 0.08 s of CPU; side by side, 11 fresh 10-point neptune-scale fetches "
+    "each, interleaved, median CPU 0.49 s with two OpenBLAS threads against 0.40 s with one). No command does "
+    "linear algebra. ")
 
 # neptune 1.x queue shapes (`--shape`): the points of one LogFloats op, as the client writes them, and
 # how often a printed line (the client's stdout capture) comes between those ops
@@ -182,18 +181,29 @@ NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "
 # the paragraph under the neptune 1.x table (--note replaces it): what this round changed, and against what
 NEPTUNE_V1_NOTE = (
     FIXED_COST_NOTE + SPEED_NOTE +
-    "Previous round (one run each, the faster machine): append 10^6 2.5 s CPU (421,548 points/s wall), 0.8x; "
-    "append 10^7 22.9 s CPU (430,902 wall), 0.8x; extend 10^5 5.5x; extend 10^6 2.5x; extend 10^7 14.2 s CPU "
-    "(725,329 wall), 1.9x. Now (one run each, load 0.6-1.0): append 10^5 0.82 s CPU, 1.9x; append 10^6 3.5 s "
-    "wall, 3.7 s CPU (286,331 points/s wall), 0.8x; append 10^7 46.1 s wall, 44.2 s CPU (217,078 wall), 0.9x, "
-    "121 MB; extend 10^5 0.66 s CPU, 4.7x; extend 10^6 2.8 s CPU (396,105 wall), 2.3x; extend 10^7 18.4 s wall, "
-    "19.0 s CPU (544,671 wall), 1.3x, 194 MB. Goals: 300,000 points/s, met from 10^6 on for extend; for append "
-    "met on the faster machine last round, not on this round's (286,331 and 217,078: the append floor itself, "
-    "one json decode per line, reads 210,699 points/s of CPU at 10^7 today); not at 10^5 for either shape; "
-    "within 3x of the floor, met but for extend at 10^5 (4.7x: the floor is 0.14 s of CPU, the 10-point "
-    "fetch 0.38 s); peak memory flat in the points, met (120 / 117 / 121 MB for append, 137 / 194 / 194 MB for "
-    "extend). Load "
-    "average beside each row (2 cores: compare CPU times and peak memory).")
+    "The reader now also spills a segment with other ops among its float ops (before, only a segment of float "
+    "ops alone), a printed line no longer makes the stream convert the points gathered before it, and a console "
+    "series is kept as its text; the two `-stdout` shapes are new. Side by side (median CPU of fresh fetches, "
+    "interleaved, 10^6 points): extend with a printed line every 10 ops 3.72 -> 3.03 s, append with one 14.2 -> "
+    "12.6 s; peak memory of that append shape 138 -> 114 MB at 10^6, 441 -> 198 MB at 10^7 (one fetch each). "
+    "Previous round (one run each): append 10^5 0.82 s CPU, 1.9x; append 10^6 3.7 s CPU (286,331 points/s "
+    "wall), 0.8x; append 10^7 44.2 s CPU (217,078 wall), 0.9x, 121 MB; extend 10^5 0.66 s CPU, 4.7x; extend "
+    "10^6 2.8 s CPU (396,105 wall), 2.3x; extend 10^7 19.0 s CPU (544,671 wall), 1.3x, 194 MB. Now (one run "
+    "each, load 0.6-1.2): 10 points 0.33-0.41 s CPU; append 10^5 0.80 s CPU, 1.2x; append 10^6 4.4 s wall, "
+    "4.3 s CPU (227,083 points/s wall), 0.8x; append 10^7 45.3 s wall, 42.5 s CPU (220,509 wall), 0.7x, 123 MB; "
+    "extend 10^5 0.70 s CPU, 4.4x; extend 10^6 2.5 s CPU (408,541 wall), 1.3x; extend 10^7 22.3 s wall, 22.5 s "
+    "CPU (447,802 wall), 1.4x, 159 MB; append with printed lines 10^6 10.0 s CPU (103,246 wall), 1.6x, 10^7 "
+    "113.4 s CPU (87,868 wall), 1.7x, 208 MB; extend with printed lines 10^6 2.8 s CPU (368,559 wall), 1.5x, "
+    "10^7 24.2 s CPU (421,266 wall), 1.6x, 146 MB. Goals: 300,000 points/s, met from 10^6 on for extend (with "
+    "printed lines too); not for append (its floor, one json decode per line, reads about 172,000 points/s of "
+    "CPU at 10^7 today, and the fetch beats it), nor at 10^5 for any shape; within 3x of the floor, met but for "
+    "extend at 10^5 (4.4x, the floor 0.16 s of CPU and the 10-point fetch 0.33-0.41 s; with printed lines "
+    "2.8x); peak memory flat in the points, met for the shapes without printed lines (122 / 118 / 123 MB "
+    "append, 126 / 151 / 159 MB extend) and with them but for the output text itself, which a run's console "
+    "series keeps (130 / 120 / 208 MB for append, one printed line every 10 points: 33 MB of text at 10^7). A "
+    "printed line costs the append shape about 60-70 us: it splits the run of ops into Blocks of 10, and it is "
+    "decoded by json twice (the store's fold and the stream). Load average beside each row (2 cores: compare "
+    "CPU times and peak memory).")
 
 NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writers.py` in one of the two "
                 "shapes the client queues (its offline and async processors write each operation to the disk "
@@ -224,28 +234,26 @@ NEPTUNE_FORMAT_BODY = {
 NEPTUNE_FORMAT_NOTE = {
     "neptune-scale": (
         FIXED_COST_NOTE + SPEED_NOTE +
-        "Previous round (one run each, the faster machine): 10^5 0.46 s CPU, 4.1x; 10^6 1.3 s CPU, 2.2x; 10^7 "
-        "9.4 s CPU, 1.8x, 1,058,623 points/s CPU. Now (one run each, load 0.0-0.6): 10^5 0.66 s CPU, 5.5x; "
-        "10^6 1.0 s wall, 1.45 s CPU (1,007,967 points/s wall, 688,387 CPU), 2.0x; 10^7 11.2 s wall, 15.2 s "
-        "CPU (892,758 wall, 659,402 CPU), 2.4x, peak 115 / 117 / 124 MB. The floor no longer imports "
-        "importlib.metadata either (it loads the protobuf module as the fetch does), so at 10^5 it is cheaper "
-        "than last round's and the ratio higher. The reader is the same code as last round at 10^7: its ratio "
-        "moved 1.8x -> 2.4x with the machine (the floor took 1.2 times last round's CPU, the fetch 1.6 times). "
-        "Goals: 300,000 points/s, met from 10^6 on (not at 10^5: 273,440 wall, 152,502 CPU); within 3x of the "
-        "floor, met from 10^6 on, not at 10^5 (5.5x: the floor is 0.12 s of CPU, the 10-point fetch 0.38 s); "
-        "peak memory flat in the number of points, met. Load average beside each row (2 cores: compare CPU "
-        "times and peak memory)."),
+        "Previous round (one run each): 10^5 0.66 s CPU, 5.5x; 10^6 1.45 s CPU (1,007,967 points/s wall), 2.0x; "
+        "10^7 15.2 s CPU (892,758 wall), 2.4x, peak 115 / 117 / 124 MB. Now (one run each, load 1.1): 10 points "
+        "0.35 s CPU; 10^5 0.50 s wall, 0.58 s CPU (201,338 points/s wall, 172,598 CPU), 3.0x (3.01: the floor "
+        "0.19 s of CPU); 10^6 1.3 s wall, 1.6 s CPU (781,256 wall, 621,152 CPU), 1.4x; 10^7 16.8 s wall, 18.8 s "
+        "CPU (596,641 wall, 531,132 CPU), 2.4x, peak 119 / 119 / 125 MB. The reader is unchanged. Goals: "
+        "300,000 points/s, met from 10^6 on (not at 10^5); within 3x of the floor, met from 10^6 on, at 10^5 "
+        "missed by a hundredth; peak memory flat in the number of points, met. Load average beside each row "
+        "(2 cores: compare CPU times and peak memory)."),
     "neptune-exporter": (
         FIXED_COST_NOTE + "The exporter's fixed cost is mostly pyarrow's import (and pandas with it). " +
         SPEED_NOTE +
-        "Previous round (one run each, the faster machine): 10^5 0.8 s CPU, 1.0x; 10^6 1.4 s CPU, 0.4x; 10^7 "
-        "8.3 s CPU (1,448,830 points/s wall), 0.2x. Now (one run each, load 1.0-1.1): 10^5 1.6 s CPU, 1.1x; "
-        "10^6 1.6 s wall, 2.1 s CPU (612,840 points/s wall), 0.4x; 10^7 10.2 s wall, 12.0 s CPU (981,515 wall, "
-        "830,966 CPU), 0.2x, peak 235 / 260 / 280 MB. Goals: 300,000 points/s, met from 10^6 on (not at 10^5, "
-        "where the fixed cost is most of the fetch); within 3x of the floor, met (the floor, pyarrow's Python "
-        "objects of four columns, is slower than the fetch); peak memory bounded by one row group's pages (the "
-        "exporter writes up to 1Mi rows per row group), flat past one row group. Load average beside each row "
-        "(2 cores: compare CPU times and peak memory)."),
+        "Previous round (one run each): 10^5 1.6 s CPU, 1.1x; 10^6 2.1 s CPU (612,840 points/s wall), 0.4x; "
+        "10^7 12.0 s CPU (981,515 wall), 0.2x, peak 235 / 260 / 280 MB. Now (one run each, load 1.1-1.3): 10 "
+        "points 0.92 s CPU; 10^5 1.0 s wall, 1.2 s CPU (98,267 points/s wall), 0.9x; 10^6 2.0 s wall, 2.3 s CPU "
+        "(510,264 wall, 434,137 CPU), 0.3x; 10^7 10.5 s wall, 12.3 s CPU (948,736 wall, 812,108 CPU), 0.2x, "
+        "peak 240 / 255 / 287 MB. The reader is unchanged. Goals: 300,000 points/s, met from 10^6 on (not at "
+        "10^5, where the fixed cost is most of the fetch); within 3x of the floor, met (the floor, pyarrow's "
+        "Python objects of four columns, is slower than the fetch); peak memory bounded by one row group's "
+        "pages (the exporter writes up to 1Mi rows per row group), flat past one row group. Load average beside "
+        "each row (2 cores: compare CPU times and peak memory)."),
 }
 NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`bench/bench_readers.py --source neptune`)"),
                     "neptune-exporter": ("readers-neptune-exporter", "Neptune exporter reader "
@@ -257,14 +265,15 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
     FIXED_COST_NOTE + SPEED_NOTE +
-    "Previous round (one run each, the faster machine): 10^5 0.5 s CPU, 1.2x; 10^6 1.8 s CPU (735,553 points/s "
-    "wall), 0.8x; 10^7 18.1 s CPU (680,887 wall), 0.9x, 150 MB. Now (one run each, load 1.0-1.1): 10^5 0.56 s "
-    "CPU, 1.1x; 10^6 1.8 s wall, 2.4 s CPU (549,766 points/s wall, 419,170 CPU), 0.7x; 10^7 21.9 s wall, "
-    "27.0 s CPU (456,045 wall, 370,440 CPU), 0.7x, 142 MB. Goals: 300,000 points/s end to end, met from 10^6 "
-    "on in wall and CPU time (not at 10^5: 292,268 wall, 178,233 CPU, the fixed cost 0.34 s of the fetch's "
-    "0.56 s); within 3x of the floor, met at each size; peak memory flat in the number of points, met (112 / "
-    "134 / 142 MB). What is left: DuckDB's insert (about 0.6 us a row) and zstd compression of the stored "
-    "log. Load average beside each row (2 cores: compare CPU times and peak memory).")
+    "Previous round (one run each): 10^5 0.56 s CPU, 1.1x; 10^6 2.4 s CPU (549,766 points/s wall), 0.7x; "
+    "10^7 27.0 s CPU (456,045 wall), 0.7x, 142 MB. Now (one run each, load 1.1): 10 points 0.44 s CPU; 10^5 "
+    "0.67 s wall, 0.73 s CPU (149,846 points/s wall, 136,732 CPU), 0.9x; 10^6 2.1 s wall, 2.5 s CPU (478,283 "
+    "wall, 401,571 CPU), 0.7x; 10^7 22.5 s wall, 27.0 s CPU (444,642 wall, 370,801 CPU), 0.6x, peak 114 / "
+    "137 / 142 MB. The reader is unchanged. Goals: 300,000 points/s end to end, met from 10^6 on in wall and "
+    "CPU time (not at 10^5: the 10-point fetch is 0.44 s of the 0.73 s); within 3x of the floor, met at each "
+    "size; peak memory flat in the number of points, met. What is left: DuckDB's insert (about 0.6 us a row) "
+    "and zstd compression of the stored log. Load average beside each row (2 cores: compare CPU times and "
+    "peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
