@@ -278,14 +278,15 @@ def _split(segment: bytes, points: bool):
 def _with_rows(items: list, *tokens) -> None:
     """The scan's Blocks given their points as `read` gives them (ends and float rows), when every
     token of the segment's client-shaped lines is a float: what the store keeps for the float stream
-    (spillable). `tokens` are _split's columns for `_points`; the items of a clean split are its lines
-    in order (a Block of n lines, or one other line each), so each Block's points are sliced as
-    _blocks slices them for `read`, no Block of `read` made."""
+    (spillable); any other token leaves them as they are, nothing decoded json's way here. `tokens` are
+    _split's columns for `_points`; the items of a clean split are its lines in order (a Block of n
+    lines, or one other line each), so each Block's points are sliced as _blocks slices them for
+    `read`, no Block of `read` made."""
     try:
-        columns = _points(*tokens)
+        columns = _points(*tokens, rows_only=True)
     except ValueError:
         return
-    if columns is None or len(columns) != 2:
+    if columns is None:
         return
     ends, rows = columns
     line = 0
@@ -403,7 +404,7 @@ def _assemble(p1s, others, gaps: list, columns, points: bool):
     return out, clean
 
 
-def _points(vs, ss, ts, texts, keep: list, many: list):
+def _points(vs, ss, ts, texts, keep: list, many: list, rows_only: bool = False):
     """(ends, values, steps, stamps) of the client-shaped lines, ends given per line (a gap's the
     previous line's); None when the points' count disagrees with the braces."""
     counts = keep                             # one point per one-point op, none for a gap
@@ -411,6 +412,8 @@ def _points(vs, ss, ts, texts, keep: list, many: list):
         rows = _column_rows(*(list(compress(column, keep)) for column in (vs, ss, ts)))
         if rows is not None:
             return list(accumulate(counts)), rows
+        if rows_only:
+            return None
         values, steps, stamps = (_decode(compress(column, keep)) for column in (vs, ss, ts))
     else:
         pieces = list(map(_ONE_TEXT.__mod__, zip(vs, ss, ts)))   # a one-point op's text again (rare here)
@@ -418,17 +421,20 @@ def _points(vs, ss, ts, texts, keep: list, many: list):
         for k in many:
             pieces[k] = texts[k]
             counts[k] = texts[k].count(b"{")  # every point opens one brace
-        return _text_points(list(compress(pieces, keep)), counts)
+        return _text_points(list(compress(pieces, keep)), counts, rows_only)
     return list(accumulate(counts)), values, steps, stamps
 
 
-def _text_points(texts: list, counts: list):
+def _text_points(texts: list, counts: list, rows_only: bool = False):
     """_points from the kept lines' points' texts and every line's count of points; when every token is
-    a float, (ends, array) instead: the points as rows of a float64 array (_float_rows)."""
+    a float, (ends, array) instead: the points as rows of a float64 array (_float_rows); with
+    `rows_only`, None unless they are."""
     points = sum(counts)
     rows = _float_rows(texts, points)
     if rows is not None:
         return list(accumulate(counts)), rows
+    if rows_only:
+        return None
     flat = _point_tokens(texts, points)
     if 3 * points != len(flat):
         return None

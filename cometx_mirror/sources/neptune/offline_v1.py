@@ -173,9 +173,9 @@ class _RunReader(FoldingReader):
                     fold_line(line, name, count)
             segments.append(mirror.objects.put_bytes(data))
             kept = float_lines.spillable(scanned) if scanned else None
-            if kept is not None and spill.put(segments[-1], *kept):
-                pass                 # the float stream then takes the points the scan decoded
-            elif scanned:            # the float stream then cuts this segment by its layout, no regex
+            # the float stream then takes the points the scan decoded, or else cuts the segment by its
+            # layout (no regex)
+            if scanned and not (kept is not None and spill.put(segments[-1], *kept)):
                 float_lines.remember(segments[-1], scanned)
             return count
 
