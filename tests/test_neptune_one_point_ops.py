@@ -51,6 +51,7 @@ def _segment(rng, n=300, odd=0.0, top=30) -> bytes:
 def _regex_only(monkeypatch, fn, segment):
     with monkeypatch.context() as m:
         m.setattr(one_point_ops, "cut", lambda segment: None)
+        m.setattr(one_point_ops, "cut_among", lambda segment: None)
         return fn(segment)
 
 
@@ -67,11 +68,12 @@ def _view(items):
     return out
 
 
+@pytest.mark.parametrize("top", [30, 5])      # 10^5 and less: every value below 9e18, so float rows
 @pytest.mark.parametrize("odd", [0.0, 0.2, 1.0])
-def test_a_cut_segment_reads_and_scans_as_the_regex_does(monkeypatch, odd):
+def test_a_cut_segment_reads_and_scans_as_the_regex_does(monkeypatch, odd, top):
     rng = random.Random(int(odd * 10) + 3)
     for _ in range(8):
-        segment = _segment(rng, odd=odd)
+        segment = _segment(rng, odd=odd, top=top)
         if odd < 1:          # the split takes it; odd tokens are decoded json's way, a column at a time
             assert one_point_ops.cut(segment) is not None
             assert type(float_lines.read(segment)[0]) is float_lines.Block
@@ -121,6 +123,57 @@ def test_a_segment_with_one_line_off_the_template_is_read_as_the_regex_reads_it(
     segment = b"\n".join(lines) + b"\n"
     for fn in (float_lines.read, float_lines.scan):
         assert _view(fn(segment) or []) == _view(_regex_only(monkeypatch, fn, segment) or [])
+
+
+def _op_line(obj, n) -> bytes:
+    return json.dumps({"obj": obj, "version": n, "at": 1700000000.5 + n}).encode()
+
+
+# lines of other ops a training loop's queue holds among its points; the regex leaves each to json
+OTHERS = [_op_line({"type": "LogStrings", "path": ["monitoring", "7d3a", "stdout"],
+                    "values": [{"value": "epoch 3: loss 0.25\n", "step": None, "ts": 1.7e9}]}, 5),
+          _op_line({"type": "AssignString", "path": ["sys", "name"], "value": "ünï \"q\""}, 6),
+          _op_line({"type": "ClearFloatLog", "path": ["train", "loss"]}, 7),
+          _op_line({"type": "AssignFloat", "path": ["parameters", "lr"], "value": 1e-3}, 8),
+          b"", b"not json", b'{"obj": {"type": "LogStrings", "path": ["a"], "values": [{"value": "\x00"}]}}']
+# lines that are LogFloats ops of another shape: the regex judges them, so the cut leaves the segment
+REGEX_WAY = [_line(["train", "loss"], 0.5, 1.0, 2.0, 9).replace(b", ", b",  ", 1),
+             json.dumps({"obj": {"type": "LogFloats", "path": ["x"], "values": [
+                 {"value": 1.0, "step": 1.0, "ts": 2.0}, {"value": 2.0, "step": 2.0, "ts": 3.0}]},
+                 "version": 9, "at": 1.0}).encode()]
+
+
+def _view_rows(items):
+    return _view(items) + [item.array.tobytes() for item in items
+                           if type(item) is float_lines.Block and item.array is not None]
+
+
+@pytest.mark.parametrize("top", [30, 5])
+@pytest.mark.parametrize("odd", [0.0, 0.2, 1.0])
+def test_a_segment_with_other_ops_among_its_points_is_cut_as_the_regex_reads_it(monkeypatch, odd, top):
+    rng = random.Random(int(odd * 10) + top)
+    for k in range(12):
+        lines = _segment(rng, 200, odd=odd, top=top).split(b"\n")[:-1]
+        for _ in range(rng.randint(1, 12)):
+            lines.insert(rng.randint(0, len(lines)), rng.choice(OTHERS))
+        if k % 3 == 0:
+            lines.insert(0, OTHERS[1])          # a run's first segment: its assigns come first
+        segment = b"\n".join(lines) + b"\n"
+        if odd < 1:                  # the cut takes it ("a: b" paths in the odd ones split a line apart)
+            assert one_point_ops.cut_among(segment) is not None
+        for fn in (float_lines.read, float_lines.scan):
+            assert _view_rows(fn(segment) or []) == _view_rows(_regex_only(monkeypatch, fn, segment) or [])
+
+
+@pytest.mark.parametrize("line", REGEX_WAY)
+def test_a_segment_with_a_float_op_of_another_shape_goes_the_regex_way(monkeypatch, line):
+    lines = _segment(random.Random(4), 50).split(b"\n")[:-1]
+    lines.insert(20, line)
+    segment = b"\n".join(lines) + b"\n"
+    assert one_point_ops.cut_among(segment) is None
+    assert one_point_ops.cut_among(segment[:-1]) is None and one_point_ops.cut_among(OTHERS[0] + b"\n") is None
+    for fn in (float_lines.read, float_lines.scan):
+        assert _view_rows(fn(segment) or []) == _view_rows(_regex_only(monkeypatch, fn, segment) or [])
 
 
 def test_a_segment_without_its_last_newline_or_with_a_carriage_return_is_not_cut():

@@ -245,9 +245,11 @@ def _split(segment: bytes, points: bool):
     json's view of some line could differ from the regex's."""
     if b"\r" in segment:     # bytes.splitlines (the json path) also splits there: take every line whole
         return None
-    columns = one_point_ops.cut(segment)
+    columns, others = one_point_ops.cut(segment), []
+    if columns is None:
+        columns, others = one_point_ops.cut_among(segment) or (None, [])
     if columns is not None:
-        items = _one_point_items(columns, points)
+        items = _one_point_items(columns, points, others)
         if items is not None:
             return items, True
     found = LINE.findall(segment)
@@ -292,8 +294,10 @@ def _with_rows(items: list, *tokens) -> None:
     line = 0
     for item in items:
         if type(item) is Block:
-            item.ends, first, last = _op_ends(ends, line, line + len(item))
+            op_ends, first, last = _op_ends(ends, line, line + len(item))
             item.array = rows[first:last]
+            if not item.single():       # one point an op: no ends, as the split's Blocks have none
+                item.ends = op_ends
             line += len(item)
         else:
             line += 1
@@ -315,9 +319,10 @@ def _scalars(text: bytes, count: int) -> list | None:
 _SCALARS = {int, float, bool, type(None)}
 
 
-def _one_point_items(columns: dict, points: bool) -> list | None:
-    """_split's items of a segment one_point_ops.cut took (one Block, then the empty text after the
-    last newline), or None where a token is no scalar or a path no JSON list of strings."""
+def _one_point_items(columns: dict, points: bool, others: list) -> list | None:
+    """_split's items of a segment one_point_ops.cut (or cut_among) took: a Block of each run of cut
+    lines, each of the `others` lines in its place, then the empty text after the last newline; or
+    None where a token is no scalar or a path no JSON list of strings."""
     texts = columns["paths"]
     count = len(texts)
     paths = list(map(_PATHS.get, texts, repeat(_MISS)))
@@ -332,12 +337,28 @@ def _one_point_items(columns: dict, points: bool) -> list | None:
         if decoded[name] is None:
             return None
     if not points:
-        steps = decoded["steps"] if rows is None else rows[:, 1].tolist()
-        return [Block(paths, steps, True, None not in steps, ats=decoded["ats"], array=rows), b""]
-    ends = list(range(1, count + 1))
-    if rows is not None:
-        return [Block.of_array(paths, ends, rows), b""]
-    return [Block.points(paths, ends, decoded["values"], decoded["steps"], decoded["stamps"]), b""]
+        steps, ats = decoded["steps"] if rows is None else rows[:, 1].tolist(), decoded["ats"]
+
+        def block(a: int, b: int) -> Block:
+            return Block(paths[a:b], steps[a:b], True, None not in steps[a:b], ats=ats[a:b],
+                         array=None if rows is None else rows[a:b])
+    elif rows is not None:
+        def block(a: int, b: int) -> Block:
+            return Block.of_array(paths[a:b], list(range(1, b - a + 1)), rows[a:b])
+    else:
+        values, steps, stamps = decoded["values"], decoded["steps"], decoded["stamps"]
+
+        def block(a: int, b: int) -> Block:
+            return Block.points(paths[a:b], list(range(1, b - a + 1)), values[a:b], steps[a:b], stamps[a:b])
+    out, a = [], 0                           # a: the first cut line not in a Block yet
+    for g, (place, line) in enumerate(others):
+        if place - g > a:                    # the cut lines before this one (g other lines came first)
+            out.append(block(a, place - g))
+        out.append(line)
+        a = place - g
+    if count > a:
+        out.append(block(a, count))
+    return out + [b""]
 
 
 def _one_point_rows(columns: dict, count: int):

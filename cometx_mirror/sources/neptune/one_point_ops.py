@@ -12,8 +12,15 @@ so a segment `cut` accepts is the template filled in line by line, and once each
 found to hold one scalar a line (`float_lines` decodes them) and each P a JSON list of strings,
 json.loads of a line gives exactly those objects. Any other segment (a line of another op or shape,
 a newline or NUL byte where the template has none) is None: it goes the regex way.
+
+A real run's loop has other ops among its points (a LogStrings op for each printed line, the run's
+assigns): `cut_among` takes such a segment when none of those other lines is a LogFloats op at all, so
+the regex too would leave each of them to json whole. The lines in the template are cut together, and
+the others are handed back with their places.
 """
 from __future__ import annotations
+
+from itertools import compress, repeat
 
 _SEP = b'": '
 _LINE_HEAD = b'{"obj": {"type": "LogFloats", "path": '
@@ -24,6 +31,8 @@ _FIXED = ((1, b'{"type'), (2, b'"LogFloats", "path'), (4, b'[{"value'))
 _ENDS = (("paths", 3, b', "values'), ("values", 5, b', "step'), ("steps", 6, b', "ts'),
          ("stamps", 7, b'}]}, "version'), ("versions", 8, b', "at'), ("ats", 9, b'}\n' + _FIRST))
 _MARK = b"\x00"                   # not in a segment cut (checked): ends each piece while they are joined
+_FLOATS_HEAD = b'{"obj": {"type": "LogFloats"'
+_NEXT_POINT = b'}, {"value": '     # between two points of one op: never in the template
 
 
 def likely(segment: bytes) -> bool:
@@ -63,3 +72,26 @@ def cut(segment: bytes) -> dict[str, object] | None:
             return None
         columns[name] = tokens[:-1]
     return columns
+
+
+def cut_among(segment: bytes) -> tuple[dict[str, object], list[tuple[int, bytes]]] | None:
+    """(columns, others) of a segment whose lines are the template but for some lines of other ops:
+    `cut`'s columns of the template lines, and each other line's place among the segment's lines with
+    its bytes. None for a segment `cut` takes whole, one with no line in the template, one where a line
+    outside it is a LogFloats op (of another shape: the regex judges those), or one `cut` refuses."""
+    if not segment.endswith(b"\n") or _NEXT_POINT in segment:    # an op of many points goes the regex way
+        return None
+    lines = segment.split(b"\n")[:-1]
+    # a line that starts as the template is cut with the others: `cut` checks them all as a whole
+    heads = list(map(bytes.startswith, lines, repeat(_LINE_HEAD)))
+    others, k = [], -1
+    while True:                  # found by list.index: a step per other line, not per line
+        try:
+            k = heads.index(False, k + 1)
+        except ValueError:
+            break
+        others.append((k, lines[k]))
+    if not others or len(others) == len(lines) or any(line.startswith(_FLOATS_HEAD) for _, line in others):
+        return None
+    columns = cut(b"\n".join(compress(lines, heads)) + b"\n")
+    return None if columns is None else (columns, others)
