@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import pytest
 
-from cometx_mirror.sources.neptune import float_lines, offline_v1, one_point_ops
+from cometx_mirror.sources.neptune import float_lines, one_point_ops
 from cometx_mirror.sources.neptune.row_spill import RowSpill
 from cometx_mirror.sources.spill import Spill
 from cometx_mirror.store.mirror import Mirror
