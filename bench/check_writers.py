@@ -4,9 +4,10 @@
 
 Writes a small run with write_neptune_v1_run (odd values, printed lines among the
 points) and reads its queue back with neptune 1.x's DiskQueue (the reader `neptune
-sync` uploads from), counting the LogFloats points; exits non-zero on a mismatch.  (The W&B writer's logs are read by
-wandb-core, a Go binary with no offline reading entry point: `wandb sync` needs a
-server that ingests runs, which no fixture here provides.)
+sync` uploads from), counting the LogFloats points; exits non-zero on a mismatch.
+(The W&B writer's logs are read by wandb-core, a Go binary with no offline reading
+entry point: `wandb sync` needs a server that ingests runs, which no fixture here
+provides.)
 """
 from __future__ import annotations
 

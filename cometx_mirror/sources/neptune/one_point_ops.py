@@ -20,7 +20,8 @@ the others are handed back with their places.
 """
 from __future__ import annotations
 
-from itertools import compress, repeat
+from itertools import compress, count, repeat
+from operator import not_
 
 _SEP = b'": '
 _LINE_HEAD = b'{"obj": {"type": "LogFloats", "path": '
@@ -84,13 +85,7 @@ def cut_among(segment: bytes) -> tuple[dict[str, object], list[tuple[int, bytes]
     lines = segment.split(b"\n")[:-1]
     # a line that starts as the template is cut with the others: `cut` checks them all as a whole
     heads = list(map(bytes.startswith, lines, repeat(_LINE_HEAD)))
-    others, k = [], -1
-    while True:                  # found by list.index: a step per other line, not per line
-        try:
-            k = heads.index(False, k + 1)
-        except ValueError:
-            break
-        others.append((k, lines[k]))
+    others = [(k, lines[k]) for k in compress(count(), map(not_, heads))]
     if not others or len(others) == len(lines) or any(line.startswith(_FLOATS_HEAD) for _, line in others):
         return None
     columns = cut(b"\n".join(compress(lines, heads)) + b"\n")
