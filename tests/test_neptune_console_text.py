@@ -1,20 +1,25 @@
 """neptune: a console series (monitoring/<hash>/stdout, stderr) is kept as its text only, the values
 concatenated as written, so a run that printed a line every step holds its output, not a list per line."""
 
+import tracemalloc
+
 import duckdb
 import pytest
 
 from cometx_mirror.sources.neptune import mapping
 from cometx_mirror.sources.options import FetchOptions
+from cometx_mirror.store.objects import hash_bytes
 from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync import housekeeping
 from cometx_mirror.sync.fetch import run_fetch
 
 from test_neptune_one_point_ops import write_offline_run
 
 
-@pytest.mark.parametrize("join_at", [1, 3, 4096])
-def test_the_console_text_is_the_values_concatenated_as_written(monkeypatch, join_at):
+@pytest.mark.parametrize("join_at,in_memory", [(1, 1 << 20), (3, 1 << 20), (4096, 1 << 20), (1, 5), (3, 0)])
+def test_the_console_text_is_the_values_concatenated_as_written(monkeypatch, join_at, in_memory):
     monkeypatch.setattr(mapping.ConsoleText, "JOIN_AT", join_at)
+    monkeypatch.setattr(mapping.ConsoleText, "IN_MEMORY", in_memory)
     values = ["epoch 1\n", None, "ünï\r\n", 7, 2.5, "", "tail without newline", None, "x" * 10_000]
     run = mapping.RunData("w", "p", "k")
     for step, v in enumerate(values):
@@ -25,12 +30,17 @@ def test_the_console_text_is_the_values_concatenated_as_written(monkeypatch, joi
     [text] = exp.texts
     assert text.kind == "output" and text.name == "monitoring/7d3a/stdout"
     expected = "".join(str(v) for v in values if v is not None).encode("utf-8")
-    assert blobs[text.object_id] == expected and text.size == len(expected)
+    assert text.object_id == hash_bytes(expected) and text.size == len(expected)
+    assert b"".join(blobs[text.object_id].chunks()) == expected
+    assert b"".join(blobs[text.object_id].chunks()) == expected     # read back again: the mapping runs twice
+    assert mapping.to_experiment(run)[0].texts == exp.texts
     [asset] = exp.assets                  # any other string series keeps every point, as JSON lines
     assert asset.metadata["points"] == len(values)
 
 
-def test_a_run_that_prints_every_step_indexes_its_output_whole(tmp_path):
+@pytest.mark.parametrize("in_memory", [1 << 20, 1000])    # 1000: the output goes through the spool
+def test_a_run_that_prints_every_step_indexes_its_output_whole(tmp_path, monkeypatch, in_memory):
+    monkeypatch.setattr(mapping.ConsoleText, "IN_MEMORY", in_memory)
     ops, lines = [{"type": "AssignString", "path": ["sys", "name"], "value": "r"}], []
     for step in range(6000):
         ops.append({"type": "LogFloats", "path": ["train", "loss"],
@@ -45,8 +55,35 @@ def test_a_run_that_prints_every_step_indexes_its_output_whole(tmp_path):
     folder = write_offline_run(tmp_path / "src", ops)
     mirror = Mirror.init(tmp_path / "m")
     assert not run_fetch(mirror, "neptune", str(folder), FetchOptions()).errors
-    con = duckdb.connect(str(tmp_path / "m" / "index.duckdb"), read_only=True)
-    texts = dict(con.execute("SELECT kind, content FROM texts").fetchall())
-    points = con.execute("SELECT count(*) FROM metrics WHERE name = 'train/loss'").fetchone()[0]
-    con.close()
-    assert texts == {"output": "".join(lines), "stderr": "warning: x\n"} and points == 6000
+    stored = mirror.objects.get_bytes(hash_bytes("".join(lines).encode()))
+    assert stored == "".join(lines).encode()
+
+    def indexed():
+        con = duckdb.connect(str(tmp_path / "m" / "index.duckdb"), read_only=True)
+        texts = dict(con.execute("SELECT kind, content FROM texts").fetchall())
+        points = con.execute("SELECT count(*) FROM metrics WHERE name = 'train/loss'").fetchone()[0]
+        con.close()
+        return texts, points
+    assert indexed() == ({"output": "".join(lines), "stderr": "warning: x\n"}, 6000)
+    assert housekeeping.reindex(mirror) == 1 and indexed()[0]["output"] == "".join(lines)
+
+
+def test_a_long_output_is_not_held_in_memory(monkeypatch):
+    """Past IN_MEMORY bytes the text goes to its compressed spool: what Python holds stays small
+    while 8 MB are printed, and the text read back is whole."""
+    monkeypatch.setattr(mapping.ConsoleText, "JOIN_AT", 16)
+    line = "step {}: " + "x" * 1000 + "\n"
+    text = mapping.ConsoleText()
+    tracemalloc.start()
+    try:
+        for step in range(8000):
+            text.add(line.format(step))
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held < (1 << 20) + 200_000, held    # IN_MEMORY, then a join's worth
+    expected = "".join(line.format(step) for step in range(8000)).encode()
+    assert text.seal() == hash_bytes(expected) and text.size == len(expected)
+    assert b"".join(text.chunks()) == expected
+    with pytest.raises(RuntimeError):
+        text.add("after the end")

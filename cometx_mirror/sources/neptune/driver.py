@@ -179,7 +179,10 @@ def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, s
     data = run.fold(mirror, raw)
     _, blobs = mapping.to_experiment(data)
     for blob in blobs.values():
-        mirror.objects.put_bytes(blob)
+        if isinstance(blob, bytes):
+            mirror.objects.put_bytes(blob)
+        else:                      # a console text, stored as it is read back from its spool
+            mirror.objects.put_stream(blob.chunks())
     manifest = dict(raw, raw_digest=digest)
     if data.artifacts:
         manifest["artifacts"] = [{"path": p, "version": mapping.artifact_version(files), "files": files}

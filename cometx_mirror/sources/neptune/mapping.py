@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
+
+import xxhash
+import zstandard
 
 from ... import metric_stream, model
 from ...store import canonical
@@ -50,23 +54,66 @@ class FileRef:
 
 class ConsoleText:
     """A console series' text: what its points' values say, concatenated as written (the mapping keeps
-    nothing else of them). A run that printed a line a step has as many points as it has steps, so the
-    values are joined every JOIN_AT of them: memory holds the text, not a list and two numbers a line."""
+    nothing else of them), and stored as one blob. A run that printed a line a step can print more
+    than memory should hold, so the values are joined every JOIN_AT of them, encoded and hashed as
+    they come, and past IN_MEMORY bytes go on into a zstd-compressed temporary file: memory holds
+    JOIN_AT values and IN_MEMORY bytes at most, whatever the run printed. `seal` ends the text."""
     JOIN_AT = 4096
+    IN_MEMORY = 1 << 20
 
     def __init__(self):
-        self._joined: list[str] = []
         self._values: list[str] = []
+        self._chunks: list[bytes] = []       # the encoded text while it is small
+        self._hasher = xxhash.xxh3_128()
+        self.size = 0
+        self._spool = self._sink = None     # the temporary file, and its compressing writer
+        self._sealed: str | None = None
 
     def add(self, value) -> None:
+        if self._sealed is not None:
+            raise RuntimeError("a console text is complete once sealed")
         if value is not None:
             self._values.append(str(value))
             if len(self._values) >= self.JOIN_AT:
-                self._joined.append("".join(self._values))
-                self._values = []
+                self._join()
 
-    def text(self) -> str:
-        return "".join(self._joined) + "".join(self._values)
+    def _join(self) -> None:
+        data = "".join(self._values).encode("utf-8")
+        self._values = []
+        if not data:
+            return
+        self._hasher.update(data)
+        self.size += len(data)
+        if self._sink is not None:
+            self._sink.write(data)
+            return
+        self._chunks.append(data)
+        if self.size > self.IN_MEMORY:
+            self._spool = tempfile.TemporaryFile(prefix="console-")
+            self._sink = zstandard.ZstdCompressor(level=1).stream_writer(self._spool, closefd=False)
+            for chunk in self._chunks:
+                self._sink.write(chunk)
+            self._chunks = []
+
+    def seal(self) -> str:
+        """The text's object id; the text is complete from here on."""
+        if self._sealed is None:
+            self._join()
+            if self._sink is not None:
+                self._sink.flush(zstandard.FLUSH_FRAME)
+            self._sealed = self._hasher.hexdigest()
+        return self._sealed
+
+    def chunks(self) -> Iterator[bytes]:
+        """The encoded text, a piece at a time (after `seal`)."""
+        assert self._sealed is not None, "chunks() of a console text not sealed"
+        if self._spool is None:
+            yield from self._chunks
+            return
+        self._spool.seek(0)
+        reader = zstandard.ZstdDecompressor().stream_reader(self._spool, closefd=False)
+        while piece := reader.read(1 << 20):
+            yield piece
 
 
 @dataclass
@@ -230,8 +277,9 @@ def _monitoring_text(path: str) -> str | None:
     return None
 
 
-def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes]]:
-    blobs: dict[str, bytes] = dict(run.blobs)
+def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | ConsoleText]]:
+    """The experiment, and the derived bytes to store by object id (a console text as its chunks)."""
+    blobs: dict[str, bytes | ConsoleText] = dict(run.blobs)
 
     def blob(data: bytes) -> str:
         oid = hash_bytes(data)
@@ -272,10 +320,11 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes]]:
     for path in sorted(run.series):
         s = run.series[path]
         kind, points = s["type"], s.get("points")
-        if "text" in s:   # console capture: the chunks as written, concatenated
-            data = s["text"].text().encode("utf-8")
-            exp.texts.append(model.Text(kind=_monitoring_text(path), object_id=blob(data), size=len(data),
-                                        name=path))
+        if "text" in s:   # console capture: the chunks as written, concatenated, stored as they come
+            text = s["text"]
+            oid = text.seal()
+            blobs[oid] = text
+            exp.texts.append(model.Text(kind=_monitoring_text(path), object_id=oid, size=text.size, name=path))
         elif kind == "float_series":
             for step, ts, value in points:
                 exp.metrics.add(path, None if value is None else float(value), step=int_step(step),
