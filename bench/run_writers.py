@@ -54,8 +54,12 @@ def _metric_value(step: int, k: int, odd: bool) -> str:
             6: "-0.0", 7: "1e-07"}.get(choice, repr(step * 0.5 + k))
 
 
-def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, run_id: str = "bench001") -> Path:
-    """A run folder `offline-run-<time>-<id>/run-<id>.wandb` of `steps` history rows × `metrics` keys."""
+def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, run_id: str = "bench001",
+                    stdout_every: int = 0) -> Path:
+    """A run folder `offline-run-<time>-<id>/run-<id>.wandb` of `steps` history rows × `metrics` keys.
+
+    stdout_every=N: a line the script printed after every N rows, as wandb-core's console capture logs
+    it (an output_raw record; offline, files/output.log is left empty)."""
     from wandb.proto import wandb_internal_pb2 as pb
     run_dir = Path(folder) / f"offline-run-20240101_000000-{run_id}"
     (run_dir / "files").mkdir(parents=True, exist_ok=True)
@@ -102,6 +106,12 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
                 it.value_json = value
             rec.history.step.num = step
             emit(rec)
+            if stdout_every and step % stdout_every == stdout_every - 1:
+                line = pb.Record()
+                line.output_raw.output_type = pb.OutputRawRecord.STDOUT
+                line.output_raw.timestamp.seconds = START + step // 100
+                line.output_raw.line = f"step {step}: m0 {_metric_value(step, 0, odd)}\n"
+                emit(line)
             if step % 1000 == 999:
                 stats = pb.Record()
                 stats.stats.timestamp.seconds = START + step // 100
@@ -111,6 +121,8 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
         rec = pb.Record()
         rec.exit.exit_code, rec.exit.runtime = 0, steps // 100
         emit(rec)
+    if stdout_every:
+        (run_dir / "files" / "output.log").write_bytes(b"")
     return run_dir
 
 

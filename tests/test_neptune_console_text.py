@@ -6,6 +6,7 @@ import tracemalloc
 import duckdb
 import pytest
 
+from cometx_mirror.sources.console_text import ConsoleText
 from cometx_mirror.sources.neptune import mapping
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.objects import hash_bytes
@@ -18,8 +19,8 @@ from test_neptune_one_point_ops import write_offline_run
 
 @pytest.mark.parametrize("join_at,in_memory", [(1, 1 << 20), (3, 1 << 20), (4096, 1 << 20), (1, 5), (3, 0)])
 def test_the_console_text_is_the_values_concatenated_as_written(monkeypatch, join_at, in_memory):
-    monkeypatch.setattr(mapping.ConsoleText, "JOIN_AT", join_at)
-    monkeypatch.setattr(mapping.ConsoleText, "IN_MEMORY", in_memory)
+    monkeypatch.setattr(ConsoleText, "JOIN_AT", join_at)
+    monkeypatch.setattr(ConsoleText, "IN_MEMORY", in_memory)
     values = ["epoch 1\n", None, "ünï\r\n", 7, 2.5, "", "tail without newline", None, "x" * 10_000]
     run = mapping.RunData("w", "p", "k")
     for step, v in enumerate(values):
@@ -40,7 +41,7 @@ def test_the_console_text_is_the_values_concatenated_as_written(monkeypatch, joi
 
 @pytest.mark.parametrize("in_memory", [1 << 20, 1000])    # 1000: the output goes through the spool
 def test_a_run_that_prints_every_step_indexes_its_output_whole(tmp_path, monkeypatch, in_memory):
-    monkeypatch.setattr(mapping.ConsoleText, "IN_MEMORY", in_memory)
+    monkeypatch.setattr(ConsoleText, "IN_MEMORY", in_memory)
     ops, lines = [{"type": "AssignString", "path": ["sys", "name"], "value": "r"}], []
     for step in range(6000):
         ops.append({"type": "LogFloats", "path": ["train", "loss"],
@@ -71,9 +72,9 @@ def test_a_run_that_prints_every_step_indexes_its_output_whole(tmp_path, monkeyp
 def test_a_long_output_is_not_held_in_memory(monkeypatch):
     """Past IN_MEMORY bytes the text goes to its compressed spool: what Python holds stays small
     while 8 MB are printed, and the text read back is whole."""
-    monkeypatch.setattr(mapping.ConsoleText, "JOIN_AT", 16)
+    monkeypatch.setattr(ConsoleText, "JOIN_AT", 16)
     line = "step {}: " + "x" * 1000 + "\n"
-    text = mapping.ConsoleText()
+    text = ConsoleText()
     tracemalloc.start()
     try:
         for step in range(8000):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from cometx_mirror.sources.wandb import records
+from cometx_mirror.sources.wandb import fold_spans, records
 
 from bench.run_writers import write_wandb_run
 from test_wandb_history_bulk import _odd_log, _record
@@ -68,14 +68,29 @@ _ODD_TIMES = ["1700000000.25", "1.7e9", "NaN", "Infinity", "-Infinity", "1700000
 @pytest.fixture(scope="module")
 def bench_logs(tmp_path_factory):
     root = tmp_path_factory.mktemp("fold-spans")
-    return [next(write_wandb_run(root / name, 3000, 3, odd=odd, run_id=name).glob("run-*.wandb")).read_bytes()
-            for name, odd in (("plain", False), ("odd", True))]
+    return [next(write_wandb_run(root / name, 3000, 3, odd=odd, run_id=name, stdout_every=every)
+                 .glob("run-*.wandb")).read_bytes()
+            for name, odd, every in (("plain", False, 0), ("odd", True, 0), ("plain-out", False, 1),
+                                     ("odd-out", True, 3))]
 
 
 def test_the_bench_writers_runs_fold_the_same(bench_logs, monkeypatch):
     for data in bench_logs:
         got = _both(data, monkeypatch)
         assert got["history_rows"] == 3000 and got["last_time_ms"]
+    output = _both(bench_logs[2], monkeypatch)["output"]
+    output.seal()
+    assert output.size > 3000 * 10 and b"".join(output.chunks()).count(b"\n") == 3000   # every printed line
+
+
+def test_summaries_between_printed_lines_are_judged_many_at_once(bench_logs, monkeypatch):
+    """A printed line a row leaves runs of one summary record: they are still judged in bulk, not one
+    call (and one copy of the span) each."""
+    calls = []
+    real = fold_spans.covered
+    monkeypatch.setattr(fold_spans, "covered", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    records.fold(bench_logs[2], "t.wandb", history=False)
+    assert sum(calls) >= 2900 and len(calls) < 60, (len(calls), sum(calls))
 
 
 def test_odd_times_media_rows_and_summary_shapes_fold_the_same(monkeypatch):

@@ -181,8 +181,8 @@ def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, s
     for blob in blobs.values():
         if isinstance(blob, bytes):
             mirror.objects.put_bytes(blob)
-        else:                      # a console text, stored as it is read back from its spool
-            mirror.objects.put_stream(blob.chunks())
+        else:                      # a console text, stored from its spool
+            blob.store(mirror.objects)
     manifest = dict(raw, raw_digest=digest)
     if data.artifacts:
         manifest["artifacts"] = [{"path": p, "version": mapping.artifact_version(files), "files": files}

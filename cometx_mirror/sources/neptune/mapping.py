@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-import xxhash
-import zstandard
-
 from ... import metric_stream, model
 from ...store import canonical
+from ..console_text import ConsoleText
 from ...store.objects import hash_bytes
 
 SOURCE = "neptune"
@@ -50,70 +47,6 @@ class FileRef:
     ext: str | None = None
     timestamp: int | None = None
     missing: str | None = None  # the recorded location, when the bytes were not found
-
-
-class ConsoleText:
-    """A console series' text: what its points' values say, concatenated as written (the mapping keeps
-    nothing else of them), and stored as one blob. A run that printed a line a step can print more
-    than memory should hold, so the values are joined every JOIN_AT of them, encoded and hashed as
-    they come, and past IN_MEMORY bytes go on into a zstd-compressed temporary file: memory holds
-    JOIN_AT values and IN_MEMORY bytes at most, whatever the run printed. `seal` ends the text."""
-    JOIN_AT = 4096
-    IN_MEMORY = 1 << 20
-
-    def __init__(self):
-        self._values: list[str] = []
-        self._chunks: list[bytes] = []       # the encoded text while it is small
-        self._hasher = xxhash.xxh3_128()
-        self.size = 0
-        self._spool = self._sink = None     # the temporary file, and its compressing writer
-        self._sealed: str | None = None
-
-    def add(self, value) -> None:
-        if self._sealed is not None:
-            raise RuntimeError("a console text is complete once sealed")
-        if value is not None:
-            self._values.append(str(value))
-            if len(self._values) >= self.JOIN_AT:
-                self._join()
-
-    def _join(self) -> None:
-        data = "".join(self._values).encode("utf-8")
-        self._values = []
-        if not data:
-            return
-        self._hasher.update(data)
-        self.size += len(data)
-        if self._sink is not None:
-            self._sink.write(data)
-            return
-        self._chunks.append(data)
-        if self.size > self.IN_MEMORY:
-            self._spool = tempfile.TemporaryFile(prefix="console-")
-            self._sink = zstandard.ZstdCompressor(level=1).stream_writer(self._spool, closefd=False)
-            for chunk in self._chunks:
-                self._sink.write(chunk)
-            self._chunks = []
-
-    def seal(self) -> str:
-        """The text's object id; the text is complete from here on."""
-        if self._sealed is None:
-            self._join()
-            if self._sink is not None:
-                self._sink.flush(zstandard.FLUSH_FRAME)
-            self._sealed = self._hasher.hexdigest()
-        return self._sealed
-
-    def chunks(self) -> Iterator[bytes]:
-        """The encoded text, a piece at a time (after `seal`)."""
-        assert self._sealed is not None, "chunks() of a console text not sealed"
-        if self._spool is None:
-            yield from self._chunks
-            return
-        self._spool.seek(0)
-        reader = zstandard.ZstdDecompressor().stream_reader(self._spool, closefd=False)
-        while piece := reader.read(1 << 20):
-            yield piece
 
 
 @dataclass

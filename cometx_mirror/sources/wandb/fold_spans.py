@@ -99,12 +99,17 @@ def history_times(span, history: np.ndarray) -> int | None | bool:
     return int(np.trunc(ms[finite]).max())
 
 
-def covered(shape, span, rows: np.ndarray) -> np.ndarray:
+def span_view(span) -> np.ndarray:
+    """The span's bytes as `covered` reads them (padded): made once a span."""
+    return np.frombuffer(span.data + bytes(history_bulk._PAD), np.uint8)
+
+
+def covered(shape, span, rows: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
     """record_shapes.SummaryShape.covers for the span's records `rows` at once: `num`, the
     summary tag and its length (the rest of the record), then per key `0a`, the item length
     (one byte here: a longer one is left to the regex, one by one), the key literal, a text
-    length of at most SUMMARY_TEXT_MAX and that many bytes; nothing after."""
-    view = np.frombuffer(span.data + bytes(history_bulk._PAD), np.uint8)
+    length of at most SUMMARY_TEXT_MAX and that many bytes; nothing after. `view`: span_view(span)."""
+    view = span_view(span) if view is None else view
     limit = len(view) - history_bulk._PAD
     p, ends = span.starts[rows].astype(np.int64), span.ends[rows].astype(np.int64)
     ok = view[p] == 0x08

@@ -331,7 +331,7 @@ def _log_fold(mirror, manifest: dict):
     log_entry = manifest["log"]
     state = saved_state(mirror, log_entry) if "resume" in log_entry else None
     if state is not None:
-        return fold_state.resolved(state)
+        return fold_state.resolved(state, mirror.objects)
     with open_log(mirror, log_entry) as stream:     # never the whole log in memory
         return fold(stream, manifest.get("log_name", "run.wandb"), history=False)
 
@@ -408,7 +408,7 @@ def grown_offline(mirror, manifest: dict, indexed: dict) -> Experiment | None:
     if old is None or new is None or any(new[k] < old[k] for k in ("complete_end", "history_rows")) \
             or new["system"][:len(old["system"])] != old["system"]:
         return None
-    log = fold_state.resolved(new)
+    log = fold_state.resolved(new, mirror.objects)
     log.system = log.system[len(old["system"]):]        # the samples the index lacks
     state = offline_state(mirror, manifest, log, history_from=old["complete_end"], head=fold_state.torn(old))
     return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))

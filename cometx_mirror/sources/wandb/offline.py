@@ -98,7 +98,10 @@ def saved_state(mirror, log_entry: dict) -> dict | None:
         state = json.loads(mirror.objects.get_bytes(log_entry["resume"]["object"]))
     except (ObjectError, KeyError, TypeError, ValueError):
         return None      # read whole: that heals a lost or damaged state object
-    return state if fold_state.is_full(state) else None    # an older, partial state: read whole
+    if not fold_state.is_full(state):
+        return None                                          # an older, partial state: read whole
+    output = fold_state.output_object(state)
+    return None if output is not None and not mirror.objects.exists(output) else state
 
 
 def _resumable(mirror, previous: dict | None) -> tuple[list[dict], dict] | None:
@@ -140,11 +143,11 @@ def _fold_parts(mirror, f, size: int, name: str, previous: dict | None, spans_to
         stored = sum(p["size"] for p in old_parts)
         if size >= stored and log_parts.is_prefix(f, old_parts):
             if size == stored:
-                return old_parts, fold_state.resolved(state), previous["log"]["resume"], stored
+                return old_parts, fold_state.resolved(state, mirror.objects), previous["log"]["resume"], stored
             start = state["complete_end"]
             with mirror.objects.writer() as out:
                 source = log_parts.StoringRange(f, size, out, stored)
-                log = fold(source, name, start=start, log=fold_state.decode(state), **light)
+                log = fold(source, name, start=start, log=fold_state.decode(state, mirror.objects), **light)
                 return old_parts + [source.finish()], log, None, start
     f.seek(0)
     with mirror.objects.writer() as out:
@@ -174,7 +177,7 @@ def read_run(mirror, folder: Path, names: OfflineNames, previous: dict | None = 
         size = os.fstat(f.fileno()).st_size
         parts, log, resume = _fold_log(mirror, f, size, f"{folder.name}/{log_path.name}", previous)
         if resume is None:
-            resume = store_bytes(mirror, fold_state.encode(log, _torn_bytes(f, log.complete_end, size)))
+            resume = store_bytes(mirror, fold_state.encode(log, mirror.objects, _torn_bytes(f, log.complete_end, size)))
     log_entry = log_parts.entry(parts, resume)
     log_size = log_entry["size"]
     run = log.run
@@ -185,9 +188,9 @@ def read_run(mirror, folder: Path, names: OfflineNames, previous: dict | None = 
         texts["notes"] = store_bytes(mirror, run["notes"].encode("utf-8"))
     missing: list[str] = []
     files = _store_files(mirror, folder, missing)
-    if not files.get("output.log", {}).get("size") and log.output:
+    if not files.get("output.log", {}).get("size") and log.output.any_value:
         # wandb <= 0.17 wrote no output.log, 0.19 offline an empty one: keep the console chunks as one text
-        texts["output"] = store_bytes(mirror, "".join(line for _, _, line in log.output).encode("utf-8"))
+        texts["output"] = {"object": log.output.store(mirror.objects), "size": log.output.size}
     manifest = {
         "type": "experiment", "normalizer": "wandb-offline/1", "source": SOURCE,
         "workspace": workspace, "project": project, "key": run_id, "folder": folder.name,

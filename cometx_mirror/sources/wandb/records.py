@@ -20,6 +20,7 @@ from operator import attrgetter, itemgetter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
 
+from ..console_text import ConsoleText
 from . import log_frames
 from .record_shapes import SummaryShape
 
@@ -440,7 +441,7 @@ class RunLog:
     files: list[str] = field(default_factory=list)
     artifacts: list[dict] = field(default_factory=list)
     used_artifacts: list[dict] = field(default_factory=list)
-    output: list[tuple[str, int | None, str]] = field(default_factory=list)
+    output: ConsoleText = field(default_factory=ConsoleText)   # stdout and stderr lines, as one text
     environment: dict = field(default_factory=dict)
     exit: dict | None = None
     last_time_ms: int | None = None
@@ -492,6 +493,10 @@ def _light_history(log: RunLog, payload: bytes, decode) -> None:
         log.media_rows.append(row)
 
 
+_COVER_AHEAD = 4096    # summary records judged at once past the ones needed now (a log that
+# interleaves other records, a printed line a row, has runs of one summary record)
+
+
 def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
     """A span's records folded as one by one (`step`), its history records counted and timed in
     bulk when fold_spans proves them plain (history=False only)."""
@@ -511,22 +516,34 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
     data, rest = span.data, np.flatnonzero(~history)
     summaries = tag[rest] == SUMMARY_TAG
     offsets, starts, ends = span.offsets[rest].tolist(), span.starts[rest].tolist(), span.ends[rest].tolist()
+    # which summary records the held shape covers, found for many at once: each is judged alone,
+    # so the flags hold for positions [known_from, known_to) while the shape is `known_shape`
+    view, flags = None, np.zeros(len(rest), bool)
+    known_shape, known_from, known_to = None, 0, 0
+    others = np.flatnonzero(~summaries)        # where each run of summary records ends
     i = 0
     while i < len(rest):
         if summaries[i] and latest.shape is not None:
             # the summary records from here to the next other record: those the held shape covers
             # supersede one another, so only the last of them is held (_LatestSummary.hold)
-            others = np.flatnonzero(~summaries[i:])
-            run = rest[i:i + (int(others[0]) if others.size else len(rest) - i)]
-            covered = fold_spans.covered(latest.shape, span, run)
-            k = int(np.argmin(covered)) if not covered.all() else len(run)
+            j = int(np.searchsorted(others, i))
+            end = int(others[j]) if j < len(others) else len(rest)
+            if latest.shape is not known_shape or not known_from <= i < end <= known_to:
+                if view is None:
+                    view = fold_spans.span_view(span)
+                known_shape, known_from = latest.shape, i
+                known_to = max(end, min(len(rest), i + _COVER_AHEAD))
+                ahead = i + np.flatnonzero(summaries[i:known_to])
+                flags[ahead] = fold_spans.covered(known_shape, span, rest[ahead], view)
+            run = flags[i:end]
+            k = int(np.argmin(run)) if not run.all() else len(run)
             if k:
                 last = i + k - 1
                 latest.held = data[starts[last]:ends[last]], offsets[last]
                 log.records += k
                 i += k
                 continue
-            for i in range(i, i + len(run)):      # a new shape (or one read only by the regex):
+            for i in range(i, end):            # a new shape (or one read only by the regex):
                 step(offsets[i], data[starts[i]:ends[i]])     # the rest of the run one by one
             i += 1
             continue
@@ -630,10 +647,8 @@ def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = 
         elif kind == "use_artifact":
             log.used_artifacts.append({"id": r.id, "type": r.type, "name": r.name})
         elif kind in ("output_raw", "output"):
-            stream = "stderr" if r.output_type == 0 else "stdout"
-            ms = _ts_ms(r.timestamp)
-            log._seen(ms)
-            log.output.append((stream, ms, r.line))
+            log._seen(_ts_ms(r.timestamp))
+            log.output.add(r.line)
         elif kind == "environment":   # once a run, if at all: protobuf's JSON layer is imported only then
             from google.protobuf.json_format import MessageToDict
             log.environment.update(MessageToDict(r, preserving_proto_field_name=False))
