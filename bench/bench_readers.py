@@ -4,6 +4,7 @@
                                   [--source wandb|neptune|neptune-exporter|neptune-scale]
                                   [--shape append extend append-stdout extend-stdout]
                                   (neptune 1.x op shapes; default append)
+                                  [--shape rows rows-stdout]   (W&B; default rows)
     python bench/bench_readers.py --source neptune --rows a.json b.json   (the section from saved rows)
 
 Writes W&B runs (or, with --source neptune, neptune 1.x offline queues) of N points (N / metrics history rows × `metrics` keys, plus the
@@ -175,6 +176,9 @@ FIXED_COST_NOTE = (
 NEPTUNE_V1_SHAPES = {"append": {"per_op": 1}, "extend": {"per_op": 100},
                      "append-stdout": {"per_op": 1, "stdout_every": 10},
                      "extend-stdout": {"per_op": 100, "stdout_every": 10}}
+# W&B shapes (`--shape`): every row alone, or a printed line after each (wandb-core's output_raw record)
+WANDB_SHAPES = {"rows": {}, "rows-stdout": {"stdout_every": 1}}
+WANDB_SHAPE_WORDS = {"rows-stdout": "a printed line every row"}
 NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op",
                           "append-stdout": "`append` loop, a printed line every 10 ops",
                           "extend-stdout": "`extend`, a printed line every 10 ops"}
@@ -286,6 +290,7 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
         f, fl = r["fetch"], r["floor"]
         n = r["points"] // metrics
         what = (f"W&B offline, {r['points']:,} points ({n:,} {'row' if n == 1 else 'rows'} × {metrics})"
+                + (f", {WANDB_SHAPE_WORDS[r['shape']]}" if r.get("shape") in WANDB_SHAPE_WORDS else "")
                 if source == "wandb" else
                 f"{NEPTUNE_FORMATS[source][3]}, {r['points']:,} points ({n:,} {'step' if n == 1 else 'steps'} × "
                 f"{metrics} series)"
@@ -319,8 +324,9 @@ def main() -> None:
     ap.add_argument("--points", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--metrics", type=int, default=10)
     ap.add_argument("--source", choices=("wandb", *NEPTUNE_FORMATS), default="wandb")
-    ap.add_argument("--shape", nargs="+", choices=tuple(NEPTUNE_V1_SHAPES), default=["append"],
-                    help="--source neptune: the queue's op shape(s), each a row per size")
+    ap.add_argument("--shape", nargs="+", choices=(*NEPTUNE_V1_SHAPES, *WANDB_SHAPES),
+                    help="--source neptune: the queue's op shape(s) (default append); --source wandb: rows "
+                         "or rows-stdout (default rows); each a row per size")
     ap.add_argument("--note", default="", help="a paragraph written under the table")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--rows", nargs="+", help="measure nothing: rewrite the section from rows --json wrote")
@@ -333,11 +339,15 @@ def main() -> None:
     rows = []
     compile_project()
     with tempfile.TemporaryDirectory() as tmp:
-        shapes = args.shape if args.source == "neptune" else [None]
+        shapes = {"neptune": args.shape or ["append"], "wandb": args.shape or ["rows"]}.get(args.source, [None])
+        known = {"neptune": NEPTUNE_V1_SHAPES, "wandb": WANDB_SHAPES}.get(args.source, {})
+        if any(shape is not None and shape not in known for shape in shapes):
+            ap.error(f"--shape {' '.join(shapes)}: not a shape of --source {args.source}")
         for points, shape in ((p, sh) for p in sorted(args.points) for sh in shapes):
             src = Path(tmp) / f"src-{points}" / "wandb"
             if args.source == "wandb":
-                run_dir = write_wandb_run(src, points // args.metrics, args.metrics, run_id=f"b{points}")
+                run_dir = write_wandb_run(src, points // args.metrics, args.metrics, run_id=f"b{points}",
+                                          **WANDB_SHAPES[shape])
                 size = sum(f.stat().st_size for f in run_dir.glob("run-*.wandb"))
                 floor = child(FLOOR, str(src))
             else:

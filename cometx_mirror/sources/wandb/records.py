@@ -516,27 +516,32 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
     data, rest = span.data, np.flatnonzero(~history)
     summaries = tag[rest] == SUMMARY_TAG
     offsets, starts, ends = span.offsets[rest].tolist(), span.starts[rest].tolist(), span.ends[rest].tolist()
-    # which summary records the held shape covers, found for many at once: each is judged alone,
-    # so the flags hold for positions [known_from, known_to) while the shape is `known_shape`
-    view, flags = None, np.zeros(len(rest), bool)
-    known_shape, known_from, known_to = None, 0, 0
-    others = np.flatnonzero(~summaries)        # where each run of summary records ends
-    i = 0
+    # which summary records the held shape covers, judged for many at once (each is judged alone,
+    # so a judgement holds while the shape does): positions [known_from, known_to) were judged for
+    # known_shape, and `uncovered` lists those of them it does not cover (other records too), in order
+    is_summary = summaries.tolist()
+    run_ends = np.flatnonzero(~summaries).tolist() + [len(rest)]     # where each run of summary records ends
+    view, known_shape, known_from, known_to, uncovered = None, None, 0, 0, [0]
+    e = u = i = 0
     while i < len(rest):
-        if summaries[i] and latest.shape is not None:
+        if is_summary[i] and latest.shape is not None:
             # the summary records from here to the next other record: those the held shape covers
             # supersede one another, so only the last of them is held (_LatestSummary.hold)
-            j = int(np.searchsorted(others, i))
-            end = int(others[j]) if j < len(others) else len(rest)
-            if latest.shape is not known_shape or not known_from <= i < end <= known_to:
+            while run_ends[e] < i:
+                e += 1
+            end = run_ends[e]
+            if latest.shape is not known_shape or not (known_from <= i and end <= known_to):
                 if view is None:
                     view = fold_spans.span_view(span)
                 known_shape, known_from = latest.shape, i
                 known_to = max(end, min(len(rest), i + _COVER_AHEAD))
-                ahead = i + np.flatnonzero(summaries[i:known_to])
-                flags[ahead] = fold_spans.covered(known_shape, span, rest[ahead], view)
-            run = flags[i:end]
-            k = int(np.argmin(run)) if not run.all() else len(run)
+                ahead = np.flatnonzero(summaries[i:known_to])
+                flags = np.zeros(known_to - i, bool)
+                flags[ahead] = fold_spans.covered(known_shape, span, rest[i + ahead], view)
+                uncovered, u = (i + np.flatnonzero(~flags)).tolist() + [known_to], 0
+            while uncovered[u] < i:
+                u += 1
+            k = min(uncovered[u], end) - i
             if k:
                 last = i + k - 1
                 latest.held = data[starts[last]:ends[last]], offsets[last]
