@@ -10,6 +10,7 @@ from cometx_mirror.sources.console_text import ConsoleText
 from cometx_mirror.sources.neptune import mapping
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.objects import hash_bytes
+from cometx_mirror.store import canonical
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import housekeeping
 from cometx_mirror.sync.fetch import run_fetch
@@ -37,6 +38,10 @@ def test_the_console_text_is_the_values_concatenated_as_written(monkeypatch, joi
     assert mapping.to_experiment(run)[0].texts == exp.texts
     [asset] = exp.assets                  # any other string series keeps every point, as JSON lines
     assert asset.metadata["points"] == len(values)
+    lines = b"".join(canonical.dumps({"step": step, "timestamp": 1_700_000_000_000 + step, "value": v}) + b"\n"
+                     for step, v in enumerate(values))
+    assert asset.object_id == hash_bytes(lines) and asset.size == len(lines)
+    assert b"".join(blobs[asset.object_id].chunks()) == lines
 
 
 @pytest.mark.parametrize("in_memory", [1 << 20, 1000])    # 1000: the output goes through the spool
@@ -88,3 +93,24 @@ def test_a_long_output_is_not_held_in_memory(monkeypatch):
     assert b"".join(text.chunks()) == expected
     with pytest.raises(RuntimeError):
         text.add("after the end")
+
+
+def test_a_long_string_series_is_not_held_in_memory(monkeypatch):
+    """A string series' JSON lines go to their spool as the points come, as a console text does."""
+    monkeypatch.setattr(ConsoleText, "JOIN_AT", 16)
+    run = mapping.RunData("w", "p", "k")
+    note = "x" * 1000
+    tracemalloc.start()
+    try:
+        for step in range(8000):
+            run.add_point("train/notes", "string_series", step, 1_700_000_000_000 + step, f"{step} {note}")
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held < (1 << 20) + 200_000, held
+    exp, blobs = mapping.to_experiment(run)
+    [asset] = exp.assets
+    lines = b"".join(canonical.dumps({"step": step, "timestamp": 1_700_000_000_000 + step,
+                                      "value": f"{step} {note}"}) + b"\n" for step in range(8000))
+    assert (asset.object_id, asset.size, asset.metadata["points"]) == (hash_bytes(lines), len(lines), 8000)
+    assert b"".join(blobs[asset.object_id].chunks()) == lines

@@ -46,16 +46,25 @@ class ConsoleText:
 
     def add(self, value) -> None:
         """One more value, as str() writes it; None adds nothing."""
+        if value is not None:
+            self._append(str(value))
+        elif self._sealed is not None:
+            raise RuntimeError("a console text is complete once sealed")
+
+    def _append(self, piece) -> None:
         if self._sealed is not None:
             raise RuntimeError("a console text is complete once sealed")
-        if value is not None:
-            self.any_value = True
-            self._values.append(str(value))
-            if len(self._values) >= self.JOIN_AT:
-                self._join()
+        self.any_value = True
+        self._values.append(piece)
+        if len(self._values) >= self.JOIN_AT:
+            self._join()
+
+    def _joined(self) -> bytes:
+        """The values waiting to be written, encoded."""
+        return "".join(self._values).encode("utf-8")
 
     def _join(self) -> None:
-        data = "".join(self._values).encode("utf-8")
+        data = self._joined()
         self._values = []
         if data:
             if self._stored is not None:     # more comes after a stored text: its bytes come first
@@ -95,7 +104,7 @@ class ConsoleText:
         """The object id of the text so far, without sealing it."""
         if self._sealed is not None:
             return self._sealed
-        pending = "".join(self._values).encode("utf-8")
+        pending = self._joined()
         if self._stored is not None:
             if not pending:
                 return self._stored[1]

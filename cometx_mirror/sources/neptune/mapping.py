@@ -49,6 +49,22 @@ class FileRef:
     missing: str | None = None  # the recorded location, when the bytes were not found
 
 
+class SeriesLines(ConsoleText):
+    """A string series (other than the console's) as the JSON lines its blob holds, one a point,
+    written as the points come: bounded in memory as a console text is, whatever the series' length."""
+
+    def __init__(self):
+        super().__init__()
+        self.points = 0
+
+    def add_point(self, step, ts, value) -> None:
+        self.points += 1
+        self._append(canonical.dumps({"step": step, "timestamp": ts, "value": value}) + b"\n")
+
+    def _joined(self) -> bytes:
+        return b"".join(self._values)
+
+
 @dataclass
 class RunData:
     workspace: str
@@ -56,7 +72,8 @@ class RunData:
     key: str
     created_at: int | None = None
     attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)   # path -> (type, value)
-    # path -> {"type", "points": [[step, ts, value]]}; a console series (stdout, stderr): {"type", "text"}
+    # path -> {"type", "points": [[step, ts, value]]}; a console series (stdout, stderr): {"type", "text"};
+    # any other string series: {"type", "lines"} (SeriesLines)
     series: dict[str, dict] = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)    # path -> {"type", "refs": [FileRef]}
     artifacts: dict[str, list[dict]] = field(default_factory=dict)  # path -> files list
@@ -69,14 +86,16 @@ class RunData:
     def add_point(self, path: str, kind: str, step, ts, value) -> None:
         entry = self.series.get(path)
         if entry is None:      # a series keeps the kind of its first point
-            entry = self.series[path] = ({"type": kind, "text": ConsoleText()}
-                                         if kind == "string_series" and _monitoring_text(path) else
-                                         {"type": kind, "points": []})
-        text = entry.get("text")
-        if text is not None:
-            text.add(value)
-        else:
+            entry = self.series[path] = (
+                {"type": kind, "points": []} if kind != "string_series" else
+                {"type": kind, "text": ConsoleText()} if _monitoring_text(path) else
+                {"type": kind, "lines": SeriesLines()})
+        if "points" in entry:
             entry["points"].append([step, ts, value])
+        elif "text" in entry:
+            entry["text"].add(value)
+        else:
+            entry["lines"].add_point(step, ts, value)
 
     def add_file(self, path: str, kind: str, ref: FileRef) -> None:
         self.files.setdefault(path, {"type": kind, "refs": []})["refs"].append(ref)
@@ -211,7 +230,8 @@ def _monitoring_text(path: str) -> str | None:
 
 
 def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | ConsoleText]]:
-    """The experiment, and the derived bytes to store by object id (a console text as its chunks)."""
+    """The experiment, and the derived bytes to store by object id (a console text or a string
+    series' lines as a ConsoleText: stored from its spool)."""
     blobs: dict[str, bytes | ConsoleText] = dict(run.blobs)
 
     def blob(data: bytes) -> str:
@@ -262,13 +282,14 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | Con
             for step, ts, value in points:
                 exp.metrics.add(path, None if value is None else float(value), step=int_step(step),
                                 timestamp=ts)
-        elif kind == "string_series":
-            data = b"".join(canonical.dumps({"step": st, "timestamp": ts, "value": v}) + b"\n"
-                            for st, ts, v in points)
+        elif kind == "string_series":     # its points as JSON lines, written as they came
+            lines = s["lines"]
+            oid = lines.seal()
+            blobs[oid] = lines
             exp.assets.append(model.Asset(
                 asset_id=_asset_id("string_series", path), file_name=path + ".jsonl",
-                type="text-sample", size=len(data), object_id=blob(data),
-                metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
+                type="text-sample", size=lines.size, object_id=oid,
+                metadata={"neptune_path": path, "neptune_type": kind, "points": lines.points}))
         elif kind == "histogram_series":
             data = canonical.dumps([{"step": st, "timestamp": ts, **(v or {})} for st, ts, v in points])
             exp.assets.append(model.Asset(
