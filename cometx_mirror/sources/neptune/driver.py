@@ -181,7 +181,7 @@ def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, s
     for blob in blobs.values():
         if isinstance(blob, bytes):
             mirror.objects.put_bytes(blob)
-        else:                      # a console text, stored from its spool
+        else:                      # stored from its spool (mapping.to_experiment)
             blob.store(mirror.objects)
     manifest = dict(raw, raw_digest=digest)
     if data.artifacts:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ... import metric_stream, model
 from ...store import canonical
+from ..blob_spool import BlobSpool, SpooledBlob
 from ..console_text import ConsoleText
 from ...store.objects import hash_bytes
 
@@ -80,6 +81,7 @@ class RunData:
     extra: dict[str, Any] = field(default_factory=dict)
     last_time: int | None = None
     blobs: dict[str, bytes] = field(default_factory=dict)   # inline contents (1.x UploadFileContent)
+    images: BlobSpool = field(default_factory=BlobSpool)    # inline images' bytes (1.x LogImages)
     # float series read again on demand, a batch at a time (then `series` holds none of them)
     float_points: Callable[[], Iterator[model.Metrics]] | None = None
 
@@ -229,10 +231,10 @@ def _monitoring_text(path: str) -> str | None:
     return None
 
 
-def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | ConsoleText]]:
-    """The experiment, and the derived bytes to store by object id (a console text or a string
-    series' lines as a ConsoleText: stored from its spool)."""
-    blobs: dict[str, bytes | ConsoleText] = dict(run.blobs)
+def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | ConsoleText | SpooledBlob]]:
+    """The experiment, and the derived bytes to store by object id: bytes, or (a console text, a
+    string series' lines, an inline image) what stores itself from its spool (`store(objects)`)."""
+    blobs: dict[str, bytes | ConsoleText | SpooledBlob] = dict(run.blobs)
 
     def blob(data: bytes) -> str:
         oid = hash_bytes(data)
@@ -296,13 +298,16 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | Con
                 asset_id=_asset_id("histogram_series", path), file_name=path + ".json",
                 type="histogram_combined_3d", size=len(data), object_id=blob(data),
                 metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
-        elif kind == "image_series":   # 1.x LogImages: inline base64 PNGs
+        elif kind == "image_series":   # 1.x LogImages: inline base64 PNGs, spooled as they were read
             for i, (step, ts, value) in enumerate(points):
-                data = value["bytes"]
+                image = value["bytes"]
+                if image is None:          # a point with no image data: nothing to keep
+                    continue
+                blobs[image.object_id] = image
                 name = value.get("name") or f"{int_step(step)}"
                 exp.assets.append(model.Asset(
                     asset_id=_asset_id("image_series", path, i), file_name=f"{path}/{name}.png",
-                    type="image", size=len(data), object_id=blob(data), step=int_step(step),
+                    type="image", size=image.size, object_id=image.object_id, step=int_step(step),
                     created_at=ts,
                     metadata={"neptune_path": path, "neptune_type": "file_series",
                               "description": value.get("description"), "neptune_step": step}))

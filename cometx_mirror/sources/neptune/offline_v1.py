@@ -82,6 +82,18 @@ def _log_files(run_dir: Path) -> list[Path]:
     return sorted(logs, key=lambda p: int(LOG_RE.match(p.name)[1]))
 
 
+def _image(value, run: mapping.RunData) -> dict:
+    """A LogImages point's value as the client reads one back (a dict, a bare base64 string or
+    nothing), its bytes spooled (RunData.images) rather than held."""
+    if isinstance(value, str):
+        value = {"data": value}
+    elif not isinstance(value, dict):
+        value = {}
+    data = value.get("data")
+    return {"bytes": None if data is None else run.images.put(base64.b64decode(data)),
+            "name": value.get("name"), "description": value.get("description")}
+
+
 def _parse(line: bytes):
     try:
         rec = json.loads(line)
@@ -344,8 +356,7 @@ class _Fold:
                 next_step[path] = step + 1
                 value = v.get("value")
                 if t == "LogImages":
-                    value = {"bytes": base64.b64decode(value["data"]), "name": value.get("name"),
-                             "description": value.get("description")}
+                    value = _image(value, run)
                 run.add_point(path, types[path], step, mapping.to_ms(v.get("ts")), value)
         elif t in _CLEARS:
             run.series.pop(path, None)
