@@ -114,3 +114,25 @@ def test_a_long_string_series_is_not_held_in_memory(monkeypatch):
                                       "value": f"{step} {note}"}) + b"\n" for step in range(8000))
     assert (asset.object_id, asset.size, asset.metadata["points"]) == (hash_bytes(lines), len(lines), 8000)
     assert b"".join(blobs[asset.object_id].chunks()) == lines
+
+
+@pytest.mark.parametrize("join_at,in_memory", [(1, 1 << 20), (5, 0), (4096, 1 << 20)])
+def test_a_histogram_series_is_the_json_array_the_points_make(monkeypatch, join_at, in_memory):
+    """Written element by element, the array is canonical.dumps of the whole list, odd values too."""
+    monkeypatch.setattr(ConsoleText, "JOIN_AT", join_at)
+    monkeypatch.setattr(ConsoleText, "IN_MEMORY", in_memory)
+    values = [{"type": "COUNTING", "edges": [0.0, 0.5, 1.0], "values": [3, 4]}, None, {},
+              {"edges": [float("nan"), float("inf"), 1e-7, -0.0], "values": [2 ** 70, "ünï"]},
+              {"type": "x", "step": 99}]
+    run = mapping.RunData("w", "p", "k")
+    for step, v in enumerate(values):
+        run.add_point("weights/h", "histogram_series", step * 0.5, 1_700_000_000_000 + step, v)
+    run.add_point("weights/one", "histogram_series", 1, 2, {"values": [1]})
+    exp, blobs = mapping.to_experiment(run)
+    many, one = sorted(exp.assets, key=lambda a: a.file_name)
+    expected = canonical.dumps([{"step": step * 0.5, "timestamp": 1_700_000_000_000 + step, **(v or {})}
+                                for step, v in enumerate(values)])
+    assert (many.file_name, many.type, many.metadata["points"]) == ("weights/h.json", "histogram_combined_3d", 5)
+    assert many.object_id == hash_bytes(expected) and many.size == len(expected)
+    assert b"".join(blobs[many.object_id].chunks()) == expected
+    assert b"".join(blobs[one.object_id].chunks()) == canonical.dumps([{"step": 1, "timestamp": 2, "values": [1]}])

@@ -55,7 +55,8 @@ def _output(mirror) -> tuple[str, str]:
 
 def _state(mirror) -> dict:
     (snapshot_id,) = [s for r, s in mirror.refs.items() if r.startswith("wandb/offline/")]
-    (manifest_id,) = [m for label, m in mirror.snapshot(snapshot_id).manifests.items() if label.startswith("experiment/")]
+    (manifest_id,) = [m for label, m in mirror.snapshot(snapshot_id).manifests.items()
+                      if label.startswith("experiment/")]
     manifest = mirror.get_json(manifest_id)
     return json.loads(mirror.objects.get_bytes(manifest["log"]["resume"]["object"]))
 

@@ -21,6 +21,7 @@ READ_AT_ONCE = 1 << 20
 
 
 class ConsoleText:
+    """One text built value by value (`add`), then sealed (`seal`) and stored (`store`)."""
     JOIN_AT = 4096
     IN_MEMORY = 1 << 20
 
@@ -122,7 +123,7 @@ class ConsoleText:
         return (self.any_value, self.digest()) == (other.any_value, other.digest())
 
     def __repr__(self) -> str:
-        return f"ConsoleText({self.digest()[:12]}…)"
+        return f"{type(self).__name__}({self._sealed or 'open'})"
 
     def chunks(self) -> Iterator[bytes]:
         """The encoded text, a piece at a time (after `seal`)."""

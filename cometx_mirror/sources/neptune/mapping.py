@@ -22,9 +22,9 @@ from typing import Any, Callable, Iterator
 
 from ... import metric_stream, model
 from ...store import canonical
+from ...store.objects import hash_bytes
 from ..blob_spool import BlobSpool, SpooledBlob
 from ..console_text import ConsoleText
-from ...store.objects import hash_bytes
 
 SOURCE = "neptune"
 
@@ -50,20 +50,42 @@ class FileRef:
     missing: str | None = None  # the recorded location, when the bytes were not found
 
 
-class SeriesLines(ConsoleText):
-    """A string series (other than the console's) as the JSON lines its blob holds, one a point,
-    written as the points come: bounded in memory as a console text is, whatever the series' length."""
+class _EncodedSeries(ConsoleText):
+    """A series' blob written as its points come, each point already encoded: bounded in memory as
+    a console text is, whatever the series' length."""
 
     def __init__(self):
         super().__init__()
         self.points = 0
 
-    def add_point(self, step, ts, value) -> None:
-        self.points += 1
-        self._append(canonical.dumps({"step": step, "timestamp": ts, "value": value}) + b"\n")
-
     def _joined(self) -> bytes:
         return b"".join(self._values)
+
+
+class SeriesLines(_EncodedSeries):
+    """A string series (other than the console's) as the JSON lines of its asset, one a point."""
+
+    def add_point(self, step, ts, value) -> None:
+        self._append(canonical.dumps({"step": step, "timestamp": ts, "value": value}) + b"\n")
+        self.points += 1
+
+
+class HistogramPoints(_EncodedSeries):
+    """A histogram series as the JSON array of its asset, a point an element (canonical.dumps of the
+    list spells each element as it spells it alone, and joins them with a comma)."""
+
+    def add_point(self, step, ts, value) -> None:
+        self._append((b"," if self.points else b"[") +
+                     canonical.dumps({"step": step, "timestamp": ts, **(value or {})}))
+        self.points += 1
+
+    def seal(self) -> str:
+        if self._sealed is None:
+            self._append(b"]" if self.points else b"[]")
+        return super().seal()
+
+
+_ENCODED_SERIES = {"string_series": SeriesLines, "histogram_series": HistogramPoints}
 
 
 @dataclass
@@ -74,7 +96,7 @@ class RunData:
     created_at: int | None = None
     attrs: dict[str, tuple[str, Any]] = field(default_factory=dict)   # path -> (type, value)
     # path -> {"type", "points": [[step, ts, value]]}; a console series (stdout, stderr): {"type", "text"};
-    # any other string series: {"type", "lines"} (SeriesLines)
+    # any other string or histogram series: {"type", "blob"} (SeriesLines, HistogramPoints)
     series: dict[str, dict] = field(default_factory=dict)
     files: dict[str, dict] = field(default_factory=dict)    # path -> {"type", "refs": [FileRef]}
     artifacts: dict[str, list[dict]] = field(default_factory=dict)  # path -> files list
@@ -89,15 +111,15 @@ class RunData:
         entry = self.series.get(path)
         if entry is None:      # a series keeps the kind of its first point
             entry = self.series[path] = (
-                {"type": kind, "points": []} if kind != "string_series" else
-                {"type": kind, "text": ConsoleText()} if _monitoring_text(path) else
-                {"type": kind, "lines": SeriesLines()})
+                {"type": kind, "text": ConsoleText()} if kind == "string_series" and _monitoring_text(path) else
+                {"type": kind, "blob": _ENCODED_SERIES[kind]()} if kind in _ENCODED_SERIES else
+                {"type": kind, "points": []})
         if "points" in entry:
             entry["points"].append([step, ts, value])
         elif "text" in entry:
             entry["text"].add(value)
         else:
-            entry["lines"].add_point(step, ts, value)
+            entry["blob"].add_point(step, ts, value)
 
     def add_file(self, path: str, kind: str, ref: FileRef) -> None:
         self.files.setdefault(path, {"type": kind, "refs": []})["refs"].append(ref)
@@ -232,15 +254,10 @@ def _monitoring_text(path: str) -> str | None:
 
 
 def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | ConsoleText | SpooledBlob]]:
-    """The experiment, and the derived bytes to store by object id: bytes, or (a console text, a
-    string series' lines, an inline image) what stores itself from its spool (`store(objects)`)."""
+    """The experiment, and the derived bytes to store by object id: bytes (inline file contents), or
+    what stores itself from its spool (`store(objects)`): a console text, a string or histogram
+    series' blob, an inline image."""
     blobs: dict[str, bytes | ConsoleText | SpooledBlob] = dict(run.blobs)
-
-    def blob(data: bytes) -> str:
-        oid = hash_bytes(data)
-        blobs[oid] = data
-        return oid
-
     attrs = run.attrs
     get = lambda p: attrs.get(p, (None, None))[1]   # noqa: E731
     exp = model.Experiment(source=SOURCE, workspace=run.workspace, project=run.project, key=run.key)
@@ -284,20 +301,15 @@ def to_experiment(run: RunData) -> tuple[model.Experiment, dict[str, bytes | Con
             for step, ts, value in points:
                 exp.metrics.add(path, None if value is None else float(value), step=int_step(step),
                                 timestamp=ts)
-        elif kind == "string_series":     # its points as JSON lines, written as they came
-            lines = s["lines"]
-            oid = lines.seal()
-            blobs[oid] = lines
+        elif kind in _ENCODED_SERIES:     # its points as JSON lines / a JSON array, written as they came
+            series = s["blob"]
+            oid = series.seal()
+            blobs[oid] = series
+            lines = kind == "string_series"
             exp.assets.append(model.Asset(
-                asset_id=_asset_id("string_series", path), file_name=path + ".jsonl",
-                type="text-sample", size=lines.size, object_id=oid,
-                metadata={"neptune_path": path, "neptune_type": kind, "points": lines.points}))
-        elif kind == "histogram_series":
-            data = canonical.dumps([{"step": st, "timestamp": ts, **(v or {})} for st, ts, v in points])
-            exp.assets.append(model.Asset(
-                asset_id=_asset_id("histogram_series", path), file_name=path + ".json",
-                type="histogram_combined_3d", size=len(data), object_id=blob(data),
-                metadata={"neptune_path": path, "neptune_type": kind, "points": len(points)}))
+                asset_id=_asset_id(kind, path), file_name=path + (".jsonl" if lines else ".json"),
+                type="text-sample" if lines else "histogram_combined_3d", size=series.size, object_id=oid,
+                metadata={"neptune_path": path, "neptune_type": kind, "points": series.points}))
         elif kind == "image_series":   # 1.x LogImages: inline base64 PNGs, spooled as they were read
             for i, (step, ts, value) in enumerate(points):
                 image = value["bytes"]
