@@ -9,6 +9,7 @@ import tracemalloc
 
 from neptune_fixtures import _run_script, q
 
+from cometx_mirror.sources.blob_spool import BlobSpool
 from cometx_mirror.sources.neptune import mapping, offline_v1
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
@@ -73,8 +74,8 @@ def test_a_bare_or_empty_image_value_is_read_as_the_client_reads_it():
     assert asset.step == 1 and blobs[asset.object_id] is bare["bytes"]
 
 
-def test_images_are_not_held_in_memory():
-    run = mapping.RunData("w", "p", "k")
+def test_images_are_not_held_in_memory(tmp_path):
+    run = mapping.RunData("w", "p", "k", images=BlobSpool(tmp_path / "spool"))
     image = base64.b64encode(bytes(range(256)) * 400).decode()      # 100 KB an image
     tracemalloc.start()
     try:
@@ -84,5 +85,6 @@ def test_images_are_not_held_in_memory():
     finally:
         tracemalloc.stop()
     assert held < 2 << 20, held
+    assert (tmp_path / "spool").is_dir() and not list((tmp_path / "spool").iterdir())   # there, unnamed
     exp, blobs = mapping.to_experiment(run)
     assert len(exp.assets) == 200 and {a.size for a in exp.assets} == {102_400}

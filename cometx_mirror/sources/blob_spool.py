@@ -3,7 +3,9 @@
 A run that logs an image every few steps carries them in its op log as base64; holding their bytes
 until the run is mapped would grow memory with the run. Each blob goes to one temporary file of the
 run as it comes, hashed on the way, and `SpooledBlob.store` puts it in the object store from there:
-memory holds one blob at a time. The file is gone when the spool is collected or the process ends.
+memory holds one blob at a time. The file is unnamed, in the folder the reader gives (beside the
+mirror's objects, as the row spill's: not a /tmp that may live in memory), and gone when the spool
+is collected or the process ends.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from ..store.objects import hash_bytes
 
 
 class BlobSpool:
-    def __init__(self):
+    def __init__(self, folder: str | os.PathLike | None = None):
+        """`folder`: where the file goes (None: the system's temporary folder)."""
+        self._folder = folder
         self._file = None
         self._size = 0
         self._lock = threading.Lock()     # the index may read one blob while the fetch stores another
@@ -24,7 +28,9 @@ class BlobSpool:
     def put(self, data: bytes) -> "SpooledBlob":
         with self._lock:
             if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="blobs-")
+                if self._folder is not None:
+                    os.makedirs(self._folder, exist_ok=True)
+                self._file = tempfile.TemporaryFile(dir=self._folder, prefix="blobs-")
             self._file.write(data)
             offset, self._size = self._size, self._size + len(data)
         return SpooledBlob(self, offset, len(data), hash_bytes(data))

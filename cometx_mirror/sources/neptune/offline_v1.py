@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy
 
 from ... import metric_stream
+from ..blob_spool import BlobSpool
 from . import float_lines, mapping
 from .driver import FoldingReader, RunSource, store_file
 from .row_spill import RowSpill
@@ -127,6 +128,7 @@ class _RunReader(FoldingReader):
         files, globs, tracked, missing = {}, {}, {}, []
         folder = _Fold(self.ws, self.proj, self.key, json.loads(meta_bytes or b"{}"), files, globs, tracked)
         spill = folder.spill = RowSpill(mirror.objects.tmp)
+        folder.run.images = BlobSpool(mirror.objects.tmp)
 
         def keep(recorded: str, actual: Path, attr: str) -> None:
             if actual.is_file():
@@ -257,6 +259,7 @@ def fold(mirror, manifest: dict) -> mapping.RunData:
     meta = json.loads(mirror.objects.get_bytes(manifest["metadata"]) or b"{}")
     folder = _Fold(manifest["workspace"], manifest["project"], manifest["key"], meta,
                    manifest.get("files", {}), manifest.get("globs", {}), manifest.get("tracked", {}))
+    folder.run.images = BlobSpool(mirror.objects.tmp)
     for rec in iter_ops(mirror, manifest):
         folder.feed(rec)
     return folder.finish(mirror, manifest)
