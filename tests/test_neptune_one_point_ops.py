@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import pytest
 
-from cometx_mirror.sources.neptune import float_lines, one_point_ops
+from cometx_mirror.sources.neptune import float_lines, offline_v1, one_point_ops
 from cometx_mirror.sources.neptune.row_spill import RowSpill
 from cometx_mirror.sources.spill import Spill
 from cometx_mirror.store.mirror import Mirror
@@ -252,6 +252,48 @@ def test_a_fetch_indexes_the_rows_it_spilled_as_it_would_from_the_store(tmp_path
     spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert len(spilled) == sum(step % 3 != 1 or step > 3000 for step in range(8500))   # s1 from its clear
     assert spilled == read
+
+
+@pytest.mark.parametrize("odd", ["", "strings-to-a-float-series", "a-clear", "a-late-series", "a-bad-line"])
+def test_an_append_loop_that_prints_indexes_as_from_the_store(tmp_path, monkeypatch, odd):
+    """A printed line every 10 ops: a spilled segment goes as one Block, its other lines only counted
+    (offline_v1._spilled_whole), unless one of them touches a float series or a series starts in it;
+    either way the rows are the ones read from the store Block by Block."""
+    ops = [{"type": "AssignString", "path": ["sys", "name"], "value": "r"}]
+    for k in range(6500):            # four segments
+        path = ["train", f"s{k % 3}"] if not (odd == "a-late-series" and k > 4100 and k % 5 == 0) else ["late", "x"]
+        ops.append({"type": "LogFloats", "path": path,
+                    "values": [{"value": 1 / (k + 1), "step": float(k // 3), "ts": 1.7e9 + k}]})
+        if k % 10 == 9:
+            ops.append({"type": "LogStrings", "path": ["monitoring", "7d3a", "stdout"],
+                        "values": [{"value": f"step {k}\n", "step": None, "ts": 1.7e9 + k}]})
+        if k == 3000 and odd == "strings-to-a-float-series":
+            ops.append({"type": "LogStrings", "path": ["train", "s2"],
+                        "values": [{"value": "oops", "step": None, "ts": 1.7e9 + k}]})
+        if k == 3000 and odd == "a-clear":
+            ops.append({"type": "ClearFloatLog", "path": ["train", "s1"]})
+    folder = write_offline_run(tmp_path / "src", ops)
+    if odd == "a-bad-line":
+        log = next(folder.glob(".neptune/offline/*/data-1.log"))
+        lines = log.read_bytes().split(b"\n")
+        lines[2500] = b'{"obj": {"type": "LogStrings", "path": ["monitoring", "7d3a", "stdout"], "valu'
+        log.write_bytes(b"\n".join(lines))
+    wholes = []
+    real = offline_v1._spilled_whole
+    monkeypatch.setattr(offline_v1, "_spilled_whole", lambda *a: wholes.append(real(*a)) or wholes[-1])
+    errors = ["malformed operation"] if odd == "a-bad-line" else []
+    result = run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(folder), FetchOptions())
+    assert [e.split(": ")[-1].split(",")[0] for e in result.errors] == errors
+    whole = [w is not None for w in wholes]
+    # Block by Block: the first segment (its series start there), and the one with a line that touches a
+    # float series or where a series starts (a malformed line is only not counted)
+    assert whole.count(True) >= 2 and whole.count(False) == (1 if odd in ("", "a-bad-line") else 2), whole
+    monkeypatch.setattr(RowSpill, "put", lambda self, *a: None)     # Block by Block, from the store
+    result = run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(folder), FetchOptions())
+    assert [e.split(": ")[-1].split(",")[0] for e in result.errors] == errors
+    spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert len(spilled) > 6000 - (1000 if odd == "a-clear" else 0)
+    assert list(map(repr, spilled)) == list(map(repr, read))
 
 
 def test_an_extend_loops_segments_are_spilled_and_index_as_from_the_store(tmp_path, monkeypatch):

@@ -480,7 +480,22 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
 
     for log in manifest["logs"]:
         for seg in log["segments"]:
-            for item in _segment_items(mirror, seg, spill):   # not bound: a segment's items go with it
+            kept = spill.take(seg) if spill is not None else None
+            whole = _spilled_whole(kept, float_from, i + 1) if kept is not None else None
+            if whole is not None:        # the segment's one-point ops as one Block kept whole
+                counted, paths, rows = whole
+                if got.rows is None and got.size:
+                    yield from got.flush()
+                i += counted
+                got.ops(paths, None)
+                got.add_rows(rows)
+                next_step.update(zip(paths, map(operator.add, rows[:, 1].tolist(), repeat(1))))
+                if got.size >= FLUSH_POINTS:
+                    yield from got.flush()
+                continue
+            items = (float_lines.spilled(*kept) if kept is not None else
+                     float_lines.read_stored(mirror.objects.get_bytes(seg), seg))
+            for item in items:           # not bound: a segment's items go with it
                 if type(item) is float_lines.Block:
                     if _kept_whole(item, float_from, i + 1):   # the whole run at once
                         i += len(item)
@@ -531,12 +546,27 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
     yield from got.rest()
 
 
-def _segment_items(mirror, seg: str, spill: RowSpill | None) -> list:
-    """float_lines.read's items of a stored segment: from the rows the spill kept, else from the store."""
-    kept = spill.take(seg) if spill is not None else None
-    if kept is not None:
-        return float_lines.spilled(*kept)
-    return float_lines.read_stored(mirror.objects.get_bytes(seg), seg)
+def _spilled_whole(kept: tuple, float_from: dict[str, int], first: int) -> tuple | None:
+    """(ops counted, op paths, point rows) of a spilled segment of one-point ops whose every point is
+    kept with the step it gives, taken as one Block: its other lines (a printed line every few ops)
+    only count as ops, since none touches a float series. None for any other segment (it goes Block
+    by Block, as `read` gives it). `first`: the number the segment's first op would take."""
+    paths, rows, ends, _layout, lines = kept
+    if ends is not None or not paths:
+        return None
+    if max(map(float_from.get, set(paths), repeat(first + 1))) > first:
+        return None                      # a series that starts in the segment, or is not streamed
+    counted = 0
+    for line in lines:
+        rec = _parse(line) if line.strip() else None
+        if rec is None:
+            continue                     # not an op (as the fold counts)
+        counted += 1
+        op = rec["obj"]
+        t = op["type"]
+        if (t in _LOGS or t in _CLEARS) and "/".join(op["path"]) in float_from:
+            return None                  # it numbers or clears a float series between the points
+    return counted + len(paths), paths, rows
 
 
 class _Gathered:
