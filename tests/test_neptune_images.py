@@ -8,6 +8,7 @@ import json
 import tracemalloc
 
 from neptune_fixtures import _run_script, q
+from test_neptune_one_point_ops import write_offline_run
 
 from cometx_mirror.sources.blob_spool import BlobSpool
 from cometx_mirror.sources.neptune import mapping, offline_v1
@@ -63,11 +64,11 @@ def test_inline_images_become_image_assets_with_the_clients_bytes(tmp_path):
 def test_a_bare_or_empty_image_value_is_read_as_the_client_reads_it():
     run = mapping.RunData("w", "p", "k")
     png = b"\x89PNG not really"
-    bare = offline_v1._image(base64.b64encode(png).decode(), run)      # an older queue's bare base64 text
+    bare = offline_v1._image(base64.b64encode(png).decode(), run, "images/x")      # an older queue's bare base64 text
     assert (bare["name"], bare["description"]) == (None, None) and bare["bytes"].size == len(png)
     assert bare["bytes"].spool.read(bare["bytes"].offset, len(png)) == png
-    assert offline_v1._image(None, run)["bytes"] is None
-    run.add_point("images/x", "image_series", 0, None, offline_v1._image(None, run))
+    assert offline_v1._image(None, run, "images/x")["bytes"] is None
+    run.add_point("images/x", "image_series", 0, None, offline_v1._image(None, run, "images/x"))
     run.add_point("images/x", "image_series", 1, None, bare)
     exp, blobs = mapping.to_experiment(run)
     [asset] = exp.assets                                        # the point without data has no asset
@@ -80,7 +81,7 @@ def test_images_are_not_held_in_memory(tmp_path):
     tracemalloc.start()
     try:
         for step in range(200):                                     # 20 MB of images
-            run.add_point("images/x", "image_series", step, None, offline_v1._image({"data": image}, run))
+            run.add_point("images/x", "image_series", step, None, offline_v1._image({"data": image}, run, "images/x"))
         held = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -88,3 +89,21 @@ def test_images_are_not_held_in_memory(tmp_path):
     assert (tmp_path / "spool").is_dir() and not list((tmp_path / "spool").iterdir())   # there, unnamed
     exp, blobs = mapping.to_experiment(run)
     assert len(exp.assets) == 200 and {a.size for a in exp.assets} == {102_400}
+
+
+def test_an_image_that_is_not_base64_is_counted_and_the_run_kept(tmp_path):
+    ops = [{"type": "LogImages", "path": ["images", "x"],
+            "values": [{"value": {"data": "!!not base64", "name": "a", "description": None}, "step": 0, "ts": 1.7e9},
+                       {"value": {"data": base64.b64encode(b"\x89PNG fine").decode(), "name": "b",
+                                  "description": None}, "step": 1, "ts": 1.7e9}]},
+           {"type": "LogImages", "path": ["images", "y"], "values": [{"value": 12, "step": 0, "ts": 1.7e9}]},
+           {"type": "LogFloats", "path": ["train", "loss"], "values": [{"value": 0.5, "step": 0, "ts": 1.7e9}]}]
+    folder = write_offline_run(tmp_path / "src", ops)
+    mirror = Mirror.init(tmp_path / "m")
+    result = run_fetch(mirror, "neptune", str(folder), FetchOptions())
+    assert (result.new, result.failed, result.errors) == (1, 0, [])
+    [(object_id, name)] = q(mirror, "SELECT object_id, file_name FROM assets WHERE type = 'image'")
+    assert name == "images/x/b.png" and mirror.objects.get_bytes(object_id) == b"\x89PNG fine"
+    assert q(mirror, "SELECT count(*) FROM metrics") == [(1,)]
+    [(extra,)] = q(mirror, "SELECT extra FROM experiments")
+    assert json.loads(extra)["unreadable_images"] == {"images/x": 1}

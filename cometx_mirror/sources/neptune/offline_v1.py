@@ -12,6 +12,7 @@ mirror that already has runs there: see sources/offline_names.py).
 from __future__ import annotations
 
 import base64
+import binascii
 import glob
 import json
 import math
@@ -83,16 +84,22 @@ def _log_files(run_dir: Path) -> list[Path]:
     return sorted(logs, key=lambda p: int(LOG_RE.match(p.name)[1]))
 
 
-def _image(value, run: mapping.RunData) -> dict:
+def _image(value, run: mapping.RunData, path: str) -> dict:
     """A LogImages point's value as the client reads one back (a dict, a bare base64 string or
-    nothing), its bytes spooled (RunData.images) rather than held."""
+    nothing), its bytes spooled (RunData.images) rather than held. Data that is not base64 is
+    counted in the run's extra ("unreadable_images") and kept as no image: the rest of the run stands."""
     if isinstance(value, str):
         value = {"data": value}
     elif not isinstance(value, dict):
         value = {}
-    data = value.get("data")
-    return {"bytes": None if data is None else run.images.put(base64.b64decode(data)),
-            "name": value.get("name"), "description": value.get("description")}
+    data, image = value.get("data"), None
+    if data is not None:
+        try:
+            image = run.images.put(base64.b64decode(data))
+        except (binascii.Error, TypeError, ValueError):
+            unreadable = run.extra.setdefault("unreadable_images", {})
+            unreadable[path] = unreadable.get(path, 0) + 1
+    return {"bytes": image, "name": value.get("name"), "description": value.get("description")}
 
 
 def _parse(line: bytes):
@@ -359,7 +366,7 @@ class _Fold:
                 next_step[path] = step + 1
                 value = v.get("value")
                 if t == "LogImages":
-                    value = _image(value, run)
+                    value = _image(value, run, path)
                 run.add_point(path, types[path], step, mapping.to_ms(v.get("ts")), value)
         elif t in _CLEARS:
             run.series.pop(path, None)
