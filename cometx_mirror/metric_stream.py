@@ -131,6 +131,17 @@ for _name in _COLUMNS:
     setattr(ArrayBatch, _name, _column(_name))
 
 
+def _int64s(np, column: list):
+    """An int column (None where unset) as int64 with UNSET; TypeError for any other kind of value
+    (a float or a bool would be changed by the array), OverflowError past int64, ValueError for UNSET."""
+    if not {*map(type, column)} <= {int, type(None)}:
+        raise TypeError("not an int column")
+    array = np.fromiter((UNSET if v is None else v for v in column), np.int64, len(column))
+    if int((array == UNSET).sum()) != column.count(None):
+        raise ValueError("UNSET itself")
+    return array
+
+
 class ArrayBatches:
     """Collects points as arrays (each piece with its own list of names, the arguments of
     ArrayBatch) and hands out ArrayBatches of exactly `size` points, the last one shorter."""
@@ -146,6 +157,26 @@ class ArrayBatches:
         remap = np.fromiter((self._codes.setdefault(n, len(self._codes)) for n in names), np.int32, len(names))
         self._pieces.append((remap[codes], steps, times, values, epochs, texts))
         self._count += len(codes)
+
+    def add_points(self, m: Metrics) -> bool:
+        """A plain batch's points after the others, as arrays; False (nothing added) when one of
+        them has no array form: a context, a value that is not a number, an int outside int64
+        (or UNSET itself).  A reader whose row way gives a few points among long runs of arrays
+        then hands out full batches, not a short one at every turn."""
+        import numpy as np
+        if m.context.count(None) != len(m.context) or None in m.value:
+            return False
+        try:
+            steps, times, epochs = (_int64s(np, c) for c in (m.step, m.timestamp, m.epoch))
+            values = np.array(m.value, np.float64)
+        except (OverflowError, TypeError, ValueError):
+            return False
+        names = list(dict.fromkeys(m.name))
+        at = {name: i for i, name in enumerate(names)}
+        codes = np.fromiter(map(at.__getitem__, m.name), np.int32, len(m.name))
+        texts = None if m.text.count(None) == len(m.text) else list(m.text)
+        self.add(names, codes, steps, times, values, None if (epochs == UNSET).all() else epochs, texts)
+        return True
 
     def __len__(self) -> int:
         return self._count

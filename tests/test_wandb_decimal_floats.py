@@ -13,6 +13,7 @@ import pytest
 
 from cometx_mirror.sources.wandb import decimal_floats, history_bulk
 from cometx_mirror.sources.wandb.records import HistoryPayload
+from cometx_mirror.sources.wandb.normalize import _text_point
 
 pytestmark = pytest.mark.skipif(not decimal_floats.ENABLED, reason="no 80-bit long double here")
 
@@ -93,7 +94,7 @@ def _chunk_arrays(texts: list[bytes]):
         rec.history.step.num = i
         chunk.append(HistoryPayload(rec.SerializeToString(), i, "t"))
     return [(kind, piece if kind == "arrays" else [r.payload for r in piece])
-            for kind, piece in history_bulk.ChunkReader().pieces(chunk)]
+            for kind, piece in history_bulk.ChunkReader(_text_point).pieces(chunk)]
 
 
 def _same(a, b) -> bool:

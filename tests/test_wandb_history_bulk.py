@@ -5,7 +5,6 @@ Each fetch test fetches the same runs twice into fresh mirrors, once with the ch
 and once with it turned off, and compares every table (metrics in insertion order)."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -78,7 +77,8 @@ def _record(pb, num: int, items, step: int | None = None, legacy: bool = False) 
 
 
 _VALUES = ["0.5", "7", "-0", "-12", "NaN", "Infinity", "-Infinity", "1e-07", "1E+300", "-2.5e-3",
-           "123456789012345678", str(2 ** 70), str(-2 ** 63 - 1), "-0.0", "1e400", "0.1", "true", '"s"', "null"]
+           "123456789012345678", str(2 ** 70), str(-2 ** 63 - 1), "-0.0", "1e400", "0.1", "true", '"s"', "null",
+           "false", '"NaN"', "[1, 2]", "0x25", '{"x": 1}', '""', "nan", '"\u00e9t\u00e9"', "0.5 "]
 
 
 def _odd_log() -> bytes:
@@ -107,8 +107,13 @@ def _odd_log() -> bytes:
             continue
         elif kind == 3:
             items = [("_step", step), ("_timestamp", ts), ("val/loss", value), ("epoch", epochs[row % 8])]
-        elif kind == 4:
-            items = [("_step", step), (["train", "x"], value), ("loss", "0.25")]
+        elif kind == 4:            # nested keys: grouped by dict as the row is, a prefix, media, a name twice
+            items = [[("_step", step), (["train", "x"], value), ("loss", "0.25")],
+                     [("_step", step), (["train", "x"], value), ("lr", "0.1"), (["train", "y"], "1"),
+                      (["a", "b", "c"], "2"), ("_timestamp", ts)],
+                     [("_step", step), ("a", "1"), (["a", "b"], value)],
+                     [("_step", step), (["img", "_type"], '"image-file"'), (["img", "path"], '"media/x.png"')],
+                     [("_step", step), ("a.b", "1"), (["a", "b"], value)]][row // 6 % 5]
         else:
             out.append(_record(pb, num, [("_step", step), ("_timestamp", ts), ("loss", value)], legacy=True))
             continue
@@ -176,20 +181,71 @@ def test_every_length_byte_and_literal_is_checked():
     assert _layout_reads([good, *bad, good]) == [True] + [False] * len(bad) + [True]
 
 
-def test_a_text_byte_off_the_number_grammar_goes_the_row_way():
+def test_a_metric_text_off_the_number_grammar_is_read_by_the_row_rule_where_it_lies():
+    """true, false, null, a string, a token json refuses: each is given the row path's own rule
+    (normalize._text_point) in the chunk, and a text no point comes of leaves only its point out;
+    a text that may be a dict (the row path flattens nested metrics), one not UTF-8, or an axis
+    off its plain form sends its record the row way."""
     import numpy as np
-    good = _good()
-    texts = [b"0x25", b"0.2\n", b"+.25", b"1.e5", b"0025", b"nan.", b"Inf.", b"0.2 "]
-    payloads = [good] + [good.replace(b"0.25", t) for t in texts] + [good]
-    assert _layout_reads(payloads) == [True] * len(payloads)      # the layout holds; the texts do not
-    reader = history_bulk.ChunkReader()
-    reader.layouts[("_step", "_timestamp", "loss"), False] = history_bulk.Layout(("_step", "_timestamp", "loss"), False)
+    from wandb.proto import wandb_internal_pb2 as pb
+    from cometx_mirror.sources.wandb.normalize import _text_point
     from cometx_mirror.sources.wandb.records import HistoryPayload
-    chunk = [HistoryPayload(p, i, "t") for i, p in enumerate(payloads)]
+    keys = ("_step", "_timestamp", "loss", "acc")
+    texts = ["0x25", "0.2 ", "true", "false", "null", '"a string"', '"NaN"', "[1, 2]", "nan", '"\\u00e9"',
+             "1.e5", "+.25", "0025", "true", '"a string"', "7", "0.5"]
+
+    def record(num, step, loss):
+        return _record(pb, num, [("_step", step), ("_timestamp", "1700000000.5"), ("loss", loss), ("acc", "0.5")],
+                       step=num)
+    read = [record(10 + i, str(i), t) for i, t in enumerate(texts)]
+    row_way = [record(50, "50", '{"a": 1}'), record(51, "51", "QQ").replace(b"QQ", b"\xff\xfe"),
+               record(52, "1.5", "0.5"), record(53, "53", "0.5").replace(b"1700000000.5", b"1700000000x5")]
+    last = record(60, "60", "0.75")
+    reader = history_bulk.ChunkReader(_text_point)
+    reader.layouts[keys, False] = history_bulk.Layout(keys, False)
+    chunk = [HistoryPayload(p, i, "t") for i, p in enumerate([*read, *row_way, last])]
     pieces = list(reader.pieces(chunk))
     assert [kind for kind, _ in pieces] == ["arrays", "records", "arrays"]
-    assert [r.payload for r in pieces[1][1]] == payloads[1:-1]
+    assert [r.payload for r in pieces[1][1]] == row_way
     names, codes, steps, times, values, epochs, exact = pieces[0][1]
-    assert names == ["loss"] and steps.tolist() == [12] and times.tolist() == [1700000000500]
-    assert values.tolist() == [0.25] and epochs is None and exact is None
-    assert np.array_equal(codes, [0])
+    expected = []                      # (name, step, value, exact text) as the row path gives them
+    for i, text in enumerate(texts):
+        point = _text_point(text)
+        if point is not None:
+            expected.append(("loss", i, *point))
+        expected.append(("acc", i, 0.5, None))
+    got = list(zip([names[c] for c in codes.tolist()], steps.tolist(), values.tolist(), exact))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g[:2] == e[:2] and g[3] == e[3] and (g[2] == e[2] or np.isnan(g[2]) and np.isnan(e[2]))
+    assert ("loss", 2, 1.0, "true") in got and ("loss", 13, 1.0, "true") in got    # read once, used twice
+    assert not [g for g in got if g[0] == "loss" and g[1] in (4, 5, 6, 7, 14)]   # null, strings, a list
+    assert set(times.tolist()) == {1700000000500} and epochs is None
+    assert pieces[2][1][4].tolist() == [0.75, 0.5]
+
+
+def test_row_way_records_among_bulk_ones_still_give_full_batches(monkeypatch, tmp_path):
+    """The points of a record the row path takes (here every 5th: a dict value, nested metrics)
+    join the arrays in order (ArrayBatches.add_points), so such a run is inserted in full batches,
+    not in a short one at every turn between the two ways (before: an insert per 12 points)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+    from cometx_mirror.index import ingest
+    inserts = []
+    real = ingest._execute
+
+    def counting(con, sql, params, arrays):
+        if sql.startswith("INSERT INTO metrics"):
+            inserts.append(len(next(iter(arrays.values()))))
+        real(con, sql, params, arrays)
+    monkeypatch.setattr(ingest, "_execute", counting)
+    monkeypatch.setattr(metric_stream, "BATCH_POINTS", 256)
+    rows = [_record(pb, 2 + i, [("_step", str(i)), ("_timestamp", f"{1_700_000_000 + i}.5"), ("loss", f"{i}.25"),
+                                ("acc", '{"top1": 0.5}' if i % 5 == 4 else "0.5")], step=i) for i in range(600)]
+    folder = tmp_path / "wandb" / "offline-run-20240101_000000-mixed"
+    (folder / "files").mkdir(parents=True)
+    (folder / "run-mixed.wandb").write_bytes(write_log(rows))
+    bulk, row_way, arrays = _fetch_both(monkeypatch, tmp_path / "wandb", tmp_path, 256)
+    assert bulk == row_way and arrays > 0
+    assert len(bulk["metrics"]) == 1200 and "'acc.top1'" in bulk["metrics"][9]
+    with_bulk = inserts[:len(inserts) - 5]        # the second fetch (row path only) inserted 5 batches
+    assert sum(inserts) == 2400 and len(with_bulk) == 5, inserts

@@ -11,6 +11,10 @@ Python's own float() (mapped in C) and integers the exact rule of the row path (
 float(int(text)), text str(int(text))).  The axes are taken only in forms whose result is
 plain (a `_step` of digits, a float-form `_timestamp`, an `epoch` the row rule makes an
 int or nothing); any record not proven that way goes back to the row path, in order.
+A metric text that is no number (true, a string, null) is given the row path's own rule
+(`one_value`) where it lies, once per distinct text in a chunk, so a run that logs one
+such key every row still reads in bulk; a text that may be a dict (nested metrics, media)
+sends its record the row way.
 """
 from __future__ import annotations
 
@@ -65,20 +69,21 @@ _WORDS = (b"NaN", b"Infinity", b"-Infinity")     # the non-finite tokens W&B wri
 
 class Layout:
     """One key list's wire layout (wandb-core's `nested_key` or the legacy `key`), and where
-    its axes and metrics are."""
+    its axes and metrics are.  A key is a str, or the tuple of a nested key's parts (as
+    wandb-core writes `run.log({"train": {"loss": x}})`): its metric is named and ordered as
+    the row path's flattened row names it ("train.loss", the parts of one dict together)."""
 
-    def __init__(self, keys: tuple[str, ...], legacy: bool):
-        tag = b"\x0a" if legacy else b"\x12"
+    def __init__(self, keys: tuple, legacy: bool):
         self.keys = keys
-        self.literals = [np.frombuffer(tag + varint(len(k.encode())) + k.encode() + b"\x82\x01", np.uint8)
-                         for k in keys]
+        self.literals = [np.frombuffer(item_literal(k, legacy) + b"\x82\x01", np.uint8) for k in keys]
         # an item's length is one byte here (literal + text length byte + a text of at least one byte)
-        self.usable = all(len(lit) + 2 < 0x80 for lit in self.literals)
+        self.usable = all(len(lit) + 2 < 0x80 for lit in self.literals) and _plain_paths(keys)
         self.step_at = keys.index("_step") if "_step" in keys else None
         self.time_at = keys.index("_timestamp") if "_timestamp" in keys else None
         self.epoch_at = keys.index("epoch") if "epoch" in keys else None
-        self.metric_at = [i for i, k in enumerate(keys) if k not in HISTORY_AXES]
-        self.names = [keys[i] for i in self.metric_at]
+        named = _flattened(keys) if self.usable else []
+        self.metric_at = [i for name, i in named if name not in HISTORY_AXES]
+        self.names = [name for name, _ in named if name not in HISTORY_AXES]
 
     def fields(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray):
         """(ok, text starts (m, k), text lengths (m, k), step num or UNSET) of these records:
@@ -116,6 +121,44 @@ class Layout:
         ok &= (rest == 0) | empty | full
         step = np.where(full, num.astype(np.int64), np.where(empty, 0, UNSET))
         return ok, text_at, text_len, step
+
+
+def item_literal(key, legacy: bool) -> bytes:
+    """A HistoryItem's (or SummaryItem's) key fields on the wire: `key` (field 1) in the legacy
+    form, else one `nested_key` (field 2) per part."""
+    if legacy:
+        return b"\x0a" + varint(len(key.encode())) + key.encode()
+    return b"".join(b"\x12" + varint(len(part.encode())) + part.encode()
+                    for part in ((key,) if isinstance(key, str) else key))
+
+
+def _plain_paths(keys: tuple) -> bool:
+    """No key is a prefix of another (the row would fold one into the other) and no nested part
+    past the first is `_type` (its dict could be a media object, which the row path keeps whole)."""
+    paths = [(k,) if isinstance(k, str) else k for k in keys]
+    if any("_type" in path[1:] for path in paths):
+        return False
+    whole = set(paths)
+    return not any(path[:n] in whole for path in paths for n in range(1, len(path)))
+
+
+def _flattened(keys: tuple) -> list[tuple[str, int]]:
+    """(name, item index) of each key as common.flatten names the row history_row builds: the
+    parts joined with dots, in the order of that row's nested dicts."""
+    tree: dict = {}
+    for i, key in enumerate(keys):
+        node = tree
+        for part in ((key,) if isinstance(key, str) else key)[:-1]:
+            node = node.setdefault(part, {})
+        node[key if isinstance(key, str) else key[-1]] = i
+
+    def walk(node: dict, prefix: str):
+        for part, value in node.items():
+            if isinstance(value, dict):
+                yield from walk(value, f"{prefix}{part}.")
+            else:
+                yield f"{prefix}{part}", value
+    return list(walk(tree, ""))
 
 
 def _varint(buf: np.ndarray, p: np.ndarray, most: int):
@@ -162,10 +205,12 @@ def _strings(grid: np.ndarray) -> list[bytes]:
 
 
 class ChunkReader:
-    """The key lists learnt so far, and the reading of a chunk of history payloads."""
+    """The key lists learnt so far, and the reading of a chunk of history payloads.
+    one_value(text) -> (double, exact text) or None: the row path's rule for a value text."""
 
-    def __init__(self):
+    def __init__(self, one_value):
         self.layouts: dict[tuple, Layout | None] = {}
+        self.one_value = one_value
 
     def pieces(self, chunk: list) -> Iterator[tuple]:
         """The chunk's records in order, as ("arrays", ArrayBatches.add arguments) for a run of
@@ -202,18 +247,19 @@ class ChunkReader:
         rows, text_at, text_len, step = rows[ok], text_at[ok], text_len[ok], step[ok]
         if not rows.size:
             return False
-        read = _values(layout, buf, text_at, text_len, step)
+        read = _values(layout, buf, text_at, text_len, step, self.one_value)
         if read is None:
             return False
-        keep, values, exact, steps, times, epochs = read
+        keep, values, exact, present, steps, times, epochs = read
         if not keep.all():
             rows, values, steps, times = rows[keep], values[keep], steps[keep], times[keep]
             exact = None if exact is None else exact[keep]
+            present = None if present is None else present[keep]
             epochs = None if epochs is None else epochs[keep]
         if not rows.size:
             return False
         owner[rows] = len(found)
-        found.append((layout, rows, values, exact, steps, times, epochs))
+        found.append((layout, rows, values, exact, present, steps, times, epochs))
         return True
 
     def _learn(self, record) -> Layout | None:
@@ -223,10 +269,10 @@ class ChunkReader:
             items = record.item
         except Exception:
             return None                    # damaged: the row path reports it, in order
-        nested = [list(it.nested_key) for it in items]
+        nested = [tuple(it.nested_key) for it in items]
         parts = {*map(len, nested)}
-        if parts == {1}:
-            keys, legacy = tuple(n[0] for n in nested), False
+        if parts and 0 not in parts:     # one part a str, a nested key its parts
+            keys, legacy = tuple(n[0] if len(n) == 1 else n for n in nested), False
         elif parts == {0}:
             keys, legacy = tuple(it.key for it in items), True
         else:
@@ -244,14 +290,16 @@ class ChunkReader:
 # a time or epoch far out of range overflows on its way to ms or an int: those rows go the row way,
 # so NumPy's warnings of them would only be noise on the user's terminal
 @np.errstate(over="ignore", invalid="ignore")
-def _values(layout: Layout, buf, text_at, text_len, step):
-    """(rows kept, values (m, metrics), exact texts or None, steps, times, epochs or None) of
-    records whose texts are all numbers and whose axes take a plain form."""
+def _values(layout: Layout, buf, text_at, text_len, step, one_value):
+    """(rows kept, values (m, metrics), exact texts or None, which points are points (m, metrics)
+    or None for all, steps, times, epochs or None) of records whose axes take a plain form and
+    whose metric texts are numbers or values `one_value` reads."""
     m, k = text_at.shape
     grid, state = _texts(buf, text_at.ravel(), text_len.ravel())
     state = state.reshape(m, k)
     valid = (state == _WHOLE) | (state == _FLOAT)
-    keep = valid.all(axis=1)
+    axes = [j for j in (layout.step_at, layout.time_at, layout.epoch_at) if j is not None]
+    keep = valid[:, axes].all(axis=1) if axes else np.ones(m, bool)
     strings = _strings(grid)
     for i in np.flatnonzero(~valid.ravel()).tolist():
         strings[i] = b"0"        # not a number (its record is not kept): float() must not fail on it
@@ -306,7 +354,7 @@ def _values(layout: Layout, buf, text_at, text_len, step):
     metric_at = layout.metric_at
     if not metric_at:
         values = np.empty((m, 0), np.float64)
-        return keep, values, None, step, times, epochs
+        return keep, values, None, None, step, times, epochs
     flat = (np.arange(m)[:, None] * k + np.asarray(metric_at)[None, :]).ravel()
     values = floats(flat)
     exact = None
@@ -316,8 +364,50 @@ def _values(layout: Layout, buf, text_at, text_len, step):
         for i in integers.tolist():
             number = int(strings[flat[i]])
             values[i], exact[i] = float(number), str(number)
-        exact = exact.reshape(m, len(metric_at))
-    return keep, values.reshape(m, len(metric_at)), exact, step, times, epochs
+    present = None
+    others = np.flatnonzero(~valid.ravel()[flat] & np.repeat(keep, len(metric_at)))
+    if others.size:
+        exact = np.full(len(flat), None, object) if exact is None else exact
+        present = np.ones(len(flat), bool)
+        lost = _other_values(buf, text_at.ravel()[flat[others]], text_len.ravel()[flat[others]], one_value)
+        for i, point in zip(others.tolist(), lost):
+            if point is _ROW_WAY:
+                keep[i // len(metric_at)] = False
+            elif point is None:
+                present[i] = False
+            else:
+                values[i], exact[i] = point
+        present = present.reshape(m, len(metric_at))
+        if not keep.any():
+            return None
+    exact = None if exact is None else exact.reshape(m, len(metric_at))
+    return keep, values.reshape(m, len(metric_at)), exact, present, step, times, epochs
+
+
+_ROW_WAY = object()      # a text only the row path may read
+
+
+def _other_values(buf: np.ndarray, at: np.ndarray, length: np.ndarray, one_value) -> list:
+    """one_value of each text that is no number: a point, None (no point), or _ROW_WAY for a
+    text that may hold a dict (the row path flattens nested metrics) or that one_value cannot read.
+    A run logs few distinct such texts (true, a phase name), so each is read once."""
+    data, seen, out = buf.data, {}, []
+    for a, n in zip(at.tolist(), length.tolist()):
+        raw = bytes(data[a:a + n])
+        try:
+            out.append(seen[raw])
+            continue
+        except KeyError:
+            pass
+        point = _ROW_WAY
+        if b"{" not in raw:             # (" {...}" is a dict too, which a nested row would flatten)
+            try:
+                point = one_value(raw.decode("utf-8"))
+            except Exception:            # (an undecodable text: the row path meets it as it does)
+                pass
+        seen[raw] = point
+        out.append(point)
+    return out
 
 
 def _runs(chunk: list, owner: np.ndarray, found: list) -> Iterator[tuple]:
@@ -329,13 +419,19 @@ def _runs(chunk: list, owner: np.ndarray, found: list) -> Iterator[tuple]:
         if who < 0:
             yield "records", chunk[a:b]
             continue
-        layout, rows, values, exact, steps, times, epochs = found[who]
+        layout, rows, values, exact, present, steps, times, epochs = found[who]
         lo, hi = np.searchsorted(rows, [a, b])
         n, k = hi - lo, len(layout.names)
-        yield "arrays", (layout.names, np.tile(np.arange(k, dtype=np.int32), n),
-                         np.repeat(steps[lo:hi], k), np.repeat(times[lo:hi], k),
-                         values[lo:hi].ravel(), None if epochs is None else np.repeat(epochs[lo:hi], k),
-                         None if exact is None else exact[lo:hi].ravel().tolist())
+        columns = [np.tile(np.arange(k, dtype=np.int32), n), np.repeat(steps[lo:hi], k),
+                   np.repeat(times[lo:hi], k), values[lo:hi].ravel(),
+                   None if epochs is None else np.repeat(epochs[lo:hi], k),
+                   None if exact is None else exact[lo:hi].ravel()]
+        if present is not None:            # the texts no point comes of (a string, null) are left out
+            there = present[lo:hi].ravel()
+            columns = [None if c is None else c[there] for c in columns]
+        codes, steps_, times_, values_, epochs_, exact_ = columns
+        yield "arrays", (layout.names, codes, steps_, times_, values_, epochs_,
+                         None if exact_ is None else exact_.tolist())
 
 
 def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
@@ -347,7 +443,7 @@ def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
     if not ENABLED:
         yield from history_columns.stream_points(_one_by_one(records), row_axes, one_value, slow, size)
         return
-    arrays, reader, shapes = ArrayBatches(size), ChunkReader(), history_columns._Shapes()
+    arrays, reader, shapes = ArrayBatches(size), ChunkReader(one_value), history_columns._Shapes()
     chunk: list = []
     yielded = False
 
@@ -367,9 +463,13 @@ def stream_points(records, row_axes, one_value, slow, size: int) -> Iterator:
                 arrays.add(*piece)
                 while arrays.full():
                     yield arrays.take()
-            else:
-                yield from arrays.rest()
-                yield from row_way(piece)
+            else:              # the row way's points join the arrays, in order, where they can
+                for batch in row_way(piece):
+                    if not arrays.add_points(batch):
+                        yield from arrays.rest()
+                        yield batch
+                    while arrays.full():
+                        yield arrays.take()
         chunk.clear()
 
     for r in records:

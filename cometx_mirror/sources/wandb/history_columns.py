@@ -180,7 +180,8 @@ def stream_points(records: Iterable, row_axes, one_value, slow: Callable[[object
 
     row_axes(axes dict) -> (step, timestamp ms, epoch); one_value(text) -> (double, exact
     text) or None; slow(record, out) adds a record's points the row-by-row way."""
-    out, segment, shapes = Metrics(), _Segment(), _Shapes()
+    out, segment = Metrics(), _Segment()
+    shapes = _Shapes() if shapes is None else shapes      # (the caller's, learnt across its calls)
     for r in records:
         if type(r) is HistoryPayload:
             # the shape that read the last record nearly always reads this one: tried first, inline

@@ -19,6 +19,7 @@ tell which ones a later record supersedes.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 # a JSON number, NaN or (-)Infinity: what json.loads reads as a float or int, and float() as the same double
@@ -73,8 +74,12 @@ class HistoryShape:
             parts.append(rb"\x0a(?=(?:" + b"|".join(branches) + rb")(?:[\x0a\x12]|\Z))[\x00-\x7f]"
                          + re.escape(literal) + rb"\x82\x01[\x00-\x7f](" + NUMBER + rb")")
         parts.append(_STEP)
-        self.match = re.compile(b"".join(parts), re.S).fullmatch
-        self.keys = keys
+        self.pattern, self.keys = b"".join(parts), keys
+
+    @functools.cached_property
+    def match(self):
+        # compiled when first used (tens of ms for a dozen keys): a fetch the NumPy paths read whole never is
+        return re.compile(self.pattern, re.S).fullmatch
 
     def read(self, payload: bytes) -> tuple[list[bytes], int | None] | None:
         """(value texts in key order, step num or None when the record has no step), or None
@@ -111,8 +116,12 @@ class SummaryShape:
             parts.append(rb"\x0a(?:" + b"|".join(
                 re.escape(varint(size + n)) + literal + re.escape(bytes([n])) + (rb".{%d}" % n if n else b"")
                 for n in range(SUMMARY_TEXT_MAX + 1)) + rb")")
-        self.match = re.compile(b"".join(parts), re.S).fullmatch
-        self.keys, self.legacy = keys, legacy
+        self.pattern, self.keys, self.legacy = b"".join(parts), keys, legacy
+
+    @functools.cached_property
+    def match(self):
+        # compiled when first used: fold_spans.covered judges a span's records without it
+        return re.compile(self.pattern, re.S).fullmatch
 
     def covers(self, payload: bytes) -> bool:
         m = self.match(payload)
