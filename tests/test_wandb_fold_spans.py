@@ -87,8 +87,8 @@ def test_summaries_between_printed_lines_are_judged_many_at_once(bench_logs, mon
     """A printed line a row leaves runs of one summary record: they are still judged in bulk, not one
     call (and one copy of the span) each."""
     calls = []
-    real = fold_spans.covered
-    monkeypatch.setattr(fold_spans, "covered", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
+    real = fold_spans.matching
+    monkeypatch.setattr(fold_spans, "matching", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
     records.fold(bench_logs[2], "t.wandb", history=False)
     assert sum(calls) >= 2900 and len(calls) < 60, (len(calls), sum(calls))
 
@@ -125,23 +125,31 @@ def test_damaged_torn_and_resumed_logs_fold_the_same(bench_logs, monkeypatch):
     assert {**resumed[0], "bytes_read": 0} == {**whole, "bytes_read": 0}
 
 
-def test_covered_is_the_summary_regex_on_mutated_records():
+def test_matching_is_summary_keys_covers_on_mutated_records_in_any_order():
+    """wandb-core writes a summary record's items in Go map order: matching (NumPy, a span at once)
+    never covers what SummaryKeys.covers (one record, in Python) does not, covers all it does with
+    one-byte lengths, and on records as protobuf writes them both are the decoded key set's test."""
     import numpy as np
     from wandb.proto import wandb_internal_pb2 as pb
     from cometx_mirror.sources.wandb.log_frames import Span
-    from cometx_mirror.sources.wandb.record_shapes import SummaryShape
+    from cometx_mirror.sources.wandb.record_shapes import SummaryKeys, literal_of
     from cometx_mirror.sources.wandb import fold_spans
     rng = random.Random(2)
-    keys = ("_step", "_timestamp", "loss", "k" * 100)          # a long key: a two-byte item length
-    payloads = []
-    for row in range(400):
+    keys = ("_step", "_timestamp", "loss", ("train", "acc"), "k" * 100)      # a long key: a two-byte item length
+    payloads, decoded = [], []
+    for row in range(600):
         s = pb.Record()
         s.num = row * 300 + 1
-        for key in keys[:3 + (row % 3 == 0)]:
+        chosen = list(keys[:4 + (row % 3 == 0)])
+        rng.shuffle(chosen)
+        for key in chosen:
             it = s.summary.update.add()
-            it.nested_key.append(key)
+            it.nested_key.extend([key] if isinstance(key, str) else key)
             it.value_json = rng.choice(["1", repr(rng.random()), "x" * rng.randint(0, 70), "NaN", ""])
+        if row % 11 == 5:
+            s.summary.remove.add().nested_key.append("loss")
         payload = bytearray(s.SerializeToString())
+        mutated = row % 2 or row % 7 == 3
         if row % 2:
             for _ in range(rng.randint(1, 2)):
                 at = rng.randrange(len(payload))
@@ -149,11 +157,20 @@ def test_covered_is_the_summary_regex_on_mutated_records():
         if row % 7 == 3:
             payload = payload[:rng.randrange(len(payload))] if rng.random() < .5 else payload + b"\x08\x01"
         payloads.append(bytes(payload))
+        decoded.append(None if mutated else s)
     ends = np.cumsum([len(p) for p in payloads])
     span = Span(b"".join(payloads), ends - np.array([len(p) for p in payloads]), ends, np.arange(len(payloads)))
-    for shape in (SummaryShape(keys[:3], False), SummaryShape(keys, False), SummaryShape(keys[:3], True)):
-        got = fold_spans.covered(shape, span, np.arange(len(payloads)))
-        want = [shape.covers(p) for p in payloads]
-        assert not (got & ~np.array(want)).any()                # never covers what the regex does not
-        if shape.keys == keys[:3] and not shape.legacy:
-            assert got.sum() == sum(want) > 50                  # and, with one-byte items, all it does
+    other = SummaryKeys(frozenset([literal_of("_step")]))
+    for chosen, legacy in ((keys[:4], False), (keys, False), (keys[:3], True)):
+        held = SummaryKeys(frozenset(literal_of(k, legacy) for k in chosen))
+        got = fold_spans.matching([other, held], span, np.arange(len(payloads))) == 1
+        want = np.array([held.covers(p) for p in payloads])
+        assert not (got & ~want).any()
+        if chosen == keys[:4]:
+            assert got.sum() == want.sum() > 40                   # one-byte items: all it does
+        for record, covers in zip(decoded, want.tolist()):
+            if record is not None:
+                items = record.summary.update
+                same = {tuple(it.nested_key) if len(it.nested_key) > 1 else it.nested_key[0] for it in items}
+                assert covers == (not legacy and same == set(chosen) and len(items) == len(chosen)
+                                  and all(it.value_json for it in items) and not record.summary.remove)

@@ -10,16 +10,15 @@ A span is taken this way only when every history record in it is proven plain so
 mark, one `_timestamp`, a float-form text, milliseconds within int64): then the records one
 by one would have changed nothing but the count and the latest time, in any order, since
 they touch nothing else the fold keeps.  Otherwise the span goes the one-by-one way.
-The summary records beside the rows are checked against the held summary shape a run at a
-time (`covered`, the byte-exact reading of record_shapes.SummaryShape), so that only the last
-of those it covers is held; any other record goes one by one, in order.
+The summary records beside the rows are matched to the known summary key sets a run at a time
+(`matching`, record_shapes.SummaryKeys read for many records at once, in any item order), so
+that only the last record of each set is held; any other record goes one by one, in order.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import decimal_floats, history_bulk
-from .record_shapes import SUMMARY_TEXT_MAX, varint
+from . import decimal_floats, history_bulk, history_items
 
 HISTORY_TAG, SUMMARY_TAG = 0x12, 0x1A
 _NUM_BYTES = 10          # a longer `num` varint: the span goes the one-by-one way
@@ -104,49 +103,21 @@ def span_view(span) -> np.ndarray:
     return np.frombuffer(span.data + bytes(history_bulk._PAD), np.uint8)
 
 
-def covered(shape, span, rows: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
-    """record_shapes.SummaryShape.covers for the span's records `rows` at once: `num`, the
-    summary tag and its length (the rest of the record), then per key `0a`, the item length
-    (one byte here: a longer one is left to the regex, one by one), the key literal, a text
-    length of at most SUMMARY_TEXT_MAX and that many bytes; nothing after. `view`: span_view(span)."""
+def matching(shapes: list, span, rows: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+    """For the span's records `rows`, the index in `shapes` (record_shapes.SummaryKeys) of the key
+    set each is of, -1 for none: each record walked as history_items walks a summary record
+    (one-byte lengths: a longer one is left to SummaryKeys.covers, one by one), of a set when its
+    items' keys are that set, each once.  `view`: span_view(span)."""
     view = span_view(span) if view is None else view
-    limit = len(view) - history_bulk._PAD
-    p, ends = span.starts[rows].astype(np.int64), span.ends[rows].astype(np.int64)
-    ok = view[p] == 0x08
-    n, _, good = history_bulk._varint(view, p + 1, 10)
-    ok &= good
-    p = np.minimum(p + 1 + n, limit)
-    ok &= view[p] == SUMMARY_TAG
-    n, length, good = history_bulk._varint(view, p + 1, 4)
-    ok &= good
-    p = np.minimum(p + 1 + n, limit)
-    ok &= length.astype(np.int64) == ends - p
-    offsets, pattern, owner, sizes = _summary_items(shape)
-    # each item's place follows from the text lengths before it (3 steps a key); then every
-    # fixed byte of every item is checked in one gather
-    at = np.empty((len(p), len(sizes)), np.int64)
-    for j, size in enumerate(sizes.tolist()):
-        at[:, j] = p
-        p = np.minimum(p + size + 3 + view[p + size + 2], limit)
-    ok &= (view[at[:, owner] + offsets] == pattern).all(axis=1)
-    text = view[at + sizes + 2].astype(np.int64)
-    item = view[at + 1].astype(np.int64)
-    ok &= ((text <= SUMMARY_TEXT_MAX) & (item < 0x80) & (item == sizes + 1 + text)).all(axis=1)
-    return ok & (p == ends)
-
-
-def _summary_items(shape):
-    """(offset in its item of each fixed byte, the byte, its key's index, each key literal's
-    length), cached on the shape.  An item: 0a, its length, the literal, the text length, the text."""
-    got = getattr(shape, "_bulk", None)
-    if got is None:
-        tag = b"\x0a" if shape.legacy else b"\x12"
-        offsets, pattern, owner, sizes = [], [], [], []
-        for j, key in enumerate(shape.keys):
-            literal = tag + varint(len(key.encode())) + key.encode() + b"\x82\x01"
-            offsets += [0, *range(2, 2 + len(literal))]
-            pattern += [0x0A, *literal]
-            owner += [j] * (1 + len(literal))
-            sizes.append(len(literal))
-        got = shape._bulk = (np.array(offsets), np.array(pattern, np.uint8), np.array(owner), np.array(sizes))
-    return got
+    items = history_items.walk(view, span.starts[rows], span.ends[rows], record_tag=SUMMARY_TAG, step=False)
+    n, width = len(rows), len(items.literals) + 1
+    pair = np.sort(items.record * width + items.key)
+    plain = items.ok.copy()
+    plain[pair[1:][pair[1:] == pair[:-1]] // width] = False          # a key twice
+    count = np.bincount(items.record, minlength=n)
+    out = np.full(n, -1, np.int64)
+    for j, shape in enumerate(shapes):
+        held = np.array([literal in shape.literals for literal in items.literals] or [False], bool)
+        inside = np.bincount(items.record[held[items.key]], minlength=n) if len(items.key) else count
+        out[plain & (count == len(shape.literals)) & (inside == count)] = j
+    return out

@@ -14,8 +14,11 @@ Infinity, true, false or null is made of, and the record's length is checked aga
 the payload: a match is exactly what protobuf would have parsed.  Anything else
 (another field order, a nested key, a typed value, a text with other bytes or over
 HISTORY_TEXT_MAX bytes, a key of 128 bytes or more) does not match and is decoded the
-ordinary way.  Summary records are matched the same way (their values not read) to
-tell which ones a later record supersedes.
+ordinary way.  (The chunked reader, history_bulk, walks records in any order; this is
+for the records it leaves to the row path.)
+
+A summary record is judged by its key set, in any order (`SummaryKeys`): which ones a
+later record supersedes.  `literal_of` / `key_of` spell an item's key fields both ways.
 """
 from __future__ import annotations
 
@@ -97,32 +100,94 @@ class HistoryShape:
 _TEXT_OF = [rb"[-+.0-9A-Za-z]{%d}" % n if n else b"" for n in range(HISTORY_TEXT_MAX + 1)]
 
 
-_SUMMARY_HEAD = rb"\x08[\x80-\xff]{0,9}[\x00-\x7f]\x1a([\x80-\xff]{0,3}[\x00-\x7f])"
-SUMMARY_TEXT_MAX = 64     # longer summary values (media, long strings) are decoded
+class SummaryKeys:
+    """The key set of summary records each updating every one of these keys once, in any order,
+    and removing nothing.  Such records supersede one another: no key lies under another (the
+    reader checks that before it makes one), so each put lands on the same leaf whatever came
+    before, and a reader keeping only the latest values need decode only the last of a run of
+    them.  wandb-core writes one beside every history row, its items in Go map order.  The keys
+    are their items' key fields as bytes (`literal_of`), so a record is judged without protobuf."""
 
-
-class SummaryShape:
-    """The wire shape of a summary record updating these one-part keys (in this order) and
-    removing nothing: such records supersede one another, so a reader keeping only the
-    latest values need decode only the last of a run of them.  The values are not read;
-    each item's length is spelled out per text length, so a match is exact."""
-
-    def __init__(self, keys: tuple[str, ...], legacy: bool):
-        tag = b"\x0a" if legacy else b"\x12"
-        parts = [_SUMMARY_HEAD]
-        for key in keys:
-            literal = re.escape(tag + varint(len(key.encode())) + key.encode() + b"\x82\x01")
-            size = len(tag + varint(len(key.encode())) + key.encode()) + 3
-            parts.append(rb"\x0a(?:" + b"|".join(
-                re.escape(varint(size + n)) + literal + re.escape(bytes([n])) + (rb".{%d}" % n if n else b"")
-                for n in range(SUMMARY_TEXT_MAX + 1)) + rb")")
-        self.pattern, self.keys, self.legacy = b"".join(parts), keys, legacy
-
-    @functools.cached_property
-    def match(self):
-        # compiled when first used: fold_spans.covered judges a span's records without it
-        return re.compile(self.pattern, re.S).fullmatch
+    def __init__(self, literals: frozenset):
+        self.literals = literals
 
     def covers(self, payload: bytes) -> bool:
-        m = self.match(payload)
-        return m is not None and _varint_value(m[1]) == len(payload) - m.end(1)
+        return summary_literals(payload) == self.literals
+
+
+def summary_literals(payload: bytes) -> frozenset | None:
+    """The key fields of each item of a summary Record {num, summary {update...}}, or None when
+    it is not plainly that: a remove, another field, a typed or empty value, a key twice, an
+    item with both `key` and `nested_key`."""
+    try:
+        if payload[0] != 0x08:
+            return None
+        i = 1
+        while payload[i] & 0x80:
+            i += 1
+        if payload[i + 1] != 0x1A:
+            return None
+        length, i = _read_varint(payload, i + 2)
+        if length != len(payload) - i:
+            return None
+        seen = []
+        while i < len(payload):
+            if payload[i] != 0x0A:
+                return None
+            size, i = _read_varint(payload, i + 1)
+            item_end, start, forms, fields = i + size, i, set(), 0
+            while i < item_end and payload[i] in (0x0A, 0x12):
+                forms.add(payload[i])
+                fields += 1
+                n, i = _read_varint(payload, i + 1)
+                i += n
+            if len(forms) != 1 or (0x0A in forms and fields != 1):    # `key` once, or nested parts
+                return None
+            literal = payload[start:i]
+            if payload[i:i + 2] != b"\x82\x01":
+                return None
+            n, i = _read_varint(payload, i + 2)
+            i += n
+            if n == 0 or i != item_end:
+                return None
+            seen.append(literal)
+    except IndexError:
+        return None
+    literals = frozenset(seen)
+    return literals if seen and len(literals) == len(seen) else None
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i += 1
+        if byte < 0x80:
+            return value, i
+        shift += 7
+        if shift > 63:
+            raise IndexError("a varint past 10 bytes")
+
+
+def key_of(literal: bytes):
+    """The key a literal of one-byte lengths (as history_items.walk finds them) spells: a str (one
+    part, either form), or the tuple of a nested key's parts; None when a part is not UTF-8
+    (protobuf would refuse the record)."""
+    parts, i = [], 0
+    while i < len(literal):
+        n = literal[i + 1]
+        try:
+            parts.append(literal[i + 2:i + 2 + n].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+        i += 2 + n
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def literal_of(key, legacy: bool = False) -> bytes:
+    """The key fields of an item with this key (the inverse of key_of)."""
+    if legacy:
+        return b"\x0a" + varint(len(key.encode())) + key.encode()
+    return b"".join(b"\x12" + varint(len(part.encode())) + part.encode()
+                    for part in ((key,) if isinstance(key, str) else key))

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Iterator
 
 from ..console_text import ConsoleText
 from . import log_frames
-from .record_shapes import SummaryShape
+from .record_shapes import SummaryKeys, literal_of, summary_literals
 
 BLOCK = 32768
 HEADER = 7
@@ -383,48 +383,53 @@ def _decode(pb, payload: bytes, name: str, offset: int):
 
 
 class _LatestSummary:
-    """wandb-core writes the whole summary beside every history row: a run of summary records
-    of one key list, each updating every key and removing none, ends as the last of them
-    alone would leave it.  The first of such a run is folded as usual (it places the keys),
-    the later ones are held undecoded, each replacing the one before, and the one held is
-    folded before the next record touching the summary, and at the end."""
+    """wandb-core writes the whole summary beside every history row (and beside it another of the
+    run's time): of the summary records of one key set (their items in any order), each updating
+    every key and removing none, the last one overwrites every leaf the earlier ones wrote, so
+    only it need be folded.  The first record of a key set is folded as usual (it places the
+    keys); later ones are held undecoded, one per key set, each replacing the one before; the
+    held ones are folded, in log order, before the next record touching the summary, and at the end."""
 
     def __init__(self):
-        self.shape = None
-        self.shapes: dict = {}
-        self.held: tuple[bytes, int] | None = None
+        self.shapes: dict[frozenset, SummaryKeys] = {}
+        self.held: dict[SummaryKeys, tuple[bytes, int]] = {}
 
     def hold(self, payload: bytes, offset: int) -> bool:
-        if self.shape is not None and self.shape.covers(payload):
-            self.held = payload, offset
-            return True
+        if self.shapes:
+            shape = self.shapes.get(summary_literals(payload))
+            if shape is not None:
+                self.held[shape] = payload, offset
+                return True
         return False
 
     def release(self, log: "RunLog", pb, name: str) -> None:
-        if self.held is not None:
-            payload, offset = self.held
-            self.held = None
-            _put_texts(log.summary, _decode(pb, payload, name, offset).summary.update)
+        if self.held:
+            for payload, offset in sorted(self.held.values(), key=itemgetter(1)):
+                _put_texts(log.summary, _decode(pb, payload, name, offset).summary.update)
+            self.held = {}
 
     def learn(self, r) -> None:
-        """Hold from now on the records shaped as this decoded SummaryRecord, if they can be."""
-        self.shape = None
+        """Hold from now on the records of this decoded SummaryRecord's key set, if they can be."""
         items = r.update      # (its removes, if any, do not matter: a held record has none)
         if not items:
             return
-        nested = [it.nested_key for it in items]
-        parts = {*map(len, nested)}
-        if parts == {1}:
-            key = (tuple(map(_FIRST, nested)), False)
-        elif parts == {0}:
-            key = (tuple(it.key for it in items), True)
-        else:
-            return
-        if len(set(key[0])) != len(key[0]):
-            return                           # a key twice: the later wins within the record
-        if key not in self.shapes and len(self.shapes) < 16:
-            self.shapes[key] = SummaryShape(*key)
-        self.shape = self.shapes.get(key)
+        literals, paths = [], []
+        for it in items:
+            nested = tuple(it.nested_key)
+            if nested and it.key:
+                return                       # both forms in one item
+            literals.append(literal_of(nested if len(nested) != 1 else nested[0]) if nested
+                            else literal_of(it.key, legacy=True))
+            paths.append(nested or (it.key,))
+        whole = set(paths)
+        if len(whole) != len(paths) or any(p[:n] in whole for p in paths for n in range(1, len(p))):
+            return                           # a key twice, or under another: order would matter
+        key = frozenset(literals)
+        if key not in self.shapes and len(self.shapes) < _KEY_SETS:
+            self.shapes[key] = SummaryKeys(key)
+
+
+_KEY_SETS = 64      # summary key sets held per run (wandb-core writes two, a run may change its keys)
 
 
 @dataclass
@@ -516,45 +521,43 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
     data, rest = span.data, np.flatnonzero(~history)
     summaries = tag[rest] == SUMMARY_TAG
     offsets, starts, ends = span.offsets[rest].tolist(), span.starts[rest].tolist(), span.ends[rest].tolist()
-    # which summary records the held shape covers, judged for many at once (each is judged alone,
-    # so a judgement holds while the shape does): positions [known_from, known_to) were judged for
-    # known_shape, and `uncovered` lists those of them it does not cover (other records too), in order
+    # which known key set each summary record is of, judged for many at once (each is judged alone,
+    # so a judgement holds while the known sets do): positions [known_from, known_to) were judged
+    # for `shapes`, and `unmatched` lists those of them of no set (other records too), in order
     is_summary = summaries.tolist()
     run_ends = np.flatnonzero(~summaries).tolist() + [len(rest)]     # where each run of summary records ends
-    view, known_shape, known_from, known_to, uncovered = None, None, 0, 0, [0]
+    view, shapes, known_from, known_to, unmatched, match = None, None, 0, 0, [0], None
     e = u = i = 0
     while i < len(rest):
-        if is_summary[i] and latest.shape is not None:
-            # the summary records from here to the next other record: those the held shape covers
-            # supersede one another, so only the last of them is held (_LatestSummary.hold)
+        if is_summary[i] and latest.shapes:
+            # the summary records from here to the next other record: of those of a known set,
+            # only the last of each set is held (_LatestSummary.hold)
             while run_ends[e] < i:
                 e += 1
             end = run_ends[e]
-            if latest.shape is not known_shape or not (known_from <= i and end <= known_to):
+            if shapes is None or len(latest.shapes) != len(shapes) or not (known_from <= i and end <= known_to):
                 if view is None:
                     view = fold_spans.span_view(span)
-                known_shape, known_from = latest.shape, i
+                shapes, known_from = list(latest.shapes.values()), i
                 known_to = max(end, min(len(rest), i + _COVER_AHEAD))
                 ahead = np.flatnonzero(summaries[i:known_to])
-                flags = np.zeros(known_to - i, bool)
-                flags[ahead] = fold_spans.covered(known_shape, span, rest[i + ahead], view)
-                uncovered, u = (i + np.flatnonzero(~flags)).tolist() + [known_to], 0
-            while uncovered[u] < i:
+                match = np.full(known_to - i, -1, np.int64)
+                match[ahead] = fold_spans.matching(shapes, span, rest[i + ahead], view)
+                unmatched, u = (i + np.flatnonzero(match < 0)).tolist() + [known_to], 0
+            while unmatched[u] < i:
                 u += 1
-            k = min(uncovered[u], end) - i
+            k = min(unmatched[u], end) - i
             if k:
-                last = i + k - 1
-                latest.held = data[starts[last]:ends[last]], offsets[last]
+                run = match[i - known_from:i - known_from + k]
+                sets, back = np.unique(run[::-1], return_index=True)
+                for which, from_end in zip(sets.tolist(), back.tolist()):
+                    last = i + k - 1 - from_end
+                    latest.held[shapes[which]] = data[starts[last]:ends[last]], offsets[last]
                 log.records += k
                 i += k
                 continue
-            for i in range(i, end):            # a new shape (or one read only by the regex):
-                step(offsets[i], data[starts[i]:ends[i]])     # the rest of the run one by one
-            i += 1
-            continue
-        step(offsets[i], data[starts[i]:ends[i]])
+        step(offsets[i], data[starts[i]:ends[i]])    # (a summary record of a new key set is learnt so)
         i += 1
-
 
 def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True,
          row_details: bool = True, start: int = 0, log: RunLog | None = None, spans_to=None) -> RunLog:
