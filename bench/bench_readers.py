@@ -177,8 +177,9 @@ NEPTUNE_V1_SHAPES = {"append": {"per_op": 1}, "extend": {"per_op": 100},
                      "append-stdout": {"per_op": 1, "stdout_every": 10},
                      "extend-stdout": {"per_op": 100, "stdout_every": 10}}
 # W&B shapes (`--shape`): every row alone, or a printed line after each (wandb-core's output_raw record)
-WANDB_SHAPES = {"rows": {}, "rows-stdout": {"stdout_every": 1}}
-WANDB_SHAPE_WORDS = {"rows-stdout": "a printed line every row"}
+WANDB_SHAPES = {"rows": {}, "rows-stdout": {"stdout_every": 1}, "core": {"core": True}}
+WANDB_SHAPE_WORDS = {"rows-stdout": "a printed line every row",
+                     "core": "as wandb-core writes it (items in Go map order, a nested dict, a string)"}
 NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op",
                           "append-stdout": "`append` loop, a printed line every 10 ops",
                           "extend-stdout": "`extend`, a printed line every 10 ops"}

@@ -47,13 +47,20 @@ def counting_read(self, n=-1):
     indexed[0] += len(data)
     return data
 log_parts._Concatenated._read_parts = counting_read
-from cometx_mirror.sources.wandb import record_shapes, records
+from cometx_mirror.sources.wandb import history_bulk, record_shapes, records
 by_shape, decoded = [0], [0]
 real_shape_read, real_decode = record_shapes.HistoryShape.read, records._decode
 def counting_shape_read(self, payload):
     got = real_shape_read(self, payload)
     by_shape[0] += got is not None
     return got
+real_pieces = history_bulk.ChunkReader.pieces
+def counting_pieces(self, chunk):
+    by_shape[0] += len(chunk)                      # every record of the chunk, less those left to the row path
+    for kind, piece in real_pieces(self, chunk):
+        by_shape[0] -= len(piece) if kind == "records" else 0
+        yield kind, piece
+history_bulk.ChunkReader.pieces = counting_pieces
 def counting_decode(*args):
     decoded[0] += 1
     return real_decode(*args)
@@ -100,7 +107,7 @@ def main() -> None:
         fresh = child(str(src), str(Path(tmp) / "m-fresh"), str(whole), "0")
     rows = [("re-fetch after growth", grown), ("fresh fetch of the whole log", fresh)]
     table = ["| fetch | bytes folded by the fetch | bytes of the stored log read by indexing | bytes stored "
-             "(compressed) | history records read by shape / records decoded by protobuf | fetch CPU (wall) "
+             "(compressed) | history records read from their bytes / records decoded by protobuf | fetch CPU (wall) "
              "| load average |", "|---|---|---|---|---|---|---|"]
     for what, r in rows:
         table.append(f"| {what} | {r['folded'] / 1e6:.1f} MB | {r['indexed'] / 1e6:.1f} MB | {r['stored'] / 1e6:.1f} MB | "
@@ -112,8 +119,9 @@ def main() -> None:
             "normalizer took out of the stored log's objects (its small tables come from the fold the fetch "
             "saved, so only the points are read); bytes stored = the new objects' size "
             "on disk; CPU = the fetch alone, including indexing, which after growth reads only the "
-            "tail's points and appends them to the rows it holds. Records read by shape = history records the "
-            "point pass took from their bytes (record_shapes.HistoryShape); decoded = every protobuf decode in "
+            "tail's points and appends them to the rows it holds. Records read from their bytes = history records "
+            "the point pass took without protobuf (history_bulk's chunks, or record_shapes.HistoryShape for one "
+            "a chunk leaves to the row path); decoded = every protobuf decode in "
             "the fetch (the fold's and the point pass's); neither depends on the load.\n\n" + "\n".join(table))
     write_section("readers-wandb-grown", "W&B grown run (`bench/bench_wandb_grown.py`)", body)
     print("\n".join(table))

@@ -54,12 +54,37 @@ def _metric_value(step: int, k: int, odd: bool) -> str:
             6: "-0.0", 7: "1e-07"}.get(choice, repr(step * 0.5 + k))
 
 
+def _core_items(items: list, rng) -> list:
+    """The items in an order as wandb-core's Go map iteration gives it: the top-level entries in a
+    random order, a nested dict's parts together (in a random order of their own)."""
+    groups: dict = {}
+    for key, value in items:
+        groups.setdefault(key[0] if len(key) > 1 else (key[0],), []).append((key, value))
+    entries = list(groups.values())
+    rng.shuffle(entries)
+    for entry in entries:
+        rng.shuffle(entry)
+    return [item for entry in entries for item in entry]
+
+
+def _go_float(x: float) -> str:
+    """A float as wandb-core's JSON writes a time (shortest digits, Go's exponent form: 1.7e+09)."""
+    import numpy as np
+    return np.format_float_scientific(x, unique=True, exp_digits=2).replace(".e", "e")
+
+
 def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, run_id: str = "bench001",
-                    stdout_every: int = 0) -> Path:
+                    stdout_every: int = 0, core: bool = False) -> Path:
     """A run folder `offline-run-<time>-<id>/run-<id>.wandb` of `steps` history rows × `metrics` keys.
 
     stdout_every=N: a line the script printed after every N rows, as wandb-core's console capture logs
-    it (an output_raw record; offline, files/output.log is left empty)."""
+    it (an output_raw record; offline, files/output.log is left empty).
+    core: each row as wandb 0.31's wandb-core writes `run.log({"train": {...}, ..., "phase": "main"})`
+    (checked against runs the client wrote): every second metric under a nested dict ("train"),
+    a string key, each record's items in Go map order (`_core_items`), the time in Go's exponent
+    form, and before each row's summary record a second one of the run's time (`_wandb.runtime`
+    as a nested key, `_runtime` as a legacy `key`)."""
+    import random
     from wandb.proto import wandb_internal_pb2 as pb
     run_dir = Path(folder) / f"offline-run-20240101_000000-{run_id}"
     (run_dir / "files").mkdir(parents=True, exist_ok=True)
@@ -86,21 +111,32 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
             item = r.config.update.add()
             item.key, item.value_json = key, value
         emit(rec)
+        rng = random.Random(run_id)
+        core_names = [["train", f"m{k}"] if k % 2 == 0 else [f"m{k}"] for k in range(metrics)]
         for step in range(steps):
-            ts = json.dumps(START + step * 0.01 + 0.5)
+            ts = json.dumps(START + step * 0.01 + 0.5) if not core else _go_float(START + step * 0.01 + 0.5)
             items = [(["_step"], str(step)), (["_timestamp"], ts), (["_runtime"], repr(step * 0.01))]
-            keys = nested if odd and step % 5 == 0 else names
+            keys = core_names if core else nested if odd and step % 5 == 0 else names
             items += [(name, _metric_value(step, k, odd)) for k, name in enumerate(keys)]
             if odd:
                 items.append((["epoch"], str(step // 100)))
+            if core:
+                items.append((["phase"], '"warmup"' if step < 100 else '"train"'))
+                runtime = pb.Record()
+                it = runtime.summary.update.add()
+                it.nested_key.extend(["_wandb", "runtime"])
+                it.value_json = str(step // 100)
+                it = runtime.summary.update.add()
+                it.key, it.value_json = "_runtime", str(step // 100)
+                emit(runtime)
             summary = pb.Record()
-            for key, value in items:
+            for key, value in (_core_items(items, rng) if core else items):
                 it = summary.summary.update.add()
                 it.nested_key.extend(key)
                 it.value_json = value
             emit(summary)
             rec = pb.Record()
-            for key, value in items:
+            for key, value in (_core_items(items, rng) if core else items):
                 it = rec.history.item.add()
                 it.nested_key.extend(key)
                 it.value_json = value

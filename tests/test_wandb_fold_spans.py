@@ -68,10 +68,11 @@ _ODD_TIMES = ["1700000000.25", "1.7e9", "NaN", "Infinity", "-Infinity", "1700000
 @pytest.fixture(scope="module")
 def bench_logs(tmp_path_factory):
     root = tmp_path_factory.mktemp("fold-spans")
-    return [next(write_wandb_run(root / name, 3000, 3, odd=odd, run_id=name, stdout_every=every)
+    return [next(write_wandb_run(root / name, 3000, 3, odd=odd, run_id=name, stdout_every=every, core=core)
                  .glob("run-*.wandb")).read_bytes()
-            for name, odd, every in (("plain", False, 0), ("odd", True, 0), ("plain-out", False, 1),
-                                     ("odd-out", True, 3))]
+            for name, odd, every, core in (("plain", False, 0, False), ("odd", True, 0, False),
+                                           ("plain-out", False, 1, False), ("odd-out", True, 3, False),
+                                           ("core", False, 0, True), ("core-out", False, 2, True))]
 
 
 def test_the_bench_writers_runs_fold_the_same(bench_logs, monkeypatch):

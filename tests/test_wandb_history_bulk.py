@@ -125,6 +125,7 @@ def _odd_log() -> bytes:
 def odd_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("odd-runs")
     write_wandb_run(root / "wandb", 300, 4, odd=True, run_id="odd1")       # the bench writer's odd values
+    write_wandb_run(root / "wandb", 300, 6, core=True, run_id="core1")     # and its wandb-core order
     folder = root / "wandb" / "offline-run-20240101_000000-odd2"
     (folder / "files").mkdir(parents=True)
     (folder / "run-odd2.wandb").write_bytes(_odd_log())
@@ -155,7 +156,7 @@ def _walk_ok(payloads: list[bytes]) -> list[bool]:
     lengths = np.array(list(map(len, payloads)))
     ends = np.cumsum(lengths)
     buf = np.frombuffer(b"".join(payloads) + bytes(history_items.PAD), np.uint8)
-    return history_items.walk(buf, ends - lengths, ends).ok.tolist()
+    return history_items.walk(buf, ends - lengths, ends, history_items.KeyCodes()).ok.tolist()
 
 
 def _good() -> bytes:

@@ -103,13 +103,15 @@ def span_view(span) -> np.ndarray:
     return np.frombuffer(span.data + bytes(history_bulk._PAD), np.uint8)
 
 
-def matching(shapes: list, span, rows: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+def matching(shapes: list, span, rows: np.ndarray, view: np.ndarray | None = None,
+             codes: history_items.KeyCodes | None = None) -> np.ndarray:
     """For the span's records `rows`, the index in `shapes` (record_shapes.SummaryKeys) of the key
     set each is of, -1 for none: each record walked as history_items walks a summary record
     (one-byte lengths: a longer one is left to SummaryKeys.covers, one by one), of a set when its
-    items' keys are that set, each once.  `view`: span_view(span)."""
+    items' keys are that set, each once.  `view`: span_view(span); `codes`: the fold's KeyCodes."""
     view = span_view(span) if view is None else view
-    items = history_items.walk(view, span.starts[rows], span.ends[rows], record_tag=SUMMARY_TAG, step=False)
+    items = history_items.walk(view, span.starts[rows], span.ends[rows], codes or history_items.KeyCodes(),
+                               record_tag=SUMMARY_TAG, step=False)
     n, width = len(rows), len(items.literals) + 1
     pair = np.sort(items.record * width + items.key)
     plain = items.ok.copy()

@@ -124,7 +124,8 @@ class ChunkReader:
 
     def __init__(self, one_value):
         self.one_value = one_value
-        self.keys: dict[bytes, _Key | None] = {}      # by literal (record_shapes.literal_of)
+        self.codes = history_items.KeyCodes()
+        self._keys: list[_Key | None] = []            # by code, as self.codes numbers the keys
 
     def pieces(self, chunk: list) -> Iterator[tuple]:
         """The chunk's records in order, as ("arrays", ArrayBatches.add arguments) for a run of
@@ -140,25 +141,22 @@ class ChunkReader:
         else:                              # a records.HistorySpan: its records in the span's buffer
             starts, ends = chunk.starts, chunk.ends
             buf = np.frombuffer(chunk.data + bytes(_PAD), np.uint8)
-        items = history_items.walk(buf, starts, ends)
+        items = history_items.walk(buf, starts, ends, self.codes)
         read = _Read(self, buf, items)
         yield from read.runs(chunk)
 
-    def key(self, literal: bytes) -> _Key | None:
-        try:
-            return self.keys[literal]
-        except KeyError:
-            pass
-        key = key_of(literal)
-        info = None if key is None else _Key(key)
-        if info is not None and not info.usable:
-            info = None
-        if len(self.keys) < _KEYS:
-            self.keys[literal] = info
-        return info
+    def keys(self, literals: list[bytes]) -> list[_Key | None]:
+        """What each coded key is (None for one the row path must read), by code."""
+        if len(self._keys) > len(literals):
+            self._keys = []                        # (the codes started afresh)
+        for literal in literals[len(self._keys):]:
+            key = key_of(literal)
+            info = None if key is None else _Key(key)
+            self._keys.append(info if info is not None and info.usable else None)
+        return self._keys
 
 
-_KEYS = 1 << 16        # distinct keys remembered per run
+_COUNTED = 1 << 22     # (record, key) pairs counted in an array; more are sorted
 
 
 class _Read:
@@ -167,7 +165,7 @@ class _Read:
 
     def __init__(self, reader: ChunkReader, buf, items: history_items.Items):
         self.buf, self.items = buf, items
-        keys = [reader.key(lit) for lit in items.literals]
+        keys = reader.keys(items.literals)
         bulk = items.ok.copy()
         record, key = items.record, items.key
         good = np.array([k is not None for k in keys], bool)
@@ -177,11 +175,13 @@ class _Read:
         path_ids = {}
         path_of = np.array([path_ids.setdefault(k.path if k is not None else i, len(path_ids))
                             for i, k in enumerate(keys)], np.int64)
-        pair = record * (len(path_ids) + 1) + path_of[key]
-        if len(pair):
+        width = len(path_ids) + 1
+        pair = record * width + path_of[key]
+        if len(pair) and len(bulk) * width <= _COUNTED:
+            bulk[np.flatnonzero(np.bincount(pair, minlength=len(bulk) * width) > 1) // width] = False
+        elif len(pair):
             ordered = np.sort(pair)
-            twice = ordered[1:][ordered[1:] == ordered[:-1]] // (len(path_ids) + 1)
-            bulk[twice] = False
+            bulk[ordered[1:][ordered[1:] == ordered[:-1]] // width] = False
         self._prefixes(keys, path_ids, path_of, bulk)
         self.keys, self.names, self.bulk = keys, names, bulk
         self._axes(reader.one_value)

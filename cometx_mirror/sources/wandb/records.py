@@ -393,6 +393,13 @@ class _LatestSummary:
     def __init__(self):
         self.shapes: dict[frozenset, SummaryKeys] = {}
         self.held: dict[SummaryKeys, tuple[bytes, int]] = {}
+        self.codes = None        # the keys fold_spans.matching met (a history_items.KeyCodes), made on first use
+
+    def key_codes(self):
+        if self.codes is None:
+            from .history_items import KeyCodes
+            self.codes = KeyCodes()
+        return self.codes
 
     def hold(self, payload: bytes, offset: int) -> bool:
         if self.shapes:
@@ -542,7 +549,7 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
                 known_to = max(end, min(len(rest), i + _COVER_AHEAD))
                 ahead = np.flatnonzero(summaries[i:known_to])
                 match = np.full(known_to - i, -1, np.int64)
-                match[ahead] = fold_spans.matching(shapes, span, rest[i + ahead], view)
+                match[ahead] = fold_spans.matching(shapes, span, rest[i + ahead], view, latest.key_codes())
                 unmatched, u = (i + np.flatnonzero(match < 0)).tolist() + [known_to], 0
             while unmatched[u] < i:
                 u += 1
