@@ -268,23 +268,27 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "This round adds a run that prints (`--shape rows-stdout`): a printed line after every row, an output_raw "
-    "record as wandb-core's console capture logs it (files/output.log left empty, as wandb 0.19+ offline leaves "
-    "it). Such a run's fold kept every line as a tuple, its saved fold state held them all, and it was "
-    "quadratic in a span: with an output record between every two summary records, each summary record was "
-    "judged alone, each time copying the span. Before this round, 10^6 points took 41.5 s wall and 10^7 "
-    "points 439 s (22,760 points/s) with a peak of 739 MB. Now the output is one text kept in bounded memory "
-    "(sources/console_text.py) and saved as its own object beside the fold state, and the summary records are "
-    "judged up to 4,096 at once. The `rows` reader is otherwise unchanged. Last round (`rows`, one run each): "
-    "10^5 0.73 s CPU, 0.9x; 10^6 2.5 s CPU (478,283 points/s wall), 0.7x; 10^7 27.0 s CPU (444,642 wall), 0.6x, "
-    "peak 114 / 137 / 142 MB. Now (one run each, load 0.4-1.2): 10 points 0.35-0.44 s CPU; `rows` 10^5 0.69 s "
-    "CPU, 1.0x; 10^6 2.5 s wall, 3.0 s CPU (400,055 wall), 0.7x; 10^7 18.2 s wall, 22.9 s CPU (549,883 wall), "
-    "0.6x; `rows-stdout` 10^5 0.73 s CPU, 1.0x; 10^6 3.5 s wall, 3.9 s CPU (289,283 wall), 0.8x; 10^7 32.4 s "
-    "wall, 37.2 s CPU (308,494 wall), 0.8x. Goals: 300,000 points/s end to end, met from 10^6 on for `rows` and "
-    "at 10^7 for `rows-stdout` (289,283 at 10^6), not at 10^5 (the 10-point fetch is about half of it); within "
-    "3x of the floor, met at each size; peak memory flat in the number of points, met (116-117 / 136-139 / "
-    "140-141 MB, with or without printed lines). Load average beside each row (2 cores: compare CPU times and "
-    "peak memory).")
+    "This round adds `--shape core`: each row as wandb 0.31's wandb-core writes `run.log({\"train\": {...}, "
+    "..., \"phase\": ...})`, checked against runs the real client wrote offline: every history and summary "
+    "record's items in Go map order (a new order nearly every record), every second metric under a nested "
+    "dict, a string key, the time in Go's exponent form, and a second summary record of the run's time beside "
+    "each row. The reader took no such record in bulk: it matched records to one byte layout per key order and "
+    "held summary records of one key order. On a run the client wrote (20 metrics x 20,000 steps, 400,000 "
+    "points) the fetch took 20.8 s (19,000 points/s); now 1.1 s. Now the chunked reader walks every record's "
+    "items wherever they lie (sources/wandb/history_items.py) and the fold holds the last summary record of "
+    "each key set. On `core` at 10^6 points the previous round's reader took 17.5 s wall, 17.2 s CPU; now 3.1 "
+    "s. The walk costs more than the old per-layout match on the fixed-order rows the other two shapes write "
+    "(10^6 `rows`, median of 5 fresh fetches each, interleaved: 2.62 -> 3.08 s of CPU). Last round (one run "
+    "each): `rows` 10^6 2.5 s wall, 3.0 s CPU (400,055 points/s wall), 0.7x; 10^7 18.2 s wall, 22.9 s CPU "
+    "(549,883), 0.6x; `rows-stdout` 10^6 3.5 s wall (289,283), 0.8x; 10^7 32.4 s wall (308,494), 0.8x. Now "
+    "(one run each, load 0.8-1.1): 10 points 0.33-0.38 s CPU; `rows` 10^5 0.56 s CPU, 0.9x; 10^6 2.8 s wall, "
+    "3.2 s CPU (362,458 wall), 0.8x; 10^7 27.5 s wall, 30.9 s CPU (363,057 wall), 1.0x; `rows-stdout` 10^6 "
+    "3.5 s wall (288,496), 1.0x; 10^7 38.7 s wall (258,626), 1.2x; `core` 10^5 0.67 s CPU, 1.1x; 10^6 3.1 s "
+    "wall, 3.5 s CPU (319,333 wall), 0.9x; 10^7 32.2 s wall, 36.4 s CPU (310,858 wall), 1.0x. Goals: 300,000 "
+    "points/s end to end, met from 10^6 on for `rows` and `core`, not for `rows-stdout` (258,626-288,496) nor "
+    "at 10^5 (the 10-point fetch is about half of it); within 3x of the floor, met at each size; peak memory "
+    "flat in the number of points, met (120-127 / 143-146 / 148-151 MB). Load average beside each row (2 "
+    "cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:
@@ -314,7 +318,7 @@ def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb"
         print("\n".join(table))
         return
     body = ("Each run written by `bench/run_writers.py` in wandb-core's framing (a summary record beside each "
-            "history row); fetch = store the folder and index every point into a fresh mirror, in a fresh "
+            "history row; `core`: the items of each record in Go map order, as wandb-core writes them); fetch = store the folder and index every point into a fresh mirror, in a fresh "
             "process (its CPU time includes the imports, from compiled bytecode as an installed package runs); "
             "floor = framing plus protobuf and JSON decode of every record and value, nothing else; peak memory"
             " = the fetch process's maximum RSS; load average = the 1-minute figure, the highest seen around "
