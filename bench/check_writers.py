@@ -26,21 +26,22 @@ def main() -> None:
     from neptune.core.components.queue.disk_queue import DiskQueue
     from neptune.internal.operation import Operation
     steps, series = 1000, 3
-    with tempfile.TemporaryDirectory() as tmp:
-        root = write_neptune_v1_run(Path(tmp), steps, series, odd=True, stdout_every=4)
-        [run_dir] = (root / ".neptune" / "offline").iterdir()
-        queue = DiskQueue(run_dir, lambda op: op.to_dict(), Operation.from_dict, threading.RLock())
-        points, kinds = 0, set()
-        while batch := queue.get_batch(1000):
-            for element in batch:
-                kinds.add(type(element.obj).__name__)
-                if type(element.obj).__name__ == "LogFloats":
-                    points += len(element.obj.values)
-            queue.ack(batch[-1].ver)
-        queue.close()
-    print(f"neptune DiskQueue read {points} points; operations: {sorted(kinds)}")
-    if points != steps * series or "LogStrings" not in kinds:
-        raise SystemExit(f"expected {steps * series} points and the printed lines' LogStrings")
+    for shape in ({"odd": True, "stdout_every": 4}, {"per_op": 1, "stdout_every": 10, "client": True}):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = write_neptune_v1_run(Path(tmp), steps, series, **shape)
+            [run_dir] = (root / ".neptune" / "offline").iterdir()
+            queue = DiskQueue(run_dir, lambda op: op.to_dict(), Operation.from_dict, threading.RLock())
+            points, kinds = 0, set()
+            while batch := queue.get_batch(1000):
+                for element in batch:
+                    kinds.add(type(element.obj).__name__)
+                    if type(element.obj).__name__ == "LogFloats":
+                        points += len(element.obj.values)
+                queue.ack(batch[-1].ver)
+            queue.close()
+        print(f"neptune DiskQueue read {points} points of {shape}; operations: {sorted(kinds)}")
+        if points != steps * series or "LogStrings" not in kinds:
+            raise SystemExit(f"expected {steps * series} points and the printed lines' LogStrings")
 
 
 if __name__ == "__main__":

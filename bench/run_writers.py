@@ -163,14 +163,18 @@ def write_wandb_run(folder: Path, steps: int, metrics: int, odd: bool = False, r
 
 
 def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = False, per_op: int = 100,
-                         stdout_every: int = 0) -> Path:
+                         stdout_every: int = 0, client: bool = False) -> Path:
     """`.neptune/offline/run__<uuid>__1__x/data-1.log` with `steps` points in each of `series` float series.
 
     per_op=100 is what `extend` / `log([...])` queue (one LogFloats op per series per 100 points, the
     client's batch size); per_op=1 is what a training loop of `append` calls queues: one op per call,
     step after step, series after series (the client merges ops only when it uploads them).
     stdout_every=N: a line the script printed after every N of those ops, as the client's stdout
-    capture queues it (a LogStrings op on monitoring/<hash>/stdout), so other ops sit among the points."""
+    capture queues it (a LogStrings op on monitoring/<hash>/stdout), so other ops sit among the points.
+    client: as neptune 1.x writes `run[path].append(value)` (checked against runs the client wrote):
+    no step given, so each point's step is null (the series numbers it), and a printed line
+    `print("step", i, "loss", x)` is one LogStrings op per write the capture sees (the words, the
+    spaces and the newline: eight ops)."""
     run_uuid = str(uuid.UUID(int=steps * 1000 + series))
     run_dir = Path(folder) / ".neptune" / "offline" / f"run__{run_uuid}__1__bench"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -194,10 +198,15 @@ def write_neptune_v1_run(folder: Path, steps: int, series: int, odd: bool = Fals
                     if odd and step % 7 == 3:
                         value = {0: math.nan, 1: 7, 2: math.inf}.get(s % 3, -0.0)
                     # the client's key order; a series logged without steps has "step": null (numbered)
-                    values.append({"value": value, "step": None if odd and s == 1 else float(step),
+                    values.append({"value": value, "step": None if client or odd and s == 1 else float(step),
                                    "ts": START + step * 0.01})
                 op({"type": "LogFloats", "path": ["train", f"s{s}"], "values": values})
-                if stdout_every and (start // per_op * series + s + 1) % stdout_every == 0:
+                printed = stdout_every and (start // per_op * series + s + 1) % stdout_every == 0
+                if printed and client:
+                    for word in ("step", " ", str(start), " ", "loss", " ", repr(values[-1]["value"]), "\n"):
+                        op({"type": "LogStrings", "path": ["monitoring", "7d3a9c1e", "stdout"],
+                            "values": [{"value": word, "step": None, "ts": START + start * 0.01}]})
+                elif printed:
                     op({"type": "LogStrings", "path": ["monitoring", "7d3a9c1e", "stdout"],
                         "values": [{"value": f"step {start}: loss {values[-1]['value']}", "step": None,
                                     "ts": START + start * 0.01}]})
