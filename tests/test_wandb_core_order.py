@@ -6,7 +6,6 @@ client offline.  The chunked history reader reads it in bulk, row for row what t
 gives, and the store-time fold decodes a handful of its summary records, not one a row."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ import pytest
 from cometx_mirror.sources.wandb import history_bulk, records
 
 from test_wandb_history_bulk import _fetch_both
+from wandb_fixtures import offline_env
 
 STEPS = 1500
 GENERATOR = r'''
@@ -35,12 +35,7 @@ run.finish()
 @pytest.fixture(scope="module")
 def core_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("wandb-core")
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(root),
-               WANDB_CACHE_DIR=str(root / "cache"), WANDB_CONFIG_DIR=str(root / "config"),
-               WANDB_DATA_DIR=str(root / "data"))
-    env.pop("WANDB_API_KEY", None)
-    env.pop("WANDB_BASE_URL", None)
-    subprocess.run([sys.executable, "-c", GENERATOR, str(root)], env=env, check=True, timeout=240,
+    subprocess.run([sys.executable, "-c", GENERATOR, str(root)], env=offline_env(root), check=True, timeout=240,
                    cwd=str(root), stdout=subprocess.DEVNULL)
     return root / "wandb"
 

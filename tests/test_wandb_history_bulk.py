@@ -246,3 +246,17 @@ def test_row_way_records_among_bulk_ones_still_give_full_batches(monkeypatch, tm
     assert len(bulk["metrics"]) == 1200 and "'acc.top1'" in bulk["metrics"][9]
     with_bulk = inserts[:len(inserts) - 5]        # the second fetch (row path only) inserted 5 batches
     assert sum(inserts) == 2400 and len(with_bulk) == 5, inserts
+
+
+def test_a_chunk_without_a_number_text_still_reads_its_axes_as_the_row_path():
+    """Every text a string or a word (no text the number automaton reads): the records go the
+    row way, or in bulk with no points, as the row path has them; nothing fails."""
+    from wandb.proto import wandb_internal_pb2 as pb
+    from cometx_mirror.sources.wandb.normalize import _text_point
+    from cometx_mirror.sources.wandb.records import HistoryPayload
+    payloads = [_record(pb, 2 + i, [("_step", '"s"' if i % 2 else "true"), ("phase", '"warm"')], step=i)
+                for i in range(6)]
+    pieces = list(history_bulk.ChunkReader(_text_point).pieces([HistoryPayload(p, i, "t")
+                                                                 for i, p in enumerate(payloads)]))
+    assert [kind for kind, _ in pieces] == ["records"]
+    assert [r.payload for r in pieces[0][1]] == payloads

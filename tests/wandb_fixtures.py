@@ -68,13 +68,20 @@ with open(os.path.join(root, "expected.json"), "w") as f:
 '''
 
 
-def make_runs(root: Path) -> dict:
-    root.mkdir(parents=True, exist_ok=True)
+def offline_env(root: Path) -> dict:
+    """The environment of a script that logs with the real client offline, every folder under `root`
+    and no key, server, entity or project of the developer's."""
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(root),
                WANDB_DATA_DIR=str(root / "data"), WANDB_CACHE_DIR=str(root / "cache"),
                WANDB_CONFIG_DIR=str(root / "config"), WANDB_ARTIFACT_DIR=str(root / "artifacts"))
-    env.pop("WANDB_API_KEY", None)
-    env.pop("WANDB_BASE_URL", None)
+    for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT"):
+        env.pop(name, None)
+    return env
+
+
+def make_runs(root: Path) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    env = offline_env(root)
     script = root / "make_runs.py"
     script.write_text(GENERATOR)
     subprocess.run([sys.executable, str(script), str(root)], env=env, check=True, timeout=240,

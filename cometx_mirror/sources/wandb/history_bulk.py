@@ -238,7 +238,8 @@ class _Read:
             return at, items.record[at]
 
         at, rec = axis(0)                                # _step: digits that fit int64, else the record's step
-        digits = (state[at] == _WHOLE) & (items.text_len[at] <= _INT_DIGITS) & (grid[at, 0] != ord("-"))
+        digits = ((state[at] == _WHOLE) & (items.text_len[at] <= _INT_DIGITS)
+                  & (self.buf[items.text_at[at]] != ord("-")))
         bulk[rec[~digits]] = False
         steps = items.step.copy()
         steps[rec[digits]] = np.fromiter(map(int, [strings[i] for i in at[digits].tolist()]), np.int64,

@@ -127,26 +127,26 @@ def summary_literals(payload: bytes) -> frozenset | None:
             i += 1
         if payload[i + 1] != 0x1A:
             return None
-        length, i = _read_varint(payload, i + 2)
+        length, i = read_varint(payload, i + 2)
         if length != len(payload) - i:
             return None
         seen = []
         while i < len(payload):
             if payload[i] != 0x0A:
                 return None
-            size, i = _read_varint(payload, i + 1)
+            size, i = read_varint(payload, i + 1)
             item_end, start, forms, fields = i + size, i, set(), 0
             while i < item_end and payload[i] in (0x0A, 0x12):
                 forms.add(payload[i])
                 fields += 1
-                n, i = _read_varint(payload, i + 1)
+                n, i = read_varint(payload, i + 1)
                 i += n
             if len(forms) != 1 or (0x0A in forms and fields != 1):    # `key` once, or nested parts
                 return None
             literal = payload[start:i]
             if payload[i:i + 2] != b"\x82\x01":
                 return None
-            n, i = _read_varint(payload, i + 2)
+            n, i = read_varint(payload, i + 2)
             i += n
             if n == 0 or i != item_end:
                 return None
@@ -157,7 +157,8 @@ def summary_literals(payload: bytes) -> frozenset | None:
     return literals if seen and len(literals) == len(seen) else None
 
 
-def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+def read_varint(data: bytes, i: int) -> tuple[int, int]:
+    """(the varint at i, the position after it); IndexError when the bytes end inside it."""
     value = shift = 0
     while True:
         byte = data[i]
@@ -166,8 +167,6 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, i
         shift += 7
-        if shift > 63:
-            raise IndexError("a varint past 10 bytes")
 
 
 def key_of(literal: bytes):

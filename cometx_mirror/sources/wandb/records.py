@@ -10,6 +10,7 @@ Each reassembled payload is one `wandb_internal_pb2.Record`.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -22,7 +23,7 @@ from typing import Any, BinaryIO, Iterator
 
 from ..console_text import ConsoleText
 from . import log_frames
-from .record_shapes import SummaryKeys, literal_of, summary_literals
+from .record_shapes import SummaryKeys, literal_of, read_varint, summary_literals
 
 BLOCK = 32768
 HEADER = 7
@@ -311,17 +312,6 @@ MEDIA_MARK = b"_type"   # in a value's JSON or as a nested key part
 _TIMESTAMP_ITEM = re.compile(rb"\x0a([\x00-\x7f])[\x0a\x12]\x0a_timestamp\x82\x01([\x00-\x7f])")
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 def is_history(payload: bytes) -> bool:
     """Whether a payload is a history record, from its top-level field tags alone
     (True for bytes that do not parse, so that decoding them reports the damage)."""
@@ -330,14 +320,14 @@ def is_history(payload: bytes) -> bool:
     pos, end = 0, len(payload)
     try:
         while pos < end:
-            tag, pos = _varint(payload, pos)
+            tag, pos = read_varint(payload, pos)
             if tag == HISTORY_TAG:
                 return True
             wire = tag & 7
             if wire == 0:
-                _, pos = _varint(payload, pos)
+                _, pos = read_varint(payload, pos)
             elif wire == 2:
-                length, pos = _varint(payload, pos)
+                length, pos = read_varint(payload, pos)
                 pos += length
             elif wire == 1:
                 pos += 8
@@ -393,13 +383,12 @@ class _LatestSummary:
     def __init__(self):
         self.shapes: dict[frozenset, SummaryKeys] = {}
         self.held: dict[SummaryKeys, tuple[bytes, int]] = {}
-        self.codes = None        # the keys fold_spans.matching met (a history_items.KeyCodes), made on first use
 
-    def key_codes(self):
-        if self.codes is None:
-            from .history_items import KeyCodes
-            self.codes = KeyCodes()
-        return self.codes
+    @functools.cached_property
+    def codes(self):
+        """The keys fold_spans.matching met, a history_items.KeyCodes (made on first use: NumPy's)."""
+        from .history_items import KeyCodes
+        return KeyCodes()
 
     def hold(self, payload: bytes, offset: int) -> bool:
         if self.shapes:
@@ -549,7 +538,7 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
                 known_to = max(end, min(len(rest), i + _COVER_AHEAD))
                 ahead = np.flatnonzero(summaries[i:known_to])
                 match = np.full(known_to - i, -1, np.int64)
-                match[ahead] = fold_spans.matching(shapes, span, rest[i + ahead], view, latest.key_codes())
+                match[ahead] = fold_spans.matching(shapes, span, rest[i + ahead], view, latest.codes)
                 unmatched, u = (i + np.flatnonzero(match < 0)).tolist() + [known_to], 0
             while unmatched[u] < i:
                 u += 1
@@ -565,6 +554,7 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
                 continue
         step(offsets[i], data[starts[i]:ends[i]])    # (a summary record of a new key set is learnt so)
         i += 1
+
 
 def fold(source, name: str = "run.wandb", history: bool = True, summary: bool = True,
          row_details: bool = True, start: int = 0, log: RunLog | None = None, spans_to=None) -> RunLog:
