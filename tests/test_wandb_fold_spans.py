@@ -128,12 +128,12 @@ def test_damaged_torn_and_resumed_logs_fold_the_same(bench_logs, monkeypatch):
 
 def test_matching_is_summary_keys_covers_on_mutated_records_in_any_order():
     """wandb-core writes a summary record's items in Go map order: matching (NumPy, a span at once)
-    never covers what SummaryKeys.covers (one record, in Python) does not, covers all it does with
+    never covers what summary_literals (one record, in Python) does not, covers all it does with
     one-byte lengths, and on records as protobuf writes them both are the decoded key set's test."""
     import numpy as np
     from wandb.proto import wandb_internal_pb2 as pb
     from cometx_mirror.sources.wandb.log_frames import Span
-    from cometx_mirror.sources.wandb.record_shapes import SummaryKeys, literal_of
+    from cometx_mirror.sources.wandb.record_shapes import literal_of, summary_literals
     from cometx_mirror.sources.wandb import fold_spans
     rng = random.Random(2)
     keys = ("_step", "_timestamp", "loss", ("train", "acc"), "k" * 100)      # a long key: a two-byte item length
@@ -161,11 +161,11 @@ def test_matching_is_summary_keys_covers_on_mutated_records_in_any_order():
         decoded.append(None if mutated else s)
     ends = np.cumsum([len(p) for p in payloads])
     span = Span(b"".join(payloads), ends - np.array([len(p) for p in payloads]), ends, np.arange(len(payloads)))
-    other = SummaryKeys(frozenset([literal_of("_step")]))
+    other = frozenset([literal_of("_step")])
     for chosen, legacy in ((keys[:4], False), (keys, False), (keys[:3], True)):
-        held = SummaryKeys(frozenset(literal_of(k, legacy) for k in chosen))
+        held = frozenset(literal_of(k, legacy) for k in chosen)
         got = fold_spans.matching([other, held], span, np.arange(len(payloads))) == 1
-        want = np.array([held.covers(p) for p in payloads])
+        want = np.array([summary_literals(p) == held for p in payloads])
         assert not (got & ~want).any()
         if chosen == keys[:4]:
             assert got.sum() == want.sum() > 40                   # one-byte items: all it does

@@ -11,7 +11,7 @@ mark, one `_timestamp`, a float-form text, milliseconds within int64): then the 
 by one would have changed nothing but the count and the latest time, in any order, since
 they touch nothing else the fold keeps.  Otherwise the span goes the one-by-one way.
 The summary records beside the rows are matched to the known summary key sets a run at a time
-(`matching`, record_shapes.SummaryKeys read for many records at once, in any item order), so
+(`matching`, record_shapes.summary_literals read for many records at once, in any item order), so
 that only the last record of each set is held; any other record goes one by one, in order.
 """
 from __future__ import annotations
@@ -105,9 +105,9 @@ def span_view(span) -> np.ndarray:
 
 def matching(shapes: list, span, rows: np.ndarray, view: np.ndarray | None = None,
              codes: history_items.KeyCodes | None = None) -> np.ndarray:
-    """For the span's records `rows`, the index in `shapes` (record_shapes.SummaryKeys) of the key
-    set each is of, -1 for none: each record walked as history_items walks a summary record
-    (one-byte lengths: a longer one is left to SummaryKeys.covers, one by one), of a set when its
+    """For the span's records `rows`, the index in `shapes` (key sets: record_shapes.summary_literals)
+    of the key set each is of, -1 for none: each record walked as history_items walks a summary
+    record (one-byte lengths: a longer one is left to summary_literals, one by one), of a set when its
     items' keys are that set, each once.  `view`: span_view(span); `codes`: the fold's KeyCodes."""
     view = span_view(span) if view is None else view
     items = history_items.walk(view, span.starts[rows], span.ends[rows], codes or history_items.KeyCodes(),
@@ -119,7 +119,7 @@ def matching(shapes: list, span, rows: np.ndarray, view: np.ndarray | None = Non
     count = np.bincount(items.record, minlength=n)
     out = np.full(n, -1, np.int64)
     for j, shape in enumerate(shapes):
-        held = np.array([literal in shape.literals for literal in items.literals] or [False], bool)
+        held = np.array([literal in shape for literal in items.literals] or [False], bool)
         inside = np.bincount(items.record[held[items.key]], minlength=n) if len(items.key) else count
-        out[plain & (count == len(shape.literals)) & (inside == count)] = j
+        out[plain & (count == len(shape)) & (inside == count)] = j
     return out

@@ -17,7 +17,7 @@ HISTORY_TEXT_MAX bytes, a key of 128 bytes or more) does not match and is decode
 ordinary way.  (The chunked reader, history_bulk, walks records in any order; this is
 for the records it leaves to the row path.)
 
-A summary record is judged by its key set, in any order (`SummaryKeys`): which ones a
+A summary record is judged by its key set, in any order (`summary_literals`): which ones a
 later record supersedes.  `literal_of` / `key_of` spell an item's key fields both ways.
 """
 from __future__ import annotations
@@ -100,25 +100,15 @@ class HistoryShape:
 _TEXT_OF = [rb"[-+.0-9A-Za-z]{%d}" % n if n else b"" for n in range(HISTORY_TEXT_MAX + 1)]
 
 
-class SummaryKeys:
-    """The key set of summary records each updating every one of these keys once, in any order,
-    and removing nothing.  Such records supersede one another: no key lies under another (the
-    reader checks that before it makes one), so each put lands on the same leaf whatever came
-    before, and a reader keeping only the latest values need decode only the last of a run of
-    them.  wandb-core writes one beside every history row, its items in Go map order.  The keys
-    are their items' key fields as bytes (`literal_of`), so a record is judged without protobuf."""
-
-    def __init__(self, literals: frozenset):
-        self.literals = literals
-
-    def covers(self, payload: bytes) -> bool:
-        return summary_literals(payload) == self.literals
-
-
 def summary_literals(payload: bytes) -> frozenset | None:
-    """The key fields of each item of a summary Record {num, summary {update...}}, or None when
-    it is not plainly that: a remove, another field, a typed or empty value, a key twice, an
-    item with both `key` and `nested_key`."""
+    """The key set of a summary Record {num, summary {update...}}: its items' key fields as bytes
+    (`literal_of`), judged without protobuf; None when it is not plainly that: a remove, another
+    field, a typed or empty value, a key twice, an item with both `key` and `nested_key`.
+
+    Summary records of one key set, each updating every key once and removing nothing, supersede
+    one another (when no key lies under another: the fold checks that), so each put lands on the
+    same leaf whatever came before, and a reader keeping only the latest values need decode only
+    the last of a run of them.  wandb-core writes one beside every history row, in Go map order."""
     try:
         if payload[0] != 0x08:
             return None

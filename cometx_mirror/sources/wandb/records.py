@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Iterator
 
 from ..console_text import ConsoleText
 from . import log_frames
-from .record_shapes import SummaryKeys, literal_of, read_varint, summary_literals
+from .record_shapes import literal_of, read_varint, summary_literals
 
 BLOCK = 32768
 HEADER = 7
@@ -381,8 +381,8 @@ class _LatestSummary:
     held ones are folded, in log order, before the next record touching the summary, and at the end."""
 
     def __init__(self):
-        self.shapes: dict[frozenset, SummaryKeys] = {}
-        self.held: dict[SummaryKeys, tuple[bytes, int]] = {}
+        self.shapes: set[frozenset] = set()          # the key sets learnt (record_shapes.summary_literals)
+        self.held: dict[frozenset, tuple[bytes, int]] = {}
 
     @functools.cached_property
     def codes(self):
@@ -392,8 +392,8 @@ class _LatestSummary:
 
     def hold(self, payload: bytes, offset: int) -> bool:
         if self.shapes:
-            shape = self.shapes.get(summary_literals(payload))
-            if shape is not None:
+            shape = summary_literals(payload)
+            if shape in self.shapes:
                 self.held[shape] = payload, offset
                 return True
         return False
@@ -421,8 +421,8 @@ class _LatestSummary:
         if len(whole) != len(paths) or any(p[:n] in whole for p in paths for n in range(1, len(p))):
             return                           # a key twice, or under another: order would matter
         key = frozenset(literals)
-        if key not in self.shapes and len(self.shapes) < _KEY_SETS:
-            self.shapes[key] = SummaryKeys(key)
+        if len(self.shapes) < _KEY_SETS:
+            self.shapes.add(key)
 
 
 _KEY_SETS = 64      # summary key sets held per run (wandb-core writes two, a run may change its keys)
@@ -534,7 +534,7 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
             if shapes is None or len(latest.shapes) != len(shapes) or not (known_from <= i and end <= known_to):
                 if view is None:
                     view = fold_spans.span_view(span)
-                shapes, known_from = list(latest.shapes.values()), i
+                shapes, known_from = list(latest.shapes), i
                 known_to = max(end, min(len(rest), i + _COVER_AHEAD))
                 ahead = np.flatnonzero(summaries[i:known_to])
                 match = np.full(known_to - i, -1, np.int64)
