@@ -228,19 +228,19 @@ def _block_log(n=3000, seed=17, many=0.0):
 def test_runs_taken_whole_give_the_points_and_fold_one_line_at_a_time_gives(tmp_path, monkeypatch, many):
     lines = _block_log(n=3000 if not many else 1200, many=many)
     taken = {"stream": 0, "fold": 0}
-    kept_whole, feed_block = offline_v1._kept_whole, offline_v1._Fold.feed_block
+    taken_whole, feed_block = offline_v1._taken_whole, offline_v1._Fold.feed_block
 
     def count(key, f):
         def counted(*args):
             ok = f(*args)
-            taken[key] += ok
+            taken[key] += ok if type(ok) is bool else ok is not None
             return ok
         return counted
 
     mirror = Mirror.init(tmp_path / "m")
     segments = [mirror.objects.put_bytes(b"\n".join(lines[k:k + 100]) + b"\n") for k in range(0, len(lines), 100)]
     manifest = {"logs": [{"file": "data-1.log", "segments": segments}]}
-    monkeypatch.setattr(offline_v1, "_kept_whole", count("stream", kept_whole))
+    monkeypatch.setattr(offline_v1, "_taken_whole", count("stream", taken_whole))
     fast = _stream(mirror, manifest, monkeypatch, True)
     assert len(fast) > 1000 and taken["stream"] > 10, taken          # many runs went through whole
     assert fast == _stream(mirror, manifest, monkeypatch, False)

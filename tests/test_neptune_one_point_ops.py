@@ -56,10 +56,13 @@ def _regex_only(monkeypatch, fn, segment):
 
 
 def _view(items):
-    """Items as comparable texts: each Block's columns (as read or scan gives them) with their types."""
+    """Items as comparable texts: each Block's columns (as read or scan gives them) with their types;
+    a Texts as its lines (each one the regex leaves to json)."""
     out = []
     for item in items:
-        if type(item) is float_lines.Block:
+        if type(item) is float_lines.Texts:
+            out += item.lines
+        elif type(item) is float_lines.Block:
             out.append(repr([(f, getattr(item, f), [type(x) for x in getattr(item, f) or ()]
                               if isinstance(getattr(item, f), list) else None)
                              for f in float_lines.Block.FIELDS]))
@@ -171,7 +174,8 @@ def test_a_segment_with_a_float_op_of_another_shape_goes_the_regex_way(monkeypat
     lines.insert(20, line)
     segment = b"\n".join(lines) + b"\n"
     assert one_point_ops.cut_among(segment) is None
-    assert one_point_ops.cut_among(segment[:-1]) is None and one_point_ops.cut_among(OTHERS[0] + b"\n") is None
+    assert one_point_ops.cut_among(segment[:-1]) is None and one_point_ops.cut_among(OTHERS[1] + b"\n") is None
+    assert one_point_ops.cut_among(OTHERS[0] + b"\n").kinds == [one_point_ops.Among.TEXT]    # a printed word alone
     for fn in (float_lines.read, float_lines.scan):
         assert _view_rows(fn(segment) or []) == _view_rows(_regex_only(monkeypatch, fn, segment) or [])
 
@@ -187,21 +191,21 @@ def test_the_spill_gives_back_each_segments_rows_and_lines_bit_for_bit(tmp_path)
     spill = RowSpill(tmp_path / "tmp")
     import numpy
     a = numpy.array([[math.nan, 1.0, 2.0], [-0.0, 5e-324, math.inf]])
-    spill.put("s1", ["a", "b"], a, None, [2, 0], [b""])
-    spill.put("s2", ["b"], a[1:], [1], [0, 1, 0, 0], [b'{"obj": 1}', b"\x00\xff", b""])
-    paths, rows, ends, layout, lines = spill.take("s1")
+    spill.put("s1", ["a", "b"], a, None, [2, 0], [b""], [])
+    spill.put("s2", ["b"], a[1:], [1], [0, 1, -2, 0, 0], [b'{"obj": 1}', b"\x00\xff", b""], ["t", "b"])
+    paths, rows, ends, layout, lines, text_paths = spill.take("s1")
     assert paths == ["a", "b"] and rows.tobytes() == a.tobytes() and ends is None
-    assert (layout, lines) == ([2, 0], [b""])
-    paths, rows, ends, layout, lines = spill.take("s2")
+    assert (layout, lines, text_paths) == ([2, 0], [b""], [])
+    paths, rows, ends, layout, lines, text_paths = spill.take("s2")
     assert paths == ["b"] and rows.tobytes() == a[1:].tobytes() and ends == [1]
-    assert (layout, lines) == ([0, 1, 0, 0], [b'{"obj": 1}', b"\x00\xff", b""])
+    assert (layout, lines, text_paths) == ([0, 1, -2, 0, 0], [b'{"obj": 1}', b"\x00\xff", b""], ["t", "b"])
     assert spill.take("s3") is None
     spill.close()
     assert spill.take("s1") is None
     small = RowSpill(tmp_path / "tmp")
-    small.put("s1", ["a", "b"], a, None, [2, 0], [b""])
+    small.put("s1", ["a", "b"], a, None, [2, 0], [b""], [])
     small.CAP = small._size
-    assert not small.put("s2", ["b"], a[1:], None, [1, 0], [b""])     # past the cap: not kept
+    assert not small.put("s2", ["b"], a[1:], None, [1, 0], [b""], [])     # past the cap: not kept
     assert small.take("s1") is not None and small.take("s2") is None
 
 
@@ -212,9 +216,9 @@ def test_past_so_many_open_spills_the_oldest_is_closed(tmp_path, monkeypatch):
     rows = numpy.zeros((1, 3))
     spills = [RowSpill(tmp_path / "tmp") for _ in range(3)]
     for k, spill in enumerate(spills):
-        spill.put(f"s{k}", ["a"], rows, None, [1, 0], [b""])
+        spill.put(f"s{k}", ["a"], rows, None, [1, 0], [b""], [])
     assert spills[0].take("s0") is None           # closed: its segments are read from the store
-    spills[0].put("s3", ["b", "a"], numpy.eye(2, 3), None, [2, 0], [b""])   # a run still being stored: a new file
+    spills[0].put("s3", ["b", "a"], numpy.eye(2, 3), None, [2, 0], [b""], [])   # a run still being stored: a new file
     paths, back, *_ = spills[0].take("s3")
     assert paths == ["b", "a"] and back.tobytes() == numpy.eye(2, 3).tobytes()
     assert spills[1].take("s1") is None           # the oldest open one, closed in its turn
@@ -316,8 +320,8 @@ def test_an_extend_loops_segments_are_spilled_and_index_as_from_the_store(tmp_pa
     monkeypatch.setattr(RowSpill, "take", lambda self, s: taken.append(take(self, s)) or taken[-1])
     assert not run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(folder), FetchOptions()).errors
     kept = [t for t in taken if t is not None]
-    assert len(kept) == 2 and all(ends is not None for _, _, ends, _, _ in kept)     # not the NaN's
-    assert all(0 in layout for _, _, _, layout, _ in kept)
+    assert len(kept) == 2 and all(ends is not None for _, _, ends, _, _, _ in kept)     # not the NaN's
+    assert all(0 in layout for _, _, _, layout, _, _ in kept)
     monkeypatch.setattr(RowSpill, "put", lambda self, *a: None)
     assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(folder), FetchOptions()).errors
     spilled, read = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")

@@ -15,7 +15,7 @@ def _batches(mirror, manifest, monkeypatch, arrays: bool):
     if not arrays:
         monkeypatch.setattr(offline_v1, "_point_arrays", lambda steps, stamps, values: None)
         monkeypatch.setattr(float_lines, "_float_rows", lambda texts, points: None)   # the float-rows way too
-        monkeypatch.setattr(float_lines, "_column_rows", lambda values, steps, stamps: None)
+        monkeypatch.setattr(float_lines, "_column_rows", lambda values, steps, stamps, count: None)
     folder = offline_v1._Fold("w", "p", "k", {}, {}, {}, {})
     for rec in offline_v1.iter_ops(mirror, manifest):
         folder.feed(rec)

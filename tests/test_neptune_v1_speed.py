@@ -49,10 +49,13 @@ def test_the_fold_block_of_many_point_ops_gives_each_ops_last_step_and_time():
 
 
 def _fields(items):
-    """Items as comparable values: a Block's fields with their types, and its float rows' bits."""
+    """Items as comparable values: a Block's fields with their types, and its float rows' bits; a
+    Texts' paths and steps (what the stream reads of it)."""
     out = []
     for item in items:
-        if type(item) is float_lines.Block:
+        if type(item) is float_lines.Texts:
+            out.append(("texts", item.paths, item.steps))
+        elif type(item) is float_lines.Block:
             out.append([(f, getattr(item, f), [type(x) for x in getattr(item, f) or ()]
                          if isinstance(getattr(item, f), list) else None) for f in float_lines.Block.FIELDS]
                        + [item.array.tobytes() if item.array is not None else None])
@@ -85,7 +88,8 @@ def test_a_segment_of_float_ops_among_other_lines_spills_what_read_gives(layout,
     segment = b"\n".join(lines) + b"\n"
     kept = float_lines.spillable(float_lines.scan(segment))
     read = float_lines.read(segment)
-    assert kept is not None and kept[3] == [len(x) if type(x) is float_lines.Block else 0 for x in read]
+    assert kept is not None and kept[3] == [len(x) if type(x) is float_lines.Block else
+                                            -len(x) if type(x) is float_lines.Texts else 0 for x in read]
     assert (kept[2] is None) == (most == 1)        # one point an op: no ends kept
     assert _fields(float_lines.spilled(*kept)) == _fields(read)
 

@@ -52,6 +52,17 @@ class ConsoleText:
         elif self._sealed is not None:
             raise RuntimeError("a console text is complete once sealed")
 
+    def extend(self, values) -> None:
+        """Many more values at once, each a str (the same text as `add` of each)."""
+        if self._sealed is not None:
+            raise RuntimeError("a console text is complete once sealed")
+        before = len(self._values)
+        self._values += values
+        if len(self._values) > before:
+            self.any_value = True
+        if len(self._values) >= self.JOIN_AT:
+            self._join()
+
     def _append(self, piece) -> None:
         if self._sealed is not None:
             raise RuntimeError("a console text is complete once sealed")
@@ -61,8 +72,9 @@ class ConsoleText:
             self._join()
 
     def _joined(self) -> bytes:
-        """The values waiting to be written, encoded."""
-        return "".join(self._values).encode("utf-8")
+        """The values waiting to be written, encoded (a lone surrogate, which has no UTF-8, as its
+        escape `\\udXXX`: what a JSON log spelled it as)."""
+        return "".join(self._values).encode("utf-8", "backslashreplace")
 
     def _join(self) -> None:
         data = self._joined()

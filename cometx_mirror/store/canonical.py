@@ -8,7 +8,8 @@ text holds a digit then `e-`, or `.0000`, so an output holding either (in a numb
 or a string) is written by json again, but for a column of numbers, whose tokens are
 respelled in place.  What orjson refuses (an int past 64 bits, a
 lone surrogate, a subclass, a datetime, deep nesting) json spells its own way or
-refuses, as before.  (Two kinds json refuses and orjson writes, a plain Enum and a
+refuses, as before; a lone surrogate (a neptune log's `\\ud800` reads as one), which has
+no UTF-8, is written as that escape, so the text reads back as the same string.  (Two kinds json refuses and orjson writes, a plain Enum and a
 UUID, are never handed to it here.)
 Reading stays json's: the texts a mirror holds are mostly strings (paths, base64),
 which orjson reads hardly faster, and it reads an integer past 64 bits as a float.
@@ -53,7 +54,7 @@ def dumps_clean(value: Any) -> bytes:
     except TypeError:
         pass
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+                      allow_nan=False).encode("utf-8", "backslashreplace")
 
 
 _SCALAR_TYPES = {str, int, float, bool, type(None)}

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, chain, compress, repeat
 from operator import add, getitem
 
 import numpy
@@ -102,13 +102,18 @@ class Block:
 
     @classmethod
     def of_array(cls, paths: list, ends: list, array) -> "Block":
-        """A Block of `read` from the (value, step, ts) rows of its points, all floats."""
+        """A Block of `read` from the (value, step, ts) rows of its points, all floats (but for a null
+        step of a one-point op: NaN there, as _column_rows gives it)."""
         one = len(ends) == len(array)
         lasts = array[:, 1].tolist() if one else array[numpy.array(ends) - 1, 1].tolist()
-        return cls(paths, lasts, one, True, None, ends, array=array)
+        numbered = not one or not numpy.isnan(array[:, 1]).any()
+        return cls(paths, lasts if numbered else _nulls(lasts), one, numbered, None, ends, array=array)
 
     def _column(self, k: int):
-        return None if self.array is None else self.array[:, k].tolist()
+        if self.array is None:
+            return None
+        column = self.array[:, k].tolist()
+        return column if k != 1 or self.numbered else _nulls(column)
 
     @property
     def values(self):
@@ -146,6 +151,25 @@ class Block:
         for path, b in zip(self.paths, self.ends):
             yield path, None, self.steps[a:b], self.stamps[a:b], self.values[a:b]
             a = b
+
+
+class Texts:
+    """A run of consecutive LogStrings lines of one point each (what the stdout capture queues, a word
+    a line) as columns of json's objects: one entry per line in paths, values (strings), steps, stamps
+    (the point times) and ats (the op times); and the lines, for a reader that takes them one by one."""
+    __slots__ = ("paths", "values", "steps", "stamps", "ats", "lines")
+
+    def __init__(self, paths: list, values: list, steps: list, stamps: list, ats: list, lines: list):
+        self.paths, self.values, self.steps, self.stamps, self.ats = paths, values, steps, stamps, ats
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _nulls(steps: list) -> list:
+    """Steps from a float64 column, None where the step was null (NaN there)."""
+    return [None if s != s else s for s in steps]
 
 
 # orjson reads an int past 64 bits as a float, json as an int: below this magnitude no such token was met
@@ -197,12 +221,24 @@ def _float_rows(texts: list, points: int):
     return None if flat is None else flat.reshape(points, 3)
 
 
-def _column_rows(values: list, steps: list, stamps: list):
-    """One-point ops' value, step and ts tokens as an array of (value, step, ts) rows when json reads
-    every one as a float (_floats), else None."""
-    count = len(values)
-    flat = _floats(b"[" + b",".join(values + steps + stamps) + b"]", 3 * count)
-    return None if flat is None else flat.reshape(3, count).T.copy()
+def _column_rows(values: bytes, steps: bytes, stamps: bytes, count: int):
+    """One-point ops' value, step and ts tokens (each column joined by commas) as an array of (value,
+    step, ts) rows when json reads every value and time as a float and every step as a float or null
+    (NaN in the rows: json's own NaN token is refused here, so NaN is null), of less than 9e18 in
+    magnitude (_floats); else None."""
+    try:
+        flat = orjson.loads(b"[" + values + b"," + steps + b"," + stamps + b"]")
+    except (ValueError, TypeError):
+        return None
+    if len(flat) != 3 * count:
+        return None
+    kinds = set(map(type, flat))
+    if kinds != {float} and (kinds != {float, type(None)} or None in flat[:count] or None in flat[2 * count:]):
+        return None
+    floats = numpy.array(flat, numpy.float64)
+    if count and (numpy.abs(floats) >= _EXACT_BOUND).any():     # NaN (null) compares False
+        return None
+    return floats.reshape(3, count).T.copy()
 
 
 def _floats(array: bytes, count: int):
@@ -245,11 +281,11 @@ def _split(segment: bytes, points: bool):
     json's view of some line could differ from the regex's."""
     if b"\r" in segment:     # bytes.splitlines (the json path) also splits there: take every line whole
         return None
-    columns, others = one_point_ops.cut(segment), []
+    columns, among = one_point_ops.cut(segment), None
     if columns is None:
-        columns, others = one_point_ops.cut_among(segment) or (None, [])
-    if columns is not None:
-        items = _one_point_items(columns, points, others)
+        among = one_point_ops.cut_among(segment)
+    if columns is not None or among is not None:
+        items = _one_point_items(columns, points, among)
         if items is not None:
             return items, True
     found = LINE.findall(segment)
@@ -292,7 +328,7 @@ def _with_rows(items: list, *tokens) -> None:
         return
     ends, rows = columns
     line = 0
-    for item in items:
+    for item in items:          # a regex split's: Blocks and other lines (no Texts)
         if type(item) is Block:
             op_ends, first, last = _op_ends(ends, line, line + len(item))
             item.array = rows[first:last]
@@ -319,16 +355,53 @@ def _scalars(text: bytes, count: int) -> list | None:
 _SCALARS = {int, float, bool, type(None)}
 
 
-def _one_point_items(columns: dict, points: bool, others: list) -> list | None:
-    """_split's items of a segment one_point_ops.cut (or cut_among) took: a Block of each run of cut
-    lines, each of the `others` lines in its place, then the empty text after the last newline; or
-    None where a token is no scalar or a path no JSON list of strings."""
-    texts = columns["paths"]
-    count = len(texts)
+def _one_point_items(columns: dict | None, points: bool, among: one_point_ops.Among | None = None) -> list | None:
+    """_split's items of a segment one_point_ops.cut took whole (`columns`) or cut_among took
+    (`among`): a Block of each run of cut float lines, a Texts of each run of cut text lines (unless
+    some text line's tokens are not a string and scalars: then those are other lines), each other line
+    in its place, then the empty text after the last newline; or None where a float line's token is no
+    scalar or a path no JSON list of strings."""
+    if among is None:
+        block = _block_maker(columns, points)
+        return None if block is None else [block(0, len(columns["paths"])), b""]
+    block = _block_maker(among.floats, points) if among.floats is not None else None
+    if among.floats is not None and block is None:
+        return None
+    kinds, lines = among.kinds, among.lines
+    texts = _texts_maker(among.texts, lines, kinds) if among.texts is not None else None
+    if texts is None and among.texts is not None:
+        if block is None:
+            return None
+        kinds = [kind if kind != one_point_ops.Among.TEXT else one_point_ops.Among.OTHER for kind in kinds]
+    marks = numpy.array(kinds, numpy.int8)       # where a run of one kind of line starts
+    starts = [0] + (numpy.flatnonzero(marks[1:] != marks[:-1]) + 1).tolist()
+    out, made = [], [0, 0, 0]                    # of each kind, the lines made so far
+    for a, b in zip(starts, starts[1:] + [len(kinds)]):
+        kind = kinds[a]
+        if kind == one_point_ops.Among.OTHER:
+            out += lines[a:b]
+            continue
+        first = made[kind]
+        made[kind] = first + b - a
+        out.append((block if kind == one_point_ops.Among.FLOAT else texts)(first, first + b - a))
+    return out + [b""]
+
+
+def _paths_of(texts: list) -> list | None:
+    """The attribute paths of a cut column of path texts, or None unless each is in the client's
+    spelling (as LINE takes one) and JSON."""
     paths = list(map(_PATHS.get, texts, repeat(_MISS)))
-    for k in _positions(paths, _MISS):       # a new path: in the client's spelling, as LINE takes one
+    for k in _positions(paths, _MISS):       # a new path: looked up once
         paths[k] = path_of(texts[k]) if _PATH_TEXT.fullmatch(texts[k]) else None
-    if None in paths:
+    return None if None in paths else paths
+
+
+def _block_maker(columns: dict, points: bool):
+    """block(a, b): a Block of a cut's float lines a..b (as `read` wants it when `points`, else as
+    `scan` does), or None where a token is no scalar or a path no JSON list of strings."""
+    count = len(columns["paths"])
+    paths = _paths_of(columns["paths"])
+    if paths is None:
         return None
     rows = _one_point_rows(columns, count)   # (value, step, ts) rows when every token is a float
     decoded = {}       # the rest json's way (with rows, only the op times: the versions are checked)
@@ -337,7 +410,7 @@ def _one_point_items(columns: dict, points: bool, others: list) -> list | None:
         if decoded[name] is None:
             return None
     if not points:
-        steps, ats = decoded["steps"] if rows is None else rows[:, 1].tolist(), decoded["ats"]
+        steps, ats = decoded["steps"] if rows is None else _nulls(rows[:, 1].tolist()), decoded["ats"]
 
         def block(a: int, b: int) -> Block:
             return Block(paths[a:b], steps[a:b], True, None not in steps[a:b], ats=ats[a:b],
@@ -350,23 +423,52 @@ def _one_point_items(columns: dict, points: bool, others: list) -> list | None:
 
         def block(a: int, b: int) -> Block:
             return Block.points(paths[a:b], list(range(1, b - a + 1)), values[a:b], steps[a:b], stamps[a:b])
-    out, a = [], 0                           # a: the first cut line not in a Block yet
-    for g, (place, line) in enumerate(others):
-        if place - g > a:                    # the cut lines before this one (g other lines came first)
-            out.append(block(a, place - g))
-        out.append(line)
-        a = place - g
-    if count > a:
-        out.append(block(a, count))
-    return out + [b""]
+    return block
+
+
+def _texts_maker(columns: dict, lines: list, kinds: list):
+    """texts(a, b): a Texts of a cut's text lines a..b, or None unless every value is a JSON string,
+    every other token a scalar and every path a JSON list of strings."""
+    count = len(columns["paths"])
+    paths = _paths_of(columns["paths"])
+    values = _strings(columns["values"], count)
+    if paths is None or values is None:
+        return None
+    decoded = {}
+    for name in ("steps", "stamps", "versions", "ats"):
+        decoded[name] = _scalars(columns[name], count)
+        if decoded[name] is None:
+            return None
+    steps, stamps, ats = decoded["steps"], decoded["stamps"], decoded["ats"]
+    own = list(compress(lines, map((one_point_ops.Among.TEXT).__eq__, kinds)))
+
+    def texts(a: int, b: int) -> Texts:
+        return Texts(paths[a:b], values[a:b], steps[a:b], stamps[a:b], ats[a:b], own[a:b])
+    return texts
+
+
+def _strings(text: bytes, count: int) -> list | None:
+    """json's objects of a cut's column of `count` text values (joined by a comma and a newline: none
+    spans two), or None unless they are `count` strings (each value then was one)."""
+    array = b"[" + text + b"]"
+    try:
+        objects = orjson.loads(array)
+    except (ValueError, TypeError):          # orjson refuses a lone surrogate that json reads
+        try:
+            objects = json.loads(array)
+        except ValueError:
+            return None
+    if len(objects) != count or set(map(type, objects)) != {str}:
+        return None
+    return objects
 
 
 def _one_point_rows(columns: dict, count: int):
-    """The value, step and ts columns of a cut segment as a float64 array of rows, when each is `count`
-    floats (_floats) and the versions `count` scalars to orjson; else None (the columns are decoded one
-    by one, json's way)."""
-    flat = _floats(b"[" + columns["values"] + b"," + columns["steps"] + b"," + columns["stamps"] + b"]", 3 * count)
-    if flat is None:
+    """The value, step and ts columns of a cut segment as a float64 array of rows (_column_rows: NaN
+    for a null step), and the versions `count` scalars to orjson; else None (the columns are decoded
+    one by one, json's way)."""
+    rows = _column_rows(columns["values"], columns["steps"], columns["stamps"], count)
+    if rows is None:
         return None
     try:
         versions = orjson.loads(b"[" + columns["versions"] + b"]")
@@ -374,38 +476,56 @@ def _one_point_rows(columns: dict, count: int):
         return None
     if len(versions) != count or not set(map(type, versions)) <= _SCALARS:
         return None
-    return flat.reshape(3, count).T.copy()
+    return rows
 
 
 def spillable(items: list):
     """What `read` of the segment gives, from `scan`'s items, when each of their Blocks holds its points
-    as float rows, to keep for the float stream; else None. As (paths, rows, ends, layout, lines): every
-    Block's op paths, point rows and each op's end in its Block (ends None: one point an op) one after
-    the other; the layout (a Block's count of ops, 0 for another line) and those other lines' bytes.
-    Lines that are not points are kept as they are: the stream decodes them as it would from the store."""
+    as float rows, to keep for the float stream; else None. As (paths, rows, ends, layout, lines,
+    text_paths): every Block's op paths, point rows and each op's end in its Block (ends None: one point
+    an op) one after the other; the layout (a Block's count of ops, minus a Texts' count of ops, 0 for
+    another line), those other lines' bytes, and the Texts' op paths. A Texts whose steps are all null
+    (the stdout capture's) is kept as its paths alone, all the stream needs of it; any other as its
+    lines. Lines that are not points are kept as they are: the stream decodes them as it would from
+    the store."""
     blocks = [item for item in items if type(item) is Block]
     if not blocks or any(block.array is None for block in blocks):
         return None
-    layout = [len(item) if type(item) is Block else 0 for item in items]
-    lines = [item for item in items if type(item) is not Block]
+    layout, lines, text_paths = [], [], []
+    for item in items:
+        if type(item) is Block:
+            layout.append(len(item))
+        elif type(item) is not Texts:
+            layout.append(0)
+            lines.append(item)
+        elif item.steps.count(None) == len(item):
+            layout.append(-len(item))
+            text_paths += item.paths
+        else:
+            layout += [0] * len(item)
+            lines += item.lines
     paths = [path for block in blocks for path in block.paths]
     rows = blocks[0].array if len(blocks) == 1 else numpy.concatenate([block.array for block in blocks])
     ends = None
     if not all(block.single() for block in blocks):
         ends = [end for block in blocks for end in (block.ends or range(1, len(block) + 1))]
-    return paths, rows, ends, layout, lines
+    return paths, rows, ends, layout, lines, text_paths
 
 
-def spilled(paths: list, rows, ends: list | None, layout: list, lines: list) -> list:
-    """`read`'s items of a segment from what `spillable` gave of its scan."""
-    out, others, op, point = [], iter(lines), 0, 0
+def spilled(paths: list, rows, ends: list | None, layout: list, lines: list, text_paths: list) -> list:
+    """`read`'s items of a segment from what `spillable` gave of its scan (a Texts as its paths and
+    null steps alone)."""
+    out, others, op, point, text = [], iter(lines), 0, 0, 0
     for n in layout:
         if not n:
             out.append(next(others))
-            continue
-        block_ends = ends[op:op + n] if ends is not None else list(range(1, n + 1))
-        out.append(Block.of_array(paths[op:op + n], block_ends, rows[point:point + block_ends[-1]]))
-        op, point = op + n, point + block_ends[-1]
+        elif n < 0:
+            out.append(Texts(text_paths[text:text - n], None, [None] * -n, None, None, None))
+            text -= n
+        else:
+            block_ends = ends[op:op + n] if ends is not None else list(range(1, n + 1))
+            out.append(Block.of_array(paths[op:op + n], block_ends, rows[point:point + block_ends[-1]]))
+            op, point = op + n, point + block_ends[-1]
     return out
 
 
@@ -430,7 +550,8 @@ def _points(vs, ss, ts, texts, keep: list, many: list, rows_only: bool = False):
     previous line's); None when the points' count disagrees with the braces."""
     counts = keep                             # one point per one-point op, none for a gap
     if not many:                              # one point per op (`append`): three columns as they are
-        rows = _column_rows(*(list(compress(column, keep)) for column in (vs, ss, ts)))
+        kept = [b",".join(compress(column, keep)) for column in (vs, ss, ts)]
+        rows = _column_rows(*kept, sum(keep))
         if rows is not None:
             return list(accumulate(counts)), rows
         if rows_only:
@@ -551,8 +672,10 @@ _HEAD_TEXT, _VALUES, _TAIL = b'{"obj": {"type": "LogFloats", "path": ', b', "val
 def remember(segment_id: str, items: list) -> None:
     """Keep the layout of the segment (content id `segment_id`) that `scan` gave `items` for: its
     lines are then known to be client-shaped (every token checked, every path JSON) or not."""
-    if len(items) <= _LAYOUT_ITEMS and len(_LAYOUTS) < LAYOUTS_KEPT:
-        _LAYOUTS[segment_id] = tuple(len(item) if type(item) is Block else 0 for item in items)
+    if len(items) <= _LAYOUT_ITEMS and len(_LAYOUTS) < LAYOUTS_KEPT:     # a Texts' lines: other lines here
+        _LAYOUTS[segment_id] = tuple(chain.from_iterable(
+            (len(item),) if type(item) is Block else (0,) * len(item) if type(item) is Texts else (0,)
+            for item in items))
 
 
 def _read_known(segment: bytes, layout: tuple):

@@ -19,14 +19,14 @@ import math
 import operator
 import os
 import re
-from itertools import chain, islice, repeat
+from itertools import chain, compress, islice, repeat
 from pathlib import Path
 
 import numpy
 
 from ... import metric_stream
 from ..blob_spool import BlobSpool
-from . import float_lines, mapping
+from . import float_lines, mapping, null_steps
 from .driver import FoldingReader, RunSource, store_file
 from .row_spill import RowSpill
 
@@ -175,7 +175,13 @@ class _RunReader(FoldingReader):
             for item in items:
                 if at == len(lines):
                     break                          # the empty match after the last newline
-                if type(item) is float_lines.Block:
+                if type(item) is float_lines.Texts:     # a stdout capture's words, as a rule
+                    at += len(item)
+                    if folder.feed_texts(item):
+                        count += len(item)
+                        continue
+                    todo = zip(item.lines, repeat(None))
+                elif type(item) is float_lines.Block:
                     block, at = item, at + len(item)
                     if folder.feed_block(block):
                         count += len(block)
@@ -315,19 +321,48 @@ class _Fold:
 
     def feed_block(self, block: float_lines.Block) -> bool:
         """feed() of each line of a Block of float_lines.scan at once; False, having changed nothing,
-        unless every path already holds a float series, no step is None and every op time is a finite
-        float (then the per-line feed_float gives the same state, or fails as it would)."""
+        unless every path already holds a float series, every op time is a finite float, and no step
+        is None or every op holds one point (then the per-line feed_float gives the same state, or
+        fails as it would)."""
         types, paths, ats = self.types, block.paths, block.ats
-        if not block.numbered or set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
+        if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
             return False
-        last = dict(zip(paths, block.lasts))          # each path's last step in the block
-        if any(types.get(path) != "float_series" for path in last):
+        if not block.numbered and not block.single():
             return False
+        if any(types.get(path) != "float_series" for path in set(paths)):
+            return False
+        next_step = self.next_step
+        if block.numbered:           # each path's last step in the block + 1
+            next_step.update(zip(paths, map(operator.add, block.lasts, repeat(1))))
+        else:                        # op by op, as feed_float numbers a null step (a loop of few steps)
+            for path, step in zip(paths, block.lasts):
+                next_step[path] = (next_step.get(path, 0) if step is None else step) + 1
         self.i += len(paths)
         self.run.seen(mapping.to_ms(max(ats)))          # to_ms keeps order: the latest of the ops'
-        next_step = self.next_step
-        for path, step in last.items():
-            next_step[path] = step + 1
+        return True
+
+    def feed_texts(self, texts: float_lines.Texts) -> bool:
+        """feed() of each line of a Texts at once; False, having changed nothing, unless every path
+        already holds a console text (stdout, stderr: only the values count there), every op time is a
+        finite float and every step None, numbered from a whole next step (the per-line feed then gives
+        the same state)."""
+        paths, ats, series, next_step = texts.paths, texts.ats, self.run.series, self.next_step
+        if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
+            return False
+        if texts.steps.count(None) != len(paths):
+            return False
+        own = {path: paths.count(path) for path in set(paths)}
+        for path in own:
+            if self.types.get(path) != "string_series" or "text" not in series.get(path, ()):
+                return False
+            if not null_steps.whole(next_step.get(path, 0)):
+                return False
+        self.i += len(paths)
+        self.run.seen(mapping.to_ms(max(ats)))
+        for path, n in own.items():
+            next_step[path] = next_step.get(path, 0) + n
+            series[path]["text"].extend(texts.values if len(own) == 1 else
+                                        compress(texts.values, map(path.__eq__, paths)))
         return True
 
     def feed(self, rec: dict) -> None:
@@ -488,36 +523,43 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
     for log in manifest["logs"]:
         for seg in log["segments"]:
             kept = spill.take(seg) if spill is not None else None
-            whole = _spilled_whole(kept, float_from, i + 1) if kept is not None else None
+            whole = _spilled_whole(kept, float_from, i + 1, next_step) if kept is not None else None
             if whole is not None:        # the segment's one-point ops as one Block kept whole
-                counted, paths, rows = whole
+                counted, paths, rows, after = whole
                 if got.rows is None and got.size:
                     yield from got.flush()
                 i += counted
                 got.ops(paths, None)
                 got.add_rows(rows)
-                next_step.update(zip(paths, map(operator.add, rows[:, 1].tolist(), repeat(1))))
+                next_step.update(after)
                 if got.size >= FLUSH_POINTS:
                     yield from got.flush()
                 continue
             items = (float_lines.spilled(*kept) if kept is not None else
                      float_lines.read_stored(mirror.objects.get_bytes(seg), seg))
             for item in items:           # not bound: a segment's items go with it
+                if type(item) is float_lines.Texts:
+                    for path, step in zip(item.paths, item.steps):
+                        i += 1                   # a text op: it numbers a float series it is sent to
+                        if path in float_from:
+                            next_step[path] = (next_step.get(path, 0) if step is None else step) + 1
+                    continue
                 if type(item) is float_lines.Block:
-                    if _kept_whole(item, float_from, i + 1):   # the whole run at once
+                    taken = _taken_whole(item, float_from, i + 1, next_step)
+                    if taken is not None:        # the whole run at once
+                        rows, after = taken
                         i += len(item)
-                        if (item.array is None) != (got.rows is None) and got.size:
+                        if (rows is None) != (got.rows is None) and got.size:
                             yield from got.flush()             # a flush holds rows or lists, not both
                         got.ops(item.paths, None if item.single() else
                                 list(map(operator.sub, item.ends, [0] + item.ends)))
-                        if item.array is not None:
-                            got.add_rows(item.array)
+                        if rows is not None:
+                            got.add_rows(rows)
                         else:
                             got.steps += item.steps
                             got.stamps += item.stamps
                             got.values += item.values
-                        for path, step in dict(zip(item.paths, item.lasts)).items():
-                            next_step[path] = step + 1
+                        next_step.update(after)
                     else:
                         if got.rows is not None:
                             yield from got.flush()
@@ -553,17 +595,28 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
     yield from got.rest()
 
 
-def _spilled_whole(kept: tuple, float_from: dict[str, int], first: int) -> tuple | None:
-    """(ops counted, op paths, point rows) of a spilled segment of one-point ops whose every point is
-    kept with the step it gives, taken as one Block: its other lines (a printed line every few ops)
-    only count as ops, since none touches a float series. None for any other segment (it goes Block
-    by Block, as `read` gives it). `first`: the number the segment's first op would take."""
-    paths, rows, ends, _layout, lines = kept
+def _spilled_whole(kept: tuple, float_from: dict[str, int], first: int, next_step: dict) -> tuple | None:
+    """(ops counted, op paths, point rows, each path's next step after them) of a spilled segment of
+    one-point ops whose every point is kept, numbered (null_steps, from `next_step`) where its step is
+    null, taken as one Block: its other lines and text ops (a printed word every few ops) only count
+    as ops, since none touches a float series. None for any other segment (it goes Block by Block, as
+    `read` gives it). `first`: the number the segment's first op would take."""
+    paths, rows, ends, _layout, lines, text_paths = kept
     if ends is not None or not paths:
         return None
     if max(map(float_from.get, set(paths), repeat(first + 1))) > first:
         return None                      # a series that starts in the segment, or is not streamed
-    counted = 0
+    if not float_from.keys().isdisjoint(text_paths):
+        return None
+    if numpy.isnan(rows[:, 1]).any():
+        numbered = null_steps.number(paths, rows[:, 1], next_step)
+        if numbered is None:
+            return None
+        rows = rows.copy()
+        rows[:, 1], after = numbered
+    else:
+        after = dict(zip(paths, map(operator.add, rows[:, 1].tolist(), repeat(1))))
+    counted = len(text_paths)
     for line in lines:
         rec = _parse(line) if line.strip() else None
         if rec is None:
@@ -573,7 +626,7 @@ def _spilled_whole(kept: tuple, float_from: dict[str, int], first: int) -> tuple
         t = op["type"]
         if (t in _LOGS or t in _CLEARS) and "/".join(op["path"]) in float_from:
             return None                  # it numbers or clears a float series between the points
-    return counted + len(paths), paths, rows
+    return counted + len(paths), paths, rows, after
 
 
 class _Gathered:
@@ -692,12 +745,23 @@ def _row_arrays(rows):
         numpy.ascontiguousarray(rows[:, 0])
 
 
-def _kept_whole(block: float_lines.Block, float_from: dict[str, int], first: int) -> bool:
-    """Whether every point of a Block (its first op numbered `first`) is kept with the step it gives:
-    no step is None and each path's float series starts at or before the block."""
-    if block.array is None and None in block.steps:
-        return False
-    return all(float_from.get(path, first + 1) <= first for path in set(block.paths))
+def _taken_whole(block: float_lines.Block, float_from: dict[str, int], first: int, next_step: dict):
+    """(rows, each path's next step after the Block) when every point of a Block (its first op numbered
+    `first`) is kept: each path's float series starts at or before the block, and no step is None or
+    every null step of its float rows is numbered (null_steps, from `next_step`); rows are those (None:
+    the Block's lists are taken). None for a Block to take op by op."""
+    if not all(float_from.get(path, first + 1) <= first for path in set(block.paths)):
+        return None
+    if block.numbered:
+        return block.array, {path: step + 1 for path, step in zip(block.paths, block.lasts)}
+    if block.array is None or not block.single():
+        return None
+    numbered = null_steps.number(block.paths, block.array[:, 1], next_step)
+    if numbered is None:
+        return None
+    rows = block.array.copy()
+    rows[:, 1], after = numbered
+    return rows, after
 
 
 def _next_step_of(steps: list, step):

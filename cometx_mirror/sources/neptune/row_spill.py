@@ -26,35 +26,39 @@ class RowSpill(Spill):
         self._names: list[str] = []
 
     def put(self, segment_id: str, paths: list[str], rows, ends: list[int] | None, layout: list[int],
-            lines: list[bytes]) -> bool:
+            lines: list[bytes], text_paths: list[str]) -> bool:
         """Keep what float_lines.spillable gave of a segment: its ops' points as (value, step, ts) float64
-        rows, one path an op, each op's points ending at `ends` (None: one point an op), and the layout
-        and bytes of its other lines."""
+        rows, one path an op, each op's points ending at `ends` (None: one point an op), the layout
+        and bytes of its other lines, and the paths of its text ops kept as paths alone."""
+        pieces = [numpy.ascontiguousarray(rows, numpy.float64).tobytes(), self._coded(paths),
+                  numpy.array(layout, numpy.int64).tobytes(),
+                  numpy.fromiter(map(len, lines), numpy.int64, len(lines)).tobytes(), b"".join(lines),
+                  self._coded(text_paths)]
+        if ends is not None:
+            pieces.append(numpy.array(ends, numpy.int64).tobytes())
+        return super().put(segment_id, pieces)
+
+    def _coded(self, paths: list[str]) -> bytes:
         codes = self._codes
         for path in dict.fromkeys(paths):
             if path not in codes:
                 codes[path] = len(self._names)
                 self._names.append(path)
-        pieces = [numpy.ascontiguousarray(rows, numpy.float64).tobytes(),
-                  numpy.fromiter(map(codes.__getitem__, paths), numpy.int32, len(paths)).tobytes(),
-                  numpy.array(layout, numpy.int64).tobytes(),
-                  numpy.fromiter(map(len, lines), numpy.int64, len(lines)).tobytes(), b"".join(lines)]
-        if ends is not None:
-            pieces.append(numpy.array(ends, numpy.int64).tobytes())
-        return super().put(segment_id, pieces)
+        return numpy.fromiter(map(codes.__getitem__, paths), numpy.int32, len(paths)).tobytes()
+
+    def _paths(self, coded: bytes) -> list[str]:
+        return list(map(self._names.__getitem__, numpy.frombuffer(coded, numpy.int32).tolist()))
 
     def take(self, segment_id: str):
-        """(paths, rows, ends, layout, lines) of a segment `put` kept, or None."""
+        """(paths, rows, ends, layout, lines, text_paths) of a segment `put` kept, or None."""
         pieces = super().take(segment_id)
         if pieces is None:
             return None
-        rows, codes, layout, lengths, joined, *ends = pieces
-        names = self._names
-        paths = list(map(names.__getitem__, numpy.frombuffer(codes, numpy.int32).tolist()))
+        rows, codes, layout, lengths, joined, text_codes, *ends = pieces
         joined, lines, at = bytes(joined), [], 0
         for n in numpy.frombuffer(lengths, numpy.int64).tolist():
             lines.append(joined[at:at + n])
             at += n
-        return (paths, numpy.frombuffer(rows, numpy.float64).reshape(-1, 3),
+        return (self._paths(codes), numpy.frombuffer(rows, numpy.float64).reshape(-1, 3),
                 numpy.frombuffer(ends[0], numpy.int64).tolist() if ends else None,
-                numpy.frombuffer(layout, numpy.int64).tolist(), lines)
+                numpy.frombuffer(layout, numpy.int64).tolist(), lines, self._paths(text_codes))

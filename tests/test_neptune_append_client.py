@@ -1,0 +1,209 @@
+"""neptune 1.x as the client writes `run[path].append(value)`: no step (null, the series numbers it) and
+a LogStrings op per word the script prints. The store takes such segments at once (null steps numbered
+per series, printed words as Texts), and what it folds and the index reads is what reading every line
+with json gives."""
+import json
+import random
+
+import duckdb
+import numpy
+import pytest
+
+from cometx_mirror.sources.neptune import float_lines, null_steps, offline_v1, one_point_ops
+from cometx_mirror.sources.neptune.row_spill import RowSpill
+from cometx_mirror.sources.options import FetchOptions
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync.fetch import run_fetch
+
+from test_neptune_fast_path import _store_fold, _stream
+
+STDOUT, STDERR = ["monitoring", "7d3a", "stdout"], ["monitoring", "7d3a", "stderr"]
+WORDS = ["step", " ", "12", "loss", "0.25", "\n", "ünï", "", 'say "hi"', "back\\slash", "\t", "\ud800", "a, b"]
+
+
+def _op(n: int, obj: dict, at=None) -> bytes:
+    return json.dumps({"obj": obj, "version": n, "at": 1.7e9 + n / 1000 if at is None else at}).encode()
+
+
+def _point(typ: str, path: list, value, step=None, ts=1.7e9) -> dict:
+    return {"type": typ, "path": path, "values": [{"value": value, "step": step, "ts": ts}]}
+
+
+def _client_log(n: int, seed: int, odd: float) -> list[bytes]:
+    """An `append` loop as the client queues it, a printed line (a word an op) every few points; with a
+    share `odd` of what makes a stretch go op by op: a given step (whole, int, a half, past 2**52), a
+    word with a step, a word sent to a float series or a float to the stdout, a string series of its
+    own, a number as a word, a word holding `": `, a clear, a delete, an int op time, a line json
+    refuses."""
+    rng = random.Random(seed)
+    lines, k = [], 0
+
+    def add(obj, at=None):
+        nonlocal k
+        k += 1
+        lines.append(_op(k, obj, at))
+
+    add({"type": "AssignString", "path": ["sys", "name"], "value": "r"})
+    for i in range(n):
+        path = ["train", f"s{i % 3}"]
+        step = None
+        if rng.random() < odd:
+            step = rng.choice([float(i), i, i + 0.5, 2.0 ** 60, float(i // 3)])
+        add(_point("LogFloats", path, 1 / (i + 1), step, 1.7e9 + i / 100))
+        if i % 10 == 9:
+            for word in rng.sample(WORDS, 4):
+                add(_point("LogStrings", STDOUT if rng.random() < 0.9 else STDERR, word, None, 1.7e9 + i / 100))
+        r = rng.random()
+        if r >= odd:
+            continue
+        r /= odd
+        if r < 0.1:
+            add(_point("LogStrings", STDOUT, "stepped", float(i)))
+        elif r < 0.2:
+            add(_point("LogStrings", path, "oops"))
+        elif r < 0.3:
+            add(_point("LogFloats", STDOUT, 2.5))
+        elif r < 0.4:
+            add(_point("LogStrings", ["notes", "log"], rng.choice(WORDS)))
+        elif r < 0.45:
+            add(_point("LogStrings", STDOUT, 5))
+        elif r < 0.5:          # `": ` in a word: the segment's words go as lines
+            add(_point("LogStrings", STDOUT, '{"a": 1}'))
+        elif r < 0.65 and i > n // 2:      # a clear or delete early in the log only: points stay to compare
+            add(_point("LogFloats", path, 0.5))
+        elif r < 0.55:
+            add({"type": "ClearStringLog", "path": STDOUT})
+        elif r < 0.6:
+            add({"type": "ClearFloatLog", "path": path})
+        elif r < 0.65:
+            add({"type": "DeleteAttribute", "path": STDERR})
+        elif r < 0.8:
+            add(_point("LogFloats", path, 0.5), at=1700000000 + i)
+        elif r < 0.9:
+            add(_point("LogStrings", STDOUT, "late"), at=1700000000 + i)
+        else:
+            lines.append(b'{"obj": {"type": "LogStrings", "path": ["monitoring"], "valu')
+    return lines
+
+
+def _texts(state) -> dict:
+    """Each console text's contents, by digest (a ConsoleText's repr does not show them)."""
+    return {path: (entry["text"].any_value, entry["text"].digest())
+            for path, entry in state[4]["series"].items() if "text" in entry}
+
+
+@pytest.mark.parametrize("odd", [0.0, 0.02, 0.3])
+def test_the_stores_fold_of_null_steps_and_printed_words_is_the_one_json_gives(tmp_path, monkeypatch, odd):
+    lines = _client_log(3000, seed=int(odd * 100), odd=odd)
+    data = b"\n".join(lines) + b"\n"
+    bulk = {"texts": 0, "nulls": 0}
+    feed_texts, feed_block = offline_v1._Fold.feed_texts, offline_v1._Fold.feed_block
+
+    def texts(self, item):
+        ok = feed_texts(self, item)
+        bulk["texts"] += ok
+        return ok
+
+    def block(self, item):
+        ok = feed_block(self, item)
+        bulk["nulls"] += ok and not item.numbered
+        return ok
+    monkeypatch.setattr(offline_v1._Fold, "feed_texts", texts)
+    monkeypatch.setattr(offline_v1._Fold, "feed_block", block)
+    monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 500)
+    fast, fast_state, mirror = _store_fold(tmp_path, data, "fast", monkeypatch, True)
+    if odd < 0.1:            # most of the log went at once (at 0.3 hardly a segment is without an odd line)
+        assert bulk["texts"] > 50 and bulk["nulls"] > 50, bulk
+    monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 500)
+    slow, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
+    assert fast == {**slow, "run_dir": fast["run_dir"]} and repr(fast_state) == repr(slow_state)
+    assert _texts(fast_state) == _texts(slow_state)
+    assert odd > 0.1 or _texts(fast_state)["monitoring/7d3a/stdout"][0]    # (a clear, then a float: no text)
+    assert len(fast["errors"]) == sum(line.endswith(b'"valu') for line in lines)
+    manifest = {"logs": fast["logs"]}
+    streamed = _stream(mirror, manifest, monkeypatch, True)
+    assert len(streamed) > 1000 and streamed == _stream(mirror, manifest, monkeypatch, False)
+
+
+def _index(root) -> dict:
+    con = duckdb.connect(str(root / "index.duckdb"), read_only=True)
+    try:
+        return {"metrics": con.execute("SELECT name, step, timestamp, value FROM metrics ORDER BY ALL").fetchall(),
+                "texts": con.execute("SELECT kind, name, object_id, size, content FROM texts ORDER BY ALL").fetchall()}
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("odd", [0.0, 0.02])
+def test_a_fetch_of_such_a_run_indexes_what_json_reads(tmp_path, monkeypatch, odd):
+    """Spilled rows (numbered in the stream), rows read again from the store, and every line decoded by
+    json give the same index."""
+    lines = _client_log(4500, seed=7, odd=odd)
+    run_dir = tmp_path / "src" / ".neptune" / "offline" / "run__6b1a2c3d-0000-4000-8000-000000000009__1__t"
+    run_dir.mkdir(parents=True)
+    (run_dir / "data-1.log").write_bytes(b"\n".join(lines) + b"\n")
+    taken = []
+    take = RowSpill.take
+    monkeypatch.setattr(RowSpill, "take", lambda self, s: taken.append(take(self, s)) or taken[-1])
+    assert len(run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(tmp_path / "src"), FetchOptions()).errors) \
+        == sum(line.endswith(b'"valu') for line in lines)
+    assert odd or sum(t is not None for t in taken) >= 2     # (an int step among the floats: not spilled)
+    spilled = _index(tmp_path / "a")
+    monkeypatch.setattr(RowSpill, "put", lambda self, *a: False)        # every segment read again
+    run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(tmp_path / "src"), FetchOptions())
+    monkeypatch.setattr(float_lines, "scan", lambda segment: None)       # and every line by json
+    monkeypatch.setattr(float_lines, "read", lambda segment: segment.splitlines())
+    monkeypatch.setattr(float_lines, "read_stored", lambda segment, segment_id: segment.splitlines())
+    run_fetch(Mirror.init(tmp_path / "c"), "neptune", str(tmp_path / "src"), FetchOptions())
+    read, decoded = _index(tmp_path / "b"), _index(tmp_path / "c")
+    assert len(spilled["metrics"]) > 4000 and spilled["texts"]
+    assert list(map(repr, spilled["metrics"])) == list(map(repr, read["metrics"])) == \
+        list(map(repr, decoded["metrics"]))
+    assert spilled["texts"] == read["texts"] == decoded["texts"]
+    (object_id,) = [row[2] for row in spilled["texts"] if row[0] == "output"]
+    text = Mirror.open(tmp_path / "a").objects.get_bytes(object_id).decode("utf-8")
+    assert "\\ud800" in text and "ünï" in text    # a lone surrogate (no UTF-8 has one) as its JSON escape
+
+
+def _one_by_one(paths, steps, next_step):
+    """The op-by-op rule: a null step is the one before it in its series + 1."""
+    next_step, out = dict(next_step), []
+    for path, step in zip(paths, steps):
+        step = next_step.get(path, 0) if step is None else step
+        out.append(step)
+        next_step[path] = step + 1
+    return out, next_step
+
+
+def test_null_steps_numbered_at_once_are_the_ones_the_op_by_op_rule_gives():
+    rng = random.Random(3)
+    refused = 0
+    for _ in range(2000):
+        n = rng.randint(1, 40)
+        paths = [rng.choice("abc") for _ in range(n)]
+        steps = [None if rng.random() < 0.7 else float(rng.randint(-5, 50)) if rng.random() < 0.97 else
+                 rng.choice([0.5, 2.0 ** 53]) for _ in range(n)]
+        before = {p: rng.choice([0, 3, 7.0, 2 ** 40] * 5 + [0.25]) for p in "abc" if rng.random() < 0.6}
+        got = null_steps.number(paths, numpy.array(steps, numpy.float64), before)
+        want, after = _one_by_one(paths, steps, before)
+        if got is None:            # a step or next step the rule could round otherwise: op by op
+            refused += 1
+            assert any(s is not None and not null_steps.whole(s) for s in steps) or \
+                any(not null_steps.whole(before.get(p, 0)) for p in paths)
+            continue
+        assert got[0].tolist() == [float(x) for x in want]
+        assert {p: repr(got[1][p]) for p in set(paths)} == {p: repr(after[p]) for p in set(paths)}
+    assert 0 < refused < 1500
+
+
+def test_printed_words_are_cut_as_one_column_and_a_word_holding_the_separator_is_left_whole():
+    words = [_op(k, _point("LogStrings", STDOUT, w)) for k, w in enumerate(["a", "\n", "ünï", ""])]
+    floats = [_op(9, _point("LogFloats", ["m"], 0.5))]
+    among = one_point_ops.cut_among(b"\n".join(floats + words) + b"\n")
+    assert among.kinds == [1, 2, 2, 2, 2]
+    items = float_lines.scan(b"\n".join(floats + words) + b"\n")
+    assert [type(x).__name__ for x in items] == ["Block", "Texts", "bytes"]
+    assert items[1].values == ["a", "\n", "ünï", ""] and items[1].lines == words
+    split = [_op(5, _point("LogStrings", STDOUT, 'x": y'))]   # `": ` in the text: the split cannot tell it
+    among = one_point_ops.cut_among(b"\n".join(floats + words + split) + b"\n")
+    assert among.kinds == [1, 0, 0, 0, 0, 0] and among.texts is None
