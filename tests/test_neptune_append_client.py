@@ -207,3 +207,58 @@ def test_printed_words_are_cut_as_one_column_and_a_word_holding_the_separator_is
     split = [_op(5, _point("LogStrings", STDOUT, 'x": y'))]   # `": ` in the text: the split cannot tell it
     among = one_point_ops.cut_among(b"\n".join(floats + words + split) + b"\n")
     assert among.kinds == [1, 0, 0, 0, 0, 0] and among.texts is None
+
+
+CLIENT_LOOP = """
+import neptune
+run = neptune.init_run(mode="offline", project="ws/proj", capture_hardware_metrics=False,
+                       capture_stdout=True, capture_stderr=False, source_files=[])
+for i in range(3000):
+    run["train/loss"].append(1.0 / (i + 1))
+    run["train/acc"].append(i / 3000)
+    if i % 10 == 9:
+        print("step", i, "loss", 1.0 / (i + 1))
+run.stop()
+"""
+
+
+def test_the_clients_own_append_loop_goes_at_once_and_indexes_what_json_reads(tmp_path, monkeypatch):
+    """A run the real neptune client wrote: `append(value)` with no step and a printed line every ten
+    steps (a LogStrings op per word). The store numbers the steps and folds the words a Block and a
+    Texts at a time, the stream numbers the spilled rows, and the index is the one json gives."""
+    from neptune_fixtures import _run_script
+    _run_script(tmp_path, CLIENT_LOOP)
+    log = next(tmp_path.glob(".neptune/offline/run__*/data-1.log")).read_bytes()
+    assert b'"step": null' in log and log.count(b'"type": "LogStrings"') > 1000     # the client's shape
+    bulk = {"texts": 0, "nulls": 0, "spilled": 0}
+    feed_texts, feed_block, take = offline_v1._Fold.feed_texts, offline_v1._Fold.feed_block, RowSpill.take
+
+    def texts(self, item):
+        ok = feed_texts(self, item)
+        bulk["texts"] += ok * len(item)
+        return ok
+
+    def block(self, item):
+        ok = feed_block(self, item)
+        bulk["nulls"] += ok and not item.numbered and len(item)
+        return ok
+
+    def taken(self, segment):
+        kept = take(self, segment)
+        bulk["spilled"] += kept is not None
+        return kept
+    with monkeypatch.context() as m:
+        m.setattr(offline_v1._Fold, "feed_texts", texts)
+        m.setattr(offline_v1._Fold, "feed_block", block)
+        m.setattr(RowSpill, "take", taken)
+        assert not run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(tmp_path), FetchOptions()).errors
+    assert bulk["texts"] > 0.9 * log.count(b'"type": "LogStrings"') and bulk["nulls"] > 5000, bulk
+    assert bulk["spilled"] >= 3, bulk
+    monkeypatch.setattr(float_lines, "scan", lambda segment: None)
+    monkeypatch.setattr(float_lines, "read", lambda segment: segment.splitlines())
+    monkeypatch.setattr(float_lines, "read_stored", lambda segment, segment_id: segment.splitlines())
+    assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(tmp_path), FetchOptions()).errors
+    fast, decoded = _index(tmp_path / "a"), _index(tmp_path / "b")
+    assert [row[:2] for row in fast["metrics"] if row[0] == "train/acc"] == [("train/acc", k) for k in range(3000)]
+    assert list(map(repr, fast["metrics"])) == list(map(repr, decoded["metrics"])) and len(fast["metrics"]) == 6000
+    assert fast["texts"] == decoded["texts"] and "step 2999 loss" in fast["texts"][0][4]
