@@ -176,7 +176,8 @@ FIXED_COST_NOTE = (
 NEPTUNE_V1_SHAPES = {"append": {"per_op": 1}, "extend": {"per_op": 100},
                      "append-stdout": {"per_op": 1, "stdout_every": 10},
                      "extend-stdout": {"per_op": 100, "stdout_every": 10},
-                     "append-client": {"per_op": 1, "stdout_every": 10, "client": True}}
+                     "append-client": {"per_op": 1, "stdout_every": 10, "client": True},
+                     "extend-client": {"client": True}}
 # W&B shapes (`--shape`): every row alone, or a printed line after each (wandb-core's output_raw record)
 WANDB_SHAPES = {"rows": {}, "rows-stdout": {"stdout_every": 1}, "core": {"core": True}}
 WANDB_SHAPE_WORDS = {"rows-stdout": "a printed line every row",
@@ -185,7 +186,8 @@ NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "
                           "append-stdout": "`append` loop, a printed line every 10 ops",
                           "extend-stdout": "`extend`, a printed line every 10 ops",
                           "append-client": "`append(value)` with no step and a printed line every 10 ops, "
-                                           "as the client writes them"}
+                                           "as the client writes them",
+                          "extend-client": "`extend(values)` with no step, 100 points per op"}
 # the paragraph under the neptune 1.x table (--note replaces it): what this round changed, and against what
 NEPTUNE_V1_NOTE = (
     "This round the client's own `append` loop is read in bulk: `run[path].append(value)` gives no step (null: "

@@ -29,12 +29,12 @@ def _point(typ: str, path: list, value, step=None, ts=1.7e9) -> dict:
     return {"type": typ, "path": path, "values": [{"value": value, "step": step, "ts": ts}]}
 
 
-def _client_log(n: int, seed: int, odd: float) -> list[bytes]:
+def _client_log(n: int, seed: int, odd: float, many: float = 0.0) -> list[bytes]:
     """An `append` loop as the client queues it, a printed line (a word an op) every few points; with a
     share `odd` of what makes a stretch go op by op: a given step (whole, int, a half, past 2**52), a
     word with a step, a word sent to a float series or a float to the stdout, a string series of its
     own, a number as a word, a word holding `": `, a clear, a delete, an int op time, a line json
-    refuses."""
+    refuses. A share `many` of the float ops hold 2 to 30 points (`extend(values)`: no step either)."""
     rng = random.Random(seed)
     lines, k = [], 0
 
@@ -49,7 +49,12 @@ def _client_log(n: int, seed: int, odd: float) -> list[bytes]:
         step = None
         if rng.random() < odd:
             step = rng.choice([float(i), i, i + 0.5, 2.0 ** 60, float(i // 3)])
-        add(_point("LogFloats", path, 1 / (i + 1), step, 1.7e9 + i / 100))
+        if rng.random() < many:
+            points = [{"value": 1 / (i + j + 1), "step": None if rng.random() > odd else step,
+                       "ts": 1.7e9 + i / 100 + j} for j in range(rng.randint(2, 30))]
+            add({"type": "LogFloats", "path": path, "values": points})
+        else:
+            add(_point("LogFloats", path, 1 / (i + 1), step, 1.7e9 + i / 100))
         if i % 10 == 9:
             for word in rng.sample(WORDS, 4):
                 add(_point("LogStrings", STDOUT if rng.random() < 0.9 else STDERR, word, None, 1.7e9 + i / 100))
@@ -92,11 +97,11 @@ def _texts(state) -> dict:
             for path, entry in state[4]["series"].items() if "text" in entry}
 
 
-@pytest.mark.parametrize("odd", [0.0, 0.02, 0.3])
-def test_the_stores_fold_of_null_steps_and_printed_words_is_the_one_json_gives(tmp_path, monkeypatch, odd):
-    lines = _client_log(3000, seed=int(odd * 100), odd=odd)
+@pytest.mark.parametrize("odd, many", [(0.0, 0.0), (0.02, 0.0), (0.3, 0.0), (0.0, 0.3), (0.02, 0.3)])
+def test_the_stores_fold_of_null_steps_and_printed_words_is_the_one_json_gives(tmp_path, monkeypatch, odd, many):
+    lines = _client_log(3000, seed=int(odd * 100), odd=odd, many=many)
     data = b"\n".join(lines) + b"\n"
-    bulk = {"texts": 0, "nulls": 0}
+    bulk = {"texts": 0, "nulls": 0, "many": 0}
     feed_texts, feed_block = offline_v1._Fold.feed_texts, offline_v1._Fold.feed_block
 
     def texts(self, item):
@@ -107,13 +112,14 @@ def test_the_stores_fold_of_null_steps_and_printed_words_is_the_one_json_gives(t
     def block(self, item):
         ok = feed_block(self, item)
         bulk["nulls"] += ok and not item.numbered
+        bulk["many"] += ok and not item.numbered and not item.single()
         return ok
     monkeypatch.setattr(offline_v1._Fold, "feed_texts", texts)
     monkeypatch.setattr(offline_v1._Fold, "feed_block", block)
     monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 500)
     fast, fast_state, mirror = _store_fold(tmp_path, data, "fast", monkeypatch, True)
     if odd < 0.1:            # most of the log went at once (at 0.3 hardly a segment is without an odd line)
-        assert bulk["texts"] > 50 and bulk["nulls"] > 50, bulk
+        assert bulk["nulls"] > 50 and (bulk["many"] > 10 if many else bulk["texts"] > 50), bulk
     monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 500)
     slow, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
     assert fast == {**slow, "run_dir": fast["run_dir"]} and repr(fast_state) == repr(slow_state)
@@ -134,11 +140,11 @@ def _index(root) -> dict:
         con.close()
 
 
-@pytest.mark.parametrize("odd", [0.0, 0.02])
-def test_a_fetch_of_such_a_run_indexes_what_json_reads(tmp_path, monkeypatch, odd):
+@pytest.mark.parametrize("odd, many", [(0.0, 0.0), (0.02, 0.0), (0.0, 0.2)])
+def test_a_fetch_of_such_a_run_indexes_what_json_reads(tmp_path, monkeypatch, odd, many):
     """Spilled rows (numbered in the stream), rows read again from the store, and every line decoded by
     json give the same index."""
-    lines = _client_log(4500, seed=7, odd=odd)
+    lines = _client_log(4500, seed=7, odd=odd, many=many)
     run_dir = tmp_path / "src" / ".neptune" / "offline" / "run__6b1a2c3d-0000-4000-8000-000000000009__1__t"
     run_dir.mkdir(parents=True)
     (run_dir / "data-1.log").write_bytes(b"\n".join(lines) + b"\n")
@@ -148,6 +154,7 @@ def test_a_fetch_of_such_a_run_indexes_what_json_reads(tmp_path, monkeypatch, od
     assert len(run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(tmp_path / "src"), FetchOptions()).errors) \
         == sum(line.endswith(b'"valu') for line in lines)
     assert odd or sum(t is not None for t in taken) >= 2     # (an int step among the floats: not spilled)
+    assert not many or any(t is not None and t[2] is not None for t in taken)     # ops of many points too
     spilled = _index(tmp_path / "a")
     monkeypatch.setattr(RowSpill, "put", lambda self, *a: False)        # every segment read again
     run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(tmp_path / "src"), FetchOptions())

@@ -2,6 +2,7 @@
 must keep every line json would refuse (or judge otherwise) out of its Blocks."""
 import json
 
+import numpy
 import pytest
 
 from cometx_mirror.sources.neptune import float_lines
@@ -94,9 +95,9 @@ def test_a_segment_of_float_ops_among_other_lines_spills_what_read_gives(layout,
     assert _fields(float_lines.spilled(*kept)) == _fields(read)
 
 
-@pytest.mark.parametrize("odd", [[(1.0, None, 2.0), (2.0, 3.0, 3.0)], [(1.0, 3, 2.0)]])
+@pytest.mark.parametrize("odd", [[(1.0, 3, 2.0)], [(1.0, 3, 2.0), (2.0, None, 3.0)], [(None, 1.0, 2.0)]])
 def test_a_segment_with_a_float_op_that_is_not_all_floats_is_not_spilled(odd):
-    """A null step, an int step: read's Block holds json's lists, not rows, and nothing is kept for the
+    """An int step, a null value: read's Block holds json's lists, not rows, and nothing is kept for the
     stream."""
     lines = [_other(0)] + ([_op(k, [(0.5, float(k), 2.0)]) for k in range(1, 4)] if len(odd) == 1 else GOOD)
     segment = b"\n".join(lines + [_op(9, odd), _other(10)]) + b"\n"
@@ -176,3 +177,19 @@ def test_a_segment_the_store_scanned_is_cut_by_its_layout_as_the_regex_cuts_it(n
         monkeypatch.setattr(float_lines, "LINE", NoRegex())
     assert _items(float_lines.read_stored(segment, "id-" + name)) == want
     assert "id-" + name not in float_lines._LAYOUTS      # read once: the memo does not grow with the run
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_null_step_is_nan_in_the_spilled_rows_and_none_in_reads_steps(many):
+    """`append(value)` / `extend(values)` give no step: the rows hold NaN there (json's own NaN is refused
+    by the rows), the Blocks say unnumbered, and read's steps give None, as json's lists do."""
+    odd = [(1.0, None, 2.0), (2.0, 3.0, 3.0)] if many else [(1.0, None, 2.0)]
+    lines = [_other(0)] + GOOD + [_op(9, odd), _other(10)]
+    segment = b"\n".join(lines) + b"\n"
+    kept = float_lines.spillable(float_lines.scan(segment))
+    assert kept is not None and int(numpy.isnan(kept[1][:, 1]).sum()) == 1
+    (block,) = [item for item in float_lines.read(segment) if type(item) is float_lines.Block]
+    assert not block.numbered and block.steps.count(None) == 1 and block.array is not None
+    assert _fields(float_lines.spilled(*kept)) == _fields(float_lines.read(segment))
+    marked = segment.replace(b'"step": 3.0', b'"step": ' + float_lines._NULL_MARK)   # the stand-in, spelt
+    assert all(item.array is None for item in float_lines.read(marked) if type(item) is float_lines.Block)

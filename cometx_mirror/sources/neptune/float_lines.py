@@ -103,17 +103,17 @@ class Block:
     @classmethod
     def of_array(cls, paths: list, ends: list, array) -> "Block":
         """A Block of `read` from the (value, step, ts) rows of its points, all floats (but for a null
-        step of a one-point op: NaN there, as _column_rows gives it)."""
+        step: NaN there, as _column_rows and _float_rows give it)."""
         one = len(ends) == len(array)
         lasts = array[:, 1].tolist() if one else array[numpy.array(ends) - 1, 1].tolist()
-        numbered = not one or not numpy.isnan(array[:, 1]).any()
-        return cls(paths, lasts if numbered else _nulls(lasts), one, numbered, None, ends, array=array)
+        numbered = not numpy.isnan(array[:, 1]).any()
+        return cls(paths, lasts if numbered else nulls(lasts), one, numbered, None, ends, array=array)
 
     def _column(self, k: int):
         if self.array is None:
             return None
         column = self.array[:, k].tolist()
-        return column if k != 1 or self.numbered else _nulls(column)
+        return column if k != 1 or self.numbered else nulls(column)
 
     @property
     def values(self):
@@ -167,7 +167,7 @@ class Texts:
         return len(self.paths)
 
 
-def _nulls(steps: list) -> list:
+def nulls(steps: list) -> list:
     """Steps from a float64 column, None where the step was null (NaN there)."""
     return [None if s != s else s for s in steps]
 
@@ -211,14 +211,33 @@ def _decode(column) -> list:
 _KEY_BYTES = b'{}": alpstuv'
 
 
+# a null step's stand-in while the points' rows are decoded (`extend(values)` gives no step): a float
+# under 9e18 in magnitude, so _floats takes it; the stand-ins are counted back, so a step that is this
+# number, however spelled, sends the rows to json
+_NULL_STEP, _NULL_MARK = b'"step": null', b"-8.606238954172917e+18"
+_NULL_VALUE = float(_NULL_MARK)
+
+
 def _float_rows(texts: list, points: int):
     """The points of _point_tokens as an array of (value, step, ts) rows when json reads every token as
-    a float (_floats), else None."""
-    bare = b", ".join(texts).translate(None, _KEY_BYTES)
+    a float (_floats), or a step as null (NaN in the rows), else None."""
+    joined = b", ".join(texts)
+    nulls = joined.count(_NULL_STEP)
+    if nulls:
+        joined = joined.replace(_NULL_STEP, b'"step": ' + _NULL_MARK)
+    bare = joined.translate(None, _KEY_BYTES)
     if not bare.startswith(b"e"):
         return None
     flat = _floats(b"[" + bare[1:].replace(b",e", b",") + b"]", 3 * points)
-    return None if flat is None else flat.reshape(points, 3)
+    if flat is None:
+        return None
+    rows = flat.reshape(points, 3)
+    if nulls:
+        marked = rows[:, 1] == _NULL_VALUE
+        if int(marked.sum()) != nulls:
+            return None
+        rows[marked, 1] = numpy.nan
+    return rows
 
 
 def _column_rows(values: bytes, steps: bytes, stamps: bytes, count: int):
@@ -410,7 +429,7 @@ def _block_maker(columns: dict, points: bool):
         if decoded[name] is None:
             return None
     if not points:
-        steps, ats = decoded["steps"] if rows is None else _nulls(rows[:, 1].tolist()), decoded["ats"]
+        steps, ats = decoded["steps"] if rows is None else nulls(rows[:, 1].tolist()), decoded["ats"]
 
         def block(a: int, b: int) -> Block:
             return Block(paths[a:b], steps[a:b], True, None not in steps[a:b], ats=ats[a:b],

@@ -322,21 +322,26 @@ class _Fold:
     def feed_block(self, block: float_lines.Block) -> bool:
         """feed() of each line of a Block of float_lines.scan at once; False, having changed nothing,
         unless every path already holds a float series, every op time is a finite float, and no step
-        is None or every op holds one point (then the per-line feed_float gives the same state, or
-        fails as it would)."""
+        is None, or every op holds one point, or the points are float rows (NaN for a None step): then
+        the per-line feed_float (or feed) gives the same state, or fails as it would."""
         types, paths, ats = self.types, block.paths, block.ats
         if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
             return False
-        if not block.numbered and not block.single():
+        if not (block.numbered or block.single() or block.array is not None):
             return False
         if any(types.get(path) != "float_series" for path in set(paths)):
             return False
         next_step = self.next_step
         if block.numbered:           # each path's last step in the block + 1
             next_step.update(zip(paths, map(operator.add, block.lasts, repeat(1))))
-        else:                        # op by op, as feed_float numbers a null step (a loop of few steps)
+        elif block.single():         # op by op, as feed_float numbers a null step (a loop of few steps)
             for path, step in zip(paths, block.lasts):
                 next_step[path] = (next_step.get(path, 0) if step is None else step) + 1
+        else:                        # ops of many points, a null step NaN in their rows: as feed numbers them
+            steps, a = float_lines.nulls(block.array[:, 1].tolist()), 0
+            for path, b in zip(paths, block.ends):
+                next_step[path] = _next_step_of(steps[a:b], next_step.get(path, 0))
+                a = b
         self.i += len(paths)
         self.run.seen(mapping.to_ms(max(ats)))          # to_ms keeps order: the latest of the ops'
         return True
@@ -748,15 +753,19 @@ def _row_arrays(rows):
 def _taken_whole(block: float_lines.Block, float_from: dict[str, int], first: int, next_step: dict):
     """(rows, each path's next step after the Block) when every point of a Block (its first op numbered
     `first`) is kept: each path's float series starts at or before the block, and no step is None or
-    every null step of its float rows is numbered (null_steps, from `next_step`); rows are those (None:
-    the Block's lists are taken). None for a Block to take op by op."""
+    every null step of its float rows is numbered (null_steps, from `next_step`: the rule numbers an
+    op's points as it numbers one-point ops); rows are those (None: the Block's lists are taken). None
+    for a Block to take op by op."""
     if not all(float_from.get(path, first + 1) <= first for path in set(block.paths)):
         return None
     if block.numbered:
         return block.array, {path: step + 1 for path, step in zip(block.paths, block.lasts)}
-    if block.array is None or not block.single():
+    if block.array is None:
         return None
-    numbered = null_steps.number(block.paths, block.array[:, 1], next_step)
+    paths = block.paths     # a point's path; the op-by-op rule numbers an op's points as ops of one each
+    if not block.single():
+        paths = list(chain.from_iterable(map(repeat, paths, map(operator.sub, block.ends, [0] + block.ends))))
+    numbered = null_steps.number(paths, block.array[:, 1], next_step)
     if numbered is None:
         return None
     rows = block.array.copy()

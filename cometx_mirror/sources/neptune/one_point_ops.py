@@ -23,7 +23,7 @@ JSON string holds, so each decodes alone. The other lines are handed back with t
 from __future__ import annotations
 
 from itertools import compress, repeat
-from operator import add, mul, not_
+from operator import add, mul
 
 _SEP = b'": '
 _LINE_HEAD = b'{"obj": {"type": "LogFloats", "path": '
@@ -53,7 +53,10 @@ def cut(segment: bytes, texts: bool = False) -> dict[str, object] | None:
     joined by commas (one per line, once `float_lines` has checked each decodes to one scalar and each
     path is spelled as the client spells one). `texts`: the template of a LogStrings op, whose values
     are joined by a comma and a newline (each then decodes to one JSON string or none)."""
-    if not likely(segment, _TEXT_HEAD if texts else _LINE_HEAD) or _MARK in segment or not segment.endswith(b"}\n"):
+    head = _TEXT_HEAD if texts else _LINE_HEAD
+    if not likely(segment, head) or _MARK in segment or not segment.endswith(b"}\n"):
+        return None
+    if segment.count(b"\n" + head) + 1 != segment.count(b"\n"):    # some line not in the template: no split
         return None
     pieces = segment.split(_SEP)
     lines, rest = divmod(len(pieces) - 1, PIECES)
@@ -114,8 +117,8 @@ def cut_among(segment: bytes) -> Among | None:
     found_floats, found_texts = any(floats), any(texts)
     if not (found_floats or found_texts) or floats.count(True) == len(lines):
         return None
-    if any(line.startswith(_FLOATS_HEAD) for line in compress(lines, map(not_, floats))):
-        return None
+    if segment.startswith(_FLOATS_HEAD) + segment.count(b"\n" + _FLOATS_HEAD) != floats.count(True):
+        return None        # (each line after a newline; the last newline ends the segment)
     float_columns = text_columns = None
     if found_floats:
         float_columns = cut(b"\n".join(compress(lines, floats)) + b"\n")

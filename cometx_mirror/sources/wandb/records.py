@@ -498,6 +498,9 @@ _COVER_AHEAD = 4096    # summary records judged at once past the ones needed now
 # interleaves other records, a printed line a row, has runs of one summary record)
 
 
+_FEW = 64      # summary records in a run told apart by a loop rather than by np.unique
+
+
 def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
     """A span's records folded as one by one (`step`), its history records counted and timed in
     bulk when fold_spans proves them plain (history=False only)."""
@@ -545,9 +548,12 @@ def _fold_span(span, step, log: RunLog, latest: "_LatestSummary") -> None:
             k = min(unmatched[u], end) - i
             if k:
                 run = match[i - known_from:i - known_from + k]
-                sets, back = np.unique(run[::-1], return_index=True)
-                for which, from_end in zip(sets.tolist(), back.tolist()):
-                    last = i + k - 1 - from_end
+                if k > _FEW:
+                    sets, back = np.unique(run[::-1], return_index=True)
+                    lasts = zip(sets.tolist(), (i + k - 1 - b for b in back.tolist()))
+                else:       # a few (two beside each printed row): a loop costs less than a NumPy call
+                    lasts = dict(zip(run.tolist(), range(i, i + k))).items()
+                for which, last in lasts:
                     latest.held[shapes[which]] = data[starts[last]:ends[last]], offsets[last]
                 log.records += k
                 i += k
