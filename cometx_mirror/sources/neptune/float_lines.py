@@ -28,6 +28,10 @@ loop's run of ops at once, not a line at a time. The two readers need different 
   floats has its points decoded there anyway, as `read` would give them (one_point_ops' cut decodes
   them; for many-point ops `_with_rows`), for the store to spill (row_spill): the float stream then
   takes them instead of reading the segment again.
+
+A null step (`append(value)`, `extend(values)` give none) is NaN in those rows: json's own NaN token is
+refused by the rows, so NaN means null alone, and the readers number such steps (null_steps). A run of
+one-point LogStrings lines that one_point_ops cut (the stdout capture's words) comes back as one Texts.
 """
 from __future__ import annotations
 
@@ -226,6 +230,7 @@ def _float_rows(texts: list, points: int):
     if nulls:
         joined = joined.replace(_NULL_STEP, b'"step": ' + _NULL_MARK)
     bare = joined.translate(None, _KEY_BYTES)
+    del joined                            # (a segment's text: not held beside its copies)
     if not bare.startswith(b"e"):
         return None
     flat = _floats(b"[" + bare[1:].replace(b",e", b",") + b"]", 3 * points)

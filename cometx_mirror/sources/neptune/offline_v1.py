@@ -118,8 +118,8 @@ class _RunReader(FoldingReader):
     each operation as it goes, so the fetch's `fold` of the manifest it just stored
     is the one already made: the fetch decodes each line once (the index's stream of
     float points reads the stored segments again, see _float_points, but for a segment whose
-    LogFloats ops hold floats alone, an `append` or `extend` loop's, other ops among them
-    or not: what the store's scan decoded waits in a RowSpill)."""
+    LogFloats ops hold floats alone (or null steps), an `append` or `extend` loop's, other ops
+    among them or not: what the store's scan decoded waits in a RowSpill)."""
 
     def __init__(self, run_dir: Path, ws: str, proj: str, key: str):
         self.run_dir, self.ws, self.proj, self.key = run_dir, ws, proj, key
