@@ -179,9 +179,11 @@ NEPTUNE_V1_SHAPES = {"append": {"per_op": 1}, "extend": {"per_op": 100},
                      "append-client": {"per_op": 1, "stdout_every": 10, "client": True},
                      "extend-client": {"client": True}}
 # W&B shapes (`--shape`): every row alone, or a printed line after each (wandb-core's output_raw record)
-WANDB_SHAPES = {"rows": {}, "rows-stdout": {"stdout_every": 1}, "core": {"core": True}}
+WANDB_SHAPES = {"rows": {}, "rows-stdout": {"stdout_every": 1}, "core": {"core": True},
+                "core-stdout": {"core": True, "stdout_every": 1}}
 WANDB_SHAPE_WORDS = {"rows-stdout": "a printed line every row",
-                     "core": "as wandb-core writes it (items in Go map order, a nested dict, a string)"}
+                     "core": "as wandb-core writes it (items in Go map order, a nested dict, a string)",
+                     "core-stdout": "as wandb-core writes it, a printed line every row"}
 NEPTUNE_V1_SHAPE_WORDS = {"append": "`append` loop, 1 point per op", "extend": "`extend`, 100 points per op",
                           "append-stdout": "`append` loop, a printed line every 10 ops",
                           "extend-stdout": "`extend`, a printed line every 10 ops",
@@ -218,8 +220,9 @@ NEPTUNE_BODY = ("Each run a neptune 1.x offline queue written by `bench/run_writ
                 "queues one LogFloats op per call (one point; the common pattern, the default), `extend` / "
                 "`log([...])` one op per series per 100 points (`--shape extend`); the `-stdout` shapes add a "
                 "printed line after every 10 ops, as the client's stdout capture queues it (a LogStrings op), "
-                "so other ops sit among the points as in a real run; `bench/check_writers.py` "
-                "reads one back with neptune's DiskQueue; fetch = store the queue and index every point into a "
+                "so other ops sit among the points as in a real run; the `-client` shapes are as the client "
+                "writes `append(value)` and `extend(values)`: no step (null), and a LogStrings op per printed "
+                "word; `bench/check_writers.py` reads them back with neptune's DiskQueue; fetch = store the queue and index every point into a "
                 "fresh mirror, in a fresh process (its CPU time includes the imports, from compiled bytecode as"
                 " an installed package runs); floor = reading the op lines and decoding each as JSON, each "
                 "value as a float, nothing else; peak memory = the fetch process's maximum RSS; load average = "
@@ -271,27 +274,24 @@ NEPTUNE_SECTIONS = {"neptune": ("readers-neptune", "Neptune offline reader (`ben
 
 # the paragraph under the W&B table (--note replaces it): this round's change, the previous figures, the goals
 WANDB_NOTE = (
-    "This round adds `--shape core`: each row as wandb 0.31's wandb-core writes `run.log({\"train\": {...}, "
-    "..., \"phase\": ...})`, checked against runs the real client wrote offline: every history and summary "
-    "record's items in Go map order (a new order nearly every record), every second metric under a nested "
-    "dict, a string key, the time in Go's exponent form, and a second summary record of the run's time beside "
-    "each row. The reader took no such record in bulk: it matched records to one byte layout per key order and "
-    "held summary records of one key order. On a run the client wrote (20 metrics x 20,000 steps, 400,000 "
-    "points) the fetch took 20.8 s (19,000 points/s); now 1.1 s. Now the chunked reader walks every record's "
-    "items wherever they lie (sources/wandb/history_items.py) and the fold holds the last summary record of "
-    "each key set. On `core` at 10^6 points the previous round's reader took 17.5 s wall, 17.2 s CPU; now 3.1 "
-    "s. The walk costs more than the old per-layout match on the fixed-order rows the other two shapes write "
-    "(10^6 `rows`, median of 5 fresh fetches each, interleaved: 2.62 -> 3.08 s of CPU). Last round (one run "
-    "each): `rows` 10^6 2.5 s wall, 3.0 s CPU (400,055 points/s wall), 0.7x; 10^7 18.2 s wall, 22.9 s CPU "
-    "(549,883), 0.6x; `rows-stdout` 10^6 3.5 s wall (289,283), 0.8x; 10^7 32.4 s wall (308,494), 0.8x. Now "
-    "(one run each, load 0.8-1.1): 10 points 0.33-0.38 s CPU; `rows` 10^5 0.56 s CPU, 0.9x; 10^6 2.8 s wall, "
-    "3.2 s CPU (362,458 wall), 0.8x; 10^7 27.5 s wall, 30.9 s CPU (363,057 wall), 1.0x; `rows-stdout` 10^6 "
-    "3.5 s wall (288,496), 1.0x; 10^7 38.7 s wall (258,626), 1.2x; `core` 10^5 0.67 s CPU, 1.1x; 10^6 3.1 s "
-    "wall, 3.5 s CPU (319,333 wall), 0.9x; 10^7 32.2 s wall, 36.4 s CPU (310,858 wall), 1.0x. Goals: 300,000 "
-    "points/s end to end, met from 10^6 on for `rows` and `core`, not for `rows-stdout` (258,626-288,496) nor "
-    "at 10^5 (the 10-point fetch is about half of it); within 3x of the floor, met at each size; peak memory "
-    "flat in the number of points, met (120-127 / 143-146 / 148-151 MB). Load average beside each row (2 "
-    "cores: compare CPU times and peak memory).")
+    "This round adds `--shape core-stdout`: wandb-core's rows with a printed line after each (an output_raw "
+    "record between them), what a real run that prints looks like, and measures it and `rows-stdout` again (one "
+    "run each, load 0.6-1.2); the `rows` and `core` rows are last round's. The fold now tells apart the few "
+    "summary records between two printed lines by a loop rather than by np.unique (side by side, 10^6 points, "
+    "median CPU of 3 fresh fetches each, interleaved: rows-stdout 4.17 -> 3.81 s, core-stdout 5.31 -> 5.03 s). "
+    "The machine was about a third slower than last round (the rows-stdout floor at 10^6 took 4.76 s of CPU "
+    "against 3.66 s), so compare the ratios to the floor: rows-stdout 10^6 4.6 s wall (218,669 points/s), 1.0x "
+    "(last round 1.0x); 10^7 38.9 s (257,347), 1.0x (last round 1.2x), 150 MB; core-stdout 10^5 1.0 s, 1.2x; 10^6 "
+    "6.3 s (159,025), 1.2x; 10^7 54.7 s (182,665), 1.0x, 150 MB. A printed line a row costs about as much as the "
+    "row: the floor (framing, protobuf decode of every record) reads 180,000 points/s of CPU at 10^7 for "
+    "core-stdout. Last round's rows: 10 points 0.33-0.38 s CPU; `rows` 10^5 0.56 s CPU, 0.9x; 10^6 2.8 s wall, "
+    "3.2 s CPU (362,458 wall), 0.8x; 10^7 27.5 s wall, 30.9 s CPU (363,057 wall), 1.0x; `core` 10^5 0.67 s CPU, "
+    "1.1x; 10^6 3.1 s wall, 3.5 s CPU (319,333 wall), 0.9x; 10^7 32.2 s wall, 36.4 s CPU (310,858 wall), 1.0x "
+    "(the fixed-order `rows` got slower that round: the item walk costs more than the old per-layout match). "
+    "Goals: 300,000 points/s end to end, met from 10^6 on for `rows` and `core`; not for the printing shapes, "
+    "whose floor is below it, nor at 10^5 (the 10-point fetch is about half of it); within 3x of the floor, met "
+    "at each size; peak memory flat in the number of points, met (120-127 / 143-150 MB). Load average beside "
+    "each row (2 cores: compare CPU times and peak memory).")
 
 
 def write_table(rows: list[dict], metrics: int, note: str, source: str = "wandb") -> None:

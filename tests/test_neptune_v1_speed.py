@@ -132,9 +132,14 @@ def test_the_store_folds_many_point_ops_on_new_series_without_decoding_them(tmp_
 
 
 def _items(items):
-    """read's items as plain data (a Block's slots)."""
-    return [item if type(item) is bytes else {k: getattr(item, k) for k in float_lines.Block.FIELDS}
-            for item in items]
+    """read's items as plain data (a Block's slots; a Texts as its lines, each an other line)."""
+    out = []
+    for item in items:
+        if type(item) is float_lines.Texts:
+            out += item.lines
+        else:
+            out.append(item if type(item) is bytes else {k: getattr(item, k) for k in float_lines.Block.FIELDS})
+    return out
 
 
 def test_the_fast_token_decode_gives_jsons_objects_where_orjson_alone_would_not():
@@ -159,6 +164,8 @@ SEGMENTS = {
     "mixed": [b'{"obj": {"type": "AssignString", "path": ["sys", "name"], "value": "x"}, "version": 0, "at": 1.0}']
              + GOOD[:2] + [_op(7, [(1.0, 8.0, 2.0)])] + [b""] + GOOD[2:] + [_op(8, [(1.0, None, 3.0)] * 2)],
     "other lines only": [b'{"obj": {"type": "AssignFloat", "path": ["a"], "value": 1.5}, "version": 0, "at": 1.0}'],
+    "printed words": [_op(k, [(0.25 * k, 3 if k == 2 else None, 2.0 + k)]) for k in range(5)]    # an int: no rows
+                     + [_other(n) for n in range(6)] + [_op(9, [(1.0, None, 3.0)])] + [_other(7)],
 }
 
 

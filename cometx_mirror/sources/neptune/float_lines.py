@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import accumulate, chain, compress, repeat
+from itertools import accumulate, compress, repeat
 from operator import add, getitem
 
 import numpy
@@ -697,24 +697,24 @@ def remember(segment_id: str, items: list) -> None:
     """Keep the layout of the segment (content id `segment_id`) that `scan` gave `items` for: its
     lines are then known to be client-shaped (every token checked, every path JSON) or not."""
     if len(items) <= _LAYOUT_ITEMS and len(_LAYOUTS) < LAYOUTS_KEPT:     # a Texts' lines: other lines here
-        _LAYOUTS[segment_id] = tuple(chain.from_iterable(
-            (len(item),) if type(item) is Block else (0,) * len(item) if type(item) is Texts else (0,)
-            for item in items))
+        _LAYOUTS[segment_id] = tuple(len(item) if type(item) is Block else -len(item) if type(item) is Texts
+                                     else 0 for item in items)
 
 
 def _read_known(segment: bytes, layout: tuple):
     """read's items of a segment whose layout `scan` found (n > 0: a Block of n lines, 0: another
-    line): each client-shaped line cut at its fixed keys (its path and points' texts), no regex; None
-    when the lines do not fit the layout."""
+    line, -n: n other lines, a Texts of the scan): each client-shaped line cut at its fixed keys (its
+    path and points' texts), no regex; None when the lines do not fit the layout."""
     lines = segment.split(b"\n")            # as `^...$` cuts them (scan saw no carriage return)
-    if len(lines) != sum(n or 1 for n in layout):
+    if len(lines) != sum(abs(n) or 1 for n in layout):
         return None
     p1s, texts, counts = [b""] * len(lines), [], [0] * len(lines)
     gaps, k, head, values, tail = [], 0, len(_HEAD_TEXT), len(_VALUES), _TAIL
     for n in layout:
-        if not n:
-            gaps.append(k)
-            k += 1
+        if n <= 0:
+            others = -n or 1
+            gaps += range(k, k + others)
+            k += others
             continue
         # the block's lines cut at C level, a map a step (an `append` loop's block is 2,000 short lines):
         # a path's strings hold no bare quote, so the first `, "values": [` after the head is the key
