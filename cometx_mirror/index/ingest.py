@@ -33,7 +33,13 @@ def _json(value: Any) -> str | None:
         return None
     if value is model.JSON_NULL:     # a logged null is the JSON text null, not "no value"
         return "null"
-    return json.dumps(value, sort_keys=True, default=str)
+    text = json.dumps(value, sort_keys=True, default=str)
+    if "\\ud" in text:               # a surrogate's escape: DuckDB's JSON refuses a lone one (see _utf8)
+        try:
+            json.dumps(value, default=str, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(_escaped(value), sort_keys=True, default=str)
+    return text
 
 
 def _metadata(asset: model.Asset) -> str | None:
@@ -63,7 +69,7 @@ def _column(np, name: str, typ: str, values) -> tuple[dict[str, Any], str, list]
     """
     if typ == NAMES:
         names, codes = values
-        return {name: codes}, f"list_extract(?::VARCHAR[], {name} + 1)", [names]
+        return {name: codes}, f"list_extract(?::VARCHAR[], {name} + 1)", [_utf8(list(names))]
     if isinstance(values, np.ndarray):
         unset = typ != F64 and bool((values == UNSET).any())
         if typ == TS:
@@ -93,7 +99,7 @@ def _column(np, name: str, typ: str, values) -> tuple[dict[str, Any], str, list]
         if array is not None:
             return _numbers(np, name, typ, array, values if missing else None)
     # strings, lists, booleans: object arrays (fromiter keeps a list as one element)
-    array = np.fromiter(values, dtype=object, count=n)
+    array = np.fromiter(_utf8(values), dtype=object, count=n)
     return {name: array}, (f"epoch_ms({name}::BIGINT)" if typ == TS else name), []
 
 
@@ -148,7 +154,7 @@ def _statement(table: str, columns: dict[str, tuple[str, list]],
     if not rows_n:
         return None
     import numpy as np
-    arrays, exprs, params = {}, [], list((constants or {}).values())
+    arrays, exprs, params = {}, [], _utf8(list((constants or {}).values()))
     for name, (typ, values) in columns.items():
         column_arrays, expr, column_params = _column(np, name, typ, values)
         arrays.update(column_arrays)
@@ -165,6 +171,33 @@ def _statement(table: str, columns: dict[str, tuple[str, list]],
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: list, arrays: dict) -> None:
     rows = arrays  # noqa: F841  (a dict of NumPy arrays, read by DuckDB's replacement scan)
     con.execute(sql, params)
+
+
+def _utf8(values: list) -> list:
+    """The values, a lone surrogate in a string (a neptune log's `\\udXXX` reads as one, and it has no
+    UTF-8, which DuckDB takes alone) written as that escape, as the mirror's objects write it (canonical
+    JSON, console texts); a list's strings too. Checked by one encode of all the strings at once."""
+    texts = [v for v in values if type(v) is str]
+    texts += [t for v in values if type(v) in (list, tuple) for t in v if type(t) is str]
+    try:
+        "".join(texts).encode("utf-8")
+        return values
+    except UnicodeEncodeError:
+        return [_escaped(v) for v in values]
+
+
+def _escaped(value):
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_escaped, value))
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    return value
 
 
 def _length(typ: str, values) -> int:
