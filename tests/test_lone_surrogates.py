@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from cometx_mirror.cli import main
 from cometx_mirror.store import canonical
 
+from push_fixtures import server_b  # noqa: F401
 from test_neptune_one_point_ops import write_offline_run
 
 OPS = [{"type": "AssignString", "path": ["parameters", "name"], "value": "a\ud800b\U0001F600"},
@@ -62,3 +63,14 @@ def test_canonical_json_writes_a_lone_surrogate_as_its_escape_and_reads_it_back(
     text = canonical.dumps(value)
     assert b"\\udcff" in text and b"\\ud800" in text and "\U0001F600".encode() in text
     assert json.loads(text) == value
+
+
+def test_such_a_run_pushes_to_comet_and_reads_back_the_same(tmp_path, server_b):
+    from push_fixtures import differences, fetch, last_json, push
+    src = write_offline_run(tmp_path / "src", OPS)
+    _cli("fetch", str(src), "--from", "neptune", "--mirror", str(tmp_path / "m"))
+    result = last_json(push(server_b, tmp_path / "m", "neptune-offline/default", f"{server_b.workspace}/odd"))
+    assert (result["new"], result["failed"], result["errors"]) == (1, 0, [])
+    fetch(server_b, tmp_path / "back", f"{server_b.workspace}/odd")
+    assert differences(tmp_path / "m", tmp_path / "back", ("metrics", "tags")) == {}
+    assert _index(tmp_path / "back")["metrics"] == [("m\\ud800", 0, 1.0)]
