@@ -1,8 +1,8 @@
 """A run as wandb-core (the real client since 0.18) writes it: every history and summary record's
 items in Go map order, a new order nearly every record once a run logs a dozen keys; nested
 dicts as nested keys; strings and booleans among the numbers; beside each summary record a
-second one of the run's time (`_wandb.runtime`, `_runtime`).  The run is made by the real
-client offline.  The chunked history reader reads it in bulk, row for row what the row path
+second one of the run's time (`_wandb.runtime`, `_runtime`); a printed line between rows.  The run
+is made by the real client offline.  The chunked history reader reads it in bulk, row for row what the row path
 gives, and the store-time fold decodes a handful of its summary records, not one a row."""
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ for i in range(%d):
     if i %% 500 == 250:
         row["late"] = {"x": 1}              # a key set seen once in a while
     run.log(row)
+    print("step", i, "loss", 1.0 / (i + 1))   # an output record between rows
 run.finish()
 ''' % STEPS
 
@@ -89,6 +90,7 @@ def test_the_fold_decodes_a_handful_of_summary_records_and_folds_the_same(core_r
         decoded.clear()
         every = vars(records.fold(data, "t.wandb", history=False))
     assert decoded.count("summary") >= 2 * STEPS
+    assert decoded.count("output_raw") >= STEPS // 2           # the printed lines, between the rows
     assert held == every
     assert held["summary"]["train"]["loss"] == 1.0 / STEPS and held["summary"]["late"] == {"x": 1}
     assert summaries < 30, summaries
