@@ -2,9 +2,10 @@
 
 `run[path].append(value)` in neptune 1.x sends no step: the point's step is null and the server
 numbers it, the step before it in its series + 1 (0 for a series' first point). The op-by-op rule
-(offline_v1._next_step, _stream.op) adds 1 at each point. Here a Block's one-point ops are numbered
-at once, their steps a float64 column with NaN where the step is null (float_lines gives NaN for
-null alone: json's NaN token is left to json). Adding k at once is adding 1 k times only while every
+(offline_v1._next_step, _stream.op) adds 1 at each point, an op of many points numbered as that
+many ops of one. Here a Block's points are numbered at once, their steps a float64 column with NaN
+where the step is null (float_lines gives NaN for null alone: json's NaN token is left to json).
+Adding k at once is adding 1 k times only while every
 number met is a whole double below 2**52, so a column with any other step, or a series whose step so
 far is another, is left to the op-by-op rule (None).
 """
@@ -33,8 +34,8 @@ def _per_path(paths: list[str], steps):
 
 
 def number(paths: list[str], steps, next_step: dict) -> tuple | None:
-    """(steps numbered, each path's next step) of one-point ops of these paths in order, their steps
-    (float64, NaN for null) numbered as the op-by-op rule numbers them from `next_step` (each path's
+    """(steps numbered, each path's next step) of points of these paths in order (an op's points as
+    ops of one), their steps (float64, NaN for null) numbered as the op-by-op rule numbers them from `next_step` (each path's
     next step so far; 0 for a path not in it). The next steps are the objects that rule leaves: a
     series' last given step (a float) + the points after it + 1, or its next step so far + its points.
     None when the rule could give another number (see the module's note)."""
