@@ -342,6 +342,24 @@ class ObjectStore:
         spool.seek(0)
         return spool
 
+    def open_seekable(self, object_id: str) -> BinaryIO:
+        """`open`, for a reader that must seek (a zip's directory is at its end): a large
+        object on a local disk, streamed by `open`, is copied once into a temp file."""
+        reader = self.open(object_id)
+        if reader.seekable():
+            return reader
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        spool = tempfile.TemporaryFile(dir=self.tmp, prefix="seek-")
+        try:
+            with reader:
+                while chunk := reader.read(CHUNK):
+                    spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
+
     def read_chunks(self, object_id: str) -> Iterator[bytes]:
         """The object's raw bytes in chunks, verified first: a damaged object raises
         ObjectError here, at the call, before any chunk exists."""

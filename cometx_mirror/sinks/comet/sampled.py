@@ -13,6 +13,9 @@ are sent) gets the points only, never a second set of files under the same names
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from ... import model
 from ...errors import ExpectedError
 from ...metric_stream import MetricStream, batches
@@ -21,7 +24,7 @@ from .client import CometClient
 
 
 class DestinationMetrics(MetricStream):
-    """Metrics read back from a destination, as a stream (read again from the bytes downloaded
+    """Metrics read back from a destination, as a stream (read again from the files downloaded
     once); `sampled` names the series that are only a sample, `contextless` those read from
     total-fidelity files, whose CSV has no context column."""
 
@@ -54,12 +57,18 @@ def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMe
     if candidates:
         listed = _full_metric_list(client, key)
         fetched = {a["assetId"]: {"object": a["assetId"]} for a in listed if full_metrics.is_part(a)}
-        downloaded: dict[str, bytes] = {}     # compressed CSV zips: each downloaded once, read again from here
+        # each compressed CSV zip is downloaded once into a file and read again from there, so memory
+        # holds one part while it downloads, never all of them; the folder lives as long as `part`
+        # (the stream's closure holds it) and goes with it
+        spool = tempfile.TemporaryDirectory(prefix="cometx-mirror-parts-")
+        downloaded: dict[str, Path] = {}
 
-        def part(asset_id: str) -> bytes:
+        def part(asset_id: str):
             if asset_id not in downloaded:
-                downloaded[asset_id] = _part_bytes(client, key, asset_id)
-            return downloaded[asset_id]
+                path = Path(spool.name) / f"{len(downloaded)}.zip"
+                path.write_bytes(_part_bytes(client, key, asset_id))
+                downloaded[asset_id] = path
+            return open(downloaded[asset_id], "rb")
         full_metrics.complete(exp, listed, fetched, part)
     return DestinationMetrics(exp.metrics, sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())),
                               contextless=frozenset(exp.extra.get(full_metrics.WHOLE_KEY, ())))

@@ -23,7 +23,7 @@ import io
 import re
 import zipfile
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ... import model
 from ...metric_stream import BatchBuilder, MetricStream
@@ -96,10 +96,11 @@ def _whole(text: str, column: str) -> int | None:
             raise FullMetricError(f"{column} {text!r} is not a number") from None
 
 
-def iter_part(data: bytes) -> Iterator[tuple[str, int | None, int | None, int | None]]:
-    """(value text, timestamp ms, step, epoch) of each row of one CSV zip, read as a stream."""
+def iter_part(source: BinaryIO) -> Iterator[tuple[str, int | None, int | None, int | None]]:
+    """(value text, timestamp ms, step, epoch) of each row of one CSV zip (a seekable file),
+    read as a stream: memory holds a row at a time, however large the part."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile:
         raise FullMetricError("not a zip file") from None
     with archive:
@@ -114,9 +115,10 @@ def iter_part(data: bytes) -> Iterator[tuple[str, int | None, int | None, int | 
                            _whole(row["epoch"] or "", "epoch"))
 
 
-def read_part(data: bytes) -> list[tuple[str, int | None, int | None, int | None]]:
-    """Every row of one CSV zip (see iter_part)."""
-    return list(iter_part(data))
+def _part_rows(open_part: Callable[[str], BinaryIO], object_id: str
+               ) -> Iterator[tuple[str, int | None, int | None, int | None]]:
+    with open_part(object_id) as source:
+        yield from iter_part(source)
 
 
 # -- normalizing: the sample, or the whole -------------------------------------------
@@ -126,14 +128,16 @@ def _sole_context(contexts: list) -> Any:
     return distinct.pop() if len(distinct) == 1 else None
 
 
-def complete(exp: model.Experiment, listed: list[dict], fetched: dict, read_object) -> None:
+def complete(exp: model.Experiment, listed: list[dict], fetched: dict,
+             open_part: Callable[[str], BinaryIO]) -> None:
     """Replace each metric that may be sampled by its total-fidelity points where the
     mirror holds all its files; record in exp.extra which metrics stay a sample.
 
     `listed`: asset list entries (both listings), `fetched`: assetId -> {"object"},
-    `read_object`: object id -> bytes.  The files are read once here to check them and
-    count their rows, and the points then come as a MetricStream that reads them again
-    batch by batch: memory is bounded by one part and one batch, not by the series.
+    `open_part`: object id -> a seekable file of its bytes.  The files are read once here
+    to check them and count their rows, and the points then come as a MetricStream that
+    reads them again batch by batch: memory is bounded by one batch, not by the series
+    nor by the size of a part.
     """
     m = exp.metrics
     by_count = counts(m.name)
@@ -152,7 +156,7 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict, read_obje
         rows = 0
         try:
             for object_id in objects:
-                rows += sum(1 for _ in iter_part(read_object(object_id)))
+                rows += sum(1 for _ in _part_rows(open_part, object_id))
         except FullMetricError:
             rows = 0
         if rows and rows >= by_count[name]:
@@ -160,13 +164,14 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict, read_obje
         else:
             sampled.append(name)
     if whole:
-        exp.metrics = MetricStream(lambda: _replaced(m, whole, read_object))
+        exp.metrics = MetricStream(lambda: _replaced(m, whole, open_part))
         exp.extra[WHOLE_KEY] = sorted(whole)
     if sampled:
         exp.extra[SAMPLED_KEY] = sampled
 
 
-def _replaced(m: model.Metrics, whole: dict[str, list[str]], read_object) -> Iterator[model.Metrics]:
+def _replaced(m: model.Metrics, whole: dict[str, list[str]], open_part: Callable[[str], BinaryIO]
+              ) -> Iterator[model.Metrics]:
     """The same columns with each series in `whole` replaced, in place of its sample, in
     batches of at most BATCH_POINTS."""
     contexts: dict[str, list] = {}
@@ -182,7 +187,7 @@ def _replaced(m: model.Metrics, whole: dict[str, list[str]], read_object) -> Ite
             done.add(name)
             context = _sole_context(contexts[name])
             for object_id in whole[name]:
-                for value_text, ts, step, epoch in iter_part(read_object(object_id)):
+                for value_text, ts, step, epoch in _part_rows(open_part, object_id):
                     value, text = model.metric_from_text(value_text) if value_text != "" else (None, None)
                     out.batch.add(name, value, step, epoch, ts, context, text)
                     if out.full():

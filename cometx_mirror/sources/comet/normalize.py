@@ -104,7 +104,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
             metadata_text=metadata_text,
             extra={k: a[k] for k in ("dir", "tags") if a.get(k)}))
     # a metric Comet may have sampled: its total-fidelity files, or a mark that it is a sample
-    full_metrics.complete(exp, listed, fetched, mirror.objects.get_bytes)
+    full_metrics.complete(exp, listed, fetched, mirror.objects.open_seekable)
     return exp
 
 
