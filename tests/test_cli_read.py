@@ -50,6 +50,19 @@ def test_lazy_command_table_names_every_command_and_its_module():
     assert out.strip() == "[]"
 
 
+def test_reading_the_mirror_loads_no_numpy(filled):
+    """ls, show and query never need NumPy, which costs about as long to load as they take to run."""
+    import subprocess
+    import sys
+    probe = ("import sys; from cometx_mirror.cli import main\n"
+             "for args in (['ls'], ['ls', 'ws/proj'], ['query', 'SELECT count(*) FROM metrics']):\n"
+             "    assert main([*args, '--mirror', sys.argv[1]], standalone_mode=False) in (0, None)\n"
+             "print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(filled.root)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[-1] == "False"
+
+
 def test_init_creates_and_reopens(tmp_path):
     r = CliRunner().invoke(main, ["init", "--mirror", str(tmp_path / "m")])
     assert r.exit_code == 0 and "mirror ready" in r.stdout

@@ -21,7 +21,6 @@ import math
 import re
 from typing import Any
 
-import numpy as np
 import orjson
 
 _ORJSON_SPELLS_OTHERWISE = re.compile(rb"\de-|\.0000")
@@ -79,7 +78,7 @@ def dumps_column(values: list) -> bytes:
     return dumps_clean(values)        # strings and doubles: a string could hold such a text
 
 
-_FIXED = np.frombuffer(b"0.0000", np.uint8)
+_FIXED = b"0.0000"
 
 
 def _respell_small_doubles(out: bytes) -> bytes:
@@ -87,6 +86,7 @@ def _respell_small_doubles(out: bytes) -> bytes:
     `0.0000DDD` (1e-5 to 1e-4) as `D.DDe-05`, a one-digit exponent `De-7` as `De-07`.  The digits
     are the same (both write the shortest that reads back), so this moves bytes, never computes
     them, with NumPy over the whole text: a Python call per token costs more than json's spelling."""
+    import numpy as np      # here: the commands that only read the mirror never need NumPy (~80 ms to load)
     buf = np.frombuffer(out, np.uint8)
     n = len(buf)
     ends = np.flatnonzero((buf == ord(",")) | (buf == ord("]"))).astype(np.int32)   # each token's end
