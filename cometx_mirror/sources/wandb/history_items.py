@@ -202,7 +202,19 @@ class KeyCodes:
         return np.asarray(mapped, np.int64)[inverse.ravel()]
 
 
-_MIX = np.random.default_rng(0x5EED).integers(1, 2 ** 63, 256, dtype=np.uint64) | np.uint64(1)
+def _odd_multipliers(count: int, seed: int) -> np.ndarray:
+    """`count` well-mixed odd 64-bit numbers (splitmix64's sequence): made here, not by
+    numpy.random, whose import costs a short fetch about 10 ms."""
+    out, x, mask = [], seed, (1 << 64) - 1
+    for _ in range(count):
+        x = (x + 0x9E3779B97F4A7C15) & mask
+        z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append((z ^ (z >> 31)) | 1)
+    return np.array(out, np.uint64)
+
+
+_MIX = _odd_multipliers(256, 0x5EED)
 
 
 def _hash(words: np.ndarray, length: np.ndarray) -> np.ndarray:
