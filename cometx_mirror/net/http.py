@@ -118,6 +118,24 @@ class HttpClient:
     def get_bytes(self, path: str, params: dict | None = None, **kwargs) -> bytes:
         return self.call("GET", path, consume=lambda r: r.content, params=params, **kwargs)
 
+    def stream_json(self, path: str, consume: Callable[[Iterator[bytes]], Any],
+                    params: dict | None = None, **kwargs) -> Any:
+        """`stream` for a JSON answer read as it arrives (json_stream): a ValueError from `consume`
+        (text that is not JSON) is told apart as get_json tells it, an HTML page from a cut body."""
+        def read(response: requests.Response) -> Any:
+            head: list[bytes] = []
+
+            def chunks() -> Iterator[bytes]:
+                for chunk in response.iter_content(1 << 20):
+                    if not head:
+                        head.append(chunk)
+                    yield chunk
+            try:
+                return consume(chunks())
+            except ValueError:
+                raise _unparsable(response, head[0] if head else b"") from None
+        return self.call("GET", path, consume=read, params=params, stream=True, **kwargs)
+
     def stream(self, path: str, consume: Callable[[Iterator[bytes]], Any],
                params: dict | None = None, **kwargs) -> Any:
         """GET and hand the body, in chunks, to `consume`; a cut body is retried from the start."""
@@ -147,9 +165,14 @@ def _json_body(response: requests.Response) -> Any:
     try:
         return json.loads(response.content)
     except ValueError:
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if (content_type and "json" not in content_type) or response.content.lstrip()[:1] == b"<":
-            # HTML or text, complete: an answer from something that is not this API
-            raise NotJsonAnswer(_path_of(response.url), response.status_code, content_type) from None
-        # A truncated or garbled JSON body is a transport fault, not an answer.
-        raise RetryableBody("unparsable JSON body") from None
+        raise _unparsable(response, response.content) from None
+
+
+def _unparsable(response: requests.Response, head: bytes) -> Exception:
+    """What a body that is not JSON means, from its type and its first bytes."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if (content_type and "json" not in content_type) or head.lstrip()[:1] == b"<":
+        # HTML or text, complete: an answer from something that is not this API
+        return NotJsonAnswer(_path_of(response.url), response.status_code, content_type)
+    # A truncated or garbled JSON body is a transport fault, not an answer.
+    return RetryableBody("unparsable JSON body")

@@ -23,7 +23,7 @@ import requests
 
 from ...store import canonical, heal
 from ...store.mirror import Mirror
-from . import full_metrics
+from . import full_metrics, metric_answer
 from .reader import CometReader, store_body
 
 NORMALIZER = "comet-experiment/1"
@@ -151,11 +151,17 @@ class ExperimentFetcher:
     def _request(self, name: str, key: str) -> Any:
         if name == "git_patch":
             return self.reader.experiment_bytes("experiment/git/patch", key)
+        if name == "metrics":       # stored as it arrives: ({"object", "size"}, points per name)
+            return metric_answer.fetch(self.reader, self.mirror.objects, key)
         params = {"type": "all"} if name == "asset_list" else {}
         return self.reader.experiment_json(ENDPOINTS[name], key, **params)
 
     def _record(self, name: str, body: Any, resources: dict, texts: dict, out: ExperimentFetch) -> None:
         """Store one resource as the server sent it, plus the text `cat` and the index show."""
+        if name == "metrics":
+            resources[name] = body[0]
+            out.bytes += body[0]["size"]
+            return
         if name == "git_patch":
             resources[name] = self._put(body, out)
             present = body.startswith(b"PK")     # a zip holding git_diff.patch; otherwise "no patch"
@@ -202,7 +208,7 @@ class ExperimentFetcher:
         for name in list(pending):
             body = pending.pop(name).result()
             self._record(name, body, resources, texts, out)
-            fresh[name] = _metric_counts(body) if name == "metrics" else True
+            fresh[name] = body[1] if name == "metrics" else True
             del body
         parts = self._full_metric_parts(key, resources, fresh, out)
         if parts is not None:
@@ -229,7 +235,8 @@ class ExperimentFetcher:
         if "metrics" not in resources or "asset_list" not in self.wanted or "asset_list" not in resources:
             return None
         candidates = full_metrics.may_be_sampled(
-            fresh["metrics"] if "metrics" in fresh else _metric_counts(load_json(self.mirror, resources["metrics"])))
+            fresh["metrics"] if "metrics" in fresh else metric_answer.counts(self.mirror.objects,
+                                                                             resources["metrics"]["object"]))
         if not candidates:
             return None
         listed = (load_json(self.mirror, resources["asset_list"]) or {}).get("assets", [])
@@ -335,11 +342,6 @@ def wanted_resources(chosen: tuple[str, ...], ignore: tuple[str, ...]) -> set[st
     for name in ignore:
         names.difference_update(_expand(name))
     return names
-
-
-def _metric_counts(body: Any) -> dict[str, int]:
-    """Points per metric name in a metrics/get-all answer."""
-    return full_metrics.counts(m.get("metricName") for m in (body or {}).get("metrics", []))
 
 
 def load_json(mirror: Mirror, ref: dict | None) -> Any:

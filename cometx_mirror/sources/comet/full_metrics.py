@@ -22,11 +22,12 @@ import csv
 import io
 import re
 import zipfile
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ... import model
-from ...metric_stream import BatchBuilder, MetricStream
+from ...metric_stream import BatchBuilder, MetricStream, batches
 
 SAMPLE_LIMIT = 15_000
 FULL_METRIC_TYPE = "ASSET_TYPE_FULL_METRIC"     # what comet_ml asks asset/list for
@@ -45,10 +46,7 @@ def file_stem(metric_name: str) -> str:
 
 
 def counts(names: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for name in names:
-        out[name] = out.get(name, 0) + 1
-    return out
+    return dict(Counter(names))
 
 
 def may_be_sampled(counts_by_name: dict[str, int]) -> list[str]:
@@ -123,7 +121,7 @@ def _part_rows(open_part: Callable[[str], BinaryIO], object_id: str
 
 # -- normalizing: the sample, or the whole -------------------------------------------
 
-def _sole_context(contexts: list) -> Any:
+def _sole_context(contexts: set) -> Any:
     distinct = set(contexts)
     return distinct.pop() if len(distinct) == 1 else None
 
@@ -140,7 +138,9 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict,
     nor by the size of a part.
     """
     m = exp.metrics
-    by_count = counts(m.name)
+    by_count: Counter = Counter()
+    for batch in batches(m):          # a stream (a large answer) is read here, not held
+        by_count.update(batch.name)
     candidates = may_be_sampled(by_count)
     if not candidates:
         return
@@ -174,26 +174,28 @@ def _replaced(m: model.Metrics, whole: dict[str, list[str]], open_part: Callable
               ) -> Iterator[model.Metrics]:
     """The same columns with each series in `whole` replaced, in place of its sample, in
     batches of at most BATCH_POINTS."""
-    contexts: dict[str, list] = {}
-    for i, name in enumerate(m.name):
-        if name in whole:
-            contexts.setdefault(name, []).append(m.context[i])
+    contexts: dict[str, set] = {}
+    for batch in batches(m):
+        for name, context in zip(batch.name, batch.context):
+            if name in whole:
+                contexts.setdefault(name, set()).add(context)
     out = BatchBuilder()
     done: set[str] = set()
-    for i, name in enumerate(m.name):
-        if name not in whole:
-            out.batch.add(name, m.value[i], m.step[i], m.epoch[i], m.timestamp[i], m.context[i], m.text[i])
-        elif name not in done:        # the whole series where its sample began
-            done.add(name)
-            context = _sole_context(contexts[name])
-            for object_id in whole[name]:
-                for value_text, ts, step, epoch in _part_rows(open_part, object_id):
-                    value, text = model.metric_from_text(value_text) if value_text != "" else (None, None)
-                    out.batch.add(name, value, step, epoch, ts, context, text)
-                    if out.full():
-                        yield out.take()
-        if out.full():
-            yield out.take()
+    for b in batches(m):
+        for i, name in enumerate(b.name):
+            if name not in whole:
+                out.batch.add(name, b.value[i], b.step[i], b.epoch[i], b.timestamp[i], b.context[i], b.text[i])
+            elif name not in done:        # the whole series where its sample began
+                done.add(name)
+                context = _sole_context(contexts[name])
+                for object_id in whole[name]:
+                    for value_text, ts, step, epoch in _part_rows(open_part, object_id):
+                        value, text = model.metric_from_text(value_text) if value_text != "" else (None, None)
+                        out.batch.add(name, value, step, epoch, ts, context, text)
+                        if out.full():
+                            yield out.take()
+            if out.full():
+                yield out.take()
     if out.batch.name:
         yield out.take()
 

@@ -7,7 +7,7 @@ from typing import Any
 from ... import model
 from ...store import canonical
 from .. import normalizer
-from . import full_metrics
+from . import full_metrics, metric_answer
 
 
 def _load(mirror, ref: dict | None) -> Any:
@@ -81,7 +81,7 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
     system = _load(mirror, res.get("system")) or {}
     exp.system = {k: v for k, v in system.items() if k != "experimentKey"}
 
-    exp.metrics = metric_points((_load(mirror, res.get("metrics")) or {}).get("metrics", []))
+    exp.metrics = metric_answer.points(mirror.objects, res.get("metrics"))
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))

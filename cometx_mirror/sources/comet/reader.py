@@ -45,6 +45,14 @@ class CometReader:
             raise shapes.not_comet(self.creds.shown_url, endpoint, wrong)
         return body
 
+    def get_streamed(self, endpoint: str, consume: Callable[[Iterator[bytes]], Any], **params) -> Any:
+        """`get` for an answer too large to hold parsed: `consume` reads its body in chunks (and
+        checks its shape, see metric_answer) and returns the result."""
+        try:
+            return self.http.stream_json(endpoint, consume, params=params)
+        except HttpError as e:
+            raise self._explain(e) from None
+
     def _explain(self, e: HttpError) -> Exception:
         if isinstance(e, NotJsonAnswer):
             return shapes.not_comet(self.creds.shown_url, e.path, f"HTTP {e.status}, {e.content_type or 'not JSON'}")

@@ -77,6 +77,11 @@ def problem(endpoint: str, body: Any) -> str | None:
     return _check(SHAPES.get(endpoint, {}), body, "the answer")
 
 
+def item_problem(endpoint: str, key: str, index: int, item: Any) -> str | None:
+    """`problem` for one entry of the answer's list `key`, checked as it is read (json_stream)."""
+    return _check(SHAPES[endpoint][key][0], item, f"{key!r}[{index}]")
+
+
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"
             }.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
