@@ -127,7 +127,7 @@ def _sole_context(contexts: set) -> Any:
 
 
 def complete(exp: model.Experiment, listed: list[dict], fetched: dict,
-             open_part: Callable[[str], BinaryIO]) -> None:
+             open_part: Callable[[str], BinaryIO], by_count: dict[str, int] | None = None) -> None:
     """Replace each metric that may be sampled by its total-fidelity points where the
     mirror holds all its files; record in exp.extra which metrics stay a sample.
 
@@ -135,12 +135,14 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict,
     `open_part`: object id -> a seekable file of its bytes.  The files are read once here
     to check them and count their rows, and the points then come as a MetricStream that
     reads them again batch by batch: memory is bounded by one batch, not by the series
-    nor by the size of a part.
+    nor by the size of a part.  `by_count`: the points per metric name, when the caller can
+    count them more cheaply than by reading exp.metrics (a stream) through.
     """
     m = exp.metrics
-    by_count: Counter = Counter()
-    for batch in batches(m):          # a stream (a large answer) is read here, not held
-        by_count.update(batch.name)
+    if by_count is None:
+        by_count = Counter()
+        for batch in batches(m):
+            by_count.update(batch.name)
     candidates = may_be_sampled(by_count)
     if not candidates:
         return

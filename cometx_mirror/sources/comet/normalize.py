@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from ... import model
+from ...metric_stream import MetricStream
 from ...store import canonical
 from .. import normalizer
 from . import full_metrics, metric_answer
@@ -104,7 +105,9 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
             metadata_text=metadata_text,
             extra={k: a[k] for k in ("dir", "tags") if a.get(k)}))
     # a metric Comet may have sampled: its total-fidelity files, or a mark that it is a sample
-    full_metrics.complete(exp, listed, fetched, mirror.objects.open_seekable)
+    counted = metric_answer.counts(mirror.objects, res["metrics"]["object"]) \
+        if isinstance(exp.metrics, MetricStream) else None       # a large answer: its names alone
+    full_metrics.complete(exp, listed, fetched, mirror.objects.open_seekable, counted)
     return exp
 
 
