@@ -4,8 +4,8 @@ store into column batches.
 The answer holds every sampled point of every metric of an experiment (up to 15,000 per
 metric, and an experiment may log hundreds of metrics).  Parsed whole it costs about 1 KB
 a point as Python dicts (a fetch of 60 metrics of 15,000 points peaked at 1.3 GB).  An
-answer of up to WHOLE_BYTES (most) is still parsed whole, at json.loads's speed; past
-that each entry is parsed alone (json_stream), so memory holds one entry and one batch.
+answer of up to WHOLE_BYTES (most) is still parsed whole; past that its entries are parsed
+as they arrive (json_stream), so memory holds a run of entries and one batch.
 
 The stored bytes stay what they always were, canonical.dumps of the whole answer: its
 form is json's, which writes an object as its sorted keys and a list as its items
@@ -34,7 +34,7 @@ ENTRIES = "metrics"
 class _Stored:
     """One try at storing the answer (a retry makes a new one).  An answer of up to WHOLE_BYTES
     is parsed whole, as every other answer is; past that, its entries are checked, counted and
-    spooled one by one as they arrive."""
+    spooled as they arrive."""
 
     def __init__(self, reader: CometReader, objects: ObjectStore):
         self.reader, self.objects = reader, objects
@@ -50,7 +50,7 @@ class _Stored:
         answer = json.loads(b"".join(head))
         self._check(shapes.problem(ENDPOINT, answer))
         data = canonical.dumps(answer)
-        counts = full_metrics.counts(m.get("metricName") for m in answer.get(ENTRIES, []))
+        counts = full_metrics.counts(m.get("metricName") for m in answer.get(ENTRIES) or [])
         return {"object": self.objects.put_bytes(data), "size": len(data)}, counts
 
     def _streamed(self, chunks: Iterator[bytes]) -> tuple[dict, dict[str, int]]:
@@ -120,11 +120,7 @@ def _entries(objects: ObjectStore, object_id: str) -> Iterator[dict]:
 
 def counts(objects: ObjectStore, object_id: str) -> dict[str, int]:
     """Points per metric name in a stored answer, read as a stream."""
-    out: dict[str, int] = {}
-    for entry in _entries(objects, object_id):
-        name = entry.get("metricName")
-        out[name] = out.get(name, 0) + 1
-    return out
+    return full_metrics.counts(entry.get("metricName") for entry in _entries(objects, object_id))
 
 
 def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
@@ -135,7 +131,7 @@ def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
     if not ref:
         return metric_points([])
     if ref.get("size", WHOLE_BYTES + 1) <= WHOLE_BYTES:
-        return metric_points(canonical.loads(objects.get_bytes(ref["object"])).get(ENTRIES, []))
+        return metric_points(canonical.loads(objects.get_bytes(ref["object"])).get(ENTRIES) or [])
 
     def batches() -> Iterator[model.Metrics]:
         out, held = model.Metrics(), []
@@ -156,7 +152,7 @@ def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
 # An answer up to this size is parsed whole (about 25,000 points, some 25 MB of dicts at most):
 # most experiments', at the speed of one json.loads; a larger one streams.
 WHOLE_BYTES = 4 << 20
-_HELD = 4096
+_HELD = 4096        # entries held as dicts at once, to be spooled or made columns in one call
 
 
 def _extend(out: model.Metrics, more: model.Metrics) -> None:
