@@ -12,7 +12,7 @@ import json
 import pytest
 import requests
 
-from cometx_mirror import json_stream, metric_stream
+from cometx_mirror import json_stream, metric_stream, model
 from cometx_mirror.server import start_server
 from cometx_mirror.server.seed import long_run
 from cometx_mirror.sources.comet import metric_answer, normalize
@@ -143,3 +143,16 @@ def test_the_canonical_form_is_written_piece_by_piece(body, tmp_path):
                     held = []
             metric_answer._spool(spool, held, answer)
             assert b"".join(metric_answer._canonical(answer, spool)) == canonical.dumps(json.loads(body))
+
+
+@pytest.mark.parametrize("whole_bytes", [metric_answer.WHOLE_BYTES, 0], ids=["parsed-whole", "streamed"])
+def test_an_answer_whose_metrics_are_null_holds_no_points(whole_bytes, tmp_path, monkeypatch):
+    """The shape lets `metrics` be null: stored as sent, counted and read as no points either way."""
+    import types
+    from cometx_mirror.store.objects import ObjectStore
+    monkeypatch.setattr(metric_answer, "WHOLE_BYTES", whole_bytes)
+    objects = ObjectStore(tmp_path / "objects")
+    reader = types.SimpleNamespace(creds=types.SimpleNamespace(shown_url="http://127.0.0.1:1"))
+    ref, counts = metric_answer._Stored(reader, objects)(iter([b'{"metrics": null, "x": 1}']))
+    assert counts == {} and objects.get_bytes(ref["object"]) == b'{"metrics":null,"x":1}'
+    assert list(metric_stream.batches(metric_answer.points(objects, ref))) in ([], [model.Metrics()])
