@@ -40,8 +40,7 @@ class MetricStream(Metrics):
         if self._all is None:
             whole = Metrics()
             for batch in self._produce():
-                for column in _COLUMNS:
-                    getattr(whole, column).extend(getattr(batch, column))
+                whole.extend(batch)
             self._all = whole
         return self._all
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -203,6 +203,11 @@ class Metrics:
         self.context.append(context)
         self.text.append(text)
 
+    def extend(self, more: "Metrics") -> None:
+        """Append the points of `more`, column by column."""
+        for column in _METRIC_COLUMNS:
+            getattr(self, column).extend(getattr(more, column))
+
     def exact(self, i: int) -> str | None:
         """The exact text of point i (None: no value at all)."""
         text = self.text[i]
@@ -213,6 +218,9 @@ class Metrics:
 
     def __len__(self) -> int:
         return len(self.name)
+
+
+_METRIC_COLUMNS = tuple(f.name for f in fields(Metrics))
 
 
 @dataclass

@@ -138,12 +138,12 @@ def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
         for entry in _entries(objects, ref["object"]):
             held.append(entry)
             if len(held) == _HELD:             # a few thousand dicts at a time, then columns
-                _extend(out, metric_points(held))
+                out.extend(metric_points(held))
                 held = []
                 if len(out.name) >= BATCH_POINTS:
                     yield out
                     out = model.Metrics()
-        _extend(out, metric_points(held))
+        out.extend(metric_points(held))
         if out.name:
             yield out
     return MetricStream(batches)
@@ -154,7 +154,3 @@ def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
 WHOLE_BYTES = 4 << 20
 _HELD = 4096        # entries held as dicts at once, to be spooled or made columns in one call
 
-
-def _extend(out: model.Metrics, more: model.Metrics) -> None:
-    for column in ("name", "value", "text", "step", "epoch", "timestamp", "context"):
-        getattr(out, column).extend(getattr(more, column))

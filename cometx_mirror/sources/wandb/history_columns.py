@@ -163,14 +163,10 @@ class _Segment:
         return out
 
 
-_COLUMNS = ("name", "value", "step", "epoch", "timestamp", "context", "text")
-
-
 def _extend(out: Metrics, more: Metrics) -> Metrics:
     if not out.name:
         return more
-    for column in _COLUMNS:
-        getattr(out, column).extend(getattr(more, column))
+    out.extend(more)
     return out
 
 
