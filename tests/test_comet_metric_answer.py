@@ -15,7 +15,7 @@ import requests
 from cometx_mirror import json_stream, metric_stream, model
 from cometx_mirror.server import start_server
 from cometx_mirror.server.seed import long_run
-from cometx_mirror.sources.comet import metric_answer, normalize
+from cometx_mirror.sources.comet import metric_answer, metric_columns, normalize
 from cometx_mirror.store import canonical
 from cometx_mirror.store.mirror import Mirror
 from push_fixtures import fetch
@@ -46,7 +46,7 @@ def _stored(path, key: str) -> tuple[Mirror, dict]:
     return mirror, mirror.get_json(mirror.current_manifests()[label])
 
 
-@pytest.mark.parametrize("whole_bytes", [metric_answer.WHOLE_BYTES, 1_000], ids=["parsed-whole", "streamed"])
+@pytest.mark.parametrize("whole_bytes", [metric_columns.WHOLE_BYTES, 1_000], ids=["parsed-whole", "streamed"])
 def test_the_stored_answer_is_the_canonical_answer_even_after_a_cut_body(logged, whole_bytes, monkeypatch):
     server, run, tmp = logged
     if not (tmp / "a").exists():
@@ -56,7 +56,7 @@ def test_the_stored_answer_is_the_canonical_answer_even_after_a_cut_body(logged,
     whole = _answer_whole(server, run["key"])
     assert mirror.objects.get_bytes(ref["object"]) == whole and ref["size"] == len(whole) > 1_000_000
     # the body cut short once: read again from the start, stored once, the same bytes
-    monkeypatch.setattr(metric_answer, "WHOLE_BYTES", whole_bytes)
+    monkeypatch.setattr(metric_columns, "WHOLE_BYTES", whole_bytes)
     spooled, spool = [], metric_answer._spool
     monkeypatch.setattr(metric_answer, "_spool", lambda *args: spooled.append(len(args[1])) or spool(*args))
     server.set_faults("truncate path=experiment/metrics/get-all nth=1")
@@ -82,7 +82,7 @@ def test_a_streamed_answer_of_another_shape_is_refused_in_one_line(tmp_path):
     entries = [{"metricName": "loss", "metricValue": str(i / 7)} for i in range(80_000)]
     entries[-2] = {"metricValue": "1"}
     body = json.dumps({"metrics": entries}).encode()
-    assert len(body) > metric_answer.WHOLE_BYTES
+    assert len(body) > metric_columns.WHOLE_BYTES
     objects = ObjectStore(tmp_path / "objects")
     reader = types.SimpleNamespace(creds=types.SimpleNamespace(shown_url="http://127.0.0.1:1"))
     with pytest.raises(shapes.NotCometApi) as e:
@@ -99,9 +99,9 @@ def test_a_large_answer_streams_into_batches_equal_to_the_whole(logged, monkeypa
     whole = normalize.experiment(mirror, manifest).metrics
     assert not isinstance(whole, metric_stream.MetricStream) and len(whole.name) == 4 * 3_000
 
-    monkeypatch.setattr(metric_answer, "WHOLE_BYTES", 0)          # every answer "large"
-    monkeypatch.setattr(metric_answer, "_HELD", 700)
-    monkeypatch.setattr(metric_answer, "BATCH_POINTS", 2_000)
+    monkeypatch.setattr(metric_columns, "WHOLE_BYTES", 0)          # every answer "large"
+    monkeypatch.setattr(metric_columns, "_HELD", 700)
+    monkeypatch.setattr(metric_columns, "BATCH_POINTS", 2_000)
     loads = []
     monkeypatch.setattr(canonical, "loads", lambda data: loads.append(len(data)) or json.loads(data))
     streamed = normalize.experiment(mirror, manifest).metrics
@@ -145,12 +145,12 @@ def test_the_canonical_form_is_written_piece_by_piece(body, tmp_path):
             assert b"".join(metric_answer._canonical(answer, spool)) == canonical.dumps(json.loads(body))
 
 
-@pytest.mark.parametrize("whole_bytes", [metric_answer.WHOLE_BYTES, 0], ids=["parsed-whole", "streamed"])
+@pytest.mark.parametrize("whole_bytes", [metric_columns.WHOLE_BYTES, 0], ids=["parsed-whole", "streamed"])
 def test_an_answer_whose_metrics_are_null_holds_no_points(whole_bytes, tmp_path, monkeypatch):
     """The shape lets `metrics` be null: stored as sent, counted and read as no points either way."""
     import types
     from cometx_mirror.store.objects import ObjectStore
-    monkeypatch.setattr(metric_answer, "WHOLE_BYTES", whole_bytes)
+    monkeypatch.setattr(metric_columns, "WHOLE_BYTES", whole_bytes)
     objects = ObjectStore(tmp_path / "objects")
     reader = types.SimpleNamespace(creds=types.SimpleNamespace(shown_url="http://127.0.0.1:1"))
     ref, counts = metric_answer._Stored(reader, objects)(iter([b'{"metrics": null, "x": 1}']))

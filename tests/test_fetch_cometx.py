@@ -242,3 +242,33 @@ def test_export_writes_what_cometx_download_writes(seeded, downloaded, tmp_path)
             assert json.loads((ours / "run" / "git_metadata.json").read_text()) == \
                 json.loads((theirs / "run" / "git_metadata.json").read_text())
         assert (ours / "run" / "README.md").exists() == (theirs / "run" / "README.md").exists()
+
+
+def test_a_large_metrics_file_is_read_in_chunks_into_the_same_points(from_folder, monkeypatch):
+    """metrics.jsonl past metric_columns.WHOLE_BYTES is never read whole: its lines come from the
+    object's chunks (cut mid-line here) and become batches equal to the points read whole."""
+    from cometx_mirror import metric_stream
+    from cometx_mirror.sources.comet import metric_columns
+    from cometx_mirror.sources.cometx import normalize as cometx_normalize
+    from cometx_mirror.store import objects
+    from cometx_mirror.store.mirror import Mirror
+    mirror = Mirror(from_folder)
+    manifests = [mirror.get_json(m) for m in mirror.current_manifests().values()]
+    (manifest,) = [m for m in manifests if m.get("normalizer") == "cometx-experiment/1"]
+    whole = cometx_normalize.experiment(mirror, manifest).metrics
+    assert not isinstance(whole, metric_stream.MetricStream) and len(whole) > 400
+
+    for name, value in (("WHOLE_BYTES", 0), ("_HELD", 70), ("BATCH_POINTS", 300)):
+        monkeypatch.setattr(metric_columns, name, value)
+    monkeypatch.setattr(objects, "CHUNK", 997)
+    metric_ids = {ref["object"] for path, ref in manifest["files"].items() if path.endswith(".jsonl")
+                  and (path == "metrics.jsonl" or path.startswith("metrics/"))}
+    read_whole, get_bytes = [], mirror.objects.get_bytes
+    monkeypatch.setattr(mirror.objects, "get_bytes", lambda oid: read_whole.append(oid) or get_bytes(oid))
+    streamed = cometx_normalize.experiment(mirror, manifest).metrics
+    assert isinstance(streamed, metric_stream.MetricStream)
+    sizes = [len(b) for b in metric_stream.batches(streamed)]
+    assert len(sizes) > 1 and sum(sizes) == len(whole) and max(sizes) < 300 + 70
+    for column in ("name", "value", "text", "step", "epoch", "timestamp", "context"):
+        assert [x for b in metric_stream.batches(streamed) for x in getattr(b, column)] == getattr(whole, column)
+    assert metric_ids and not metric_ids & set(read_whole)

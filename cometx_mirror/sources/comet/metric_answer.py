@@ -21,10 +21,10 @@ from typing import Iterator
 
 from ... import model
 from ...json_stream import ObjectStream
-from ...metric_stream import BATCH_POINTS, MetricStream
 from ...store import canonical
 from ...store.objects import CHUNK, ObjectStore
-from . import full_metrics, shapes
+from . import full_metrics, metric_columns, shapes
+from .metric_columns import metric_points, streamed_points
 from .reader import CometReader
 
 ENDPOINT = "experiment/metrics/get-all"
@@ -45,7 +45,7 @@ class _Stored:
         for chunk in chunks:
             head.append(chunk)
             size += len(chunk)
-            if size > WHOLE_BYTES:
+            if size > metric_columns.WHOLE_BYTES:
                 return self._streamed(itertools.chain(head, chunks))
         answer = json.loads(b"".join(head))
         self._check(shapes.problem(ENDPOINT, answer))
@@ -126,31 +126,12 @@ def counts(objects: ObjectStore, object_id: str) -> dict[str, int]:
 def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
     """The stored answer's points (metricValue kept as its text, never a guessed type).  An answer
     of up to WHOLE_BYTES is read whole, as a plain Metrics; a larger one is a MetricStream whose
-    every pass reads the object again, entry by entry, into batches of BATCH_POINTS."""
-    from .normalize import metric_points     # the column rules (normalize imports this module)
+    every pass reads the object again, entry by entry (streamed_points)."""
     if not ref:
         return metric_points([])
-    if ref.get("size", WHOLE_BYTES + 1) <= WHOLE_BYTES:
+    if ref.get("size", metric_columns.WHOLE_BYTES + 1) <= metric_columns.WHOLE_BYTES:
         return metric_points(canonical.loads(objects.get_bytes(ref["object"])).get(ENTRIES) or [])
-
-    def batches() -> Iterator[model.Metrics]:
-        out, held = model.Metrics(), []
-        for entry in _entries(objects, ref["object"]):
-            held.append(entry)
-            if len(held) == _HELD:             # a few thousand dicts at a time, then columns
-                out.extend(metric_points(held))
-                held = []
-                if len(out.name) >= BATCH_POINTS:
-                    yield out
-                    out = model.Metrics()
-        out.extend(metric_points(held))
-        if out.name:
-            yield out
-    return MetricStream(batches)
+    return streamed_points(lambda: _entries(objects, ref["object"]))
 
 
-# An answer up to this size is parsed whole (about 25,000 points, some 25 MB of dicts at most):
-# most experiments', at the speed of one json.loads; a larger one streams.
-WHOLE_BYTES = 4 << 20
-_HELD = 4096        # entries held as dicts at once, to be spooled or made columns in one call
-
+_HELD = 4096        # entries held as dicts at once, to be spooled in one call

@@ -9,23 +9,13 @@ from ...metric_stream import MetricStream
 from ...store import canonical
 from .. import normalizer
 from . import full_metrics, metric_answer
+from .metric_columns import as_int
 
 
 def _load(mirror, ref: dict | None) -> Any:
     if not ref:
         return None
     return canonical.loads(mirror.objects.get_bytes(ref["object"]))
-
-
-def as_int(value: Any) -> int | None:
-    if type(value) is int:      # the common case, and the fastest way out
-        return value
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def json_value(text: Any) -> Any:
@@ -36,16 +26,6 @@ def json_value(text: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def metric_points(points: list[dict]) -> model.Metrics:
-    """Comet's metric entries (metricName, metricValue as text, step, epoch, timestamp,
-    runContext) as columns, column by column: a run can hold millions of points."""
-    values, texts = model.metrics_from_texts([m.get("metricValue") for m in points])
-    return model.Metrics(
-        name=[m["metricName"] for m in points], value=values, text=texts,
-        step=[as_int(m.get("step")) for m in points], epoch=[as_int(m.get("epoch")) for m in points],
-        timestamp=[as_int(m.get("timestamp")) for m in points], context=[m.get("runContext") for m in points])
 
 
 def experiment_state(meta: dict) -> str:

@@ -16,7 +16,9 @@ from typing import Any, Iterator
 
 from ... import model
 from .. import normalizer
-from ..comet.normalize import as_int, experiment_state, json_value, metric_points  # the same REST shapes
+from ..comet import metric_columns
+from ..comet.metric_columns import as_int, metric_points, streamed_points   # the same REST shapes
+from ..comet.normalize import experiment_state, json_value
 from .reader import SOURCE
 
 GENERATED = {"run/README.md"}      # cometx writes it from git_metadata.json: nothing of its own
@@ -37,11 +39,11 @@ def _json(mirror, ref: dict | None) -> Any:
 
 
 def _lines(mirror, ref: dict | None) -> Iterator[dict]:
-    """The JSON objects of a .jsonl file (a torn or foreign line is skipped)."""
-    data = _bytes(mirror, ref)
-    if not data:
+    """The JSON objects of a .jsonl file (a torn or foreign line is skipped), read in chunks:
+    a metrics file of 10^7 lines is never held."""
+    if not ref:
         return
-    for line in data.splitlines():
+    for line in _split_lines(mirror.objects.read_chunks(ref["object"])):
         if not line.strip():
             continue
         try:
@@ -50,6 +52,18 @@ def _lines(mirror, ref: dict | None) -> Iterator[dict]:
             continue
         if isinstance(value, dict):
             yield value
+
+
+def _split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """bytes.splitlines over the whole text, from its chunks."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).splitlines(keepends=True)
+        rest = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
+        for line in lines:
+            yield line.rstrip(b"\r\n")
+    if rest:
+        yield rest
 
 
 def _metric_files(files: dict) -> list[str]:
@@ -92,9 +106,16 @@ def experiment(mirror, manifest: dict) -> model.Experiment:
         exp.system["installedPackages"] = req.decode("utf-8", "replace").splitlines() if req else []
         exp.system["osPackages"] = []
 
-    points = [m for path in _metric_files(files) for m in _lines(mirror, files[path])
-              if isinstance(m.get("metricName"), str)]
-    exp.metrics = metric_points(points)
+    metric_refs = [files[path] for path in _metric_files(files)]
+
+    def points() -> Iterator[dict]:
+        for ref in metric_refs:
+            yield from (m for m in _lines(mirror, ref) if isinstance(m.get("metricName"), str))
+    large = sum(ref.get("size", 0) for ref in metric_refs) > metric_columns.WHOLE_BYTES
+    if large:
+        for ref in metric_refs:     # damage found now, while the fetch can leave the run out, not mid-ingest
+            mirror.objects.check(ref["object"])
+    exp.metrics = streamed_points(points) if large else metric_points(list(points()))
 
     for kind, ref in sorted(manifest.get("texts", {}).items()):
         exp.texts.append(model.Text(kind, ref["object"], ref["size"]))
