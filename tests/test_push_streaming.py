@@ -125,3 +125,20 @@ def test_a_stored_batch_whose_answer_was_lost_is_not_sent_again(dest):
     sent = server.counters()["endpoints"]["POST /clientlib/batch/logger/experiment/metric"]
     assert sent["count"] == 1 and sent["status"] == {"502": 1}    # stored, answered 502, never resent
     assert _held(client, key) == Counter(_key(p) for p in points)
+
+
+def test_a_large_destination_answer_is_read_back_as_a_stream_with_the_same_points(dest, monkeypatch):
+    """read_metrics holds a large get-all answer as its bytes and parses them a run at a time on
+    each pass: the points equal those of the answer parsed whole, and nothing reads them whole."""
+    from cometx_mirror.sources.comet import metric_columns
+    server, client = dest
+    points = _points(900)
+    key = "e" * 32
+    _push(client, server, key, _exp("src-large", points))
+    parsed_whole = _held(client, key)
+    monkeypatch.setattr(metric_columns, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(E, "BATCH_POINTS", 200)
+    monkeypatch.setattr(MetricStream, "whole", NeverWhole.whole)
+    read = E.read_metrics(client, key)
+    assert [len(b) for b in read.batches()] == [200] * (len(points) // 200) + [len(points) % 200]
+    assert _held(client, key) == parsed_whole == Counter(_key(p) for p in points)

@@ -14,6 +14,7 @@ are sent) gets the points only, never a second set of files under the same names
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ... import model
@@ -53,7 +54,10 @@ def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMe
     """`sample` (what get-all answered) with each sampled series read whole where the
     destination has total-fidelity files for it."""
     exp = model.Experiment(source="comet", workspace="", project="", key=key, metrics=sample)
-    candidates = full_metrics.may_be_sampled(full_metrics.counts(sample.name))
+    by_count: Counter = Counter()
+    for batch in batches(sample):        # a stream (a large answer) is read through, not held
+        by_count.update(batch.name)
+    candidates = full_metrics.may_be_sampled(by_count)
     if candidates:
         listed = _full_metric_list(client, key)
         fetched = {a["assetId"]: {"object": a["assetId"]} for a in listed if full_metrics.is_part(a)}
@@ -69,7 +73,7 @@ def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMe
                 path.write_bytes(_part_bytes(client, key, asset_id))
                 downloaded[asset_id] = path
             return open(downloaded[asset_id], "rb")
-        full_metrics.complete(exp, listed, fetched, part)
+        full_metrics.complete(exp, listed, fetched, part, by_count)
     return DestinationMetrics(exp.metrics, sampled=frozenset(exp.extra.get(full_metrics.SAMPLED_KEY, ())),
                               contextless=frozenset(exp.extra.get(full_metrics.WHOLE_KEY, ())))
 
