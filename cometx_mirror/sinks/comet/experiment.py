@@ -14,6 +14,7 @@ import itertools
 import json
 import time
 import zipfile
+from collections import Counter
 from typing import Any, Callable, Iterator
 
 from ... import model
@@ -279,20 +280,21 @@ def read_metrics(client: CometClient, key: str) -> model.Metrics:
     # A metric at 15,000 values is a sample: read whole from the destination's total-fidelity
     # files where it has them; `.sampled` names the others (engineer A: landed.Appends may
     # now trust series above 15,000 that are not in `.sampled`).
-    return sampled.whole(client, key, _metric_answer(client, key))
+    return sampled.whole(client, key, *_metric_answer(client, key))
 
 
-def _metric_answer(client: CometClient, key: str) -> model.Metrics:
-    """The get-all answer's points; one that is not JSON is asked for again (as client.get does)."""
+def _metric_answer(client: CometClient, key: str) -> tuple[model.Metrics, Counter | None]:
+    """The get-all answer's points, and for a large answer its points per name (counted while it
+    is read through once, so text that is not JSON fails here, not mid-use).  An answer that is
+    not JSON is asked for again, as client.get does."""
     for _ in range(client.max_tries):
         body = client.request("GET", "rest", "experiment/metrics/get-all", write=False,
                               params={"experimentKey": key}, expect_json=False)
         try:
             if len(body) <= metric_columns.WHOLE_BYTES:
-                return _destination_points(json.loads(body).get("metrics") or [])
-            for _ in _destination_batches(body):    # read through once: text that is not JSON fails here
-                pass
-            return MetricStream(lambda: _destination_batches(body))
+                return _destination_points(json.loads(body).get("metrics") or []), None
+            counts = Counter(m.get("metricName") for m in _destination_entries(body))
+            return MetricStream(lambda: _destination_batches(body)), counts
         except (ValueError, AttributeError):
             continue
     raise PushError("GET experiment/metrics/get-all: the destination's answer is not JSON")
@@ -307,8 +309,12 @@ def _destination_points(entries) -> model.Metrics:
     return out
 
 
+def _destination_entries(body: bytes) -> Iterator[Any]:
+    return ObjectStream((body[i:i + CHUNK] for i in range(0, len(body), CHUNK)), "metrics").items()
+
+
 def _destination_batches(body: bytes) -> Iterator[model.Metrics]:
-    entries = ObjectStream((body[i:i + CHUNK] for i in range(0, len(body), CHUNK)), "metrics").items()
+    entries = _destination_entries(body)
     while batch := _destination_points(itertools.islice(entries, BATCH_POINTS)):
         yield batch
 

@@ -50,13 +50,14 @@ def _part_bytes(client: CometClient, key: str, asset_id: str) -> bytes:
                           params={"experimentKey": key, "assetId": asset_id, "allow301": "False"})
 
 
-def whole(client: CometClient, key: str, sample: model.Metrics) -> DestinationMetrics:
+def whole(client: CometClient, key: str, sample: model.Metrics, by_count: dict | None = None) -> DestinationMetrics:
     """`sample` (what get-all answered) with each sampled series read whole where the
-    destination has total-fidelity files for it."""
+    destination has total-fidelity files for it.  `by_count`: its points per name, if known."""
     exp = model.Experiment(source="comet", workspace="", project="", key=key, metrics=sample)
-    by_count: Counter = Counter()
-    for batch in batches(sample):        # a stream (a large answer) is read through, not held
-        by_count.update(batch.name)
+    if by_count is None:
+        by_count = Counter()
+        for batch in batches(sample):        # a stream (a large answer) is read through, not held
+            by_count.update(batch.name)
     candidates = full_metrics.may_be_sampled(by_count)
     if candidates:
         listed = _full_metric_list(client, key)
