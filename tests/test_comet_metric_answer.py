@@ -100,7 +100,7 @@ def test_a_large_answer_streams_into_batches_equal_to_the_whole(logged, monkeypa
     assert not isinstance(whole, metric_stream.MetricStream) and len(whole.name) == 4 * 3_000
 
     monkeypatch.setattr(metric_columns, "WHOLE_BYTES", 0)          # every answer "large"
-    monkeypatch.setattr(metric_columns, "_HELD", 700)
+    monkeypatch.setattr(metric_columns, "HELD", 700)
     monkeypatch.setattr(metric_columns, "BATCH_POINTS", 2_000)
     loads = []
     monkeypatch.setattr(canonical, "loads", lambda data: loads.append(len(data)) or json.loads(data))
@@ -136,7 +136,7 @@ def test_the_canonical_form_is_written_piece_by_piece(body, tmp_path):
         answer = json_stream.ObjectStream([body[:cut], body[cut:]], "metrics")
         with tempfile.TemporaryFile() as spool:
             held = []
-            for entry in answer.items():       # spooled in runs of 1 and 2, as _Stored spools _HELD
+            for entry in answer.items():       # spooled in runs of 1 and 2, as _Stored spools HELD
                 held.append(entry)
                 if len(held) == 1 + cut % 2:
                     metric_answer._spool(spool, held, answer)

@@ -258,7 +258,7 @@ def test_a_large_metrics_file_is_read_in_chunks_into_the_same_points(from_folder
     whole = cometx_normalize.experiment(mirror, manifest).metrics
     assert not isinstance(whole, metric_stream.MetricStream) and len(whole) > 400
 
-    for name, value in (("WHOLE_BYTES", 0), ("_HELD", 70), ("BATCH_POINTS", 300)):
+    for name, value in (("WHOLE_BYTES", 0), ("HELD", 70), ("BATCH_POINTS", 300)):
         monkeypatch.setattr(metric_columns, name, value)
     monkeypatch.setattr(objects, "CHUNK", 997)
     metric_ids = {ref["object"] for path, ref in manifest["files"].items() if path.endswith(".jsonl")

@@ -24,6 +24,7 @@ import collections
 import io
 import os
 import re
+import shutil
 import struct
 import tempfile
 import threading
@@ -352,8 +353,7 @@ class ObjectStore:
         spool = tempfile.TemporaryFile(dir=self.tmp, prefix="seek-")
         try:
             with reader:
-                while chunk := reader.read(CHUNK):
-                    spool.write(chunk)
+                shutil.copyfileobj(reader, spool, CHUNK)
         except BaseException:
             spool.close()
             raise

@@ -14,7 +14,6 @@ are sent) gets the points only, never a second set of files under the same names
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 from ... import model
@@ -55,9 +54,7 @@ def whole(client: CometClient, key: str, sample: model.Metrics, by_count: dict |
     destination has total-fidelity files for it.  `by_count`: its points per name, if known."""
     exp = model.Experiment(source="comet", workspace="", project="", key=key, metrics=sample)
     if by_count is None:
-        by_count = Counter()
-        for batch in batches(sample):        # a stream (a large answer) is read through, not held
-            by_count.update(batch.name)
+        by_count = full_metrics.counts_by_name(sample)
     candidates = full_metrics.may_be_sampled(by_count)
     if candidates:
         listed = _full_metric_list(client, key)

@@ -49,6 +49,14 @@ def counts(names: Iterable[str]) -> dict[str, int]:
     return dict(Counter(names))
 
 
+def counts_by_name(metrics: model.Metrics) -> Counter:
+    """Points per metric name, a batch at a time (a stream is read through, not held)."""
+    out: Counter = Counter()
+    for batch in batches(metrics):
+        out.update(batch.name)
+    return out
+
+
 def may_be_sampled(counts_by_name: dict[str, int]) -> list[str]:
     return sorted(n for n, c in counts_by_name.items() if c >= SAMPLE_LIMIT)
 
@@ -140,9 +148,7 @@ def complete(exp: model.Experiment, listed: list[dict], fetched: dict,
     """
     m = exp.metrics
     if by_count is None:
-        by_count = Counter()
-        for batch in batches(m):
-            by_count.update(batch.name)
+        by_count = counts_by_name(m)
     candidates = may_be_sampled(by_count)
     if not candidates:
         return

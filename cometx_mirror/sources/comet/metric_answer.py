@@ -65,7 +65,7 @@ class _Stored:
                     self._check(shapes.item_problem(ENDPOINT, ENTRIES, i, entry))
                 counts[name] = counts.get(name, 0) + 1
                 held.append(entry)
-                if len(held) == _HELD:
+                if len(held) == metric_columns.HELD:
                     _spool(spool, held, answer)
                     held = []
             _spool(spool, held, answer)
@@ -133,5 +133,3 @@ def points(objects: ObjectStore, ref: dict | None) -> model.Metrics:
         return metric_points(canonical.loads(objects.get_bytes(ref["object"])).get(ENTRIES) or [])
     return streamed_points(lambda: _entries(objects, ref["object"]))
 
-
-_HELD = 4096        # entries held as dicts at once, to be spooled in one call

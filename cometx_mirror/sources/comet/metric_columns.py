@@ -14,7 +14,7 @@ from ...metric_stream import BATCH_POINTS, MetricStream
 # A source holding more than this many bytes of metric entries streams them (streamed_points);
 # up to it (about 25,000 points, some 25 MB of dicts at most: most experiments') they are read whole.
 WHOLE_BYTES = 4 << 20
-_HELD = 4096        # entries held as dicts at once, then made columns in one call
+HELD = 4096         # entries held as dicts at once, then made columns (or written) in one call
 
 
 def as_int(value: Any) -> int | None:
@@ -46,7 +46,7 @@ def streamed_points(entries: Callable[[], Iterator[dict]]) -> MetricStream:
         out, held = model.Metrics(), []
         for entry in entries():
             held.append(entry)
-            if len(held) == _HELD:
+            if len(held) == HELD:
                 out.extend(metric_points(held))
                 held = []
                 if len(out) >= BATCH_POINTS:
