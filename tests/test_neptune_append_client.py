@@ -101,25 +101,23 @@ def _texts(state) -> dict:
 def test_the_stores_fold_of_null_steps_and_printed_words_is_the_one_json_gives(tmp_path, monkeypatch, odd, many):
     lines = _client_log(3000, seed=int(odd * 100), odd=odd, many=many)
     data = b"\n".join(lines) + b"\n"
-    bulk = {"texts": 0, "nulls": 0, "many": 0}
-    feed_texts, feed_block = offline_v1._Fold.feed_texts, offline_v1._Fold.feed_block
+    bulk = {"texts": 0, "nulls": 0, "many": 0}          # lines fed at once (a run's, or a segment's)
+    fed_texts, fed_block = offline_v1._Fold._fed_texts, offline_v1._Fold._fed_block
 
     def texts(self, item):
-        ok = feed_texts(self, item)
-        bulk["texts"] += ok
-        return ok
+        fed_texts(self, item)
+        bulk["texts"] += len(item)
 
     def block(self, item):
-        ok = feed_block(self, item)
-        bulk["nulls"] += ok and not item.numbered
-        bulk["many"] += ok and not item.numbered and not item.single()
-        return ok
-    monkeypatch.setattr(offline_v1._Fold, "feed_texts", texts)
-    monkeypatch.setattr(offline_v1._Fold, "feed_block", block)
+        fed_block(self, item)
+        bulk["nulls"] += not item.numbered and len(item)
+        bulk["many"] += not item.numbered and not item.single() and len(item)
+    monkeypatch.setattr(offline_v1._Fold, "_fed_texts", texts)
+    monkeypatch.setattr(offline_v1._Fold, "_fed_block", block)
     monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 500)
     fast, fast_state, mirror = _store_fold(tmp_path, data, "fast", monkeypatch, True)
     if odd < 0.1:            # most of the log went at once (at 0.3 hardly a segment is without an odd line)
-        assert bulk["nulls"] > 50 and (bulk["many"] > 10 if many else bulk["texts"] > 50), bulk
+        assert bulk["nulls"] > 500 and (bulk["many"] > 100 if many else bulk["texts"] > 500), bulk
     monkeypatch.setattr(offline_v1, "SEGMENT_LINES", 500)
     slow, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
     assert fast == {**slow, "run_dir": fast["run_dir"]} and repr(fast_state) == repr(slow_state)
@@ -158,7 +156,7 @@ def test_a_fetch_of_such_a_run_indexes_what_json_reads(tmp_path, monkeypatch, od
     spilled = _index(tmp_path / "a")
     monkeypatch.setattr(RowSpill, "put", lambda self, *a: False)        # every segment read again
     run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(tmp_path / "src"), FetchOptions())
-    monkeypatch.setattr(float_lines, "scan", lambda segment: None)       # and every line by json
+    monkeypatch.setattr(float_lines, "scan_whole", lambda segment: None)       # and every line by json
     monkeypatch.setattr(float_lines, "read", lambda segment: segment.splitlines())
     monkeypatch.setattr(float_lines, "read_stored", lambda segment, segment_id: segment.splitlines())
     run_fetch(Mirror.init(tmp_path / "c"), "neptune", str(tmp_path / "src"), FetchOptions())
@@ -237,17 +235,21 @@ def test_the_clients_own_append_loop_goes_at_once_and_indexes_what_json_reads(tm
     _run_script(tmp_path, CLIENT_LOOP)
     log = next(tmp_path.glob(".neptune/offline/run__*/data-1.log")).read_bytes()
     assert b'"step": null' in log and log.count(b'"type": "LogStrings"') > 1000     # the client's shape
-    bulk = {"texts": 0, "nulls": 0, "spilled": 0}
-    feed_texts, feed_block, take = offline_v1._Fold.feed_texts, offline_v1._Fold.feed_block, RowSpill.take
+    bulk = {"texts": 0, "nulls": 0, "spilled": 0, "segments": 0}
+    fed_texts, fed_block, take = offline_v1._Fold._fed_texts, offline_v1._Fold._fed_block, RowSpill.take
+    feed_interleaved = offline_v1._Fold.feed_interleaved
 
     def texts(self, item):
-        ok = feed_texts(self, item)
-        bulk["texts"] += ok * len(item)
-        return ok
+        fed_texts(self, item)
+        bulk["texts"] += len(item)
 
     def block(self, item):
-        ok = feed_block(self, item)
-        bulk["nulls"] += ok and not item.numbered and len(item)
+        fed_block(self, item)
+        bulk["nulls"] += not item.numbered and len(item)
+
+    def interleaved(self, item):
+        ok = feed_interleaved(self, item)
+        bulk["segments"] += ok
         return ok
 
     def taken(self, segment):
@@ -255,13 +257,14 @@ def test_the_clients_own_append_loop_goes_at_once_and_indexes_what_json_reads(tm
         bulk["spilled"] += kept is not None
         return kept
     with monkeypatch.context() as m:
-        m.setattr(offline_v1._Fold, "feed_texts", texts)
-        m.setattr(offline_v1._Fold, "feed_block", block)
+        m.setattr(offline_v1._Fold, "_fed_texts", texts)
+        m.setattr(offline_v1._Fold, "_fed_block", block)
+        m.setattr(offline_v1._Fold, "feed_interleaved", interleaved)
         m.setattr(RowSpill, "take", taken)
         assert not run_fetch(Mirror.init(tmp_path / "a"), "neptune", str(tmp_path), FetchOptions()).errors
     assert bulk["texts"] > 0.9 * log.count(b'"type": "LogStrings"') and bulk["nulls"] > 5000, bulk
-    assert bulk["spilled"] >= 3, bulk
-    monkeypatch.setattr(float_lines, "scan", lambda segment: None)
+    assert bulk["spilled"] >= 3 and bulk["segments"] >= 3, bulk     # a printing loop's segments at once
+    monkeypatch.setattr(float_lines, "scan_whole", lambda segment: None)
     monkeypatch.setattr(float_lines, "read", lambda segment: segment.splitlines())
     monkeypatch.setattr(float_lines, "read_stored", lambda segment, segment_id: segment.splitlines())
     assert not run_fetch(Mirror.init(tmp_path / "b"), "neptune", str(tmp_path), FetchOptions()).errors

@@ -144,7 +144,7 @@ def _store_fold(tmp_path, data: bytes, name: str, monkeypatch, fast: bool):
     run_dir.mkdir(parents=True)
     (run_dir / "data-1.log").write_bytes(data)
     if not fast:
-        monkeypatch.setattr(float_lines, "scan", lambda segment: None)
+        monkeypatch.setattr(float_lines, "scan_whole", lambda segment: None)
     mirror = Mirror.init(tmp_path / name / "m")
     reader = offline_v1._RunReader(run_dir, "w", "p", "k")
     manifest = reader.store(mirror, None)

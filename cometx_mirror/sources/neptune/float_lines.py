@@ -298,18 +298,18 @@ def _point_tokens(texts: list, points: int) -> list:
     return _tokens(text[len(b'{"value": '):-len(b"}")])
 
 
-def _split(segment: bytes, points: bool):
+def _split(segment: bytes, points: bool, whole: bool = False):
     """(items, clean): the segment's lines in order, a Block for each run of client-shaped lines (with
     its points' columns when `points`, else the fold's) and bytes for any other line; clean is False
     when a client-shaped line's path was not JSON (left out, as json leaves its line out). None when
-    json's view of some line could differ from the regex's."""
+    json's view of some line could differ from the regex's. `whole`: see _one_point_items."""
     if b"\r" in segment:     # bytes.splitlines (the json path) also splits there: take every line whole
         return None
     columns, among = one_point_ops.cut(segment), None
     if columns is None:
         among = one_point_ops.cut_among(segment)
     if columns is not None or among is not None:
-        items = _one_point_items(columns, points, among)
+        items = _one_point_items(columns, points, among, whole)
         if items is not None:
             return items, True
     found = LINE.findall(segment)
@@ -379,12 +379,14 @@ def _scalars(text: bytes, count: int) -> list | None:
 _SCALARS = {int, float, bool, type(None)}
 
 
-def _one_point_items(columns: dict | None, points: bool, among: one_point_ops.Among | None = None) -> list | None:
+def _one_point_items(columns: dict | None, points: bool, among: one_point_ops.Among | None = None,
+                     whole: bool = False):
     """_split's items of a segment one_point_ops.cut took whole (`columns`) or cut_among took
     (`among`): a Block of each run of cut float lines, a Texts of each run of cut text lines (unless
     some text line's tokens are not a string and scalars: then those are other lines), each other line
     in its place, then the empty text after the last newline; or None where a float line's token is no
-    scalar or a path no JSON list of strings."""
+    scalar or a path no JSON list of strings. `whole`: a segment of float and text lines alone is one
+    Interleaved instead (its runs made only if asked for)."""
     if among is None:
         block = _block_maker(columns, points)
         return None if block is None else [block(0, len(columns["paths"])), b""]
@@ -397,11 +399,24 @@ def _one_point_items(columns: dict | None, points: bool, among: one_point_ops.Am
         if block is None:
             return None
         kinds = [kind if kind != one_point_ops.Among.TEXT else one_point_ops.Among.OTHER for kind in kinds]
+    runs = _runs(kinds)
+    if whole and block is not None and texts is not None and one_point_ops.Among.OTHER not in kinds:
+        return Interleaved(block, texts, runs)
+    return _run_items(runs, lines, block, texts)
+
+
+def _runs(kinds: list) -> list:
+    """(kind, first line, end) of each run of lines of one kind."""
     marks = numpy.array(kinds, numpy.int8)       # where a run of one kind of line starts
     starts = [0] + (numpy.flatnonzero(marks[1:] != marks[:-1]) + 1).tolist()
+    return [(kinds[a], a, b) for a, b in zip(starts, starts[1:] + [len(kinds)])]
+
+
+def _run_items(runs: list, lines: list, block, texts) -> list:
+    """The items of a cut segment's runs: a Block (block's), a Texts (texts') or the lines of each, and
+    the empty text after the last newline."""
     out, made = [], [0, 0, 0]                    # of each kind, the lines made so far
-    for a, b in zip(starts, starts[1:] + [len(kinds)]):
-        kind = kinds[a]
+    for kind, a, b in runs:
         if kind == one_point_ops.Among.OTHER:
             out += lines[a:b]
             continue
@@ -409,6 +424,30 @@ def _one_point_items(columns: dict | None, points: bool, among: one_point_ops.Am
         made[kind] = first + b - a
         out.append((block if kind == one_point_ops.Among.FLOAT else texts)(first, first + b - a))
     return out + [b""]
+
+
+class Interleaved:
+    """A segment of one-point float lines and one-point text lines alone, in runs (an `append` loop
+    that prints): `block`, its float lines as one Block, and `texts`, its text lines as one Texts, for
+    a fold that takes each at once; `items()`, its runs as `scan` gives them, for one that cannot. The
+    float and text lines hold series of two kinds, so no path is among both."""
+    __slots__ = ("block", "texts", "runs", "_block_of", "_texts_of")
+
+    def __init__(self, block_of, texts_of, runs: list):
+        self._block_of, self._texts_of, self.runs = block_of, texts_of, runs
+        floats = sum(b - a for kind, a, b in runs if kind == one_point_ops.Among.FLOAT)
+        self.block, self.texts = block_of(0, floats), texts_of(0, runs[-1][2] - floats)
+
+    def __len__(self) -> int:
+        return len(self.block) + len(self.texts)
+
+    def items(self) -> list:
+        return _run_items(self.runs, [], self._block_of, self._texts_of)
+
+    def layout(self) -> list:
+        """spillable's layout of its items: n for a run of n float lines, -n for one of n text lines,
+        0 for the empty text after the last newline."""
+        return [b - a if kind == one_point_ops.Among.FLOAT else a - b for kind, a, b in self.runs] + [0]
 
 
 def _paths_of(texts: list) -> list | None:
@@ -511,7 +550,13 @@ def spillable(items: list):
     another line), those other lines' bytes, and the Texts' op paths. A Texts whose steps are all null
     (the stdout capture's) is kept as its paths alone, all the stream needs of it; any other as its
     lines. Lines that are not points are kept as they are: the stream decodes them as it would from
-    the store."""
+    the store. `items` may be scan_whole's Interleaved: its Block and Texts are those of its runs
+    end to end."""
+    if type(items) is Interleaved:
+        block, texts = items.block, items.texts
+        if block.array is None or texts.steps.count(None) != len(texts):
+            return spillable(items.items())
+        return block.paths, block.array, None, items.layout(), [b""], texts.paths
     blocks = [item for item in items if type(item) is Block]
     if not blocks or any(block.array is None for block in blocks):
         return None
@@ -696,6 +741,10 @@ _HEAD_TEXT, _VALUES, _TAIL = b'{"obj": {"type": "LogFloats", "path": ', b', "val
 def remember(segment_id: str, items: list) -> None:
     """Keep the layout of the segment (content id `segment_id`) that `scan` gave `items` for: its
     lines are then known to be client-shaped (every token checked, every path JSON) or not."""
+    if type(items) is Interleaved:                # scan_whole's: its runs are its items
+        if len(items.runs) >= _LAYOUT_ITEMS:
+            return
+        items = items.items()
     if len(items) <= _LAYOUT_ITEMS and len(_LAYOUTS) < LAYOUTS_KEPT:     # a Texts' lines: other lines here
         _LAYOUTS[segment_id] = tuple(len(item) if type(item) is Block else -len(item) if type(item) is Texts
                                      else 0 for item in items)
@@ -738,8 +787,17 @@ def scan(segment: bytes) -> list | None:
     bytes for any other line. None when json's view
     of some line could differ from the regex's (a carriage return, a token json refuses, a path that
     is not JSON): then the caller decodes every line whole, as before."""
-    split = _split(segment, False)
-    return None if split is None or not split[1] else split[0]
+    scanned = scan_whole(segment)
+    return scanned.items() if type(scanned) is Interleaved else scanned
+
+
+def scan_whole(segment: bytes) -> "list | Interleaved | None":
+    """`scan`, but a segment of one-point float and text lines alone is one Interleaved (what the fold
+    takes at once; its runs are made only if the fold cannot)."""
+    split = _split(segment, False, whole=True)
+    if split is None or not split[1]:
+        return None
+    return split[0]
 
 
 _PATHS: dict[bytes, str | None] = {}

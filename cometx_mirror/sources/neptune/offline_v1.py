@@ -169,8 +169,12 @@ class _RunReader(FoldingReader):
             """Fold a segment's lines in order (LogFloats lines in the client's shape by
             float_lines.scan, the rest decoded whole), store it; the log's line count after it."""
             data = b"".join(lines)
-            scanned = float_lines.scan(data)
-            items = scanned or lines
+            scanned = float_lines.scan_whole(data)
+            if type(scanned) is float_lines.Interleaved and folder.feed_interleaved(scanned):
+                count, items = count + len(scanned), ()        # a printing loop's segment, at once
+            else:
+                scanned = scanned.items() if type(scanned) is float_lines.Interleaved else scanned
+                items = scanned or lines
             at = 0                                 # the item's first line in `lines`
             for item in items:
                 if at == len(lines):
@@ -324,14 +328,42 @@ class _Fold:
         unless every path already holds a float series, every op time is a finite float, and no step
         is None, or every op holds one point, or the points are float rows (NaN for a None step): then
         the per-line feed_float (or feed) gives the same state, or fails as it would."""
-        types, paths, ats = self.types, block.paths, block.ats
+        if not self._takes_block(block):
+            return False
+        self._fed_block(block)
+        return True
+
+    def feed_texts(self, texts: float_lines.Texts) -> bool:
+        """feed() of each line of a Texts at once; False, having changed nothing, unless every path
+        already holds a console text (stdout, stderr: only the values count there), every op time is a
+        finite float and every step None, numbered from a whole next step (the per-line feed then gives
+        the same state)."""
+        if not self._takes_texts(texts):
+            return False
+        self._fed_texts(texts)
+        return True
+
+    def feed_interleaved(self, both: float_lines.Interleaved) -> bool:
+        """feed_block of its float lines and feed_texts of its text lines, each at once: what feeding its
+        runs in order gives when each is taken, for each feed changes only its own paths' state (no path
+        is among both), the op count and the latest time. False, having changed nothing, unless both
+        are taken (then its runs are fed one by one)."""
+        if not (self._takes_block(both.block) and self._takes_texts(both.texts, whole_after=True)):
+            return False
+        self._fed_block(both.block)
+        self._fed_texts(both.texts)
+        return True
+
+    def _takes_block(self, block: float_lines.Block) -> bool:
+        types, ats = self.types, block.ats
         if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
             return False
         if not (block.numbered or block.single() or block.array is not None):
             return False
-        if any(types.get(path) != "float_series" for path in set(paths)):
-            return False
-        next_step = self.next_step
+        return all(types.get(path) == "float_series" for path in set(block.paths))
+
+    def _fed_block(self, block: float_lines.Block) -> None:
+        paths, next_step = block.paths, self.next_step
         if block.numbered:           # each path's last step in the block + 1
             next_step.update(zip(paths, map(operator.add, block.lasts, repeat(1))))
         elif block.single():         # op by op, as feed_float numbers a null step (a loop of few steps)
@@ -343,32 +375,33 @@ class _Fold:
                 next_step[path] = _next_step_of(steps[a:b], next_step.get(path, 0))
                 a = b
         self.i += len(paths)
-        self.run.seen(mapping.to_ms(max(ats)))          # to_ms keeps order: the latest of the ops'
-        return True
+        self.run.seen(mapping.to_ms(max(block.ats)))          # to_ms keeps order: the latest of the ops'
 
-    def feed_texts(self, texts: float_lines.Texts) -> bool:
-        """feed() of each line of a Texts at once; False, having changed nothing, unless every path
-        already holds a console text (stdout, stderr: only the values count there), every op time is a
-        finite float and every step None, numbered from a whole next step (the per-line feed then gives
-        the same state)."""
+    def _takes_texts(self, texts: float_lines.Texts, whole_after: bool = False) -> bool:
+        """Whether feed_texts takes it; `whole_after`: and each path's next step after it is whole too
+        (then so is every one between, where the texts of a run one by one would each ask)."""
         paths, ats, series, next_step = texts.paths, texts.ats, self.run.series, self.next_step
         if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
             return False
         if texts.steps.count(None) != len(paths):
             return False
-        own = {path: paths.count(path) for path in set(paths)}
-        for path in own:
+        for path in set(paths):
             if self.types.get(path) != "string_series" or "text" not in series.get(path, ()):
                 return False
-            if not null_steps.whole(next_step.get(path, 0)):
+            start = next_step.get(path, 0)
+            if not null_steps.whole(start) or whole_after and not null_steps.whole(start + paths.count(path)):
                 return False
+        return True
+
+    def _fed_texts(self, texts: float_lines.Texts) -> None:
+        paths, series, next_step = texts.paths, self.run.series, self.next_step
+        own = {path: paths.count(path) for path in set(paths)}
         self.i += len(paths)
-        self.run.seen(mapping.to_ms(max(ats)))
+        self.run.seen(mapping.to_ms(max(texts.ats)))
         for path, n in own.items():
             next_step[path] = next_step.get(path, 0) + n
             series[path]["text"].extend(texts.values if len(own) == 1 else
                                         compress(texts.values, map(path.__eq__, paths)))
-        return True
 
     def feed(self, rec: dict) -> None:
         i, self.i = self.i, self.i + 1
