@@ -214,6 +214,47 @@ def test_printed_words_are_cut_as_one_column_and_a_word_holding_the_separator_is
     assert among.kinds == [1, 0, 0, 0, 0, 0] and among.texts is None
 
 
+@pytest.mark.parametrize("odd", [0.0, 0.05])
+def test_a_printing_segment_taken_whole_holds_what_its_runs_hold(odd):
+    """scan_whole's Interleaved (a segment of one-point float and text lines alone): its runs are scan's
+    items, its Block and Texts are theirs end to end, and what it keeps for the float stream is what
+    they keep."""
+    lines, found = _client_log(6000, seed=7 + int(odd * 100), odd=odd), 0
+    for k in range(1, len(lines) - 200, 97):
+        segment = b"\n".join(lines[k:k + 200]) + b"\n"
+        whole, items = float_lines.scan_whole(segment), float_lines.scan(segment)
+        if type(whole) is not float_lines.Interleaved:
+            assert (whole is None and items is None) or _flat_items(whole) == _flat_items(items)
+            continue
+        found += 1
+        assert _flat_items(whole.items()) == _flat_items(items)
+        blocks = [x for x in items if type(x) is float_lines.Block]
+        texts = [x for x in items if type(x) is float_lines.Texts]
+        assert whole.block.paths == sum((b.paths for b in blocks), [])
+        assert whole.block.ats == sum((b.ats for b in blocks), []) and len(whole) == 200
+        assert whole.texts.values == sum((t.values for t in texts), [])
+        assert whole.texts.lines == sum((t.lines for t in texts), [])
+        kept, want = float_lines.spillable(whole), float_lines.spillable(items)
+        assert (kept is None) == (want is None)
+        if kept is not None:
+            assert kept[0] == want[0] and kept[1].tobytes() == want[1].tobytes() and kept[2:] == want[2:]
+    assert found > 5
+
+
+def _flat_items(items: list) -> list:
+    """Items as comparable values: each Block's and Texts' columns, each other line's bytes."""
+    out = []
+    for x in items:
+        if type(x) is float_lines.Block:
+            out.append(("block", x.paths, x.lasts, x.ats, x.one, x.numbered, None if x.array is None else
+                        x.array.tobytes()))
+        elif type(x) is float_lines.Texts:
+            out.append(("texts", x.paths, x.values, x.steps, x.stamps, x.ats, x.lines))
+        else:
+            out.append(x)
+    return repr(out)
+
+
 CLIENT_LOOP = """
 import neptune
 run = neptune.init_run(mode="offline", project="ws/proj", capture_hardware_metrics=False,
