@@ -2,6 +2,7 @@
 every line not in the client's exact shape."""
 import json
 import math
+import os
 import random
 
 import pytest
@@ -143,6 +144,7 @@ def _store_fold(tmp_path, data: bytes, name: str, monkeypatch, fast: bool):
     run_dir = tmp_path / name / "run__00000000-0000-0000-0000-000000000015__1__x"
     run_dir.mkdir(parents=True)
     (run_dir / "data-1.log").write_bytes(data)
+    os.utime(run_dir / "data-1.log", ns=(1_700_000_000 * 10**9,) * 2)    # stamped alike, fast or slow
     if not fast:
         monkeypatch.setattr(float_lines, "scan_whole", lambda segment: None)
     mirror = Mirror.init(tmp_path / name / "m")

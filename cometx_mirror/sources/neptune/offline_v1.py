@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy
 
 from ... import metric_stream
+from ...store.objects import hash_bytes
 from ..blob_spool import BlobSpool
-from . import float_lines, mapping, null_steps
+from . import float_lines, mapping, null_steps, queue_stamps
 from .driver import FoldingReader, RunSource, store_file
 from .row_spill import RowSpill
 
@@ -128,6 +129,9 @@ class _RunReader(FoldingReader):
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
+        as_before = self._as_before(mirror, old)
+        if as_before is not None:
+            return as_before
         run_dir = self.run_dir
         old_files = (old or {}).get("files", {})
         errors, file_errors, logs = [], [], []
@@ -224,6 +228,7 @@ class _RunReader(FoldingReader):
             # a segment at a time: the log is never in memory whole
             segments, count = [], 0
             with open(log, "rb") as f:
+                log_stamp = queue_stamps.stamp(log)     # before the read: a line written during it moves it
                 # SEGMENT_LINES lines at a time, taken at C level; only the file's last line can lack
                 # its newline: a torn tail (the writer is mid-line) is left for the next fetch to get whole
                 while segment := list(islice(f, SEGMENT_LINES)):
@@ -232,7 +237,7 @@ class _RunReader(FoldingReader):
                         segment.pop()
                     if segment:
                         count = fold_segment(segment, log.name, count)
-            logs.append({"file": log.name, "lines": count, "segments": segments})
+            logs.append({"file": log.name, "lines": count, "segments": segments, **log_stamp})
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE,
                     "origin": ORIGIN, "workspace": self.ws, "project": self.proj, "key": self.key,
                     "run_dir": run_dir.name, "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs,
@@ -240,6 +245,34 @@ class _RunReader(FoldingReader):
                     "errors": errors + file_errors}
         self.keep(manifest, folder)
         return manifest
+
+    def _as_before(self, mirror, old: dict | None) -> dict | None:
+        """The previous fetch's raw manifest when reading the run folder again would give it (see
+        stamps): the same logs, each stamped as then, the same metadata, every named file unchanged,
+        none missing and no glob or artifact listing (those are taken at fetch time); else None."""
+        if not old or old.get("normalizer") != NORMALIZER or old.get("globs") or old.get("tracked") \
+                or old.get("missing"):
+            return None
+        if (old.get("workspace"), old.get("project"), old.get("key"), old.get("run_dir")) != \
+                (self.ws, self.proj, self.key, self.run_dir.name):
+            return None
+        logs, run_dir = old.get("logs") or [], self.run_dir
+        if [log.name for log in _log_files(run_dir)] != [entry["file"] for entry in logs]:
+            return None
+        if not all(queue_stamps.same(run_dir / entry["file"], entry) for entry in logs):
+            return None
+        meta = run_dir / "metadata.json"
+        if hash_bytes(meta.read_bytes() if meta.exists() else b"") != old.get("metadata"):
+            return None
+        if not queue_stamps.files_unchanged(mirror, old.get("files") or {}, self._recorded_path):
+            return None
+        if not queue_stamps.stored(mirror, chain([old["metadata"]], *(entry["segments"] for entry in logs))):
+            return None
+        return queue_stamps.raw_of(old)
+
+    def _recorded_path(self, recorded: str) -> Path:
+        """Where a file the manifest names by its recorded path is (files_of's naming)."""
+        return self.run_dir / recorded if recorded.startswith("upload_path/") else Path(recorded)
 
 
 def _listing(location: str) -> list[dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ... import metric_stream
 from ..bare_import import import_bare
-from . import mapping
+from . import mapping, queue_stamps
 from .driver import FoldingReader, RunSource, store_file
 from .scale_floats import SimpleOps
 
@@ -120,10 +120,14 @@ class _QueueReader(FoldingReader):
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
-        db, project = self.db, self.project
+        as_before = self._as_before(mirror, old)
+        if as_before is not None:
+            return as_before
+        db = self.db
+        queue = self._stamps()        # before the read: an operation written during it moves them
         old_files = (old or {}).get("files", {})
         errors, file_errors, segments, files, missing = [], [], [], {}, []
-        ws, proj = project.partition("/")[0], project.partition("/")[2] or "default"
+        ws, proj, _ = self._names()
         with _connect(db) as con:
             uploads = [list(r) for r in con.execute(
                 "SELECT source_path, destination, mime_type, size_bytes, is_temporary "
@@ -150,11 +154,42 @@ class _QueueReader(FoldingReader):
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
                     "workspace": ws, "project": proj,
                     "key": self.run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": self.version,
-                    "segments": segments,
+                    "segments": segments, "queue_stamps": queue,
                     "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
                     "errors": errors + file_errors}
         self.keep(manifest, folder)
         return manifest
+
+    def _stamps(self) -> dict:
+        """The queue's files (the database and, while the client writes, its write-ahead log) stamped."""
+        files = [self.db] + [p for p in (self.db.with_name(self.db.name + "-wal"),) if p.exists()]
+        return {p.name: queue_stamps.stamp(p) for p in files}
+
+    def _as_before(self, mirror, old: dict | None) -> dict | None:
+        """The previous fetch's raw manifest when reading the queue again would give it (see
+        queue_stamps): its files stamped as then, every uploaded file unchanged and none missing;
+        else None."""
+        if not old or old.get("normalizer") != NORMALIZER or old.get("missing") or not old.get("queue_stamps"):
+            return None
+        if (old.get("workspace"), old.get("project"), old.get("key"), old.get("queue")) != \
+                (*self._names(), f"{self.db.parent.name}/{self.db.name}"):
+            return None
+        try:
+            if self._stamps() != old["queue_stamps"]:
+                return None
+        except OSError:
+            return None
+        sources = {dest: Path(source) for source, dest, *_ in old.get("uploads") or []}
+        if not queue_stamps.files_unchanged(mirror, old.get("files") or {}, lambda dest: sources[dest]):
+            return None
+        if not queue_stamps.stored(mirror, old.get("segments") or []):
+            return None
+        return queue_stamps.raw_of(old)
+
+    def _names(self) -> tuple[str, str, str]:
+        """(workspace, project, key) of the run."""
+        ws, _, proj = self.project.partition("/")
+        return ws, proj or "default", self.run_id
 
     def _put_segment(self, mirror, folder: "_Fold", rows: list[tuple], errors: list[str]) -> str:
         """Fold a segment's operations, then store them as [seq, ts, type, base64] rows."""

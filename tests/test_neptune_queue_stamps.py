@@ -1,0 +1,168 @@
+"""A neptune queue the previous fetch read, unchanged since, is not read again (sources/neptune/queue_stamps):
+runs written by the real clients offline, fetched twice; then each thing that can change it (a line
+appended, a file the run uploaded, a touched log, a lost object, the write-ahead log of a queue still being
+written) makes the next fetch read it again, and the index is then a fresh fetch's."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from neptune_fixtures import SCALE_SCRIPT, _run_script, q
+
+from cometx_mirror.sources.neptune import float_lines, scale
+from cometx_mirror.sources.options import FetchOptions
+from cometx_mirror.store.mirror import Mirror
+from cometx_mirror.sync.fetch import run_fetch
+
+V1_LOOP = """
+import neptune
+run = neptune.init_run(mode="offline", project="ws/proj", capture_hardware_metrics=False,
+                       capture_stdout=True, capture_stderr=False, source_files=[])
+run["parameters/lr"] = 0.01
+for i in range(300):
+    run["train/loss"].append(1.0 / (i + 1))
+    if i % 10 == 9:
+        print("step", i)
+run["files/a"].upload("a.txt")
+run.stop()
+"""
+TABLES = ("experiments", "params", "metrics", "texts", "assets")
+
+
+def _fetch(mirror, path):
+    return run_fetch(mirror, "neptune", str(path), FetchOptions())
+
+
+def _rows(mirror) -> dict:
+    return {t: sorted(map(repr, q(mirror, f"SELECT * EXCLUDE (exp_id) FROM {t}"))) for t in TABLES}
+
+
+def _fresh_rows(tmp_path, folder, name: str) -> dict:
+    fresh = Mirror.init(tmp_path / name)
+    assert not _fetch(fresh, folder).failed
+    return _rows(fresh)
+
+
+@pytest.fixture
+def v1_written(tmp_path):
+    """A run folder the real client wrote (the file it uploads is read from where it was logged)."""
+    d = tmp_path / "queue"
+    d.mkdir()
+    (d / "a.txt").write_text("hello a\n")
+    _run_script(d, V1_LOOP)
+    return d
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How many segments the store read from the queues (1.x: scanned; neptune-scale: folded)."""
+    reads = {"n": 0}
+    scan_whole, put_segment = float_lines.scan_whole, scale._QueueReader._put_segment
+
+    def scanned(segment):
+        reads["n"] += 1
+        return scan_whole(segment)
+
+    def folded(self, *args):
+        reads["n"] += 1
+        return put_segment(self, *args)
+    monkeypatch.setattr(float_lines, "scan_whole", scanned)
+    monkeypatch.setattr(scale._QueueReader, "_put_segment", folded)
+    return reads
+
+
+def _again(mirror, folder, reads) -> tuple:
+    """(new, changed, unchanged, segments read, objects added) of one more fetch."""
+    before, reads["n"] = set(mirror.objects.ids()), 0
+    result = _fetch(mirror, folder)
+    assert not result.failed and not result.errors, result.errors
+    return result.new, result.changed, result.unchanged, reads["n"], len(set(mirror.objects.ids()) - before)
+
+
+def test_a_v1_run_unchanged_is_not_read_and_any_change_reads_it(tmp_path, v1_written, counted):
+    folder = v1_written
+    log = next(folder.glob(".neptune/offline/run__*/data-1.log"))
+    assert b'"type": "UploadFile"' in log.read_bytes() and b'"type": "LogStrings"' in log.read_bytes()
+    mirror = Mirror.init(tmp_path / "m")
+    assert _again(mirror, folder, counted)[:2] == (1, 0)
+    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)          # not read: nothing written
+
+    upload = json.loads(next(line for line in log.read_bytes().splitlines() if b'"type": "UploadFile",' in line))
+    uploaded = upload["obj"]["file_path"]
+    with open(uploaded, "a") as f:                     # the file the run uploaded, changed
+        f.write("more\n")
+    new, changed, _, read, _ = _again(mirror, folder, counted)
+    assert (changed, read > 0) == (1, True)
+    [(object_id,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'files/a.txt'")
+    assert mirror.objects.get_bytes(object_id) == b"hello a\nmore\n"
+    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
+
+    st = log.stat()                                    # touched, its bytes the same: read again
+    os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _again(mirror, folder, counted)[3] > 0
+    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
+
+    point = {"obj": {"type": "LogFloats", "path": ["train", "loss"],
+                     "values": [{"value": 0.5, "step": None, "ts": 1.8e9}]}, "version": 10**6, "at": 1.8e9}
+    with log.open("a") as f:                           # the run went on: read, and indexed as a fresh fetch
+        f.write(json.dumps(point) + "\n")
+    _, changed, _, read, _ = _again(mirror, folder, counted)
+    assert changed == 1 and read > 0
+    assert q(mirror, "SELECT count(*) FROM metrics WHERE name = 'train/loss'") == [(301,)]
+    assert _rows(mirror) == _fresh_rows(tmp_path, folder, "fresh")
+
+    manifest = mirror.get_json(mirror.current_manifests()[next(iter(mirror.current_manifests()))])
+    segment = manifest["logs"][0]["segments"][0]
+    mirror.objects.remove(segment)                     # a lost object: the queue is read to store it again
+    new, changed, unchanged, read, added = _again(mirror, folder, counted)
+    assert (unchanged, read > 0, added) == (1, True, 1) and mirror.objects.exists(segment)
+
+
+def test_a_v1_run_naming_a_glob_is_read_every_time(tmp_path, neptune_v1_offline, counted):
+    """upload_files globs are matched when fetched, so such a run is read again (as before)."""
+    mirror = Mirror.init(tmp_path / "m")
+    _fetch(mirror, neptune_v1_offline)
+    counted["n"] = 0
+    assert _fetch(mirror, neptune_v1_offline).unchanged == 1 and counted["n"] > 0
+
+
+def _grow_scale(db, step: int) -> None:
+    """One more step logged to the queue, by neptune-scale's own repository."""
+    from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2 as pb
+    from neptune_scale.sync.operations_repository import OperationsRepository
+    repo = OperationsRepository(db)
+    update = pb.UpdateRunSnapshot(step=pb.Step(whole=step, micro=0))
+    update.timestamp.FromMilliseconds(1_715_000_000_000)
+    update.append["train/loss"].float64 = 0.125
+    repo.save_update_run_snapshots([update])
+    repo.close(cleanup_files=False)
+
+
+def test_a_scale_queue_unchanged_is_not_read_and_any_change_reads_it(tmp_path, counted):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    (folder / "cfg.yaml").write_text("lr: 0.001\n")
+    _run_script(folder, SCALE_SCRIPT)
+    db = next(folder.glob(f".neptune/*/{scale.DB_NAME}"))
+    mirror = Mirror.init(tmp_path / "m")
+    assert _again(mirror, folder, counted)[:2] == (1, 0)
+    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
+
+    (folder / "cfg.yaml").write_text("lr: 0.002\n")    # the file assign_files named, changed
+    _, changed, _, read, _ = _again(mirror, folder, counted)
+    assert changed == 1 and read > 0
+    [(object_id,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'files/cfg.yaml'")
+    assert mirror.objects.get_bytes(object_id) == b"lr: 0.002\n"
+
+    _grow_scale(db, 4)
+    _, changed, _, read, _ = _again(mirror, folder, counted)
+    assert changed == 1 and read > 0
+    assert q(mirror, "SELECT step, value FROM metrics WHERE name = 'train/loss' AND step = 4") == [(4, 0.125)]
+    assert _rows(mirror) == _fresh_rows(tmp_path, folder, "fresh")
+    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
+
+    wal = db.with_name(db.name + "-wal")               # a client writing: its write-ahead log appears
+    wal.write_bytes(b"")
+    assert _again(mirror, folder, counted)[3] > 0
+    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
