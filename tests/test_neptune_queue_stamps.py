@@ -10,7 +10,7 @@ import os
 import pytest
 from neptune_fixtures import SCALE_SCRIPT, _run_script, q
 
-from cometx_mirror.sources.neptune import float_lines, scale
+from cometx_mirror.sources.neptune import float_lines, offline_v1, queue_stamps, scale
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
@@ -166,3 +166,21 @@ def test_a_scale_queue_unchanged_is_not_read_and_any_change_reads_it(tmp_path, c
     wal.write_bytes(b"")
     assert _again(mirror, folder, counted)[3] > 0
     assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
+
+
+def test_a_previous_manifest_the_check_cannot_read_means_the_queue_is_read(tmp_path, v1_written, counted):
+    """A damaged previous manifest (a log entry without its segments, a stamp of the wrong type) is no
+    reason to fail the run: the queue is read, as on a first fetch."""
+    mirror = Mirror.init(tmp_path / "m")
+    assert _fetch(mirror, v1_written).new == 1
+    [manifest_id] = mirror.current_manifests().values()
+    good = mirror.get_json(manifest_id)
+    [run] = offline_v1.runs(v1_written, [], [])
+    reader = run.store.__self__
+    for damaged in ({**good, "logs": [{k: v for k, v in good["logs"][0].items() if k != "segments"}]},
+                    {**good, "logs": [{**good["logs"][0], "size": "many"}]}, {**good, "logs": None}, None, []):
+        counted["n"] = 0
+        raw = reader.store(mirror, damaged)
+        assert counted["n"] > 0 and raw["logs"][0]["segments"] == good["logs"][0]["segments"], repr(damaged)[:300]
+    counted["n"] = 0
+    assert reader.store(mirror, good) == queue_stamps.previous(reader._as_before, mirror, good) and counted["n"] == 0

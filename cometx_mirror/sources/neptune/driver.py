@@ -170,6 +170,11 @@ class FoldingReader:
         return self.fold_stored(mirror, manifest)
 
 
+def raw_of(manifest: dict) -> dict:
+    """The raw manifest (what a reader's store returned) a manifest _fetch_run wrote was made from."""
+    return {k: v for k, v in manifest.items() if k not in ("raw_digest", "artifacts")}
+
+
 def _fetch_run(mirror, run: RunSource, old_id: str | None) -> tuple[str, dict, str]:
     old = _load(mirror, old_id)
     raw = run.store(mirror, old)

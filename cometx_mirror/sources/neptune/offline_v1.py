@@ -28,7 +28,7 @@ from ... import metric_stream
 from ...store.objects import hash_bytes
 from ..blob_spool import BlobSpool
 from . import float_lines, mapping, null_steps, queue_stamps
-from .driver import FoldingReader, RunSource, store_file
+from .driver import FoldingReader, RunSource, raw_of, store_file
 from .row_spill import RowSpill
 
 ORIGIN = "offline"
@@ -129,7 +129,7 @@ class _RunReader(FoldingReader):
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
-        as_before = self._as_before(mirror, old)
+        as_before = queue_stamps.previous(self._as_before, mirror, old)
         if as_before is not None:
             return as_before
         run_dir = self.run_dir
@@ -246,11 +246,11 @@ class _RunReader(FoldingReader):
         self.keep(manifest, folder)
         return manifest
 
-    def _as_before(self, mirror, old: dict | None) -> dict | None:
+    def _as_before(self, mirror, old: dict) -> dict | None:
         """The previous fetch's raw manifest when reading the run folder again would give it (see
-        stamps): the same logs, each stamped as then, the same metadata, every named file unchanged,
+        queue_stamps): the same logs, each stamped as then, the same metadata, every named file unchanged,
         none missing and no glob or artifact listing (those are taken at fetch time); else None."""
-        if not old or old.get("normalizer") != NORMALIZER or old.get("globs") or old.get("tracked") \
+        if old.get("normalizer") != NORMALIZER or old.get("globs") or old.get("tracked") \
                 or old.get("missing"):
             return None
         if (old.get("workspace"), old.get("project"), old.get("key"), old.get("run_dir")) != \
@@ -268,7 +268,7 @@ class _RunReader(FoldingReader):
             return None
         if not queue_stamps.stored(mirror, chain([old["metadata"]], *(entry["segments"] for entry in logs))):
             return None
-        return queue_stamps.raw_of(old)
+        return raw_of(old)
 
     def _recorded_path(self, recorded: str) -> Path:
         """Where a file the manifest names by its recorded path is (files_of's naming)."""

@@ -2,19 +2,16 @@
 
 A neptune run folder's queue (1.x op logs, neptune-scale's SQLite files) only changes by being written,
 and writing moves a file's size or mtime. A fetch records each queue file's `stamp`; the next one
-compares them before reading anything. Equal stamps, the files the ops name unchanged (driver.store_file's
-rule), nothing found missing and every object the manifest names still in the store: reading the queue
-again would give the same raw manifest, so the previous one is reused and the queue is not read (a run
-of 10^7 points took tens of seconds to be found unchanged). Anything else reads the queue, as before.
+compares them before reading anything. Equal stamps, the files the ops name unchanged (by the rule
+driver.store_file keeps a stored file by), nothing found missing and every object the manifest names
+still in the store: reading the queue again would give the same raw manifest, so the previous one is
+reused and the queue is not read (a run of 10^7 points took tens of seconds to be found unchanged).
+Anything else reads the queue, as before.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
-
-from .driver import store_file
-
-_DRIVER_KEYS = ("raw_digest", "artifacts")      # what the driver adds to a raw manifest
+from typing import Any, Callable, Iterable
 
 
 def stamp(path: Path) -> dict:
@@ -33,12 +30,13 @@ def same(path: Path, recorded: dict | None) -> bool:
     return now["size"] == recorded["size"] and now["mtime_ns"] == recorded["mtime_ns"]
 
 
-def files_unchanged(mirror, files: dict, where: Callable[[str], Path]) -> bool:
-    """Whether each file the manifest stored (recorded name -> its entry) is as it was: store_file would
-    give its entry back (`where` gives a recorded name's place on disk)."""
+def files_unchanged(mirror, files: dict, where: Callable[[str], Path | None]) -> bool:
+    """Whether each file the manifest stored (recorded name -> its entry) is as it was: stamped as then,
+    its object still stored (store_file would keep the entry). `where` gives a recorded name's place
+    on disk."""
     for recorded, entry in files.items():
         path = where(recorded)
-        if not path.is_file() or store_file(mirror, path, entry) != entry:
+        if path is None or not same(path, entry) or not mirror.objects.exists(entry.get("object_id") or ""):
             return False
     return True
 
@@ -48,6 +46,12 @@ def stored(mirror, object_ids: Iterable[str]) -> bool:
     return all(map(mirror.objects.exists, object_ids))
 
 
-def raw_of(old: dict) -> dict:
-    """The raw manifest the previous fetch's was made from (what a reader's store returned)."""
-    return {k: v for k, v in old.items() if k not in _DRIVER_KEYS}
+def previous(check: Callable[[Any, dict], dict | None], mirror, old: dict | None) -> dict | None:
+    """check(mirror, old): the previous raw manifest if the queue is as it was, else None; None too
+    when `old` is not a manifest the check can read (a damaged mirror's): the queue is then read."""
+    if not isinstance(old, dict):
+        return None
+    try:
+        return check(mirror, old)
+    except (KeyError, TypeError, ValueError, AttributeError, OSError):
+        return None

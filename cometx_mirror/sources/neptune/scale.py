@@ -20,7 +20,7 @@ from pathlib import Path
 from ... import metric_stream
 from ..bare_import import import_bare
 from . import mapping, queue_stamps
-from .driver import FoldingReader, RunSource, store_file
+from .driver import FoldingReader, RunSource, raw_of, store_file
 from .scale_floats import SimpleOps
 
 ORIGIN = "scale-offline"
@@ -120,7 +120,7 @@ class _QueueReader(FoldingReader):
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
-        as_before = self._as_before(mirror, old)
+        as_before = queue_stamps.previous(self._as_before, mirror, old)
         if as_before is not None:
             return as_before
         db = self.db
@@ -165,26 +165,23 @@ class _QueueReader(FoldingReader):
         files = [self.db] + [p for p in (self.db.with_name(self.db.name + "-wal"),) if p.exists()]
         return {p.name: queue_stamps.stamp(p) for p in files}
 
-    def _as_before(self, mirror, old: dict | None) -> dict | None:
+    def _as_before(self, mirror, old: dict) -> dict | None:
         """The previous fetch's raw manifest when reading the queue again would give it (see
         queue_stamps): its files stamped as then, every uploaded file unchanged and none missing;
         else None."""
-        if not old or old.get("normalizer") != NORMALIZER or old.get("missing") or not old.get("queue_stamps"):
+        if old.get("normalizer") != NORMALIZER or old.get("missing") or not old.get("queue_stamps"):
             return None
         if (old.get("workspace"), old.get("project"), old.get("key"), old.get("queue")) != \
                 (*self._names(), f"{self.db.parent.name}/{self.db.name}"):
             return None
-        try:
-            if self._stamps() != old["queue_stamps"]:
-                return None
-        except OSError:
+        if self._stamps() != old["queue_stamps"]:
             return None
         sources = {dest: Path(source) for source, dest, *_ in old.get("uploads") or []}
-        if not queue_stamps.files_unchanged(mirror, old.get("files") or {}, lambda dest: sources[dest]):
+        if not queue_stamps.files_unchanged(mirror, old.get("files") or {}, sources.get):
             return None
         if not queue_stamps.stored(mirror, old.get("segments") or []):
             return None
-        return queue_stamps.raw_of(old)
+        return raw_of(old)
 
     def _names(self) -> tuple[str, str, str]:
         """(workspace, project, key) of the run."""

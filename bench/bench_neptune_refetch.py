@@ -1,0 +1,83 @@
+"""A Neptune queue fetched again: unchanged, and grown by one operation.
+
+    python bench/bench_neptune_refetch.py [--points 1000000] [--metrics 10] [--dry]
+
+Writes a neptune 1.x offline run (an `append` loop, bench/run_writers.py) and a neptune-scale offline
+queue (bench/neptune_writers.py) of N points, then in a fresh process each: fetches it into an empty
+mirror, fetches it again untouched, then appends one operation (as each client writes one) and fetches
+once more. Prints the table and rewrites the "Neptune re-fetch" section of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_readers import FETCH, child, compile_project  # noqa: E402
+from bench.neptune_writers import write_scale_run  # noqa: E402
+from bench.report import write_section  # noqa: E402
+from bench.run_writers import write_neptune_v1_run  # noqa: E402
+
+
+def _grow_v1(folder: Path) -> None:
+    log = next(folder.glob(".neptune/offline/*/data-1.log"))
+    op = {"obj": {"type": "LogFloats", "path": ["train", "s0"],
+                  "values": [{"value": 0.5, "step": 10.0 ** 7, "ts": 1.8e9}]}, "version": 10 ** 9, "at": 1.8e9}
+    with log.open("a") as f:
+        f.write(json.dumps(op) + "\n")
+
+
+def _grow_scale(folder: Path) -> None:
+    """One more operation, a copy of the last one under the next sequence id (the client's own row)."""
+    db = next(folder.glob(".neptune/*/run_operations.sqlite3"))
+    with sqlite3.connect(db) as con:
+        row = con.execute("SELECT * FROM run_operations ORDER BY sequence_id DESC LIMIT 1").fetchone()
+        con.execute(f"INSERT INTO run_operations VALUES ({', '.join('?' * len(row))})", (row[0] + 1, *row[1:]))
+
+
+KINDS = {"neptune 1.x offline, `append` loop": (
+             lambda d, steps, series: write_neptune_v1_run(d, steps, series, per_op=1), _grow_v1),
+         "neptune-scale offline": (lambda d, steps, series: write_scale_run(d, steps, series), _grow_scale)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--metrics", type=int, default=10)
+    ap.add_argument("--dry", action="store_true", help="print the rows only")
+    args = ap.parse_args()
+    compile_project()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (kind, (write, grow)) in enumerate(KINDS.items()):
+            src, mirror = Path(tmp) / f"src{n}", str(Path(tmp) / f"mirror{n}")
+            write(src, args.points // args.metrics, args.metrics)
+            fetched = [child(FETCH, str(src), mirror, "neptune"), child(FETCH, str(src), mirror, "neptune")]
+            grow(src)
+            fetched.append(child(FETCH, str(src), mirror, "neptune"))
+            rows.append((kind, fetched))
+            print(kind, json.dumps(fetched))
+    table = ["| run | fresh fetch wall (CPU) | unchanged, fetched again | grown by one operation |",
+             "|---|---|---|---|"]
+    for kind, fetched in rows:
+        table.append(f"| {kind}, {args.points:,} points | " +
+                     " | ".join(f"{f['s']:.2f} s ({f['cpu']:.2f} s)" for f in fetched) + " |")
+    body = ("Each queue written as in the reader benchmarks (`bench/run_writers.py`, `bench/neptune_writers.py`), "
+            "fetched in a fresh process each time (the command line, its imports included) into the same "
+            "mirror: first into an empty one, then untouched, then after one more operation was appended. An "
+            "unchanged queue is told by its files' size and mtime, so it is not read (docs/neptune.md, "
+            "\"Incremental\"); a grown one is read whole again: the fold is not saved, so it cannot go on "
+            "from where the last fetch stopped.\n\n" + "\n".join(table))
+    print("\n".join(table))
+    if not args.dry:
+        write_section("neptune-refetch", "Neptune re-fetch (`bench/bench_neptune_refetch.py`)", body)
+
+
+if __name__ == "__main__":
+    main()
