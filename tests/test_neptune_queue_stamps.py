@@ -1,16 +1,16 @@
-"""A neptune queue the previous fetch read, unchanged since, is not read again (sources/neptune/queue_stamps):
-runs written by the real clients offline, fetched twice; then each thing that can change it (a line
-appended, a file the run uploaded, a touched log, a lost object, the write-ahead log of a queue still being
-written) makes the next fetch read it again, and the index is then a fresh fetch's."""
+"""A neptune 1.x run folder the previous fetch read, unchanged since, is not read again
+(sources/neptune/queue_stamps): runs written by the real client offline, fetched twice; then each thing
+that can change it (a line appended, a file the run uploaded, a touched log, a lost object) makes the next
+fetch read it again, and the index is then a fresh fetch's."""
 from __future__ import annotations
 
 import json
 import os
 
 import pytest
-from neptune_fixtures import SCALE_SCRIPT, _run_script, q
+from neptune_fixtures import _run_script, q
 
-from cometx_mirror.sources.neptune import float_lines, offline_v1, queue_stamps, scale
+from cometx_mirror.sources.neptune import float_lines, offline_v1, queue_stamps
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
@@ -56,19 +56,14 @@ def v1_written(tmp_path):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """How many segments the store read from the queues (1.x: scanned; neptune-scale: folded)."""
+    """How many segments the store read from the op logs (scanned)."""
     reads = {"n": 0}
-    scan_whole, put_segment = float_lines.scan_whole, scale._QueueReader._put_segment
+    scan_whole = float_lines.scan_whole
 
     def scanned(segment):
         reads["n"] += 1
         return scan_whole(segment)
-
-    def folded(self, *args):
-        reads["n"] += 1
-        return put_segment(self, *args)
     monkeypatch.setattr(float_lines, "scan_whole", scanned)
-    monkeypatch.setattr(scale._QueueReader, "_put_segment", folded)
     return reads
 
 
@@ -125,47 +120,6 @@ def test_a_v1_run_naming_a_glob_is_read_every_time(tmp_path, neptune_v1_offline,
     _fetch(mirror, neptune_v1_offline)
     counted["n"] = 0
     assert _fetch(mirror, neptune_v1_offline).unchanged == 1 and counted["n"] > 0
-
-
-def _grow_scale(db, step: int) -> None:
-    """One more step logged to the queue, by neptune-scale's own repository."""
-    from neptune_api.proto.neptune_pb.ingest.v1 import common_pb2 as pb
-    from neptune_scale.sync.operations_repository import OperationsRepository
-    repo = OperationsRepository(db)
-    update = pb.UpdateRunSnapshot(step=pb.Step(whole=step, micro=0))
-    update.timestamp.FromMilliseconds(1_715_000_000_000)
-    update.append["train/loss"].float64 = 0.125
-    repo.save_update_run_snapshots([update])
-    repo.close(cleanup_files=False)
-
-
-def test_a_scale_queue_unchanged_is_not_read_and_any_change_reads_it(tmp_path, counted):
-    folder = tmp_path / "queue"
-    folder.mkdir()
-    (folder / "cfg.yaml").write_text("lr: 0.001\n")
-    _run_script(folder, SCALE_SCRIPT)
-    db = next(folder.glob(f".neptune/*/{scale.DB_NAME}"))
-    mirror = Mirror.init(tmp_path / "m")
-    assert _again(mirror, folder, counted)[:2] == (1, 0)
-    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
-
-    (folder / "cfg.yaml").write_text("lr: 0.002\n")    # the file assign_files named, changed
-    _, changed, _, read, _ = _again(mirror, folder, counted)
-    assert changed == 1 and read > 0
-    [(object_id,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'files/cfg.yaml'")
-    assert mirror.objects.get_bytes(object_id) == b"lr: 0.002\n"
-
-    _grow_scale(db, 4)
-    _, changed, _, read, _ = _again(mirror, folder, counted)
-    assert changed == 1 and read > 0
-    assert q(mirror, "SELECT step, value FROM metrics WHERE name = 'train/loss' AND step = 4") == [(4, 0.125)]
-    assert _rows(mirror) == _fresh_rows(tmp_path, folder, "fresh")
-    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
-
-    wal = db.with_name(db.name + "-wal")               # a client writing: its write-ahead log appears
-    wal.write_bytes(b"")
-    assert _again(mirror, folder, counted)[3] > 0
-    assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
 
 
 def test_a_previous_manifest_the_check_cannot_read_means_the_queue_is_read(tmp_path, v1_written, counted):

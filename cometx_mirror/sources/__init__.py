@@ -7,9 +7,10 @@ A source module provides
   - normalizers registered with ``@normalizer("<source>-<what>/<version>")`` that turn a
     manifest (and the raw objects it names) into the common model.  They are pure:
     ``reindex`` re-runs them on the stored manifests and must get identical rows;
-  - optionally, for a run that only grows, a ``@grown_normalizer("<name>")``:
+  - optionally, for a run that only grows, a ``@grown_normalizer("<name>", maybe=...)``:
     ``(mirror, manifest, indexed manifest) -> the run with only the points logged since
-    the indexed manifest``, or None when it did not simply grow (then the index reads it whole).
+    the indexed manifest``, or None when it did not simply grow (then the index reads it whole);
+    ``maybe(manifest)`` tells which manifests can be such a run.
 
 Manifests are dicts with at least ``type`` ("experiment", "project", "artifact",
 "registry_model", "panel"), ``normalizer``, ``source``, ``workspace``; labels in a
@@ -40,8 +41,13 @@ def normalizer(name: str):
     return register
 
 
-def grown_normalizer(name: str):
+def grown_normalizer(name: str, maybe: Callable[[dict], bool]):
+    """Register fn(mirror, manifest, indexed): the model object of a run that only grew since the
+    index took `indexed`, holding only what the index lacks, or None (normalize it whole).
+    `maybe(manifest)`: whether a manifest can be such a run (the index leaves those to refresh,
+    which knows the indexed manifest, rather than normalizing them whole ahead)."""
     def register(fn):
+        fn.maybe = maybe
         _GROWN[name] = fn
         return fn
     return register

@@ -129,13 +129,15 @@ class Ahead:
 
 
 def _maybe_grown(mirror: Mirror, manifest_id: str) -> bool:
-    """A run whose log grew (stored as parts): left to refresh, which knows the indexed
-    manifest and reads only the new points; normalizing it whole ahead would be wasted."""
+    """A run that may only have grown (a W&B log stored as parts, a neptune-scale queue of segments):
+    left to refresh, which knows the indexed manifest and reads only the new points; normalizing it
+    whole ahead would be wasted."""
     try:
         manifest = mirror.get_json(manifest_id)
     except ObjectError:
         return False
-    return get_grown_normalizer(manifest.get("normalizer", "")) is not None and "parts" in (manifest.get("log") or {})
+    grown = get_grown_normalizer(manifest.get("normalizer", ""))
+    return grown is not None and grown.maybe(manifest)
 
 
 def _drop(con, kind: str, source: str, workspace: str, entity: str) -> None:

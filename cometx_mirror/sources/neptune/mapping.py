@@ -54,8 +54,9 @@ class _EncodedSeries(ConsoleText):
     """A series' blob written as its points come, each point already encoded: bounded in memory as
     a console text is, whatever the series' length."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, stored: tuple | None = None):
+        """`stored`: as ConsoleText's (a series' blob so far, continued); its `points` are then set."""
+        super().__init__(stored)
         self.points = 0
 
     def _joined(self) -> bytes:

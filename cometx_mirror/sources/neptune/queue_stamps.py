@@ -1,12 +1,12 @@
-"""Whether a queue is as the previous fetch read it, told without reading it.
+"""Whether a neptune 1.x run folder is as the previous fetch read it, told without reading it.
 
-A neptune run folder's queue (1.x op logs, neptune-scale's SQLite files) only changes by being written,
-and writing moves a file's size or mtime. A fetch records each queue file's `stamp`; the next one
-compares them before reading anything. Equal stamps, the files the ops name unchanged (by the rule
-driver.store_file keeps a stored file by), nothing found missing and every object the manifest names
-still in the store: reading the queue again would give the same raw manifest, so the previous one is
-reused and the queue is not read (a run of 10^7 points took tens of seconds to be found unchanged).
-Anything else reads the queue, as before.
+Its op logs only change by being written, and writing moves a file's size or mtime. A fetch records each
+log's `stamp`; the next one compares them before reading anything. Equal stamps, the files the ops name
+unchanged (by the rule driver.store_file keeps a stored file by), nothing found missing and every object
+the manifest names still in the store: reading the folder again would give the same raw manifest, so the
+previous one is reused and no log is read (a run of 10^7 points took tens of seconds to be found
+unchanged). Anything else reads the logs, as before. (A neptune-scale queue is told by its own counts:
+scale_resume. Its SQLite files are no such stamp: a reader opening the database touches its -wal file.)
 """
 from __future__ import annotations
 

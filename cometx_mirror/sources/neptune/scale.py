@@ -12,15 +12,17 @@ import binascii
 import gc
 import json
 import sqlite3
-from contextlib import contextmanager
+from bisect import bisect_right
+from contextlib import closing, contextmanager
 from itertools import chain, groupby, repeat
 from operator import itemgetter
 from pathlib import Path
 
 from ... import metric_stream
+from ...store.objects import ObjectError
 from ..bare_import import import_bare
-from . import mapping, queue_stamps
-from .driver import FoldingReader, RunSource, raw_of, store_file
+from . import mapping, queue_stamps, scale_resume
+from .driver import FoldingReader, RunSource, store_file
 from .scale_floats import SimpleOps
 
 ORIGIN = "scale-offline"
@@ -43,9 +45,10 @@ def locate(path: Path) -> list[Path]:
     return sorted(set(found))
 
 
-def _connect(db: Path) -> sqlite3.Connection:
-    # read-only: the client may still be writing to it
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def _connect(db: Path):
+    """A read-only connection (the client may still be writing to it), closed when the `with` ends: an
+    open one would keep the client's write-ahead log from being checkpointed."""
+    return closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True))
 
 
 def runs(path: Path, notes: list[str], errors: list[str]) -> list[RunSource]:
@@ -120,11 +123,7 @@ class _QueueReader(FoldingReader):
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
-        as_before = queue_stamps.previous(self._as_before, mirror, old)
-        if as_before is not None:
-            return as_before
         db = self.db
-        queue = self._stamps()        # before the read: an operation written during it moves them
         old_files = (old or {}).get("files", {})
         errors, file_errors, segments, files, missing = [], [], [], {}, []
         ws, proj, _ = self._names()
@@ -139,60 +138,79 @@ class _QueueReader(FoldingReader):
                     missing.append(source)
                     file_errors.append(f"missing file {source} (for {dest})")
             folder = _Fold(ws, proj, self.run_id, files)
+            resumed = self._resumed(mirror, old, con, folder, uploads, missing) if old else None
+            # (operations folded, their bytes, the last one's sequence id), and the segments stored
+            tally, segments = (resumed[0], resumed[1]) if resumed else ([0, 0, None], [])
+            if resumed:
+                errors = resumed[2]
             # in sequence order, a segment of the operations whose seq // SEGMENT_OPS is one number (the
-            # floor division spelled in SQL, which truncates), grouped with no Python call per row
+            # floor division spelled in SQL, which truncates), grouped with no Python call per row; a
+            # grown queue from the segment its last fold ended in
             rows = con.execute(
                 "SELECT sequence_id, timestamp, operation_type, operation, "
                 f"(sequence_id - (sequence_id % {SEGMENT_OPS} + {SEGMENT_OPS}) % {SEGMENT_OPS}) / {SEGMENT_OPS} "
-                "FROM run_operations ORDER BY sequence_id")
+                "FROM run_operations WHERE sequence_id >= ? ORDER BY sequence_id",
+                [_segment_start(tally[2]) if resumed else -(1 << 63)])
             for _key, segment in groupby(rows, itemgetter(4)):
                 with _no_collection():
-                    segments.append(self._put_segment(mirror, folder, list(segment), errors))
+                    segments.append(self._put_segment(mirror, folder, list(segment), errors, tally))
             op_errors = [list(r) for r in con.execute(
                 "SELECT timestamp, error_type, error_details, sequence_id FROM operation_errors "
                 "ORDER BY error_id")]
+        ops, nbytes, last_seq = tally
+        saved = None if last_seq is None else \
+            scale_resume.encode(folder, mirror.objects, last_seq=last_seq, ops=ops, nbytes=nbytes, errors=errors)
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
                     "workspace": ws, "project": proj,
                     "key": self.run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": self.version,
-                    "segments": segments, "queue_stamps": queue,
+                    "segments": segments,
                     "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
                     "errors": errors + file_errors}
+        if saved is not None:
+            manifest["resume"] = mirror.objects.put_bytes(saved)
         self.keep(manifest, folder)
         return manifest
 
-    def _stamps(self) -> dict:
-        """The queue's files (the database and, while the client writes, its write-ahead log) stamped."""
-        files = [self.db] + [p for p in (self.db.with_name(self.db.name + "-wal"),) if p.exists()]
-        return {p.name: queue_stamps.stamp(p) for p in files}
-
-    def _as_before(self, mirror, old: dict) -> dict | None:
-        """The previous fetch's raw manifest when reading the queue again would give it (see
-        queue_stamps): its files stamped as then, every uploaded file unchanged and none missing;
-        else None."""
-        if old.get("normalizer") != NORMALIZER or old.get("missing") or not old.get("queue_stamps"):
+    def _resumed(self, mirror, old: dict, con, folder: "_Fold", uploads: list, missing: list):
+        """(tally, the segments kept, the errors found in them) of the previous fetch's saved fold when
+        the queue only grew since (scale_resume), `folder` made that fold; else None (folded whole)."""
+        try:
+            if old.get("normalizer") != NORMALIZER or not old.get("resume") or \
+                    (old["workspace"], old["project"], old["key"], old["queue"]) != \
+                    (*self._names(), f"{self.db.parent.name}/{self.db.name}") or \
+                    (old["uploads"], old["files"], old["missing"]) != (uploads, folder.files, missing):
+                return None
+            state = scale_resume.decode(mirror.objects.get_bytes(old["resume"]))
+            kept = old["segments"][:-1]          # the last holds the last folded operation: read again
+            if state is None or not old["segments"] or not queue_stamps.stored(mirror, kept):
+                return None
+            last = state["last_seq"]
+            counted = con.execute("SELECT count(*), coalesce(sum(length(operation)), 0) FROM run_operations "
+                                  "WHERE sequence_id <= ?", [last]).fetchone()
+            if list(counted) != [state["ops"], state["bytes"]]:
+                return None                      # rewritten, or synced away: not the queue folded
+            scale_resume.restore(folder, state, mirror.objects)
+            return [state["ops"], state["bytes"], last], list(kept), list(state["errors"])
+        except (KeyError, TypeError, ValueError, AttributeError, ObjectError, sqlite3.Error):
             return None
-        if (old.get("workspace"), old.get("project"), old.get("key"), old.get("queue")) != \
-                (*self._names(), f"{self.db.parent.name}/{self.db.name}"):
-            return None
-        if self._stamps() != old["queue_stamps"]:
-            return None
-        sources = {dest: Path(source) for source, dest, *_ in old.get("uploads") or []}
-        if not queue_stamps.files_unchanged(mirror, old.get("files") or {}, sources.get):
-            return None
-        if not queue_stamps.stored(mirror, old.get("segments") or []):
-            return None
-        return raw_of(old)
 
     def _names(self) -> tuple[str, str, str]:
         """(workspace, project, key) of the run."""
         ws, _, proj = self.project.partition("/")
         return ws, proj or "default", self.run_id
 
-    def _put_segment(self, mirror, folder: "_Fold", rows: list[tuple], errors: list[str]) -> str:
-        """Fold a segment's operations, then store them as [seq, ts, type, base64] rows."""
+    def _put_segment(self, mirror, folder: "_Fold", rows: list[tuple], errors: list[str], tally: list) -> str:
+        """Fold a segment's operations after the last one folded (tally: the count, bytes and last
+        sequence id of those folded, kept up), then store them all as [seq, ts, type, base64] rows."""
         seqs, stamps, types, blobs, _key = zip(*rows)
-        for i in folder.feed_segment(stamps, types, blobs):
-            errors.append(f"{self.db.parent.name}/{self.db.name} operation {seqs[i]}: malformed protobuf, skipped")
+        first = 0 if tally[2] is None else bisect_right(seqs, tally[2])
+        for i in folder.feed_segment(stamps[first:], types[first:], blobs[first:]):
+            errors.append(f"{self.db.parent.name}/{self.db.name} operation {seqs[first + i]}: "
+                          "malformed protobuf, skipped")
+        if first < len(seqs):
+            tally[0] += len(seqs) - first
+            tally[1] += sum(map(len, blobs[first:]))
+            tally[2] = seqs[-1]
         # one base64 text per operation, each as b2a_base64 writes it, cut from one joined text
         texts = b"".join(map(binascii.b2a_base64, blobs)).decode("ascii").split("\n")[:-1]
         if {int} == set(map(type, seqs)) | set(map(type, stamps)) | set(map(type, types)):
@@ -200,6 +218,11 @@ class _QueueReader(FoldingReader):
             data = "[" + ",".join(map('[{},{},{},"{}"]'.format, seqs, stamps, types, texts)) + "]"
             return mirror.objects.put_bytes(data.encode("ascii"))
         return _put_rows(mirror, list(map(list, zip(seqs, stamps, types, texts))))
+
+
+def _segment_start(seq: int) -> int:
+    """The first sequence id of the segment holding `seq` (SEGMENT_OPS ids a segment)."""
+    return seq // SEGMENT_OPS * SEGMENT_OPS
 
 
 # -- folding ------------------------------------------------------------------------------------
@@ -269,7 +292,21 @@ def _blobs(rows: list[list]) -> tuple[list[bytes], list[bool]]:
         return blobs, eligible
 
 
-def _float_points(mirror, manifest: dict, floats: set[str]):
+class _FloatPoints:
+    """A run's float_points: the points of its float series in these stored segments, in batches, of
+    the operations after sequence id `after` (None: all); `since` narrows them to a grown queue's."""
+
+    def __init__(self, mirror, segments: list[str], floats: set[str], after: int | None = None):
+        self.mirror, self.segments, self.floats, self.after = mirror, segments, floats, after
+
+    def __call__(self):
+        return _float_points(self.mirror, self.segments, self.floats, self.after)
+
+    def since(self, first: int, after: int) -> "_FloatPoints":
+        return _FloatPoints(self.mirror, self.segments[first:], self.floats, after)
+
+
+def _float_points(mirror, segments: list[str], floats: set[str], after: int | None = None):
     """The float series' points, decoded again from the stored operations, a segment at a time: the
     simple operations of a segment (scale_floats.SimpleOps.read_many) come as NumPy columns, with no
     Python object per point, into batches of arrays the index inserts as they are; any other
@@ -277,9 +314,9 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
     batch of one kind is handed out before a point of the other is taken."""
     arrays, lists = metric_stream.ArrayBatches(), mapping.FloatBatches()
     simple = SimpleOps()
-    for seg in manifest["segments"]:
+    for seg in segments:
         with _no_collection():      # not across a yield: the index runs between
-            pieces = _segment_points(mirror, seg, simple, floats)
+            pieces = _segment_points(mirror, seg, simple, floats, after)
         for piece in pieces:
             if len(piece) == 5:     # names, codes, steps, times, values: arrays
                 yield from lists.rest()
@@ -295,12 +332,15 @@ def _float_points(mirror, manifest: dict, floats: set[str]):
     yield from lists.rest()
 
 
-def _segment_points(mirror, seg: str, simple: SimpleOps, floats: set[str]) -> list[tuple]:
+def _segment_points(mirror, seg: str, simple: SimpleOps, floats: set[str], after: int | None = None) -> list[tuple]:
     """One stored segment's float points, in order: runs of simple operations as arrays (names,
-    codes, steps, times, values), the other operations' points as lists (names, steps, times, values)."""
+    codes, steps, times, values), the other operations' points as lists (names, steps, times, values);
+    of the operations after sequence id `after`, if given."""
     import numpy as np
     pieces, names, steps, stamps, values = [], [], [], [], []
     rows = mirror.get_json(seg)
+    if after is not None:
+        rows = [r for r in rows if r[0] > after]
     blobs, eligible = _blobs(rows)
     for first, stop, layout, op_steps, ms, op_values in simple.read_many(blobs, eligible, arrays=True):
         if layout is not None and floats.issuperset(layout.names):
@@ -369,6 +409,26 @@ def _op_points(simple, floats, row_ts, typ, blob, names, steps, stamps, values) 
         steps.append(step)
         stamps.append(ts)
         values.append(kv[1])
+
+
+def grown(mirror, manifest: dict, indexed: dict, run: mapping.RunData) -> mapping.RunData | None:
+    """`run` (the fold of `manifest`) holding as float points only those of the operations after the
+    ones of `indexed` (the manifest whose rows the index holds), when the queue only grew between
+    them: the same run and queue, the same segments but the last, which the new one's begins with,
+    and a saved fold at the end of the old one; None otherwise (index it whole). A float point
+    depends on its own operation alone (its step and time are in it) and on the kind of its series,
+    which its first point set, so the old points' rows stay as they are."""
+    same = ("normalizer", "workspace", "project", "key", "queue")
+    old, new = indexed.get("segments") or [], manifest.get("segments") or []
+    if any(indexed.get(k) != manifest.get(k) for k in same) or not old or new[:len(old) - 1] != old[:-1] \
+            or len(new) < len(old) or not indexed.get("resume") or not isinstance(run.float_points, _FloatPoints):
+        return None
+    state = scale_resume.decode(mirror.objects.get_bytes(indexed["resume"]))
+    boundary = mirror.get_json(old[-1])
+    if state is None or mirror.get_json(new[len(old) - 1])[:len(boundary)] != boundary:
+        return None
+    run.float_points = run.float_points.since(len(old) - 1, state["last_seq"])
+    return run
 
 
 def fold(mirror, manifest: dict) -> mapping.RunData:
@@ -489,7 +549,7 @@ class _Fold:
         run = self.run
         floats = set(self.float_paths)
         if floats:
-            run.float_points = lambda: _float_points(mirror, manifest, floats)
+            run.float_points = _FloatPoints(mirror, manifest["segments"], floats)
         if self.previews:
             run.extra["preview_points_skipped"] = self.previews
         if manifest.get("operation_errors"):

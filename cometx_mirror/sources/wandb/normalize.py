@@ -387,7 +387,7 @@ def normalize_offline(mirror, manifest: dict) -> Experiment:
     return to_experiment(manifest, state, manifest.get("files", {}), manifest.get("texts", {}))
 
 
-@grown_normalizer("wandb-offline/1")
+@grown_normalizer("wandb-offline/1", maybe=lambda manifest: "parts" in (manifest.get("log") or {}))
 def grown_offline(mirror, manifest: dict, indexed: dict) -> Experiment | None:
     """The run of `manifest` with only the points logged after those of `indexed` (the
     manifest whose rows the index holds), when its log is that log grown: the same stored
