@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from neptune_fixtures import _run_script, q
 
-from cometx_mirror.sources.neptune import scale
+from cometx_mirror.sources.neptune import scale, scale_resume
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
@@ -187,4 +187,21 @@ def test_an_unchanged_queue_folds_nothing_and_one_written_in_wal_mode_is_seen(tm
     assert _fetch(mirror, folder).changed == 1 and fed["ops"] > 2000
     [(object_id,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'files/cfg.yaml'")
     assert mirror.objects.get_bytes(object_id) == b"lr: 0.002\n"
+    assert _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh"))
+
+
+def test_a_saved_fold_whose_text_is_gone_folds_whole(tmp_path, queue, fed):
+    """The objects a saved fold's texts go on from are kept by gc as the index's: one lost (the index
+    thrown away, then gc) makes the next fetch fold the queue whole, not fail."""
+    folder, db = queue
+    mirror = Mirror.init(tmp_path / "m")
+    _fetch(mirror, folder)
+    [notes] = scale_resume.texts(scale_resume.decode(mirror.objects.get_bytes(_manifest(mirror)["resume"])))
+    mirror.objects.remove(notes)
+    _grow(db, range(2500, 2600))
+    fed["ops"] = 0
+    _fetch(mirror, folder)
+    assert fed["ops"] > 2000
+    [(grown_notes,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'notes/log.jsonl'")
+    assert mirror.objects.get_bytes(grown_notes).count(b"\n") == 25 + 2
     assert _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh"))

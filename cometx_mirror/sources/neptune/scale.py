@@ -182,7 +182,8 @@ class _QueueReader(FoldingReader):
                 return None
             state = scale_resume.decode(mirror.objects.get_bytes(old["resume"]))
             kept = old["segments"][:-1]          # the last holds the last folded operation: read again
-            if state is None or not old["segments"] or not queue_stamps.stored(mirror, kept):
+            if state is None or not old["segments"] or \
+                    not queue_stamps.stored(mirror, kept + scale_resume.texts(state)):
                 return None
             last = state["last_seq"]
             counted = con.execute("SELECT count(*), coalesce(sum(length(operation)), 0) FROM run_operations "

@@ -72,6 +72,14 @@ def decode(data: bytes) -> dict | None:
     return state if isinstance(state, dict) and state.get("v") == VERSION else None
 
 
+def texts(state: dict) -> list[str]:
+    """The objects the saved fold's texts go on from (a fold resumed reads them back when more comes;
+    gc keeps them as the index's, not the manifest's: the caller checks they are still there)."""
+    saved = state["run"]["series"].values()
+    return [entry[kind]["object"] for entry in saved for kind in ("text", "lines")
+            if kind in entry and entry[kind]["object"] is not None]
+
+
 def restore(folder, state: dict, objects) -> None:
     """Make `folder` (a fresh scale._Fold of the same run and uploads) the saved fold."""
     run, saved = folder.run, state["run"]
