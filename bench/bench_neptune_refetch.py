@@ -63,19 +63,27 @@ def main() -> None:
             fetched.append(child(FETCH, str(src), mirror, "neptune"))
             rows.append((kind, fetched))
             print(kind, json.dumps(fetched))
+    write(rows, args.points, args.dry)
+
+
+def write(rows: list, points: int, dry: bool = False) -> None:
+    """Print the table of (kind, [fresh, again, grown]) rows and rewrite the section."""
     table = ["| run | fresh fetch wall (CPU) | unchanged, fetched again | grown by one operation |",
              "|---|---|---|---|"]
     for kind, fetched in rows:
-        table.append(f"| {kind}, {args.points:,} points | " +
+        table.append(f"| {kind}, {points:,} points | " +
                      " | ".join(f"{f['s']:.2f} s ({f['cpu']:.2f} s)" for f in fetched) + " |")
     body = ("Each queue written as in the reader benchmarks (`bench/run_writers.py`, `bench/neptune_writers.py`), "
             "fetched in a fresh process each time (the command line, its imports included) into the same "
             "mirror: first into an empty one, then untouched, then after one more operation was appended. An "
-            "unchanged queue is told by its files' size and mtime, so it is not read (docs/neptune.md, "
-            "\"Incremental\"); a grown one is read whole again: the fold is not saved, so it cannot go on "
-            "from where the last fetch stopped.\n\n" + "\n".join(table))
+            "unchanged 1.x run folder is told by its logs' size and mtime and not read; a neptune-scale queue "
+            "by its operations counted in SQL, then only its last segment is read; a grown queue folds and "
+            "indexes only the new operations, from the fold the last fetch saved; a grown 1.x log is read whole "
+            "again: its fold is not saved (docs/neptune.md, \"Incremental\"). Before these (the same runs, the "
+            "same day, each read whole): unchanged 1.x 2.49 s, unchanged neptune-scale 0.87 s, grown "
+            "neptune-scale 2.43 s.\n\n" + "\n".join(table))
     print("\n".join(table))
-    if not args.dry:
+    if not dry:
         write_section("neptune-refetch", "Neptune re-fetch (`bench/bench_neptune_refetch.py`)", body)
 
 
