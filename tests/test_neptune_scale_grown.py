@@ -1,7 +1,8 @@
 """A neptune-scale queue that grew since the last fetch: the fetch folds only the new operations (from the
-fold it saved, sources/neptune/scale_resume.py) and the index appends only their points (scale.grown); the
-manifest is the one a fresh fetch writes, and the index a fresh fetch's and a reindex's. A queue that did
-not simply grow is folded whole. Queues written by the real neptune-scale client offline."""
+fold it saved, sources/neptune/scale_resume.py) and the index appends only their points
+(scale.grown_since); the manifest is the one a fresh fetch writes, and the index a fresh fetch's and a
+reindex's. A queue that did not simply grow is folded whole. Queues written by the real neptune-scale
+client offline."""
 from __future__ import annotations
 
 import sqlite3

@@ -26,11 +26,18 @@ def normalize_scale(mirror, manifest: dict):
     return mapping.to_experiment(fold_of(mirror, manifest, scale.fold))[0]
 
 
-@grown_normalizer(scale.NORMALIZER, maybe=lambda manifest: "resume" in manifest and len(manifest["segments"]) > 1)
+def _maybe_grown_scale(manifest: dict) -> bool:
+    return "resume" in manifest and len(manifest.get("segments") or []) > 1
+
+
+@grown_normalizer(scale.NORMALIZER, maybe=_maybe_grown_scale)
 def grown_scale(mirror, manifest: dict, indexed: dict):
-    """The run with only the points the index lacks, when its queue only grew (scale.grown); else None."""
-    run = scale.grown(mirror, manifest, indexed, fold_of(mirror, manifest, scale.fold))
-    return None if run is None else mapping.to_experiment(run)[0]
+    """The run with only the points the index lacks, when its queue only grew (scale.grown_since); else
+    None (checked before the fold is taken, so the whole normalizer still finds it)."""
+    since = scale.grown_since(mirror, manifest, indexed)
+    if since is None:
+        return None
+    return mapping.to_experiment(scale.only_since(fold_of(mirror, manifest, scale.fold), *since))[0]
 
 
 @normalizer("neptune-artifact/1")

@@ -412,23 +412,29 @@ def _op_points(simple, floats, row_ts, typ, blob, names, steps, stamps, values) 
         values.append(kv[1])
 
 
-def grown(mirror, manifest: dict, indexed: dict, run: mapping.RunData) -> mapping.RunData | None:
-    """`run` (the fold of `manifest`) holding as float points only those of the operations after the
-    ones of `indexed` (the manifest whose rows the index holds), when the queue only grew between
-    them: the same run and queue, the same segments but the last, which the new one's begins with,
-    and a saved fold at the end of the old one; None otherwise (index it whole). A float point
-    depends on its own operation alone (its step and time are in it) and on the kind of its series,
-    which its first point set, so the old points' rows stay as they are."""
+def grown_since(mirror, manifest: dict, indexed: dict) -> tuple[int, int] | None:
+    """(the first segment of `manifest` to read points from, the last sequence id the index holds the
+    points of) when the queue only grew since `indexed` (the manifest whose rows the index holds): the
+    same run and queue, the same segments but the last, which the new one's begins with, and a saved
+    fold at the end of the old one; None otherwise (index it whole). A float point depends on its own
+    operation alone (its step and time are in it) and on the kind of its series, which its first point
+    set, so the old points' rows stay as they are."""
     same = ("normalizer", "workspace", "project", "key", "queue")
     old, new = indexed.get("segments") or [], manifest.get("segments") or []
-    if any(indexed.get(k) != manifest.get(k) for k in same) or not old or new[:len(old) - 1] != old[:-1] \
-            or len(new) < len(old) or not indexed.get("resume") or not isinstance(run.float_points, _FloatPoints):
+    if any(indexed.get(k) != manifest.get(k) for k in same) or not old or len(new) < len(old) \
+            or new[:len(old) - 1] != old[:-1] or not indexed.get("resume"):
         return None
     state = scale_resume.decode(mirror.objects.get_bytes(indexed["resume"]))
     boundary = mirror.get_json(old[-1])
     if state is None or mirror.get_json(new[len(old) - 1])[:len(boundary)] != boundary:
         return None
-    run.float_points = run.float_points.since(len(old) - 1, state["last_seq"])
+    return len(old) - 1, state["last_seq"]
+
+
+def only_since(run: mapping.RunData, first: int, after: int) -> mapping.RunData:
+    """`run` (a fold of the grown queue) holding as float points only those grown_since found new."""
+    if isinstance(run.float_points, _FloatPoints):
+        run.float_points = run.float_points.since(first, after)
     return run
 
 
