@@ -125,7 +125,7 @@ class _QueueReader(FoldingReader):
     def store(self, mirror, old: dict | None) -> dict:
         db = self.db
         old_files = (old or {}).get("files", {})
-        errors, file_errors, segments, files, missing = [], [], [], {}, []
+        file_errors, files, missing = [], {}, []
         ws, proj, _ = self._names()
         with _connect(db) as con:
             uploads = [list(r) for r in con.execute(
@@ -139,10 +139,9 @@ class _QueueReader(FoldingReader):
                     file_errors.append(f"missing file {source} (for {dest})")
             folder = _Fold(ws, proj, self.run_id, files)
             resumed = self._resumed(mirror, old, con, folder, uploads, missing) if old else None
-            # (operations folded, their bytes, the last one's sequence id), and the segments stored
-            tally, segments = (resumed[0], resumed[1]) if resumed else ([0, 0, None], [])
-            if resumed:
-                errors = resumed[2]
+            # (operations folded, their bytes, the last one's sequence id), the segments stored, the
+            # operations found malformed: so far, where the last fold ended
+            tally, segments, errors = resumed or ([0, 0, None], [], [])
             # in sequence order, a segment of the operations whose seq // SEGMENT_OPS is one number (the
             # floor division spelled in SQL, which truncates), grouped with no Python call per row; a
             # grown queue from the segment its last fold ended in
