@@ -6,7 +6,7 @@ fold it again; instead a fetch that finds the stored parts still at the start of
 the file stores only the bytes after them as one more object, and folds only
 from where the last fold stopped.  Each part is an ordinary content-addressed
 object, so "the prefix is unchanged" is checked by hashing the file's first
-bytes against the parts' own ids: no extra bookkeeping can go stale.
+bytes against the parts' own ids (sources/file_prefix): no extra bookkeeping can go stale.
 
 Manifest entry (`manifest["log"]`):
   one part:  {"object": id, "size": n, "resume": {...}}   (the form every log had before)
@@ -19,9 +19,7 @@ import contextlib
 import os
 from typing import BinaryIO, Iterator
 
-import xxhash
-
-HASH_CHUNK = 1 << 20
+from ..file_prefix import HASH_CHUNK, Range
 
 
 def parts(entry: dict) -> list[dict]:
@@ -40,43 +38,6 @@ def entry(log_parts: list[dict], resume: dict | None) -> dict:
     if resume is not None:
         out["resume"] = resume
     return out
-
-
-class Range:
-    """A binary file up to byte `end`, as a readable, seekable stream (a live log grows
-    meanwhile: what is read must be what was stored)."""
-
-    def __init__(self, f: BinaryIO, end: int):
-        self.f, self.end = f, end
-
-    def read(self, n: int = -1) -> bytes:
-        left = max(0, self.end - self.f.tell())
-        return self.f.read(left if n < 0 else min(n, left))
-
-    def seek(self, pos: int) -> int:
-        return self.f.seek(pos)
-
-
-def _hash_range(f: BinaryIO, size: int) -> tuple[str, int]:
-    """xxh3-128 and length of the next `size` bytes of f."""
-    hasher, got, stream = xxhash.xxh3_128(), 0, Range(f, f.tell() + size)
-    while chunk := stream.read(HASH_CHUNK):
-        hasher.update(chunk)
-        got += len(chunk)
-    return hasher.hexdigest(), got
-
-
-def is_prefix(f: BinaryIO, log_parts: list[dict]) -> bool:
-    """Whether the file starts with exactly these parts' bytes (leaves f positioned after them).
-
-    Hashing runs at the speed of the disk; nothing is parsed.  A shorter file, or any part
-    whose bytes differ, means the log was rewritten, not appended to."""
-    f.seek(0)
-    for part in log_parts:
-        object_id, got = _hash_range(f, part["size"])
-        if got != part["size"] or object_id != part["object"]:
-            return False
-    return True
 
 
 class StoringRange(Range):

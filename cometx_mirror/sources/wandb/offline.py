@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import SourceError
+from .. import SourceError, file_prefix
 from ...store.objects import ObjectError
 from ..offline_names import OfflineNames, ref_prefix
 from .common import (DEFAULT_PROJECT, LEGACY_WORKSPACE, OFFLINE_WORKSPACE, SOURCE, exp_label, store_bytes,
@@ -141,7 +141,7 @@ def _fold_parts(mirror, f, size: int, name: str, previous: dict | None, spans_to
     if resumable is not None:
         old_parts, state = resumable
         stored = sum(p["size"] for p in old_parts)
-        if size >= stored and log_parts.is_prefix(f, old_parts):
+        if size >= stored and file_prefix.is_prefix(f, old_parts):
             if size == stored:
                 return old_parts, fold_state.resolved(state, mirror.objects), previous["log"]["resume"], stored
             start = state["complete_end"]
