@@ -11,6 +11,7 @@ import pytest
 from neptune_fixtures import _run_script, q
 
 from cometx_mirror.sources.neptune import float_lines, offline_v1, queue_stamps
+from cometx_mirror.sources.neptune.driver import raw_of
 from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync.fetch import run_fetch
@@ -93,9 +94,9 @@ def test_a_v1_run_unchanged_is_not_read_and_any_change_reads_it(tmp_path, v1_wri
     assert mirror.objects.get_bytes(object_id) == b"hello a\nmore\n"
     assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
 
-    st = log.stat()                                    # touched, its bytes the same: read again
-    os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert _again(mirror, folder, counted)[3] > 0
+    st = log.stat()            # touched, its bytes the same: its stamp is new, but the saved fold goes on
+    os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))      # from its end with no line to fold
+    assert _again(mirror, folder, counted)[:4] == (0, 1, 0, 0)
     assert _again(mirror, folder, counted) == (0, 0, 1, 0, 0)
 
     point = {"obj": {"type": "LogFloats", "path": ["train", "loss"],
@@ -123,18 +124,21 @@ def test_a_v1_run_naming_a_glob_is_read_every_time(tmp_path, neptune_v1_offline,
 
 
 def test_a_previous_manifest_the_check_cannot_read_means_the_queue_is_read(tmp_path, v1_written, counted):
-    """A damaged previous manifest (a log entry without its segments, a stamp of the wrong type) is no
-    reason to fail the run: the queue is read, as on a first fetch."""
+    """A damaged previous manifest (a log entry without its segments, a stamp of the wrong type, a saved
+    fold that is not stored) is no reason to fail the run: the queue is read, as on a first fetch."""
     mirror = Mirror.init(tmp_path / "m")
     assert _fetch(mirror, v1_written).new == 1
     [manifest_id] = mirror.current_manifests().values()
     good = mirror.get_json(manifest_id)
     [run] = offline_v1.runs(v1_written, [], [])
     reader = run.store.__self__
-    for damaged in ({**good, "logs": [{k: v for k, v in good["logs"][0].items() if k != "segments"}]},
-                    {**good, "logs": [{**good["logs"][0], "size": "many"}]}, {**good, "logs": None}, None, []):
+    # a stamp of the wrong type: not as before, but the saved fold (v1_resume) goes on, with no line to read
+    for damaged, read in (({**good, "logs": [{k: v for k, v in good["logs"][0].items() if k != "segments"}]}, True),
+                          ({**good, "logs": [{**good["logs"][0], "size": "many"}]}, False),
+                          ({**good, "logs": None}, True), ({**good, "resume": "0" * 32}, True), (None, True),
+                          ([], True)):
         counted["n"] = 0
         raw = reader.store(mirror, damaged)
-        assert counted["n"] > 0 and raw["logs"][0]["segments"] == good["logs"][0]["segments"], repr(damaged)[:300]
+        assert (counted["n"] > 0, raw) == (read, raw_of(good)), repr(damaged)[-300:]
     counted["n"] = 0
     assert reader.store(mirror, good) == queue_stamps.previous(reader._as_before, mirror, good) and counted["n"] == 0

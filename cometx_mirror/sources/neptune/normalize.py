@@ -40,6 +40,20 @@ def grown_scale(mirror, manifest: dict, indexed: dict):
     return mapping.to_experiment(scale.only_since(fold_of(mirror, manifest, scale.fold), *since))[0]
 
 
+def _maybe_grown_v1(manifest: dict) -> bool:
+    return "resume" in manifest and sum(len(log["segments"]) for log in manifest.get("logs") or []) > 1
+
+
+@grown_normalizer(offline_v1.NORMALIZER, maybe=_maybe_grown_v1)
+def grown_offline(mirror, manifest: dict, indexed: dict):
+    """The run with only the points the index lacks, when its op logs only grew (offline_v1.grown_since);
+    else None (checked before the fold is taken, so the whole normalizer still finds it)."""
+    since = offline_v1.grown_since(mirror, manifest, indexed)
+    if since is None:
+        return None
+    return mapping.to_experiment(offline_v1.only_since(fold_of(mirror, manifest, offline_v1.fold), since))[0]
+
+
 @normalizer("neptune-artifact/1")
 def normalize_artifact(mirror, manifest: dict):
     return mapping.to_artifact(manifest)

@@ -19,15 +19,17 @@ import math
 import operator
 import os
 import re
+from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from pathlib import Path
 
 import numpy
 
 from ... import metric_stream
-from ...store.objects import hash_bytes
+from ...store.objects import ObjectError, hash_bytes
+from .. import file_prefix
 from ..blob_spool import BlobSpool
-from . import float_lines, mapping, null_steps, queue_stamps
+from . import float_lines, mapping, null_steps, queue_stamps, v1_resume
 from .driver import FoldingReader, RunSource, raw_of, store_file
 from .row_spill import RowSpill
 
@@ -137,9 +139,24 @@ class _RunReader(FoldingReader):
         errors, file_errors, logs = [], [], []
         meta_bytes = (run_dir / "metadata.json").read_bytes() if (run_dir / "metadata.json").exists() else b""
         files, globs, tracked, missing = {}, {}, {}, []
-        folder = _Fold(self.ws, self.proj, self.key, json.loads(meta_bytes or b"{}"), files, globs, tracked)
+
+        def new_fold() -> _Fold:
+            made = _Fold(self.ws, self.proj, self.key, json.loads(meta_bytes or b"{}"), files, globs, tracked)
+            made.run.images = BlobSpool(mirror.objects.tmp)
+            return made
+        folder = new_fold()
+        # the logs as the last fetch left them, when the run only grew since: its fold goes on (v1_resume)
+        resumed = queue_stamps.previous(lambda mirror, old: self._resumed(mirror, old, meta_bytes), mirror, old)
+        if resumed is not None:
+            try:
+                v1_resume.restore(folder, resumed.state, mirror.objects)
+            except (KeyError, TypeError, ValueError, AttributeError, ObjectError):
+                folder, resumed = new_fold(), None
+        if resumed is not None:
+            files.update(old["files"])            # each unchanged (_resumed), as store_file would keep it
+            errors += resumed.state["errors"]
+            file_errors += resumed.state["file_errors"]
         spill = folder.spill = RowSpill(mirror.objects.tmp)
-        folder.run.images = BlobSpool(mirror.objects.tmp)
 
         def keep(recorded: str, actual: Path, attr: str) -> None:
             if actual.is_file():
@@ -169,11 +186,17 @@ class _RunReader(FoldingReader):
                 for entry in op.get("entries") or []:
                     tracked[entry[0]] = _listing(entry[0])
 
-        def fold_segment(lines: list[bytes], name: str, count: int) -> int:
+        def fold_segment(lines: list[bytes], name: str, count: int, folded: int = 0) -> int:
             """Fold a segment's lines in order (LogFloats lines in the client's shape by
-            float_lines.scan, the rest decoded whole), store it; the log's line count after it."""
+            float_lines.scan, the rest decoded whole), store it; the log's line count after it
+            (`count`: before it). `folded`: how many of its first lines a resumed fold took already
+            (the segment the last fetch ended in, read again with the lines after them)."""
             data = b"".join(lines)
-            scanned = float_lines.scan_whole(data)
+            if folded:
+                if len(lines) < folded:
+                    raise OSError(f"{name} is shorter than the last fetch read it")
+                lines, count = lines[folded:], count + folded
+            scanned = float_lines.scan_whole(b"".join(lines) if folded else data) if lines else []
             if type(scanned) is float_lines.Interleaved and folder.feed_interleaved(scanned):
                 count, items = count + len(scanned), ()        # a printing loop's segment, at once
             else:
@@ -207,6 +230,9 @@ class _RunReader(FoldingReader):
                         continue
                     fold_line(line, name, count)
             segments.append(mirror.objects.put_bytes(data))
+            sizes.append(len(data))
+            if folded:
+                return count                       # its items are the new lines': the float stream reads it
             kept = float_lines.spillable(scanned) if scanned else None
             # the float stream then takes the points the scan decoded, or else cuts the segment by its
             # layout (no regex)
@@ -224,11 +250,19 @@ class _RunReader(FoldingReader):
                     files_of(rec["obj"])
                 folder.feed(rec)
 
+        log_end = None                             # where the last log stands, for the saved fold
         for log in _log_files(run_dir):
+            if resumed is not None and log.name in resumed.kept:
+                logs.append(resumed.kept[log.name])     # stamped as the last fetch read it
+                continue
             # a segment at a time: the log is never in memory whole
-            segments, count = [], 0
+            segments, sizes, count, folded, lines = [], [], 0, 0, []
             with open(log, "rb") as f:
                 log_stamp = queue_stamps.stamp(log)     # before the read: a line written during it moves it
+                if resumed is not None and log.name == resumed.file:
+                    segments, sizes = list(resumed.segments), list(resumed.sizes)
+                    count, folded = resumed.lines_before, resumed.last_lines
+                    f.seek(sum(sizes))
                 # SEGMENT_LINES lines at a time, taken at C level; only the file's last line can lack
                 # its newline: a torn tail (the writer is mid-line) is left for the next fetch to get whole
                 while segment := list(islice(f, SEGMENT_LINES)):
@@ -236,15 +270,58 @@ class _RunReader(FoldingReader):
                     if not last.endswith(b"\n") and (_parse(last) if last.strip() else None) is None:
                         segment.pop()
                     if segment:
-                        count = fold_segment(segment, log.name, count)
+                        count, folded, lines = fold_segment(segment, log.name, count, folded), 0, segment
             logs.append({"file": log.name, "lines": count, "segments": segments, **log_stamp})
+            log_end = {"file": log.name, "sizes": sizes, "last_lines": len(lines)}
         manifest = {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE,
                     "origin": ORIGIN, "workspace": self.ws, "project": self.proj, "key": self.key,
                     "run_dir": run_dir.name, "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs,
                     "files": files, "globs": globs, "tracked": tracked, "missing": missing,
                     "errors": errors + file_errors}
+        saved = None if globs or tracked or missing or log_end is None else \
+            v1_resume.encode(folder, mirror.objects, log_end, errors, file_errors)
+        if saved is not None:
+            manifest["resume"] = mirror.objects.put_bytes(saved)
         self.keep(manifest, folder)
         return manifest
+
+    def _resumed(self, mirror, old: dict, meta_bytes: bytes) -> "_Resume | None":
+        """Where to go on from the previous fetch's saved fold (v1_resume) when the run folder only grew
+        since: the same run and metadata, no glob, artifact or missing file, each file it uploaded
+        unchanged, the logs it read still there and first, all but the last stamped as then, and the last
+        still beginning with its stored segments' bytes, the last of them ending with a whole line;
+        else None (the logs are read whole)."""
+        if old.get("normalizer") != NORMALIZER or not old.get("resume") or old.get("globs") \
+                or old.get("tracked") or old.get("missing"):
+            return None
+        if (old["workspace"], old["project"], old["key"], old["run_dir"]) != \
+                (self.ws, self.proj, self.key, self.run_dir.name) or hash_bytes(meta_bytes) != old["metadata"]:
+            return None
+        state = v1_resume.decode(mirror.objects.get_bytes(old["resume"]))
+        logs, run_dir = old["logs"], self.run_dir
+        if state is None or not logs or state["log"]["file"] != logs[-1]["file"]:
+            return None
+        if [log.name for log in _log_files(run_dir)][:len(logs)] != [entry["file"] for entry in logs]:
+            return None
+        *earlier, grown = logs
+        if not all(queue_stamps.same(run_dir / entry["file"], entry) for entry in earlier):
+            return None
+        segments, sizes, last_lines = grown["segments"], state["log"]["sizes"], state["log"]["last_lines"]
+        if len(sizes) != len(segments) or \
+                grown["lines"] - last_lines != SEGMENT_LINES * max(len(segments) - 1, 0):
+            return None                            # segments not cut as a fresh read cuts them
+        if not queue_stamps.files_unchanged(mirror, old["files"], self._recorded_path):
+            return None
+        if not queue_stamps.stored(mirror, chain([old["metadata"]], *(entry["segments"] for entry in logs),
+                                                 v1_resume.objects_named(state))):
+            return None
+        with open(run_dir / grown["file"], "rb") as f:
+            if not file_prefix.is_prefix(f, [{"object": seg, "size": n} for seg, n in zip(segments, sizes)]):
+                return None
+            if segments and os.pread(f.fileno(), 1, sum(sizes) - 1) != b"\n":
+                return None                        # its last line may go on: read it whole again
+        return _Resume(state, {entry["file"]: entry for entry in earlier}, grown["file"], segments[:-1],
+                       sizes[:-1], grown["lines"] - last_lines, last_lines if segments else 0)
 
     def _as_before(self, mirror, old: dict) -> dict | None:
         """The previous fetch's raw manifest when reading the run folder again would give it (see
@@ -266,13 +343,27 @@ class _RunReader(FoldingReader):
             return None
         if not queue_stamps.files_unchanged(mirror, old.get("files") or {}, self._recorded_path):
             return None
-        if not queue_stamps.stored(mirror, chain([old["metadata"]], *(entry["segments"] for entry in logs))):
+        saved = [old["resume"]] if "resume" in old else []
+        if not queue_stamps.stored(mirror, chain([old["metadata"]], saved, *(entry["segments"] for entry in logs))):
             return None
         return raw_of(old)
 
     def _recorded_path(self, recorded: str) -> Path:
         """Where a file the manifest names by its recorded path is (files_of's naming)."""
         return self.run_dir / recorded if recorded.startswith("upload_path/") else Path(recorded)
+
+
+@dataclass
+class _Resume:
+    """Where a fetch goes on from the last one's saved fold: the logs it keeps as they were, and the one
+    it reads again from its last segment (the segments and sizes before it kept, and its lines counted)."""
+    state: dict
+    kept: dict[str, dict]
+    file: str
+    segments: list[str]
+    sizes: list[int]
+    lines_before: int
+    last_lines: int
 
 
 def _listing(location: str) -> list[dict]:
@@ -337,8 +428,7 @@ class _Fold:
 
     def finish(self, mirror, manifest: dict) -> mapping.RunData:
         if self.float_from:
-            float_from, spill = self.float_from, self.spill
-            self.run.float_points = lambda: _float_points(mirror, manifest, float_from, spill)
+            self.run.float_points = _FloatPoints(mirror, manifest, self.float_from, self.spill)
         return self.run
 
     def feed_float(self, path: str, step, at) -> bool:
@@ -548,7 +638,82 @@ def _stamps_ms(stamps: list) -> list:
     return list(map(mapping.to_ms, stamps))     # a NaN or infinite time: None (unknown)
 
 
-def _float_points(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None = None):
+@dataclass
+class _Start:
+    """Where a grown run's float stream starts: the first line after the fold the index holds the
+    points of (`log`, `segment` and `head`, the bytes of that segment before it), with that fold's
+    next steps of the float series and its op count."""
+    log: int
+    segment: int
+    head: int
+    next_step: dict
+    ops: int
+
+
+class _FloatPoints:
+    """The run's float points as the index streams them (_float_points): all of them, or a grown
+    run's from a _Start on (`since`)."""
+
+    def __init__(self, mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None,
+                 start: _Start | None = None):
+        self.mirror, self.manifest, self.float_from, self.spill, self.start = \
+            mirror, manifest, float_from, spill, start
+
+    def __call__(self):
+        return _float_points(self.mirror, self.manifest, self.float_from, self.spill, self.start)
+
+    def since(self, start: _Start) -> "_FloatPoints":
+        return _FloatPoints(self.mirror, self.manifest, self.float_from, self.spill, start)
+
+
+def grown_since(mirror, manifest: dict, indexed: dict) -> _Start | None:
+    """Where the float points the index lacks begin, when the run only grew since `indexed` (the
+    manifest whose rows the index holds): the same run, the same logs with the same segments but the
+    last log's last, which the new one's begins with, a saved fold at the end of both (v1_resume), and
+    each float series the old fold had starting where it started (no clear or delete since: the old
+    rows stand as they are), any other starting after it. None otherwise (index it whole). A float
+    point depends on its op and on the numbering of its series' null steps before it, which the saved
+    fold's next steps carry on."""
+    same = ("normalizer", "workspace", "project", "key", "run_dir")
+    if any(indexed.get(k) != manifest.get(k) for k in same) or not indexed.get("resume") \
+            or not manifest.get("resume"):
+        return None
+    old_logs, new_logs = indexed["logs"], manifest["logs"]
+    b = len(old_logs) - 1
+    if b < 0 or len(new_logs) <= b or \
+            [(e["file"], e["segments"]) for e in new_logs[:b]] != [(e["file"], e["segments"]) for e in old_logs[:b]]:
+        return None
+    old_segments, new_segments = old_logs[b]["segments"], new_logs[b]["segments"]
+    k = max(len(old_segments) - 1, 0)
+    if new_logs[b]["file"] != old_logs[b]["file"] or new_segments[:k] != old_segments[:k]:
+        return None
+    head = 0
+    if old_segments:
+        boundary = mirror.objects.get_bytes(old_segments[-1])
+        if len(new_segments) <= k or not mirror.objects.get_bytes(new_segments[k]).startswith(boundary):
+            return None
+        head = len(boundary)
+    was = v1_resume.decode(mirror.objects.get_bytes(indexed["resume"]))
+    now = v1_resume.decode(mirror.objects.get_bytes(manifest["resume"]))
+    if was is None or now is None:
+        return None
+    old_from, new_from, ops = was["float_from"], now["float_from"], was["i"]
+    if any(new_from.get(path) != start for path, start in old_from.items()) or \
+            any(start < ops for path, start in new_from.items() if path not in old_from):
+        return None
+    steps = was["next_step"]
+    return _Start(b, k, head, {path: steps[path] for path in new_from if path in steps}, ops)
+
+
+def only_since(run: mapping.RunData, start: _Start) -> mapping.RunData:
+    """`run` (a fold of the grown run) holding as float points only those from `start` on."""
+    if isinstance(run.float_points, _FloatPoints):
+        run.float_points = run.float_points.since(start)
+    return run
+
+
+def _float_points(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None = None,
+                  start: _Start | None = None):
     """The float series' points, read again from the op log: the second of the two passes.
 
     `fold` (the first) found each float series' first op after its last clear; the
@@ -559,18 +724,29 @@ def _float_points(mirror, manifest: dict, float_from: dict[str, int], spill: Row
     fold decodes it. The points gathered go on as NumPy columns (_Gathered.flush); a Block
     of float rows (float_lines.Block.array) goes so without a Python object per point.
     A segment whose rows the store's scan kept (`spill`: a fetch's first read) is not read again.
+    `start`: a grown run's points from there on only.
     """
     try:
-        yield from _stream(mirror, manifest, float_from, spill)
+        yield from _stream(mirror, manifest, float_from, spill, start)
     finally:
         if spill is not None:
             spill.close()       # a second read (rare) reads the store
 
 
-def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None):
-    next_step: dict[str, float] = {}
+def _segments_from(manifest: dict, start: _Start | None):
+    """(segment, the bytes of it to skip) of each segment to read, in log order, from `start` on."""
+    for li, log in enumerate(manifest["logs"]):
+        for si, seg in enumerate(log["segments"]):
+            if start is None or (li, si) > (start.log, start.segment):
+                yield seg, 0
+            elif (li, si) == (start.log, start.segment):
+                yield seg, start.head
+
+
+def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None, start: _Start | None):
+    next_step: dict[str, float] = {} if start is None else dict(start.next_step)
     got = _Gathered()
-    i = -1                               # the op's number among the well-formed ones, as fold counts
+    i = -1 if start is None else start.ops - 1     # the op's number among the well-formed ones, as fold counts
 
     def op(path, steps, stamps, vals) -> None:
         """One LogFloats op's points (the op numbered i), kept unless before its series' start."""
@@ -591,77 +767,77 @@ def _stream(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill 
         got.stamps.extend(stamps)
         got.values.extend(vals)
 
-    for log in manifest["logs"]:
-        for seg in log["segments"]:
-            kept = spill.take(seg) if spill is not None else None
-            whole = _spilled_whole(kept, float_from, i + 1, next_step) if kept is not None else None
-            if whole is not None:        # the segment's one-point ops as one Block kept whole
-                counted, paths, rows, after = whole
-                if got.rows is None and got.size:
-                    yield from got.flush()
-                i += counted
-                got.ops(paths, None)
-                got.add_rows(rows)
-                next_step.update(after)
-                if got.size >= FLUSH_POINTS:
-                    yield from got.flush()
+    for seg, head in _segments_from(manifest, start):
+        kept = spill.take(seg) if spill is not None and not head else None
+        whole = _spilled_whole(kept, float_from, i + 1, next_step) if kept is not None else None
+        if whole is not None:        # the segment's one-point ops as one Block kept whole
+            counted, paths, rows, after = whole
+            if got.rows is None and got.size:
+                yield from got.flush()
+            i += counted
+            got.ops(paths, None)
+            got.add_rows(rows)
+            next_step.update(after)
+            if got.size >= FLUSH_POINTS:
+                yield from got.flush()
+            continue
+        items = (float_lines.spilled(*kept) if kept is not None else
+                 float_lines.read(mirror.objects.get_bytes(seg)[head:]) if head else
+                 float_lines.read_stored(mirror.objects.get_bytes(seg), seg))
+        for item in items:           # not bound: a segment's items go with it
+            if type(item) is float_lines.Texts:
+                for path, step in zip(item.paths, item.steps):
+                    i += 1                   # a text op: it numbers a float series it is sent to
+                    if path in float_from:
+                        next_step[path] = (next_step.get(path, 0) if step is None else step) + 1
                 continue
-            items = (float_lines.spilled(*kept) if kept is not None else
-                     float_lines.read_stored(mirror.objects.get_bytes(seg), seg))
-            for item in items:           # not bound: a segment's items go with it
-                if type(item) is float_lines.Texts:
-                    for path, step in zip(item.paths, item.steps):
-                        i += 1                   # a text op: it numbers a float series it is sent to
-                        if path in float_from:
-                            next_step[path] = (next_step.get(path, 0) if step is None else step) + 1
-                    continue
-                if type(item) is float_lines.Block:
-                    taken = _taken_whole(item, float_from, i + 1, next_step)
-                    if taken is not None:        # the whole run at once
-                        rows, after = taken
-                        i += len(item)
-                        if (rows is None) != (got.rows is None) and got.size:
-                            yield from got.flush()             # a flush holds rows or lists, not both
-                        got.ops(item.paths, None if item.single() else
-                                list(map(operator.sub, item.ends, [0] + item.ends)))
-                        if rows is not None:
-                            got.add_rows(rows)
-                        else:
-                            got.steps += item.steps
-                            got.stamps += item.stamps
-                            got.values += item.values
-                        next_step.update(after)
+            if type(item) is float_lines.Block:
+                taken = _taken_whole(item, float_from, i + 1, next_step)
+                if taken is not None:        # the whole run at once
+                    rows, after = taken
+                    i += len(item)
+                    if (rows is None) != (got.rows is None) and got.size:
+                        yield from got.flush()             # a flush holds rows or lists, not both
+                    got.ops(item.paths, None if item.single() else
+                            list(map(operator.sub, item.ends, [0] + item.ends)))
+                    if rows is not None:
+                        got.add_rows(rows)
                     else:
-                        if got.rows is not None:
-                            yield from got.flush()
-                        for path, _, steps, stamps, vals in item.ops():
-                            i += 1
-                            op(path, steps, stamps, vals)
+                        got.steps += item.steps
+                        got.stamps += item.stamps
+                        got.values += item.values
+                    next_step.update(after)
                 else:
-                    rec = _parse(item) if item.strip() else None
-                    if rec is None:
-                        continue
-                    i += 1
-                    o = rec["obj"]
-                    t = o["type"]
-                    path = "/".join(o["path"]) if t in _LOGS or t in _CLEARS else None
-                    if path not in float_from:
-                        pass                           # no float point: the rows gathered go on
-                    elif t in _CLEARS:
-                        next_step.pop(path, None)
-                    elif t != "LogFloats":     # text or images sent to a float series: numbered, not kept
-                        next_step[path] = _next_step(o.get("values") or [], next_step.get(path, 0))
-                    else:
-                        if got.rows is not None:       # its points go as lists
-                            yield from got.flush()
-                        values = o.get("values") or []
-                        try:      # the client writes every key of a point: take whole columns at C level
-                            columns = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
-                        except (KeyError, TypeError):
-                            columns = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
-                        op(path, *columns)
-                if got.size >= FLUSH_POINTS:
-                    yield from got.flush()
+                    if got.rows is not None:
+                        yield from got.flush()
+                    for path, _, steps, stamps, vals in item.ops():
+                        i += 1
+                        op(path, steps, stamps, vals)
+            else:
+                rec = _parse(item) if item.strip() else None
+                if rec is None:
+                    continue
+                i += 1
+                o = rec["obj"]
+                t = o["type"]
+                path = "/".join(o["path"]) if t in _LOGS or t in _CLEARS else None
+                if path not in float_from:
+                    pass                           # no float point: the rows gathered go on
+                elif t in _CLEARS:
+                    next_step.pop(path, None)
+                elif t != "LogFloats":     # text or images sent to a float series: numbered, not kept
+                    next_step[path] = _next_step(o.get("values") or [], next_step.get(path, 0))
+                else:
+                    if got.rows is not None:       # its points go as lists
+                        yield from got.flush()
+                    values = o.get("values") or []
+                    try:      # the client writes every key of a point: take whole columns at C level
+                        columns = map(list, zip(*map(_POINT, values))) if values else ([], [], [])
+                    except (KeyError, TypeError):
+                        columns = ([v.get(k) for v in values] for k in ("step", "ts", "value"))
+                    op(path, *columns)
+            if got.size >= FLUSH_POINTS:
+                yield from got.flush()
     yield from got.flush()
     yield from got.rest()
 

@@ -5,13 +5,16 @@ log's `stamp`; the next one compares them before reading anything. Equal stamps,
 unchanged (by the rule driver.store_file keeps a stored file by), nothing found missing and every object
 the manifest names still in the store: reading the folder again would give the same raw manifest, so the
 previous one is reused and no log is read (a run of 10^7 points took tens of seconds to be found
-unchanged). Anything else reads the logs, as before. (A neptune-scale queue is told by its own counts:
-scale_resume. Its SQLite files are no such stamp: a reader opening the database touches its -wal file.)
+unchanged). Anything else reads the logs: from where the last fetch ended when they only grew
+(v1_resume), else whole. (A neptune-scale queue is told by its own counts: scale_resume. Its SQLite files
+are no such stamp: a reader opening the database touches its -wal file.)
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from ...store.objects import ObjectError
 
 
 def stamp(path: Path) -> dict:
@@ -53,5 +56,5 @@ def previous(check: Callable[[Any, dict], dict | None], mirror, old: dict | None
         return None
     try:
         return check(mirror, old)
-    except (KeyError, TypeError, ValueError, AttributeError, OSError):
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, ObjectError):
         return None
