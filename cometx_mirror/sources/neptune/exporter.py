@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ... import metric_stream
 from ...store.objects import ObjectError
-from . import exporter_chunks, mapping
+from . import exporter_chunks, exporter_resume, mapping, queue_stamps
 from .driver import FoldingReader, RunSource, rel, store_file
 
 ORIGIN = "exporter"
@@ -178,14 +178,17 @@ def _float_summary(pa, pc, batch) -> tuple[list, int | None] | None:
 
 
 class _KeptFold:
-    """The fold of a manifest this fetch stored: its chunks of float points already summarized."""
+    """The fold of a manifest this fetch stored: made already (`folded`: the run and its series' kinds,
+    when the store saved it), or to make with its chunks of float points already summarized."""
 
-    def __init__(self, summaries: dict):
-        self.summaries = summaries
-        self.run = mapping.RunData(workspace="", project="", key="")   # the manifest names the run
+    def __init__(self, summaries: dict, folded: tuple | None = None):
+        self.summaries, self.folded = summaries, folded
+        self.run = folded[0] if folded else mapping.RunData(workspace="", project="", key="")
 
     def finish(self, mirror, manifest: dict) -> mapping.RunData:
-        return fold(mirror, manifest, self.summaries)
+        if self.folded is None:
+            return fold(mirror, manifest, self.summaries)
+        return _finished(mirror, manifest, *self.folded)
 
 
 class _PartsReader(FoldingReader):
@@ -203,8 +206,17 @@ def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, r
     def store(mirror, old: dict | None) -> dict:
         summaries: dict = {}
         manifest = _store(mirror, old, summaries)
+        folded = None
+        if old and all(old.get(k) == manifest[k] for k in ("normalizer", "parts", "files", "missing")):
+            if old.get("resume"):          # the fold of the same parts and files: the one saved then
+                manifest["resume"] = old["resume"]
+        else:           # folded now, to be saved: from the last fold when the run only gained parts
+            folded = _fold(mirror, manifest, summaries, _resumed(mirror, old, manifest) if old else None)
+            saved = exporter_resume.encode(*folded, len(manifest["parts"]), mirror.objects)
+            if saved is not None:
+                manifest["resume"] = mirror.objects.put_bytes(saved)
         if keep is not None:
-            keep(manifest, _KeptFold(summaries))
+            keep(manifest, _KeptFold(summaries, folded))
         return manifest
 
     def _store(mirror, old: dict | None, summaries: dict) -> dict:
@@ -235,6 +247,24 @@ def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, r
                 "project_dir": project_dir.name, "run_prefix": prefix, "parts": parts, "files": files,
                 "missing": missing, "errors": errors}
     return store
+
+
+def _resumed(mirror, old: dict, manifest: dict) -> tuple | None:
+    """(the saved state, how many parts it folded) of the previous fetch's saved fold when the run only
+    gained parts since (exporter_resume), else None."""
+    def check(mirror, old):
+        same = ("normalizer", "workspace", "project", "project_id", "key", "project_dir", "run_prefix")
+        if any(old.get(k) != manifest.get(k) for k in same) or not old.get("resume"):
+            return None
+        folded = exporter_resume.parts_grown(old, manifest)
+        if folded is None or not exporter_resume.files_kept(old, manifest):
+            return None
+        state = exporter_resume.decode(mirror.objects.get_bytes(old["resume"]))
+        if state is None or state["parts"] != folded or \
+                not queue_stamps.stored(mirror, exporter_resume.objects_named(state)):
+            return None
+        return state, folded
+    return queue_stamps.previous(check, mirror, old)
 
 
 # -- folding ------------------------------------------------------------------------------
@@ -307,21 +337,81 @@ def _float_chunk(run: mapping.RunData, types: dict, columns: list) -> bool:
 
 def fold(mirror, manifest: dict, summaries: dict | None = None) -> mapping.RunData:
     """The run from its stored chunks; a chunk in `summaries` (this fetch's store made it) is not read."""
+    return _finished(mirror, manifest, *_fold(mirror, manifest, summaries))
+
+
+def _fold(mirror, manifest: dict, summaries: dict | None = None, resumed: tuple | None = None) -> tuple:
+    """(the run, its series' kinds) from the stored chunks: of every part, or of those after the ones a
+    saved fold took (`resumed`: its state and how many parts)."""
     run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
     files = manifest.get("files", {})
     types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
+    parts = sorted(manifest["parts"], key=lambda p: p["part"])
+    if resumed is not None:
+        state, folded = resumed
+        types, parts = exporter_resume.restore(run, state, mirror.objects), parts[folded:]
     summaries = summaries or {}
-    for part in sorted(manifest["parts"], key=lambda p: p["part"]):
+    for part in parts:
         for chunk in part["chunks"]:
-            summary = summaries.get(chunk)
-            if summary is not None and _summarized_chunk(run, types, *summary):
-                continue
-            columns = _chunk(mirror, chunk).columns(FIELDS)
-            if not _float_chunk(run, types, columns):
-                _fold_rows(mirror, run, files, types, columns)
+            _fold_chunk(mirror, run, files, types, chunk, summaries.get(chunk))
+    return run, types
+
+
+def _fold_chunk(mirror, run: mapping.RunData, files: dict, types: dict, chunk: str, summary) -> None:
+    """Fold one stored chunk: from its summary when it holds float points only (not read), else its rows."""
+    if summary is not None and _summarized_chunk(run, types, *summary):
+        return
+    columns = _chunk(mirror, chunk).columns(FIELDS)
+    if not _float_chunk(run, types, columns):
+        _fold_rows(mirror, run, files, types, columns)
+
+
+def _finished(mirror, manifest: dict, run: mapping.RunData, types: dict) -> mapping.RunData:
+    """The run, its float series to stream from the stored chunks."""
     floats = {path for path, kind in types.items() if kind == "float_series"}
     if floats:
-        run.float_points = lambda: _float_points(mirror, manifest, floats)
+        run.float_points = _FloatPoints(mirror, manifest, floats)
+    return run
+
+
+class _FloatPoints:
+    """The run's float points as the index streams them (_float_points): all of them, or those of the
+    parts after the first `first` (`since`: a run the index holds up to those)."""
+
+    def __init__(self, mirror, manifest: dict, floats: set[str], first: int = 0):
+        self.mirror, self.manifest, self.floats, self.first = mirror, manifest, floats, first
+
+    def __call__(self):
+        return _float_points(self.mirror, self.manifest, self.floats, self.first)
+
+    def since(self, first: int) -> "_FloatPoints":
+        return _FloatPoints(self.mirror, self.manifest, self.floats, first)
+
+
+def grown_since(mirror, manifest: dict, indexed: dict) -> int | None:
+    """How many parts' points the index holds, when the run only gained parts since `indexed` (the
+    manifest whose rows the index holds): the same run, its parts first and unchanged, a saved fold of
+    both. A float point depends on its own row and on its series' kind, which the series' first row set,
+    so the old points' rows stay as they are. None otherwise (index it whole)."""
+    same = ("normalizer", "workspace", "project", "project_id", "key", "project_dir", "run_prefix")
+    if any(indexed.get(k) != manifest.get(k) for k in same) or not indexed.get("resume") \
+            or not manifest.get("resume"):
+        return None
+    folded = exporter_resume.parts_grown(indexed, manifest)
+    if folded is None:
+        return None
+    was = exporter_resume.decode(mirror.objects.get_bytes(indexed["resume"]))
+    now = exporter_resume.decode(mirror.objects.get_bytes(manifest["resume"]))
+    if was is None or now is None or was["parts"] != folded or \
+            any(now["types"].get(path) != kind for path, kind in was["types"].items()):
+        return None
+    return folded
+
+
+def only_since(run: mapping.RunData, first: int) -> mapping.RunData:
+    """`run` (a fold of the grown run) holding as float points only those of the parts after `first`."""
+    if isinstance(run.float_points, _FloatPoints):
+        run.float_points = run.float_points.since(first)
     return run
 
 
@@ -357,12 +447,13 @@ _FLOAT_FIELDS = ("attribute_path", "attribute_type", "step", "timestamp", "float
                  "histogram_value")
 
 
-def _float_points(mirror, manifest: dict, floats: set[str]):
+def _float_points(mirror, manifest: dict, floats: set[str], first: int = 0):
     """The float series' points, read again from the stored chunks, a column batch at a time: as
     arrays from a chunk of float points in the columns form, else as lists (in order: the lists
-    gathered so far go out before any arrays, and the other way round)."""
+    gathered so far go out before any arrays, and the other way round). `first`: the parts before it
+    are not read."""
     lists, arrays = mapping.FloatBatches(), metric_stream.ArrayBatches()
-    for part in sorted(manifest["parts"], key=lambda p: p["part"]):
+    for part in sorted(manifest["parts"], key=lambda p: p["part"])[first:]:
         for chunk_id in part["chunks"]:
             chunk = _chunk(mirror, chunk_id)
             found = chunk.float_arrays()

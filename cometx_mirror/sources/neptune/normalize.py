@@ -40,6 +40,20 @@ def grown_scale(mirror, manifest: dict, indexed: dict):
     return mapping.to_experiment(scale.only_since(fold_of(mirror, manifest, scale.fold), *since))[0]
 
 
+def _maybe_grown_exporter(manifest: dict) -> bool:
+    return "resume" in manifest and len(manifest.get("parts") or []) > 1
+
+
+@grown_normalizer(exporter.NORMALIZER, maybe=_maybe_grown_exporter)
+def grown_exporter(mirror, manifest: dict, indexed: dict):
+    """The run with only the points the index lacks, when it only gained parts (exporter.grown_since);
+    else None (checked before the fold is taken, so the whole normalizer still finds it)."""
+    since = exporter.grown_since(mirror, manifest, indexed)
+    if since is None:
+        return None
+    return mapping.to_experiment(exporter.only_since(fold_of(mirror, manifest, exporter.fold), since))[0]
+
+
 def _maybe_grown_v1(manifest: dict) -> bool:
     return "resume" in manifest and sum(len(log["segments"]) for log in manifest.get("logs") or []) > 1
 
