@@ -408,13 +408,6 @@ def grown_since(mirror, manifest: dict, indexed: dict) -> int | None:
     return folded
 
 
-def only_since(run: mapping.RunData, first: int) -> mapping.RunData:
-    """`run` (a fold of the grown run) holding as float points only those of the parts after `first`."""
-    if isinstance(run.float_points, _FloatPoints):
-        run.float_points = run.float_points.since(first)
-    return run
-
-
 def _fold_rows(mirror, run: mapping.RunData, files: dict, types: dict, columns: list) -> None:
     for (path, kind, step, ts, int_v, float_v, string_v, bool_v, datetime_v, set_v, file_v,
          hist_v) in zip(*columns):

@@ -12,8 +12,6 @@ saved fold from another version) is folded whole, as before.
 """
 from __future__ import annotations
 
-import json
-
 from . import saved_run
 
 VERSION = 1
@@ -25,17 +23,12 @@ def encode(run, types: dict, parts: int, objects) -> bytes | None:
     saved = saved_run.save(run, objects)
     if saved is None:
         return None
-    return json.dumps({"v": VERSION, "parts": parts, "run": saved, "types": types},
-                      separators=(",", ":")).encode("utf-8")
+    return saved_run.dumps({"v": VERSION, "parts": parts, "run": saved, "types": types})
 
 
 def decode(data: bytes) -> dict | None:
     """The saved state, or None when it is not one this version folds on from."""
-    try:
-        state = json.loads(data)
-    except ValueError:
-        return None
-    return state if isinstance(state, dict) and state.get("v") == VERSION else None
+    return saved_run.loads(data, VERSION)
 
 
 def parts_grown(old: dict, new: dict) -> int | None:

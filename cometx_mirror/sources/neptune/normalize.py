@@ -26,46 +26,28 @@ def normalize_scale(mirror, manifest: dict):
     return mapping.to_experiment(fold_of(mirror, manifest, scale.fold))[0]
 
 
-def _maybe_grown_scale(manifest: dict) -> bool:
-    return "resume" in manifest and len(manifest.get("segments") or []) > 1
+def _grown(reader):
+    """The grown normalizer of a reader whose `grown_since` tells where the points the index lacks begin
+    when a run only grew (None: index it whole; told before the fold is taken, so the whole normalizer
+    still finds it), and whose fold's float_points narrow to those (`since`)."""
+    def grown(mirror, manifest: dict, indexed: dict):
+        since = reader.grown_since(mirror, manifest, indexed)
+        if since is None:
+            return None
+        run = fold_of(mirror, manifest, reader.fold)
+        if run.float_points is not None:
+            run.float_points = run.float_points.since(since)
+        return mapping.to_experiment(run)[0]
+    return grown
 
 
-@grown_normalizer(scale.NORMALIZER, maybe=_maybe_grown_scale)
-def grown_scale(mirror, manifest: dict, indexed: dict):
-    """The run with only the points the index lacks, when its queue only grew (scale.grown_since); else
-    None (checked before the fold is taken, so the whole normalizer still finds it)."""
-    since = scale.grown_since(mirror, manifest, indexed)
-    if since is None:
-        return None
-    return mapping.to_experiment(scale.only_since(fold_of(mirror, manifest, scale.fold), *since))[0]
-
-
-def _maybe_grown_exporter(manifest: dict) -> bool:
-    return "resume" in manifest and len(manifest.get("parts") or []) > 1
-
-
-@grown_normalizer(exporter.NORMALIZER, maybe=_maybe_grown_exporter)
-def grown_exporter(mirror, manifest: dict, indexed: dict):
-    """The run with only the points the index lacks, when it only gained parts (exporter.grown_since);
-    else None (checked before the fold is taken, so the whole normalizer still finds it)."""
-    since = exporter.grown_since(mirror, manifest, indexed)
-    if since is None:
-        return None
-    return mapping.to_experiment(exporter.only_since(fold_of(mirror, manifest, exporter.fold), since))[0]
-
-
-def _maybe_grown_v1(manifest: dict) -> bool:
-    return "resume" in manifest and sum(len(log["segments"]) for log in manifest.get("logs") or []) > 1
-
-
-@grown_normalizer(offline_v1.NORMALIZER, maybe=_maybe_grown_v1)
-def grown_offline(mirror, manifest: dict, indexed: dict):
-    """The run with only the points the index lacks, when its op logs only grew (offline_v1.grown_since);
-    else None (checked before the fold is taken, so the whole normalizer still finds it)."""
-    since = offline_v1.grown_since(mirror, manifest, indexed)
-    if since is None:
-        return None
-    return mapping.to_experiment(offline_v1.only_since(fold_of(mirror, manifest, offline_v1.fold), since))[0]
+# (`maybe`: the index's ahead thread leaves such a manifest to be indexed against the one it holds)
+grown_normalizer(scale.NORMALIZER, maybe=lambda manifest: "resume" in manifest and
+                 len(manifest.get("segments") or []) > 1)(_grown(scale))
+grown_normalizer(exporter.NORMALIZER, maybe=lambda manifest: "resume" in manifest and
+                 len(manifest.get("parts") or []) > 1)(_grown(exporter))
+grown_normalizer(offline_v1.NORMALIZER, maybe=lambda manifest: "resume" in manifest and
+                 sum(len(log["segments"]) for log in manifest.get("logs") or []) > 1)(_grown(offline_v1))
 
 
 @normalizer("neptune-artifact/1")

@@ -705,13 +705,6 @@ def grown_since(mirror, manifest: dict, indexed: dict) -> _Start | None:
     return _Start(b, k, head, {path: steps[path] for path in new_from if path in steps}, ops)
 
 
-def only_since(run: mapping.RunData, start: _Start) -> mapping.RunData:
-    """`run` (a fold of the grown run) holding as float points only those from `start` on."""
-    if isinstance(run.float_points, _FloatPoints):
-        run.float_points = run.float_points.since(start)
-    return run
-
-
 def _float_points(mirror, manifest: dict, float_from: dict[str, int], spill: RowSpill | None = None,
                   start: _Start | None = None):
     """The float series' points, read again from the op log: the second of the two passes.

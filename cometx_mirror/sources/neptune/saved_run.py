@@ -11,6 +11,7 @@ Saved as JSON with NaN allowed: the fold's values keep their types (ints of any 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from ..console_text import ConsoleText
 from . import mapping
@@ -73,3 +74,17 @@ def restore(run: mapping.RunData, saved: dict, objects) -> None:
             lines.points = entry["points"]
             run.series[path] = {"type": entry["type"], "blob": lines}
     run.blobs = {oid: objects.get_bytes(oid) for oid in saved.get("blobs", ())}
+
+
+def dumps(state: dict) -> bytes:
+    """A reader's saved fold (its `v`, this run, its own counts) as the object it is stored as."""
+    return json.dumps(state, separators=(",", ":")).encode("utf-8")
+
+
+def loads(data: bytes, version: int) -> dict | None:
+    """A saved fold, or None when it is not one of this `version` (a reader's older or newer form)."""
+    try:
+        state = json.loads(data)
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) and state.get("v") == version else None

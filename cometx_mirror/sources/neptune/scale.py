@@ -302,7 +302,9 @@ class _FloatPoints:
     def __call__(self):
         return _float_points(self.mirror, self.segments, self.floats, self.after)
 
-    def since(self, first: int, after: int) -> "_FloatPoints":
+    def since(self, start: tuple[int, int]) -> "_FloatPoints":
+        """From grown_since's (first segment, last sequence id indexed) on."""
+        first, after = start
         return _FloatPoints(self.mirror, self.segments[first:], self.floats, after)
 
 
@@ -428,13 +430,6 @@ def grown_since(mirror, manifest: dict, indexed: dict) -> tuple[int, int] | None
     if state is None or mirror.get_json(new[len(old) - 1])[:len(boundary)] != boundary:
         return None
     return len(old) - 1, state["last_seq"]
-
-
-def only_since(run: mapping.RunData, first: int, after: int) -> mapping.RunData:
-    """`run` (a fold of the grown queue) holding as float points only those grown_since found new."""
-    if isinstance(run.float_points, _FloatPoints):
-        run.float_points = run.float_points.since(first, after)
-    return run
 
 
 def fold(mirror, manifest: dict) -> mapping.RunData:

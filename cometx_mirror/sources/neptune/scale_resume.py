@@ -14,8 +14,6 @@ saved_run saves it.
 """
 from __future__ import annotations
 
-import json
-
 from . import saved_run
 
 VERSION = 1
@@ -32,16 +30,12 @@ def encode(folder, objects, last_seq: int, ops: int, nbytes: int, errors: list[s
         "v": VERSION, "last_seq": last_seq, "ops": ops, "bytes": nbytes, "errors": errors, "run": run,
         "sets": {path: sorted(s) for path, s in folder.sets.items()}, "types": folder.types,
         "float_paths": sorted(folder.float_paths), "previews": folder.previews}
-    return json.dumps(state, separators=(",", ":")).encode("utf-8")
+    return saved_run.dumps(state)
 
 
 def decode(data: bytes) -> dict | None:
     """The saved state, or None when it is not one this version folds on from."""
-    try:
-        state = json.loads(data)
-    except ValueError:
-        return None
-    return state if isinstance(state, dict) and state.get("v") == VERSION else None
+    return saved_run.loads(data, VERSION)
 
 
 def texts(state: dict) -> list[str]:

@@ -17,8 +17,6 @@ fold from another version) is read whole, as before.
 """
 from __future__ import annotations
 
-import json
-
 from . import saved_run
 
 VERSION = 1
@@ -33,16 +31,12 @@ def encode(folder, objects, log: dict, errors: list[str], file_errors: list[str]
     state = {"v": VERSION, "log": log, "errors": errors, "file_errors": file_errors, "run": run,
              "i": folder.i, "sets": {path: sorted(s) for path, s in folder.sets.items()},
              "types": folder.types, "next_step": folder.next_step, "float_from": folder.float_from}
-    return json.dumps(state, separators=(",", ":")).encode("utf-8")
+    return saved_run.dumps(state)
 
 
 def decode(data: bytes) -> dict | None:
     """The saved state, or None when it is not one this version folds on from."""
-    try:
-        state = json.loads(data)
-    except ValueError:
-        return None
-    return state if isinstance(state, dict) and state.get("v") == VERSION else None
+    return saved_run.loads(data, VERSION)
 
 
 def objects_named(state: dict) -> list[str]:
