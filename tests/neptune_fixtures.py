@@ -219,3 +219,35 @@ def q(mirror, sql, *args):
         return con.execute(sql, list(args)).fetchall()
     finally:
         con.close()
+
+
+# -- a run fetched again (the grown-run tests) ----------------------------------------------------------
+INDEX_TABLES = ("experiments", "params", "others", "tags", "metrics", "texts", "assets")
+
+
+def fetch_cleanly(mirror, folder):
+    """A fetch of `folder` into `mirror` that neither fails nor reports an error."""
+    from cometx_mirror.sources.options import FetchOptions
+    from cometx_mirror.sync.fetch import run_fetch
+    result = run_fetch(mirror, "neptune", str(folder), FetchOptions())
+    assert not result.failed and not result.errors, result.errors
+    return result
+
+
+def index_rows(mirror) -> dict:
+    """Every row of the index's run tables, by table (the run's id left out: it names the mirror's run)."""
+    return {t: sorted(map(repr, q(mirror, f"SELECT * EXCLUDE (exp_id) FROM {t}"))) for t in INDEX_TABLES}
+
+
+def only_manifest(mirror) -> dict:
+    """The one manifest the mirror holds."""
+    [manifest_id] = mirror.current_manifests().values()
+    return mirror.get_json(manifest_id)
+
+
+def fresh_fetch(tmp_path, folder, name: str):
+    """A new mirror under tmp_path/name, `folder` fetched into it."""
+    from cometx_mirror.store.mirror import Mirror
+    fresh = Mirror.init(tmp_path / name)
+    fetch_cleanly(fresh, folder)
+    return fresh

@@ -6,16 +6,14 @@ written in neptune-exporter's parquet layout (neptune_fixtures)."""
 from __future__ import annotations
 
 import pytest
-from neptune_fixtures import q, row, sanitize, ts, write_part
+from neptune_fixtures import (fetch_cleanly, fresh_fetch, index_rows, only_manifest, q, row, sanitize, ts,
+                              write_part)
 
 from cometx_mirror.sources.neptune import exporter
-from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
-from cometx_mirror.sync.fetch import run_fetch
 
 RUN = "RUN-G"
-TABLES = ("experiments", "params", "others", "tags", "metrics", "texts", "assets")
 
 
 def _part0() -> list[dict]:
@@ -24,7 +22,8 @@ def _part0() -> list[dict]:
             row(RUN, "sys/creation_time", "datetime", datetime_value=ts(0)),
             row(RUN, "parameters/lr", "float", float_value=0.1),
             row(RUN, "files/model", "file", file_value={"path": f"{sanitize(RUN)}/files/model"})] + \
-        [row(RUN, "train/loss", "float_series", step=i, ts=ts(10 + i), float_value=1.0 / (i + 1)) for i in range(300)] + \
+        [row(RUN, "train/loss", "float_series", step=i, ts=ts(10 + i), float_value=1.0 / (i + 1))
+         for i in range(300)] + \
         [row(RUN, "monitoring/abc/stdout", "string_series", step=i, ts=ts(10 + i), string_value=f"out {i}\n")
          for i in range(20)] + \
         [row(RUN, "logs/info", "string_series", step=i, ts=ts(10 + i), string_value=f"info {i}") for i in range(5)]
@@ -65,27 +64,6 @@ def decoded(monkeypatch):
     return seen
 
 
-def _fetch(mirror, folder):
-    result = run_fetch(mirror, "neptune", str(folder), FetchOptions())
-    assert not result.failed and not result.errors, result.errors
-    return result
-
-
-def _rows(mirror) -> dict:
-    return {t: sorted(map(repr, q(mirror, f"SELECT * EXCLUDE (exp_id) FROM {t}"))) for t in TABLES}
-
-
-def _manifest(mirror) -> dict:
-    [manifest_id] = mirror.current_manifests().values()
-    return mirror.get_json(manifest_id)
-
-
-def _fresh(tmp_path, folder, name: str) -> Mirror:
-    fresh = Mirror.init(tmp_path / name)
-    _fetch(fresh, folder)
-    return fresh
-
-
 def _chunks(manifest: dict) -> set[str]:
     return {c for part in manifest["parts"] for c in part["chunks"]}
 
@@ -93,21 +71,21 @@ def _chunks(manifest: dict) -> set[str]:
 def test_a_run_that_gained_a_part_folds_and_indexes_only_that_part(tmp_path, export, decoded):
     root, pdir, _ = export
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, root)
-    before = _manifest(mirror)
+    fetch_cleanly(mirror, root)
+    before = only_manifest(mirror)
     assert "resume" in before
 
     decoded.clear()
-    assert _fetch(mirror, root).unchanged == 1 and decoded == []      # unchanged: nothing read back
+    assert fetch_cleanly(mirror, root).unchanged == 1 and decoded == []      # unchanged: nothing read back
 
     write_part(pdir, RUN, 1, _part1())
     decoded.clear()
-    assert _fetch(mirror, root).changed == 1
+    assert fetch_cleanly(mirror, root).changed == 1
     assert decoded and not set(decoded) & _chunks(before)            # the old part's chunks: never read back
-    after = _manifest(mirror)
-    fresh = _fresh(tmp_path, root, "fresh")
-    assert after == _manifest(fresh)                                 # byte for byte a fresh fetch's
-    assert _rows(mirror) == _rows(fresh)
+    after = only_manifest(mirror)
+    fresh = fresh_fetch(tmp_path, root, "fresh")
+    assert after == only_manifest(fresh)                                 # byte for byte a fresh fetch's
+    assert index_rows(mirror) == index_rows(fresh)
     assert q(mirror, "SELECT count(*) FROM metrics WHERE name = 'train/loss'") == [(450,)]
     assert q(mirror, "SELECT count(*) FROM metrics WHERE name = 'train/acc'") == [(50,)]
     assert q(mirror, "SELECT value FROM params WHERE name = 'parameters/lr'") == [("0.2",)]
@@ -116,9 +94,9 @@ def test_a_run_that_gained_a_part_folds_and_indexes_only_that_part(tmp_path, exp
     [(info,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'logs/info.jsonl'")
     assert mirror.objects.get_bytes(info).count(b"\n") == 6         # the series went on from its saved text
 
-    indexed = _rows(mirror)
+    indexed = index_rows(mirror)
     indexer.rebuild(mirror)                                          # a reindex folds every stored chunk again
-    assert _rows(mirror) == indexed
+    assert index_rows(mirror) == indexed
 
 
 @pytest.mark.parametrize("change", ["part rewritten", "file changed", "histogram", "saved text lost"])
@@ -130,8 +108,8 @@ def test_a_run_that_did_not_only_gain_parts_is_folded_whole(tmp_path, export, de
                          histogram_value={"type": "COUNTING", "edges": [0.0, 1.0], "values": [3.0]}))
         write_part(pdir, RUN, 0, first)
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, root)
-    assert ("resume" in _manifest(mirror)) == (change != "histogram")
+    fetch_cleanly(mirror, root)
+    assert ("resume" in only_manifest(mirror)) == (change != "histogram")
     if change == "part rewritten":
         write_part(pdir, RUN, 0, first[:-1])
     elif change == "file changed":
@@ -141,10 +119,10 @@ def test_a_run_that_did_not_only_gain_parts_is_folded_whole(tmp_path, export, de
         mirror.objects.remove(stdout)
     write_part(pdir, RUN, 1, _part1())
     decoded.clear()
-    _fetch(mirror, root)
-    grown = _manifest(mirror)
+    fetch_cleanly(mirror, root)
+    grown = only_manifest(mirror)
     sorted_parts = sorted(grown["parts"], key=lambda p: p["part"])
     assert set(sorted_parts[0]["chunks"]) <= set(decoded)            # the first part read back: folded whole
-    fresh = _fresh(tmp_path, root, "fresh")
-    assert grown == _manifest(fresh)
-    assert _rows(mirror) == _rows(fresh)
+    fresh = fresh_fetch(tmp_path, root, "fresh")
+    assert grown == only_manifest(fresh)
+    assert index_rows(mirror) == index_rows(fresh)

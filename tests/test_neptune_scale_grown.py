@@ -8,13 +8,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from neptune_fixtures import _run_script, q
+from neptune_fixtures import _run_script, fetch_cleanly, fresh_fetch, index_rows, only_manifest, q
 
 from cometx_mirror.sources.neptune import scale, scale_resume
-from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
-from cometx_mirror.sync.fetch import run_fetch
 
 LOOP = """
 from neptune_scale import Run
@@ -28,22 +26,6 @@ run.add_tags(["a", "b"])
 run.assign_files({"files/cfg": "cfg.yaml"})
 run.close()
 """
-TABLES = ("experiments", "params", "others", "tags", "metrics", "texts", "assets")
-
-
-def _fetch(mirror, folder):
-    result = run_fetch(mirror, "neptune", str(folder), FetchOptions())
-    assert not result.failed and not result.errors, result.errors
-    return result
-
-
-def _rows(mirror) -> dict:
-    return {t: sorted(map(repr, q(mirror, f"SELECT * EXCLUDE (exp_id) FROM {t}"))) for t in TABLES}
-
-
-def _manifest(mirror) -> dict:
-    [manifest_id] = mirror.current_manifests().values()
-    return mirror.get_json(manifest_id)
 
 
 def _grow(db, steps: range, histogram: bool = False) -> None:
@@ -94,29 +76,23 @@ def fed(monkeypatch):
     return counts
 
 
-def _fresh(tmp_path, folder, name: str) -> Mirror:
-    fresh = Mirror.init(tmp_path / name)
-    _fetch(fresh, folder)
-    return fresh
-
-
 def test_a_grown_queue_folds_and_indexes_only_its_new_operations(tmp_path, queue, fed):
     folder, db = queue
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, folder)
-    before = _manifest(mirror)
+    fetch_cleanly(mirror, folder)
+    before = only_manifest(mirror)
     assert len(before["segments"]) == 3 and "resume" in before       # 2,500 steps and more: 3 segments
 
     _grow(db, range(2500, 3200))                  # into a fourth segment
     fed.update(ops=0, segments=0)
-    assert _fetch(mirror, folder).changed == 1
+    assert fetch_cleanly(mirror, folder).changed == 1
     assert fed["ops"] == 700                       # the new operations alone were folded
     assert fed["segments"] == 2                    # the index read points from the last old segment on
-    after = _manifest(mirror)
-    fresh = _fresh(tmp_path, folder, "fresh")
-    assert after == _manifest(fresh)               # the manifest a fresh fetch writes, byte for byte
+    after = only_manifest(mirror)
+    fresh = fresh_fetch(tmp_path, folder, "fresh")
+    assert after == only_manifest(fresh)               # the manifest a fresh fetch writes, byte for byte
     assert after["segments"][:2] == before["segments"][:2]
-    assert _rows(mirror) == _rows(fresh)
+    assert index_rows(mirror) == index_rows(fresh)
     assert q(mirror, "SELECT count(*) FROM metrics WHERE name = 'train/new'") == [(700,)]
     assert q(mirror, "SELECT count(*) FROM metrics WHERE name = 'train/loss'") == [(3200,)]
     [(notes,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'notes/log.jsonl'")
@@ -124,29 +100,29 @@ def test_a_grown_queue_folds_and_indexes_only_its_new_operations(tmp_path, queue
 
     _grow(db, range(3200, 3201))                  # grown again, within the last segment
     fed.update(ops=0, segments=0)
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     assert (fed["ops"], fed["segments"]) == (1, 1)
-    indexed = _rows(mirror)
+    indexed = index_rows(mirror)
     indexer.rebuild(mirror)                        # a reindex folds every stored operation again
-    assert _rows(mirror) == indexed == _rows(_fresh(tmp_path, folder, "fresh2"))
+    assert index_rows(mirror) == indexed == index_rows(fresh_fetch(tmp_path, folder, "fresh2"))
 
 
 def test_a_queue_that_did_not_only_grow_is_folded_whole(tmp_path, queue, fed):
     folder, db = queue
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     with sqlite3.connect(db) as con:               # an early operation gone (rewritten, or synced away)
         con.execute("DELETE FROM run_operations WHERE sequence_id = (SELECT min(sequence_id) + 5 "
                     "FROM run_operations)")
     fed["ops"] = 0
-    _fetch(mirror, folder)
-    assert fed["ops"] > 2000 and _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh"))
+    fetch_cleanly(mirror, folder)
+    assert fed["ops"] > 2000 and index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh"))
 
     (folder / "cfg.yaml").write_text("lr: 0.002\n")    # an uploaded file changed: its refs are remade
     _grow(db, range(2500, 2510))
     fed["ops"] = 0
-    _fetch(mirror, folder)
-    assert fed["ops"] > 2000 and _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh2"))
+    fetch_cleanly(mirror, folder)
+    assert fed["ops"] > 2000 and index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh2"))
 
 
 def test_a_histogram_series_is_folded_whole_each_time(tmp_path, queue, fed):
@@ -154,12 +130,12 @@ def test_a_histogram_series_is_folded_whole_each_time(tmp_path, queue, fed):
     folder, db = queue
     _grow(db, range(2500, 2510), histogram=True)
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, folder)
-    assert "resume" not in _manifest(mirror)
+    fetch_cleanly(mirror, folder)
+    assert "resume" not in only_manifest(mirror)
     _grow(db, range(2510, 2520), histogram=True)
     fed["ops"] = 0
-    _fetch(mirror, folder)
-    assert fed["ops"] > 2000 and _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh"))
+    fetch_cleanly(mirror, folder)
+    assert fed["ops"] > 2000 and index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh"))
 
 
 def test_an_unchanged_queue_folds_nothing_and_one_written_in_wal_mode_is_seen(tmp_path, queue, fed):
@@ -168,9 +144,9 @@ def test_an_unchanged_queue_folds_nothing_and_one_written_in_wal_mode_is_seen(tm
     in its -wal file) is seen; so is a changed upload."""
     folder, db = queue
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     before, fed["ops"] = set(mirror.objects.ids()), 0
-    assert _fetch(mirror, folder).unchanged == 1 and fed["ops"] == 0 and set(mirror.objects.ids()) == before
+    assert fetch_cleanly(mirror, folder).unchanged == 1 and fed["ops"] == 0 and set(mirror.objects.ids()) == before
 
     writer = sqlite3.connect(db)
     writer.execute("PRAGMA journal_mode=WAL")
@@ -178,17 +154,17 @@ def test_an_unchanged_queue_folds_nothing_and_one_written_in_wal_mode_is_seen(tm
     writer.execute(f"INSERT INTO run_operations VALUES ({', '.join('?' * len(row))})", (row[0] + 1, *row[1:]))
     writer.commit()
     assert db.with_name(db.name + "-wal").stat().st_size > 0
-    assert _fetch(mirror, folder).changed == 1 and fed["ops"] == 1
+    assert fetch_cleanly(mirror, folder).changed == 1 and fed["ops"] == 1
     writer.close()
-    assert _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh-wal"))
-    assert _fetch(mirror, folder).unchanged == 1
+    assert index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh-wal"))
+    assert fetch_cleanly(mirror, folder).unchanged == 1
 
     (folder / "cfg.yaml").write_text("lr: 0.002\n")    # the file assign_files named, changed
     fed["ops"] = 0
-    assert _fetch(mirror, folder).changed == 1 and fed["ops"] > 2000
+    assert fetch_cleanly(mirror, folder).changed == 1 and fed["ops"] > 2000
     [(object_id,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'files/cfg.yaml'")
     assert mirror.objects.get_bytes(object_id) == b"lr: 0.002\n"
-    assert _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh"))
+    assert index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh"))
 
 
 def test_a_saved_fold_whose_text_is_gone_folds_whole(tmp_path, queue, fed):
@@ -196,13 +172,13 @@ def test_a_saved_fold_whose_text_is_gone_folds_whole(tmp_path, queue, fed):
     thrown away, then gc) makes the next fetch fold the queue whole, not fail."""
     folder, db = queue
     mirror = Mirror.init(tmp_path / "m")
-    _fetch(mirror, folder)
-    [notes] = scale_resume.texts(scale_resume.decode(mirror.objects.get_bytes(_manifest(mirror)["resume"])))
+    fetch_cleanly(mirror, folder)
+    [notes] = scale_resume.texts(scale_resume.decode(mirror.objects.get_bytes(only_manifest(mirror)["resume"])))
     mirror.objects.remove(notes)
     _grow(db, range(2500, 2600))
     fed["ops"] = 0
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     assert fed["ops"] > 2000
     [(grown_notes,)] = q(mirror, "SELECT object_id FROM assets WHERE file_name = 'notes/log.jsonl'")
     assert mirror.objects.get_bytes(grown_notes).count(b"\n") == 25 + 2
-    assert _rows(mirror) == _rows(_fresh(tmp_path, folder, "fresh"))
+    assert index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh"))

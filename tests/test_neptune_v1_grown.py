@@ -12,13 +12,11 @@ import textwrap
 import time
 
 import pytest
-from neptune_fixtures import q
+from neptune_fixtures import fetch_cleanly, fresh_fetch, index_rows, only_manifest, q
 
 from cometx_mirror.sources.neptune import float_lines, offline_v1
-from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
-from cometx_mirror.sync.fetch import run_fetch
 
 LIVE = """
 import os, time, neptune
@@ -48,7 +46,6 @@ run["train/acc"].clear()                               # its old points go: the 
 run["train/acc"].append(5.0)
 run.stop()
 """
-TABLES = ("experiments", "params", "others", "metrics", "texts", "assets")
 
 
 class _LiveRun:
@@ -74,27 +71,6 @@ class _LiveRun:
 
     def end(self) -> None:
         assert self.proc.wait(120) == 0, self.proc.stderr.read()[-3000:]
-
-
-def _fetch(mirror, folder):
-    result = run_fetch(mirror, "neptune", str(folder), FetchOptions())
-    assert not result.failed and not result.errors, result.errors
-    return result
-
-
-def _rows(mirror) -> dict:
-    return {t: sorted(map(repr, q(mirror, f"SELECT * EXCLUDE (exp_id) FROM {t}"))) for t in TABLES}
-
-
-def _manifest(mirror) -> dict:
-    [manifest_id] = mirror.current_manifests().values()
-    return mirror.get_json(manifest_id)
-
-
-def _fresh(tmp_path, folder, name: str) -> Mirror:
-    fresh = Mirror.init(tmp_path / name)
-    _fetch(fresh, folder)
-    return fresh
 
 
 @pytest.fixture
@@ -141,19 +117,19 @@ def test_a_grown_run_folds_and_indexes_only_its_new_lines(tmp_path, written, rea
     assert one.count(b"\n") < offline_v1.SEGMENT_LINES < two.count(b"\n")     # growth crosses a segment
     mirror = Mirror.init(tmp_path / "m")
     _as_at(log, one)
-    _fetch(mirror, folder)
-    before = _manifest(mirror)
+    fetch_cleanly(mirror, folder)
+    before = only_manifest(mirror)
     assert len(before["logs"][0]["segments"]) == 1 and "resume" in before
 
     _as_at(log, two)
     read.update(bytes=0, segments=[])
-    assert _fetch(mirror, folder).changed == 1
+    assert fetch_cleanly(mirror, folder).changed == 1
     assert read["bytes"] == len(two) - len(one)           # the new lines alone were folded
     assert read["segments"] == [len(one), 0]              # the index: the new lines of the old segment on
-    after = _manifest(mirror)
-    fresh = _fresh(tmp_path, folder, "fresh")
-    assert after == _manifest(fresh)                      # the manifest a fresh fetch writes, byte for byte
-    assert _rows(mirror) == _rows(fresh)
+    after = only_manifest(mirror)
+    fresh = fresh_fetch(tmp_path, folder, "fresh")
+    assert after == only_manifest(fresh)                      # the manifest a fresh fetch writes, byte for byte
+    assert index_rows(mirror) == index_rows(fresh)
     assert q(mirror, "SELECT count(*), max(step) FROM metrics WHERE name = 'train/acc'") == [(1100, 1099)]
     assert q(mirror, "SELECT value FROM params WHERE name = 'parameters/lr'") == [("0.02",)]
     [(stdout,)] = q(mirror, "SELECT object_id FROM texts WHERE kind = 'output'")
@@ -163,14 +139,14 @@ def test_a_grown_run_folds_and_indexes_only_its_new_lines(tmp_path, written, rea
 
     _as_at(log, end)                 # a clear: the fold goes on, but the index of that series is made again
     read.update(bytes=0, segments=[])
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     assert read["bytes"] == len(end) - len(two)
     assert read["segments"][0] == 0 and len(read["segments"]) == 2      # every segment, from the first
     assert q(mirror, "SELECT count(*), max(value) FROM metrics WHERE name = 'train/acc'") == [(1, 5.0)]
-    assert _manifest(mirror) == _manifest(fresh := _fresh(tmp_path, folder, "fresh2"))
-    indexed = _rows(mirror)
+    assert only_manifest(mirror) == only_manifest(fresh := fresh_fetch(tmp_path, folder, "fresh2"))
+    indexed = index_rows(mirror)
     indexer.rebuild(mirror)                               # a reindex folds every stored line again
-    assert _rows(mirror) == indexed == _rows(fresh)
+    assert index_rows(mirror) == indexed == index_rows(fresh)
 
 
 def test_a_torn_tail_and_a_second_log_go_on_from_the_saved_fold(tmp_path, written, read):
@@ -181,24 +157,24 @@ def test_a_torn_tail_and_a_second_log_go_on_from_the_saved_fold(tmp_path, writte
     assert two[cut - 1:cut] != b"\n"
     mirror = Mirror.init(tmp_path / "m")
     _as_at(log, two[:cut])
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     _as_at(log, two)
     read.update(bytes=0)
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     assert read["bytes"] == len(two) - len(one)
-    assert _manifest(mirror) == _manifest(fresh := _fresh(tmp_path, folder, "fresh"))
-    assert _rows(mirror) == _rows(fresh)
+    assert only_manifest(mirror) == only_manifest(fresh := fresh_fetch(tmp_path, folder, "fresh"))
+    assert index_rows(mirror) == index_rows(fresh)
 
     second = log.with_name("data-2.log")
     try:
         second.write_bytes(end[len(two):][:200].rsplit(b"\n", 1)[0] + b"\n")
-        _fetch(mirror, folder)
+        fetch_cleanly(mirror, folder)
         second.write_bytes(end[len(two):])
         read.update(bytes=0, segments=[])
-        _fetch(mirror, folder)
+        fetch_cleanly(mirror, folder)
         assert 0 < read["bytes"] < len(end) - len(two)     # the new lines of data-2.log alone
-        assert _manifest(mirror) == _manifest(fresh := _fresh(tmp_path, folder, "fresh2"))
-        assert _rows(mirror) == _rows(fresh)
+        assert only_manifest(mirror) == only_manifest(fresh := fresh_fetch(tmp_path, folder, "fresh2"))
+        assert index_rows(mirror) == index_rows(fresh)
     finally:
         second.unlink()
 
@@ -210,7 +186,7 @@ def test_a_log_that_did_not_only_grow_is_read_whole(tmp_path, written, read, cha
     folder, log, (one, two, _) = written
     mirror = Mirror.init(tmp_path / "m")
     _as_at(log, one[:-1] if change == "unfinished last line" else one)
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     if change == "lost text":
         [(stdout,)] = q(mirror, "SELECT object_id FROM texts WHERE kind = 'output'")
         mirror.objects.remove(stdout)
@@ -220,7 +196,7 @@ def test_a_log_that_did_not_only_grow_is_read_whole(tmp_path, written, read, cha
         grown = two[:at] + b'"value": 0.6' + two[at + len(b'"value": 0.6'):]
     _as_at(log, grown)
     read.update(bytes=0)
-    _fetch(mirror, folder)
+    fetch_cleanly(mirror, folder)
     assert read["bytes"] == len(grown)                     # every line folded again
-    assert _manifest(mirror) == _manifest(fresh := _fresh(tmp_path, folder, "fresh"))
-    assert _rows(mirror) == _rows(fresh)
+    assert only_manifest(mirror) == only_manifest(fresh := fresh_fetch(tmp_path, folder, "fresh"))
+    assert index_rows(mirror) == index_rows(fresh)
