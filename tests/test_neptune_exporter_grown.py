@@ -126,3 +126,18 @@ def test_a_run_that_did_not_only_gain_parts_is_folded_whole(tmp_path, export, de
     fresh = fresh_fetch(tmp_path, root, "fresh")
     assert grown == only_manifest(fresh)
     assert index_rows(mirror) == index_rows(fresh)
+
+
+def test_a_saved_fold_that_cannot_be_restored_folds_whole(tmp_path, export):
+    """A previous manifest naming a saved fold of this version that lacks what it should hold (damaged,
+    or another build's): the run is folded whole, to the raw manifest a fresh fetch stores."""
+    root, pdir, _ = export
+    mirror = Mirror.init(tmp_path / "m")
+    fetch_cleanly(mirror, root)
+    old = only_manifest(mirror)
+    write_part(pdir, RUN, 1, _part1())
+    [run] = exporter.runs(root, [], [])
+    good = run.store(mirror, old)
+    for state in (b'{"v":1,"parts":1}', b'{"v":1,"parts":1,"run":{"series":{}},"types":{}}'):
+        [again] = exporter.runs(root, [], [])
+        assert again.store(mirror, {**old, "resume": mirror.objects.put_bytes(state)}) == good

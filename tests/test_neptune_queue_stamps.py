@@ -125,16 +125,22 @@ def test_a_v1_run_naming_a_glob_is_read_every_time(tmp_path, neptune_v1_offline,
 
 def test_a_previous_manifest_the_check_cannot_read_means_the_queue_is_read(tmp_path, v1_written, counted):
     """A damaged previous manifest (a log entry without its segments, a stamp of the wrong type, a saved
-    fold that is not stored) is no reason to fail the run: the queue is read, as on a first fetch."""
+    fold that is not stored, or one that cannot be restored) is no reason to fail the run: the queue is read,
+    as on a first fetch."""
     mirror = Mirror.init(tmp_path / "m")
     assert _fetch(mirror, v1_written).new == 1
     [manifest_id] = mirror.current_manifests().values()
     good = mirror.get_json(manifest_id)
     [run] = offline_v1.runs(v1_written, [], [])
     reader = run.store.__self__
+    saved = json.loads(mirror.objects.get_bytes(good["resume"]))
+    del saved["run"]["attrs"]                  # a saved fold the checks take, that cannot be restored
+    unrestorable = mirror.objects.put_bytes(json.dumps(saved).encode())
+    restamped = [{**good["logs"][0], "size": "many"}]
     # a stamp of the wrong type: not as before, but the saved fold (v1_resume) goes on, with no line to read
     for damaged, read in (({**good, "logs": [{k: v for k, v in good["logs"][0].items() if k != "segments"}]}, True),
-                          ({**good, "logs": [{**good["logs"][0], "size": "many"}]}, False),
+                          ({**good, "logs": restamped}, False),
+                          ({**good, "logs": restamped, "resume": unrestorable}, True),
                           ({**good, "logs": None}, True), ({**good, "resume": "0" * 32}, True), (None, True),
                           ([], True)):
         counted["n"] = 0

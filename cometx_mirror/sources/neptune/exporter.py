@@ -343,13 +343,17 @@ def fold(mirror, manifest: dict, summaries: dict | None = None) -> mapping.RunDa
 def _fold(mirror, manifest: dict, summaries: dict | None = None, resumed: tuple | None = None) -> tuple:
     """(the run, its series' kinds) from the stored chunks: of every part, or of those after the ones a
     saved fold took (`resumed`: its state and how many parts)."""
-    run = mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
-    files = manifest.get("files", {})
+    def new_run() -> mapping.RunData:
+        return mapping.RunData(workspace=manifest["workspace"], project=manifest["project"], key=manifest["key"])
+    run, files = new_run(), manifest.get("files", {})
     types: dict[str, str] = {}     # series path -> the kind of its first point (as add_point keeps it)
     parts = sorted(manifest["parts"], key=lambda p: p["part"])
     if resumed is not None:
         state, folded = resumed
-        types, parts = exporter_resume.restore(run, state, mirror.objects), parts[folded:]
+        try:
+            types, parts = exporter_resume.restore(run, state, mirror.objects), parts[folded:]
+        except (KeyError, TypeError, ValueError, AttributeError, ObjectError):
+            run = new_run()            # a saved fold it cannot restore: every part folded
     summaries = summaries or {}
     for part in parts:
         for chunk in part["chunks"]:
