@@ -10,8 +10,10 @@ from neptune_fixtures import (fetch_cleanly, fresh_fetch, index_rows, only_manif
                               write_part)
 
 from cometx_mirror.sources.neptune import exporter
+from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
+from cometx_mirror.sync.fetch import run_fetch
 
 RUN = "RUN-G"
 
@@ -141,3 +143,19 @@ def test_a_saved_fold_that_cannot_be_restored_folds_whole(tmp_path, export):
     for state in (b'{"v":1,"parts":1}', b'{"v":1,"parts":1,"run":{"series":{}},"types":{}}'):
         [again] = exporter.runs(root, [], [])
         assert again.store(mirror, {**old, "resume": mirror.objects.put_bytes(state)}) == good
+
+
+def test_a_part_gone_does_not_replace_the_run_stored(tmp_path, export):
+    """A part the last fetch stored no longer there: the stored run is kept and the fetch says so;
+    `--allow-shrink` takes the run with fewer rows."""
+    root, pdir, _ = export
+    part = write_part(pdir, RUN, 1, _part1())
+    mirror = Mirror.init(tmp_path / "m")
+    fetch_cleanly(mirror, root)
+    stored, indexed = only_manifest(mirror), index_rows(mirror)
+    part.unlink()
+    kept = run_fetch(mirror, "neptune", str(root), FetchOptions())
+    assert kept.failed == 1 and "kept the stored version" in kept.errors[0] and "rows" in kept.errors[0]
+    assert (only_manifest(mirror), index_rows(mirror)) == (stored, indexed)
+    assert not run_fetch(mirror, "neptune", str(root), FetchOptions(allow_shrink=True)).errors
+    assert index_rows(mirror) == index_rows(fresh_fetch(tmp_path, root, "fresh"))

@@ -11,8 +11,10 @@ import pytest
 from neptune_fixtures import _run_script, fetch_cleanly, fresh_fetch, index_rows, only_manifest, q
 
 from cometx_mirror.sources.neptune import scale, scale_resume
+from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
+from cometx_mirror.sync.fetch import run_fetch
 
 LOOP = """
 from neptune_scale import Run
@@ -114,8 +116,12 @@ def test_a_queue_that_did_not_only_grow_is_folded_whole(tmp_path, queue, fed):
     with sqlite3.connect(db) as con:               # an early operation gone (rewritten, or synced away)
         con.execute("DELETE FROM run_operations WHERE sequence_id = (SELECT min(sequence_id) + 5 "
                     "FROM run_operations)")
+    stored, indexed = only_manifest(mirror), index_rows(mirror)
+    kept = run_fetch(mirror, "neptune", str(folder), FetchOptions())     # less than stored: not taken
+    assert kept.failed == 1 and "kept the stored version" in kept.errors[0] and "operations" in kept.errors[0]
+    assert (only_manifest(mirror), index_rows(mirror)) == (stored, indexed)
     fed["ops"] = 0
-    fetch_cleanly(mirror, folder)
+    assert not run_fetch(mirror, "neptune", str(folder), FetchOptions(allow_shrink=True)).errors
     assert fed["ops"] > 2000 and index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh"))
 
     (folder / "cfg.yaml").write_text("lr: 0.002\n")    # an uploaded file changed: its refs are remade

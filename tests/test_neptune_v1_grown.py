@@ -15,8 +15,10 @@ import pytest
 from neptune_fixtures import fetch_cleanly, fresh_fetch, index_rows, only_manifest, q
 
 from cometx_mirror.sources.neptune import float_lines, offline_v1
+from cometx_mirror.sources.options import FetchOptions
 from cometx_mirror.store.mirror import Mirror
 from cometx_mirror.sync import indexer
+from cometx_mirror.sync.fetch import run_fetch
 
 LIVE = """
 import os, time, neptune
@@ -200,3 +202,20 @@ def test_a_log_that_did_not_only_grow_is_read_whole(tmp_path, written, read, cha
     assert read["bytes"] == len(grown)                     # every line folded again
     assert only_manifest(mirror) == only_manifest(fresh := fresh_fetch(tmp_path, folder, "fresh"))
     assert index_rows(mirror) == index_rows(fresh)
+
+
+def test_a_log_cut_short_does_not_replace_the_run_stored(tmp_path, written):
+    """The op log shorter than the last fetch stored it (truncated, or the client's async queue cleaned
+    up): the stored run is kept and the fetch says so; `--allow-shrink` takes the shorter one."""
+    folder, log, (one, two, _) = written
+    mirror = Mirror.init(tmp_path / "m")
+    _as_at(log, two)
+    fetch_cleanly(mirror, folder)
+    stored, indexed = only_manifest(mirror), index_rows(mirror)
+    assert stored["extent"]["lines"] == two.count(b"\n")
+    _as_at(log, one)
+    kept = run_fetch(mirror, "neptune", str(folder), FetchOptions())
+    assert kept.failed == 1 and "kept the stored version" in kept.errors[0] and "lines" in kept.errors[0]
+    assert (only_manifest(mirror), index_rows(mirror)) == (stored, indexed)
+    assert not run_fetch(mirror, "neptune", str(folder), FetchOptions(allow_shrink=True)).errors
+    assert index_rows(mirror) == index_rows(fresh_fetch(tmp_path, folder, "fresh"))

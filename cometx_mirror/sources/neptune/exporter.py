@@ -245,7 +245,9 @@ def _storer(project_dir: Path, prefix: str, files_root: Path, project_id: str, r
         return {"type": "experiment", "normalizer": NORMALIZER, "source": mapping.SOURCE, "origin": ORIGIN,
                 "workspace": ws, "project": proj, "project_id": project_id, "key": run_id,
                 "project_dir": project_dir.name, "run_prefix": prefix, "parts": parts, "files": files,
-                "missing": missing, "errors": errors}
+                "missing": missing, "errors": errors,
+                # what the run holds, which a later fetch must not replace with less (sync/shrink.py)
+                "extent": {"rows": sum(part["rows"] for part in parts)}}
     return store
 
 

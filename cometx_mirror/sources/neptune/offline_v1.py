@@ -277,7 +277,10 @@ class _RunReader(FoldingReader):
                     "origin": ORIGIN, "workspace": self.ws, "project": self.proj, "key": self.key,
                     "run_dir": run_dir.name, "metadata": mirror.objects.put_bytes(meta_bytes), "logs": logs,
                     "files": files, "globs": globs, "tracked": tracked, "missing": missing,
-                    "errors": errors + file_errors}
+                    "errors": errors + file_errors,
+                    # what the run holds, which a later fetch must not replace with less (sync/shrink.py):
+                    # the op logs' lines stored, and the well-formed operations among them
+                    "extent": {"lines": sum(log["lines"] for log in logs), "operations": folder.i}}
         saved = None if globs or tracked or missing or log_end is None else \
             v1_resume.encode(folder, mirror.objects, log_end, errors, file_errors)
         if saved is not None:

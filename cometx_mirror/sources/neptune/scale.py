@@ -164,7 +164,10 @@ class _QueueReader(FoldingReader):
                     "key": self.run_id, "queue": f"{db.parent.name}/{db.name}", "queue_version": self.version,
                     "segments": segments,
                     "uploads": uploads, "operation_errors": op_errors, "files": files, "missing": missing,
-                    "errors": errors + file_errors}
+                    "errors": errors + file_errors,
+                    # what the queue holds, which a later fetch must not replace with less (sync/shrink.py):
+                    # the client deletes operations once synced, or the queue may be a new one
+                    "extent": {"operations": ops}}
         if saved is not None:
             manifest["resume"] = mirror.objects.put_bytes(saved)
         self.keep(manifest, folder)
