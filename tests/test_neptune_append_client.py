@@ -201,6 +201,53 @@ def test_null_steps_numbered_at_once_are_the_ones_the_op_by_op_rule_gives():
     assert 0 < refused < 1500
 
 
+def test_null_steps_of_ops_numbered_by_their_counts_are_those_of_their_points():
+    """number() given the ops' paths and each op's count of points numbers as given each point's path."""
+    rng = random.Random(5)
+    for _ in range(500):
+        ops = [rng.choice("abc") for _ in range(rng.randint(1, 12))]
+        counts = [rng.randint(1, 6) for _ in ops]
+        points = [path for path, n in zip(ops, counts) for _ in range(n)]
+        steps = numpy.array([numpy.nan if rng.random() < 0.8 else float(rng.randint(0, 40)) for _ in points])
+        before = {p: rng.choice([0, 3, 7.0]) for p in "abc" if rng.random() < 0.6}
+        by_point = null_steps.number(points, steps, before)
+        by_op = null_steps.number(ops, steps, before, counts)
+        assert by_point is not None and by_op is not None
+        assert by_op[0].tolist() == by_point[0].tolist() and repr(by_op[1]) == repr(by_point[1])
+
+
+def test_a_first_segment_of_many_point_ops_with_null_steps_is_folded_at_once(tmp_path, monkeypatch):
+    """The series begin in the segment (a run's first): its Block is still taken at once, by the fold and by
+    the float stream (each series a float series from its first op), as feeding it line by line gives."""
+    lines = [_op(k, {"type": "LogFloats", "path": ["train", f"s{k % 3}"],
+                     "values": [{"value": 1.0 / (k + j + 1), "step": None, "ts": 1.7e9 + k} for j in range(5)]})
+             for k in range(300)]
+    data = b"\n".join(lines) + b"\n"
+    fed = {"block": 0, "stream": 0}
+    fed_block, taken_whole = offline_v1._Fold._fed_block, offline_v1._taken_whole
+
+    def block(self, item):
+        fed_block(self, item)
+        fed["block"] += len(item)
+
+    def taken(item, *args):
+        got = taken_whole(item, *args)
+        fed["stream"] += got is not None and len(item)
+        return got
+    monkeypatch.setattr(offline_v1._Fold, "_fed_block", block)
+    monkeypatch.setattr(offline_v1, "_taken_whole", taken)
+    fast, fast_state, mirror = _store_fold(tmp_path, data, "fast", monkeypatch, True)
+    assert fed["block"] == 300
+    slow, slow_state, _ = _store_fold(tmp_path, data, "slow", monkeypatch, False)
+    assert fast == {**slow, "run_dir": fast["run_dir"]} and repr(fast_state) == repr(slow_state)
+    assert fast_state[1] == {"train/s0": 0, "train/s1": 1, "train/s2": 2}       # where each series starts
+    monkeypatch.setattr(offline_v1, "_taken_whole", taken)
+    manifest = {"logs": fast["logs"]}
+    streamed = _stream(mirror, manifest, monkeypatch, True)
+    assert fed["stream"] == 300 and len(streamed) == 1500
+    assert streamed == _stream(mirror, manifest, monkeypatch, False)
+
+
 def test_printed_words_are_cut_as_one_column_and_a_word_holding_the_separator_is_left_whole():
     words = [_op(k, _point("LogStrings", STDOUT, w)) for k, w in enumerate(["a", "\n", "ünï", ""])]
     floats = [_op(9, _point("LogFloats", ["m"], 0.5))]

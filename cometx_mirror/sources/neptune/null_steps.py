@@ -21,27 +21,31 @@ def whole(x) -> bool:
     return type(x) in (int, float) and abs(x) < _WHOLE_BOUND and x == int(x)
 
 
-def _per_path(paths: list[str], steps):
-    """(path, its ops' places, their steps) of each path, in first-met order."""
+def _per_path(paths: list[str], steps, counts: list[int] | None = None):
+    """(path, its points' places, their steps) of each path, in first-met order (`counts`: the points
+    of each of `paths`, when those are ops' paths; else one each)."""
     code: dict[str, int] = {}
     if len(set(paths)) == 1:
         yield paths[0], slice(None), steps
         return
     codes = numpy.array([code.setdefault(p, len(code)) for p in paths], numpy.int64)
+    if counts is not None:
+        codes = numpy.repeat(codes, counts)
     for path, c in code.items():
         where = numpy.flatnonzero(codes == c)
         yield path, where, steps[where]
 
 
-def number(paths: list[str], steps, next_step: dict) -> tuple | None:
+def number(paths: list[str], steps, next_step: dict, counts: list[int] | None = None) -> tuple | None:
     """(steps numbered, each path's next step) of points of these paths in order (an op's points as
     ops of one), their steps (float64, NaN for null) numbered as the op-by-op rule numbers them from `next_step` (each path's
     next step so far; 0 for a path not in it). The next steps are the objects that rule leaves: a
     series' last given step (a float) + the points after it + 1, or its next step so far + its points.
-    None when the rule could give another number (see the module's note)."""
+    None when the rule could give another number (see the module's note). `counts`: `paths` are ops'
+    paths, op k holding counts[k] points (None: a path per point)."""
     out = steps.copy()
     after = {}
-    for path, where, own in _per_path(paths, steps):
+    for path, where, own in _per_path(paths, steps, counts):
         null = numpy.isnan(own)
         if not null.any():
             after[path] = own[-1].item() + 1

@@ -482,14 +482,24 @@ class _Fold:
 
     def _takes_block(self, block: float_lines.Block) -> bool:
         types, ats = self.types, block.ats
-        if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
+        if not _finite_times(ats):
             return False
         if not (block.numbered or block.single() or block.array is not None):
             return False
-        return all(types.get(path) == "float_series" for path in set(block.paths))
+        kinds = set(map(types.get, set(block.paths)))
+        if kinds == {"float_series"}:
+            return True
+        # a path with no series yet becomes a float series at its first op, as feed makes it (each op has a point)
+        return kinds <= {"float_series", None} and \
+            (block.single() or block.ends is not None and all(map(operator.lt, [0] + block.ends, block.ends)))
 
     def _fed_block(self, block: float_lines.Block) -> None:
-        paths, next_step = block.paths, self.next_step
+        paths, next_step, types = block.paths, self.next_step, self.types
+        if not types.keys() >= set(paths):     # series that begin here (a run's first segment), at their first op
+            for k, path in enumerate(paths):
+                if path not in types:
+                    types[path] = "float_series"
+                    self.float_from[path] = self.i + k
         if block.numbered:           # each path's last step in the block + 1
             next_step.update(zip(paths, map(operator.add, block.lasts, repeat(1))))
         elif block.single():         # op by op, as feed_float numbers a null step (a loop of few steps)
@@ -507,7 +517,7 @@ class _Fold:
         """Whether feed_texts takes it; `whole_after`: and each path's next step after it is whole too
         (then so is every one between, where the texts of a run one by one would each ask)."""
         paths, ats, series, next_step = texts.paths, texts.ats, self.run.series, self.next_step
-        if set(map(type, ats)) != {float} or not all(map(math.isfinite, ats)):
+        if not _finite_times(ats):
             return False
         if texts.steps.count(None) != len(paths):
             return False
@@ -617,6 +627,12 @@ class _Fold:
         else:
             unhandled = run.extra.setdefault("unhandled_ops", {})
             unhandled[t] = unhandled.get(t, 0) + 1
+
+
+def _finite_times(ats: list) -> bool:
+    """Whether every op time is a finite float and the latest one is a time in ms (to_ms of it is not None:
+    the fold, taking the ops at once, takes the latest time of them alone)."""
+    return set(map(type, ats)) == {float} and all(map(math.isfinite, ats)) and math.isfinite(max(ats) * 1000)
 
 
 def _next_step(values: list, step):
@@ -994,21 +1010,35 @@ def _taken_whole(block: float_lines.Block, float_from: dict[str, int], first: in
     every null step of its float rows is numbered (null_steps, from `next_step`: the rule numbers an
     op's points as it numbers one-point ops); rows are those (None: the Block's lists are taken). None
     for a Block to take op by op."""
-    if not all(float_from.get(path, first + 1) <= first for path in set(block.paths)):
+    if not all(float_from.get(path, first + 1) <= first for path in set(block.paths)) and \
+            not _kept_from_first_op(block.paths, float_from, first):
         return None
     if block.numbered:
         return block.array, {path: step + 1 for path, step in zip(block.paths, block.lasts)}
     if block.array is None:
         return None
-    paths = block.paths     # a point's path; the op-by-op rule numbers an op's points as ops of one each
-    if not block.single():
-        paths = list(chain.from_iterable(map(repeat, paths, map(operator.sub, block.ends, [0] + block.ends))))
-    numbered = null_steps.number(paths, block.array[:, 1], next_step)
+    # the op-by-op rule numbers an op's points as ops of one each
+    counts = None if block.single() else list(map(operator.sub, block.ends, [0] + block.ends))
+    numbered = null_steps.number(block.paths, block.array[:, 1], next_step, counts)
     if numbered is None:
         return None
     rows = block.array.copy()
     rows[:, 1], after = numbered
     return rows, after
+
+
+def _kept_from_first_op(paths: list, float_from: dict[str, int], first: int) -> bool:
+    """Whether each op path's float series starts at or before its first op among these (numbered from
+    `first`): a series that begins among them (a run's first segment) keeps every point of theirs, as
+    none of them clears it."""
+    met = set()
+    for k, path in enumerate(paths):
+        if path not in met:
+            met.add(path)
+            start = float_from.get(path)
+            if start is None or start > first + k:
+                return False
+    return True
 
 
 def _next_step_of(steps: list, step):
