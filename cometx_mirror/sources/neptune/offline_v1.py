@@ -29,7 +29,7 @@ from ... import metric_stream
 from ...store.objects import ObjectError, hash_bytes
 from .. import file_prefix
 from ..blob_spool import BlobSpool
-from . import float_lines, mapping, null_steps, queue_stamps, v1_resume
+from . import acked_logs, float_lines, mapping, null_steps, queue_stamps, v1_resume
 from .driver import FoldingReader, RunSource, raw_of, store_file
 from .row_spill import RowSpill
 
@@ -131,10 +131,11 @@ class _RunReader(FoldingReader):
         return fold(mirror, manifest)
 
     def store(self, mirror, old: dict | None) -> dict:
-        as_before = queue_stamps.previous(self._as_before, mirror, old)
+        run_dir = self.run_dir
+        acked = self._acked(mirror, old)           # first logs a syncing client deleted: kept as stored
+        as_before = queue_stamps.previous(lambda mirror, old: self._as_before(mirror, old, acked), mirror, old)
         if as_before is not None:
             return as_before
-        run_dir = self.run_dir
         old_files = (old or {}).get("files", {})
         errors, file_errors, logs = [], [], []
         meta_bytes = (run_dir / "metadata.json").read_bytes() if (run_dir / "metadata.json").exists() else b""
@@ -146,7 +147,8 @@ class _RunReader(FoldingReader):
             return made
         folder = new_fold()
         # the logs as the last fetch left them, when the run only grew since: its fold goes on (v1_resume)
-        resumed = queue_stamps.previous(lambda mirror, old: self._resumed(mirror, old, meta_bytes), mirror, old)
+        resumed = queue_stamps.previous(lambda mirror, old: self._resumed(mirror, old, meta_bytes, acked),
+                                        mirror, old)
         if resumed is not None:
             try:
                 v1_resume.restore(folder, resumed.state, mirror.objects)
@@ -159,8 +161,11 @@ class _RunReader(FoldingReader):
         spill = folder.spill = RowSpill(mirror.objects.tmp)
 
         def keep(recorded: str, actual: Path, attr: str) -> None:
+            stored = old_files.get(recorded)
             if actual.is_file():
-                files[recorded] = store_file(mirror, actual, old_files.get(recorded))
+                files[recorded] = store_file(mirror, actual, stored)
+            elif queue_stamps.still_stored(mirror, stored):   # gone since: a syncing client deletes an
+                files[recorded] = dict(stored)                  # upload once sent; the mirror keeps its copy
             elif recorded not in missing:
                 missing.append(recorded)
                 file_errors.append(f"missing file {recorded} (uploaded as {attr})")
@@ -251,6 +256,13 @@ class _RunReader(FoldingReader):
                 folder.feed(rec)
 
         log_end = None                             # where the last log stands, for the saved fold
+        for entry in acked:
+            if resumed is None:                    # folded again from the segments stored
+                segments, sizes, count = [], [], 0
+                for seg in entry["segments"]:
+                    count = fold_segment(mirror.objects.get_bytes(seg).splitlines(keepends=True),
+                                         entry["file"], count)
+            logs.append(entry)                     # stamped as the last fetch read it
         for log in _log_files(run_dir):
             if resumed is not None and log.name in resumed.kept:
                 logs.append(resumed.kept[log.name])     # stamped as the last fetch read it
@@ -288,12 +300,12 @@ class _RunReader(FoldingReader):
         self.keep(manifest, folder)
         return manifest
 
-    def _resumed(self, mirror, old: dict, meta_bytes: bytes) -> "_Resume | None":
+    def _resumed(self, mirror, old: dict, meta_bytes: bytes, acked: list[dict]) -> "_Resume | None":
         """Where to go on from the previous fetch's saved fold (v1_resume) when the run folder only grew
         since: the same run and metadata, no glob, artifact or missing file, each file it uploaded
-        unchanged, the logs it read still there and first, all but the last stamped as then, and the last
-        still beginning with its stored segments' bytes, the last of them ending with a whole line;
-        else None (the logs are read whole)."""
+        unchanged, the logs it read still there and first (but for those `acked`), all but the last
+        stamped as then, and the last still beginning with its stored segments' bytes, the last of them
+        ending with a whole line; else None (the logs are read whole)."""
         if old.get("normalizer") != NORMALIZER or not old.get("resume") or old.get("globs") \
                 or old.get("tracked") or old.get("missing"):
             return None
@@ -304,10 +316,11 @@ class _RunReader(FoldingReader):
         logs, run_dir = old["logs"], self.run_dir
         if state is None or not logs or state["log"]["file"] != logs[-1]["file"]:
             return None
-        if [log.name for log in _log_files(run_dir)][:len(logs)] != [entry["file"] for entry in logs]:
+        there = logs[len(acked):]
+        if not there or [log.name for log in _log_files(run_dir)][:len(there)] != [e["file"] for e in there]:
             return None
         *earlier, grown = logs
-        if not all(queue_stamps.same(run_dir / entry["file"], entry) for entry in earlier):
+        if not all(queue_stamps.same(run_dir / entry["file"], entry) for entry in there[:-1]):
             return None
         segments, sizes, last_lines = grown["segments"], state["log"]["sizes"], state["log"]["last_lines"]
         if len(sizes) != len(segments) or \
@@ -326,10 +339,11 @@ class _RunReader(FoldingReader):
         return _Resume(state, {entry["file"]: entry for entry in earlier}, grown["file"], segments[:-1],
                        sizes[:-1], grown["lines"] - last_lines, last_lines if segments else 0)
 
-    def _as_before(self, mirror, old: dict) -> dict | None:
+    def _as_before(self, mirror, old: dict, acked: list[dict]) -> dict | None:
         """The previous fetch's raw manifest when reading the run folder again would give it (see
-        queue_stamps): the same logs, each stamped as then, the same metadata, every named file unchanged,
-        none missing and no glob or artifact listing (those are taken at fetch time); else None."""
+        queue_stamps): the same logs but those `acked`, each stamped as then, the same metadata, every
+        named file unchanged, none missing and no glob or artifact listing (those are taken at fetch
+        time); else None."""
         if old.get("normalizer") != NORMALIZER or old.get("globs") or old.get("tracked") \
                 or old.get("missing"):
             return None
@@ -337,9 +351,10 @@ class _RunReader(FoldingReader):
                 (self.ws, self.proj, self.key, self.run_dir.name):
             return None
         logs, run_dir = old.get("logs") or [], self.run_dir
-        if [log.name for log in _log_files(run_dir)] != [entry["file"] for entry in logs]:
+        there = logs[len(acked):]
+        if [log.name for log in _log_files(run_dir)] != [entry["file"] for entry in there]:
             return None
-        if not all(queue_stamps.same(run_dir / entry["file"], entry) for entry in logs):
+        if not all(queue_stamps.same(run_dir / entry["file"], entry) for entry in there):
             return None
         meta = run_dir / "metadata.json"
         if hash_bytes(meta.read_bytes() if meta.exists() else b"") != old.get("metadata"):
@@ -350,6 +365,15 @@ class _RunReader(FoldingReader):
         if not queue_stamps.stored(mirror, chain([old["metadata"]], saved, *(entry["segments"] for entry in logs))):
             return None
         return raw_of(old)
+
+    def _acked(self, mirror, old: dict | None) -> list[dict]:
+        """The previous manifest's logs that a syncing client deleted and the mirror keeps (acked_logs)."""
+        if not isinstance(old, dict) or old.get("run_dir") != self.run_dir.name:
+            return []
+        try:
+            return acked_logs.kept(mirror, old.get("logs") or [], _log_files(self.run_dir))
+        except (KeyError, TypeError, ValueError, AttributeError, OSError, ObjectError):
+            return []
 
     def _recorded_path(self, recorded: str) -> Path:
         """Where a file the manifest names by its recorded path is (files_of's naming)."""

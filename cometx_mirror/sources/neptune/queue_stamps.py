@@ -35,13 +35,18 @@ def same(path: Path, recorded: dict | None) -> bool:
 
 def files_unchanged(mirror, files: dict, where: Callable[[str], Path | None]) -> bool:
     """Whether each file the manifest stored (recorded name -> its entry) is as it was: stamped as then,
-    its object still stored (store_file would keep the entry). `where` gives a recorded name's place
-    on disk."""
+    or gone from the disk (its stored copy is kept then), its object still stored (store_file would keep
+    the entry). `where` gives a recorded name's place on disk."""
     for recorded, entry in files.items():
         path = where(recorded)
-        if path is None or not same(path, entry) or not mirror.objects.exists(entry.get("object_id") or ""):
+        if path is None or not still_stored(mirror, entry) or (path.exists() and not same(path, entry)):
             return False
     return True
+
+
+def still_stored(mirror, entry: dict | None) -> bool:
+    """Whether a stored file's entry names an object the store holds."""
+    return bool(entry) and mirror.objects.exists(entry.get("object_id") or "")
 
 
 def stored(mirror, object_ids: Iterable[str]) -> bool:
