@@ -49,6 +49,28 @@ def test_text_is_compressed_random_bytes_are_stored_raw(mirror):
     assert codec_of(mirror, noise) == CODEC_RAW
 
 
+def test_a_large_object_compressed_on_a_second_thread_reads_back_whole(mirror, tmp_path):
+    """From PARALLEL_FROM on zstd compresses on a thread of its own: another body, the same id and bytes,
+    and damage in it is caught as in any other."""
+    from cometx_mirror.store.objects import PARALLEL_FROM
+    lines = b"".join(b'{"step": %d, "value": %r}\n' % (i, 1 / (i + 1)) for i in range(PARALLEL_FROM // 20))
+    assert len(lines) > PARALLEL_FROM
+    (tmp_path / "big.jsonl").write_bytes(lines)
+    oid, size = mirror.objects.put_file(tmp_path / "big.jsonl")
+    assert (oid, size) == (hash_bytes(lines), len(lines)) and codec_of(mirror, oid) == CODEC_ZSTD
+    assert mirror.objects.get_bytes(oid) == lines
+    path = mirror.objects.path(oid)
+    same = Mirror.init(tmp_path / "alone")
+    assert same.objects.put_stream(iter([lines]))[0] == oid       # no size told: one thread, the same id
+    assert same.objects.path(oid).read_bytes() != path.read_bytes()   # the bodies differ
+    os.chmod(path, 0o644)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ObjectError, match="corrupt"):
+        mirror.objects.check(oid)
+
+
 def test_empty_object_round_trips(mirror):
     oid = mirror.objects.put_bytes(b"")
     assert mirror.objects.get_bytes(oid) == b""

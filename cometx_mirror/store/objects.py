@@ -46,6 +46,8 @@ ZSTD_LEVEL = 3
 # Bodies that shrink by less than this are stored raw: media and checkpoints
 # gain nothing from zstd and cost CPU on every read.
 MIN_GAIN = 1.05
+# Objects from this size on are compressed on a thread of zstd's own (ObjectStore.writer)
+PARALLEL_FROM = 8 << 20
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 # Objects up to this size are verified into memory and handed out from there; larger
 # ones are rehashed first, then streamed again from disk.
@@ -63,8 +65,10 @@ def hash_bytes(data: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+def _compressor(parallel: bool = False) -> zstandard.ZstdCompressor:
+    # parallel: zstd compresses on a thread of its own while the caller goes on (reading, folding): for
+    # a large object only, as starting that thread costs more than a small object's compression
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, threads=1 if parallel else 0)
 
 
 def _pays_to_compress(sample: bytes) -> bool:
@@ -147,11 +151,11 @@ class ObjectStore:
 
     # -- writing -----------------------------------------------------------
     def put_bytes(self, data: bytes) -> str:
-        return self.put_stream(io.BytesIO(data))[0]
+        return self.put_stream(io.BytesIO(data), size_hint=len(data))[0]
 
     def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
         with open(path, "rb") as f:
-            return self.put_stream(f)
+            return self.put_stream(f, size_hint=os.fstat(f.fileno()).st_size)
 
     def put_file_once(self, path: str | os.PathLike) -> tuple[str, int]:
         """put_file, skipping the write when the object is already there.
@@ -169,22 +173,24 @@ class ObjectStore:
         return self.put_file(path)
 
     def put_stream(self, stream: BinaryIO | Iterable[bytes],
-                   expected_size: int | None = None) -> tuple[str, int]:
+                   expected_size: int | None = None, size_hint: int | None = None) -> tuple[str, int]:
         """Store everything read from `stream`; return (object id, raw size).
 
         `stream` is a binary file or an iterable of byte chunks (a download).
         With `expected_size`, a short or long body raises ObjectError and
-        nothing is published.
+        nothing is published. `size_hint`: about how many bytes will come (see `writer`).
         """
-        with self.writer() as out:
+        with self.writer(size_hint or expected_size) as out:
             for chunk in _chunks(stream):
                 out.write(chunk)
             return out.finish(expected_size)
 
-    def writer(self) -> "ObjectWriter":
+    def writer(self, size_hint: int | None = None) -> "ObjectWriter":
         """An object written as its bytes come (`write`), published by `finish`: for a reader that
-        stores what it reads in the same pass. Leaving the block unfinished publishes nothing."""
-        return ObjectWriter(self)
+        stores what it reads in the same pass. Leaving the block unfinished publishes nothing.
+        `size_hint`: about how many bytes will come; from PARALLEL_FROM on they are compressed on a
+        second thread (the stored body differs, its id and bytes read back do not)."""
+        return ObjectWriter(self, size_hint)
 
     def _publish(self, tmp_name: str, object_id: str, size: int) -> None:
         if object_id in self._present:
@@ -445,8 +451,8 @@ class ObjectWriter:
     """One object being written: bytes hashed and (when it pays) compressed into a temporary file as
     they come, published under their hash by `finish` (see ObjectStore.writer)."""
 
-    def __init__(self, store: ObjectStore):
-        self._store = store
+    def __init__(self, store: ObjectStore, size_hint: int | None = None):
+        self._store, self._parallel = store, (size_hint or 0) >= PARALLEL_FROM
         self._out = self._sink = None
         self._tmp_name: str | None = None
         self._hasher, self.size, self._codec = xxhash.xxh3_128(), 0, CODEC_RAW
@@ -462,7 +468,7 @@ class ObjectWriter:
         fd, self._tmp_name = tempfile.mkstemp(dir=self._store.tmp, prefix="obj-")
         self._out = os.fdopen(fd, "wb")
         self._out.write(HEADER.pack(MAGIC, self._codec, 0))
-        self._sink = (_compressor().stream_writer(self._out, closefd=False)
+        self._sink = (_compressor(self._parallel).stream_writer(self._out, closefd=False)
                       if self._codec == CODEC_ZSTD else self._out)
 
     def write(self, chunk: bytes) -> None:

@@ -145,12 +145,12 @@ def _fold_parts(mirror, f, size: int, name: str, previous: dict | None, spans_to
             if size == stored:
                 return old_parts, fold_state.resolved(state, mirror.objects), previous["log"]["resume"], stored
             start = state["complete_end"]
-            with mirror.objects.writer() as out:
+            with mirror.objects.writer(size - stored) as out:
                 source = log_parts.StoringRange(f, size, out, stored)
                 log = fold(source, name, start=start, log=fold_state.decode(state, mirror.objects), **light)
                 return old_parts + [source.finish()], log, None, start
     f.seek(0)
-    with mirror.objects.writer() as out:
+    with mirror.objects.writer(size) as out:
         source = log_parts.StoringRange(f, size, out, 0)
         log = fold(source, name, **light)
         return [source.finish()], log, None, 0
