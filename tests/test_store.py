@@ -29,6 +29,14 @@ def codec_of(m: Mirror, oid: str) -> int:
         return HEADER.unpack(f.read(HEADER.size))[1]
 
 
+def flip_bit(path: Path, at: int | None = None, bit: int = 0x40) -> None:
+    """Damage a stored object in place: one bit of byte `at` (the middle by default) flipped."""
+    os.chmod(path, 0o644)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2 if at is None else at] ^= bit
+    path.write_bytes(bytes(raw))
+
+
 # -- objects -------------------------------------------------------------------
 
 def test_same_bytes_are_stored_once(mirror):
@@ -63,10 +71,7 @@ def test_a_large_object_compressed_on_a_second_thread_reads_back_whole(mirror, t
     same = Mirror.init(tmp_path / "alone")
     assert same.objects.put_stream(iter([lines]))[0] == oid       # no size told: one thread, the same id
     assert same.objects.path(oid).read_bytes() != path.read_bytes()   # the bodies differ
-    os.chmod(path, 0o644)
-    raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2] ^= 0x40
-    path.write_bytes(bytes(raw))
+    flip_bit(path)
     with pytest.raises(ObjectError, match="corrupt"):
         mirror.objects.check(oid)
 
@@ -85,11 +90,7 @@ def test_short_stream_with_expected_size_publishes_nothing(mirror):
 
 def test_reads_verify_the_hash(mirror):
     oid = mirror.objects.put_bytes(os.urandom(5000))
-    path = mirror.objects.path(oid)
-    os.chmod(path, 0o644)
-    raw = bytearray(path.read_bytes())
-    raw[HEADER.size + 100] ^= 0x01
-    path.write_bytes(bytes(raw))
+    flip_bit(mirror.objects.path(oid), HEADER.size + 100, 0x01)
     with pytest.raises(ObjectError, match=f"{oid} is corrupt"):
         mirror.objects.get_bytes(oid)
 
@@ -97,11 +98,7 @@ def test_reads_verify_the_hash(mirror):
 def test_flipped_byte_in_zstd_object_is_caught(mirror):
     oid = mirror.objects.put_bytes(b"abcdefgh" * 20_000)
     assert codec_of(mirror, oid) == CODEC_ZSTD
-    path = mirror.objects.path(oid)
-    os.chmod(path, 0o644)
-    raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2] ^= 0x40
-    path.write_bytes(bytes(raw))
+    flip_bit(mirror.objects.path(oid))
     with pytest.raises(ObjectError, match="corrupt"):
         mirror.objects.check(oid)
 
