@@ -367,13 +367,11 @@ class _RunReader(FoldingReader):
         return raw_of(old)
 
     def _acked(self, mirror, old: dict | None) -> list[dict]:
-        """The previous manifest's logs that a syncing client deleted and the mirror keeps (acked_logs)."""
-        if not isinstance(old, dict) or old.get("run_dir") != self.run_dir.name:
-            return []
-        try:
-            return acked_logs.kept(mirror, old.get("logs") or [], _log_files(self.run_dir))
-        except (KeyError, TypeError, ValueError, AttributeError, OSError, ObjectError):
-            return []
+        """The previous manifest's logs that a syncing client deleted and the mirror keeps (acked_logs);
+        none when that manifest is another folder's or one the check cannot read."""
+        return queue_stamps.previous(
+            lambda mirror, old: acked_logs.kept(mirror, old.get("logs") or [], _log_files(self.run_dir))
+            if old.get("run_dir") == self.run_dir.name else [], mirror, old) or []
 
     def _recorded_path(self, recorded: str) -> Path:
         """Where a file the manifest names by its recorded path is (files_of's naming)."""

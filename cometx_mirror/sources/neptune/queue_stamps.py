@@ -54,9 +54,10 @@ def stored(mirror, object_ids: Iterable[str]) -> bool:
     return all(map(mirror.objects.exists, object_ids))
 
 
-def previous(check: Callable[[Any, dict], dict | None], mirror, old: dict | None) -> dict | None:
-    """check(mirror, old): the previous raw manifest if the queue is as it was, else None; None too
-    when `old` is not a manifest the check can read (a damaged mirror's): the queue is then read."""
+def previous(check: Callable[[Any, dict], Any], mirror, old: dict | None) -> Any:
+    """check(mirror, old): what the previous fetch left that this one can take (the previous raw manifest
+    if the queue is as it was, where to resume, the logs kept), else None; None too when `old` is not a
+    manifest the check can read (a damaged mirror's): the queue is then read."""
     if not isinstance(old, dict):
         return None
     try:
